@@ -1,0 +1,110 @@
+//! Thread-local runtime context.
+//!
+//! Three things are tracked per thread:
+//! - the *current handle*: which runtime `spawn` and `Handle::current` use
+//!   (set by `Runtime::enter`, `block_on` and on worker threads);
+//! - whether the thread is *inside a runtime* (driving one): then a nested
+//!   `block_on` would deadlock and is refused;
+//! - the *scheduler context*: the scheduler state of the worker (or
+//!   `block_on` thread) running right now, so a wake from a task running
+//!   on this thread can go to the local queue instead of the shared one.
+
+use crate::scheduler;
+use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
+
+thread_local! {
+    static CURRENT: RefCell<Option<scheduler::Handle>> = const { RefCell::new(None) };
+    static IN_RUNTIME: Cell<bool> = const { Cell::new(false) };
+    static SCHEDULER: Cell<Option<NonNull<scheduler::Context>>> = const { Cell::new(None) };
+}
+
+/// Restores the previous current handle on drop.
+pub(crate) struct SetCurrentGuard {
+    prev: Option<scheduler::Handle>,
+}
+
+impl std::fmt::Debug for SetCurrentGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetCurrentGuard")
+    }
+}
+
+/// Makes `handle` the current one until the guard drops.
+pub(crate) fn set_current(handle: &scheduler::Handle) -> SetCurrentGuard {
+    let prev = CURRENT.with(|c| c.borrow_mut().replace(handle.clone()));
+    SetCurrentGuard { prev }
+}
+
+impl Drop for SetCurrentGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+/// The current handle, if any.
+pub(crate) fn current() -> Option<scheduler::Handle> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
+/// Marks the thread as driving a runtime until the guard drops.
+pub(crate) struct EnterRuntimeGuard {
+    _current: SetCurrentGuard,
+}
+
+/// Enters the runtime on this thread, or `None` if the thread already
+/// drives one (a nested `block_on` would block the outer runtime's tasks).
+pub(crate) fn try_enter_runtime(handle: &scheduler::Handle) -> Option<EnterRuntimeGuard> {
+    if IN_RUNTIME.with(|c| c.replace(true)) {
+        return None;
+    }
+    Some(EnterRuntimeGuard {
+        _current: set_current(handle),
+    })
+}
+
+/// Enters the runtime, panicking with a clear message if already inside one.
+#[track_caller]
+pub(crate) fn enter_runtime(handle: &scheduler::Handle) -> EnterRuntimeGuard {
+    try_enter_runtime(handle).expect(
+        "Cannot start a runtime from within a runtime. This happens because a function \
+         (like `block_on`) attempted to block the current thread while the thread is being \
+         used to drive asynchronous tasks.",
+    )
+}
+
+impl Drop for EnterRuntimeGuard {
+    fn drop(&mut self) {
+        let _ = IN_RUNTIME.try_with(|c| c.set(false));
+    }
+}
+
+/// True if this thread is driving a runtime now.
+pub(crate) fn is_in_runtime() -> bool {
+    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(false)
+}
+
+/// Runs `f` with `cx` as this thread's scheduler context.
+pub(crate) fn set_scheduler<R>(cx: &scheduler::Context, f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<NonNull<scheduler::Context>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let prev = self.0;
+            let _ = SCHEDULER.try_with(|c| c.set(prev));
+        }
+    }
+    let prev = SCHEDULER.with(|c| c.replace(Some(NonNull::from(cx))));
+    let _reset = Reset(prev);
+    f()
+}
+
+/// Gives `f` this thread's scheduler context, if one is set.
+pub(crate) fn with_scheduler<R>(f: impl FnOnce(Option<&scheduler::Context>) -> R) -> R {
+    let ptr = SCHEDULER.try_with(|c| c.get()).ok().flatten();
+    // SAFETY: the pointer was set by `set_scheduler` from a reference that
+    // outlives the closure it ran (the guard resets it before that
+    // reference ends), and it is only used on this thread.
+    let cx = ptr.map(|p| unsafe { p.as_ref() });
+    f(cx)
+}

@@ -1,0 +1,153 @@
+//! The runtime: [`Builder`], [`Runtime`] and [`Handle`].
+//!
+//! - `builder.rs`: settings and construction of both flavors;
+//! - `handle.rs`: the cloneable `Handle` (spawn, block_on from any thread);
+//! - `context.rs`: thread-local current runtime and scheduler context;
+//! - `park.rs`: the `Park` / `Unpark` abstraction every idle thread blocks
+//!   through, and the thread parker;
+//! - `driver.rs`: creates the driver the schedulers park in;
+//! - `threads.rs`: worker threads and joining them with a timeout;
+//! - `metrics.rs` / `metrics_api.rs`: counters.
+
+mod builder;
+pub(crate) mod config;
+pub(crate) mod context;
+pub(crate) mod driver;
+mod handle;
+pub(crate) mod metrics;
+mod metrics_api;
+pub(crate) mod park;
+mod threads;
+
+pub use builder::Builder;
+pub use handle::{EnterGuard, Handle, RuntimeFlavor, TryCurrentError};
+pub use metrics_api::RuntimeMetrics;
+
+use crate::scheduler;
+use crate::task::JoinHandle;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+use threads::ThreadGroup;
+
+/// An async runtime: a scheduler (current-thread or multi-thread) and the
+/// threads that run it.
+///
+/// Dropping the runtime shuts it down: no new task is accepted, every
+/// outstanding task is cancelled (its future dropped, exactly once), and
+/// the worker threads are joined.
+pub struct Runtime {
+    handle: Handle,
+    /// Worker threads (multi-thread flavor only).
+    threads: Option<ThreadGroup>,
+}
+
+impl Runtime {
+    fn new(handle: Handle, threads: Option<ThreadGroup>) -> Runtime {
+        Runtime { handle, threads }
+    }
+
+    /// A multi-thread runtime with default settings.
+    pub fn new_multi_thread() -> std::io::Result<Runtime> {
+        Builder::new_multi_thread().build()
+    }
+
+    /// The runtime's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Spawns a future onto the runtime. On a current-thread runtime it runs
+    /// when a thread drives the runtime (`block_on`, `run_for`).
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs a future to completion on this thread; see [`Handle::block_on`].
+    ///
+    /// # Panics
+    /// When called from a thread that already drives a runtime.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.handle.block_on(future)
+    }
+
+    /// Makes the runtime current on this thread until the guard drops.
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.handle.enter()
+    }
+
+    /// Runs ready tasks of a current-thread runtime from a host loop (a game
+    /// frame, say): polls the driver once without blocking, then runs tasks
+    /// in FIFO order until `budget` has elapsed or `max_tasks` were polled.
+    /// Never blocks. Returns the number of tasks polled; what is left runs
+    /// on the next call, in the same order.
+    ///
+    /// Returns 0 without running anything if the runtime is being driven
+    /// already (by another thread's `block_on`, or re-entrantly from a
+    /// task of this runtime).
+    ///
+    /// # Panics
+    /// On a multi-thread runtime: its workers run the tasks by themselves.
+    #[track_caller]
+    pub fn run_for(&self, budget: Duration, max_tasks: usize) -> usize {
+        match &self.handle.inner {
+            scheduler::Handle::CurrentThread(h) => scheduler::current_thread::Handle::run_for(h, budget, max_tasks),
+            scheduler::Handle::MultiThread(_) => {
+                panic!("Runtime::run_for needs a current-thread runtime (Builder::new_current_thread)")
+            }
+        }
+    }
+
+    /// Counters describing the runtime.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.handle.metrics()
+    }
+
+    /// Shuts down, waiting at most `timeout` for the worker threads to stop.
+    /// Threads still busy then (a task that blocks its thread) are detached.
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        self.shutdown(Some(timeout));
+    }
+
+    /// Shuts down without waiting for the worker threads.
+    pub fn shutdown_background(self) {
+        self.shutdown_timeout(Duration::ZERO);
+    }
+
+    fn shutdown(&mut self, timeout: Option<Duration>) {
+        match &self.handle.inner {
+            scheduler::Handle::CurrentThread(h) => scheduler::current_thread::Handle::shutdown(h),
+            scheduler::Handle::MultiThread(h) => h.shutdown(),
+        }
+        if let Some(mut threads) = self.threads.take() {
+            // Dropped from one of its own workers (inside a task): waiting
+            // would wait for ourselves.
+            let timeout = if threads.contains_current() {
+                Some(Duration::ZERO)
+            } else {
+                timeout
+            };
+            threads.wait(timeout);
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("flavor", &self.handle.runtime_flavor())
+            .finish()
+    }
+}

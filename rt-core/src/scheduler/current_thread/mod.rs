@@ -1,0 +1,223 @@
+//! Current-thread scheduler: every task runs on the thread that drives the
+//! runtime (`block_on`, or `run_for` from a host loop).
+//!
+//! - `Handle` (shared, `Arc`): the inject queue for wakes from other
+//!   threads, the owned-task list, the driver's unparker, and the parked
+//!   `Core` while no thread drives the runtime.
+//! - `Core` (owned by the driving thread): the local FIFO, the tick counter
+//!   and the driver. See `core.rs` for the run loop.
+
+mod core;
+mod inject;
+
+pub(crate) use self::core::Context;
+use self::core::Core;
+use self::inject::Inject;
+use crate::runtime::config::Config;
+use crate::runtime::context;
+use crate::runtime::metrics::{SchedulerMetrics, WorkerMetrics};
+use crate::runtime::park::{Park, Unpark};
+use crate::scheduler;
+use crate::task::list::OwnedTasks;
+use crate::task::{Id, JoinHandle, Notified, Schedule, Task};
+use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{AcqRel, Release};
+use std::sync::{Arc, Mutex};
+use std::task::{Wake, Waker};
+use std::time::Duration;
+
+/// The shared half of a current-thread scheduler.
+pub(crate) struct Handle {
+    /// Remote wakes and spawns from other threads.
+    inject: Inject<Arc<Handle>>,
+    /// Every live task.
+    owned: OwnedTasks<Arc<Handle>>,
+    /// Set when the `block_on` future was woken.
+    woken: AtomicBool,
+    /// Wakes the driving thread.
+    unpark: Arc<dyn Unpark>,
+    /// The core, while no thread drives the runtime.
+    core: Mutex<Option<Box<Core>>>,
+    /// `block_on` callers on other threads waiting for the core.
+    core_waiters: Mutex<Vec<Waker>>,
+    config: Config,
+    scheduler_metrics: SchedulerMetrics,
+    worker_metrics: WorkerMetrics,
+}
+
+impl Handle {
+    /// Creates the scheduler around its driver.
+    pub(crate) fn new(driver: Box<dyn Park>, config: Config) -> Arc<Handle> {
+        let unpark = driver.unparker();
+        let core = Core::new(driver, &config);
+        Arc::new(Handle {
+            inject: Inject::new(),
+            owned: OwnedTasks::new(1),
+            woken: AtomicBool::new(false),
+            unpark,
+            core: Mutex::new(Some(core)),
+            core_waiters: Mutex::new(Vec::new()),
+            config,
+            scheduler_metrics: SchedulerMetrics::default(),
+            worker_metrics: WorkerMetrics::default(),
+        })
+    }
+
+    /// Spawns a task.
+    pub(crate) fn spawn<F>(me: &Arc<Handle>, future: F, id: Id) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (join, notified) = me.owned.bind(future, me.clone(), id);
+        if let Some(notified) = notified {
+            me.schedule(notified);
+        }
+        join
+    }
+
+    pub(crate) fn owned(&self) -> &OwnedTasks<Arc<Handle>> {
+        &self.owned
+    }
+
+    pub(crate) fn inject_len(&self) -> usize {
+        self.inject.len()
+    }
+
+    pub(crate) fn scheduler_metrics(&self) -> &SchedulerMetrics {
+        &self.scheduler_metrics
+    }
+
+    pub(crate) fn worker_metrics(&self) -> &WorkerMetrics {
+        &self.worker_metrics
+    }
+
+    /// Takes the core if no thread drives the runtime now.
+    fn take_core(&self) -> Option<Box<Core>> {
+        self.core.lock().unwrap().take()
+    }
+
+    /// Gives the core back and tells waiting `block_on` callers.
+    fn return_core(&self, core: Box<Core>) {
+        *self.core.lock().unwrap() = Some(core);
+        let waiters = std::mem::take(&mut *self.core_waiters.lock().unwrap());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// True if the `block_on` future was woken (and clears the flag).
+    fn reset_woken(&self) -> bool {
+        self.woken.swap(false, AcqRel)
+    }
+
+    fn next_remote_task(&self) -> Option<Notified<Arc<Handle>>> {
+        self.inject.pop()
+    }
+
+    /// Runs `future` to completion, driving the scheduler while this thread
+    /// holds the core; if another thread drives it, waits for either the
+    /// future or the core.
+    pub(crate) fn block_on<F: Future>(me: &Arc<Handle>, future: F) -> F::Output {
+        let handle = scheduler::Handle::CurrentThread(me.clone());
+        let _enter = context::enter_runtime(&handle);
+        let mut future = std::pin::pin!(future);
+        let park = crate::runtime::park::current_parker();
+        let waker = crate::runtime::park::thread_waker(&park);
+        let mut cx = std::task::Context::from_waker(&waker);
+        loop {
+            if let Some(core) = me.take_core() {
+                return self::core::block_on(me, core, future.as_mut());
+            }
+            // Another thread drives the scheduler. Ask to be told when the
+            // core comes back, then check both again before sleeping.
+            me.core_waiters.lock().unwrap().push(waker.clone());
+            if let Some(core) = me.take_core() {
+                return self::core::block_on(me, core, future.as_mut());
+            }
+            if let std::task::Poll::Ready(v) = crate::task::coop::budget(|| future.as_mut().poll(&mut cx)) {
+                return v;
+            }
+            park.park_current();
+        }
+    }
+
+    /// Runs ready tasks for at most `budget` and at most `max_tasks` tasks,
+    /// never blocking. Returns how many tasks were polled. Returns 0 at once
+    /// if another thread (or this one, re-entrantly) drives the runtime.
+    pub(crate) fn run_for(me: &Arc<Handle>, budget: Duration, max_tasks: usize) -> usize {
+        let handle = scheduler::Handle::CurrentThread(me.clone());
+        let Some(_enter) = context::try_enter_runtime(&handle) else {
+            return 0;
+        };
+        let Some(core) = me.take_core() else {
+            return 0;
+        };
+        self::core::run_for(me, core, budget, max_tasks)
+    }
+
+    /// Shuts the scheduler down: cancels every task, drains the queues and
+    /// shuts the driver down. Idempotent.
+    pub(crate) fn shutdown(me: &Arc<Handle>) {
+        let handle = scheduler::Handle::CurrentThread(me.clone());
+        // Task destructors may call `spawn`: let them find this runtime
+        // (closed, so they get cancelled handles).
+        let _current = context::set_current(&handle);
+        match me.take_core() {
+            Some(core) => self::core::shutdown(me, core),
+            None => {
+                // Another thread drives it (a `Handle::block_on`): close
+                // everything we can reach; the driving thread drops the
+                // queued entries when it finds the runtime closed.
+                me.owned.close_and_shutdown_all(0);
+                me.inject.close();
+            }
+        }
+    }
+
+    /// True once shutdown started.
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.inject.is_closed()
+    }
+}
+
+impl Schedule for Arc<Handle> {
+    fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
+        self.owned.remove(task)
+    }
+
+    fn schedule(&self, task: Notified<Self>) {
+        context::with_scheduler(|cx| {
+            if let Some(scheduler::Context::CurrentThread(cx)) = cx {
+                if Arc::ptr_eq(self, &cx.handle) {
+                    if let Some(core) = cx.core.borrow_mut().as_mut() {
+                        core.push_task(task);
+                        return;
+                    }
+                }
+            }
+            // From another thread (or with the core parked): the shared
+            // queue, then wake the driving thread.
+            self.scheduler_metrics.inc_remote_schedule();
+            if let Err(task) = self.inject.push(task) {
+                // Shut down: the task was already cancelled, drop the entry.
+                drop(task);
+                return;
+            }
+            self.unpark.unpark();
+        });
+    }
+}
+
+/// The `block_on` future's waker: flag it and wake the driving thread.
+impl Wake for Handle {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Release);
+        self.unpark.unpark();
+    }
+}

@@ -1,0 +1,101 @@
+//! The two scheduler flavors and what they share.
+//!
+//! - [`current_thread`]: one thread (whoever calls `block_on` or `run_for`)
+//!   runs every task; local FIFO plus a shared inject queue.
+//! - [`multi_thread`]: a pool of workers with bounded local queues, a LIFO
+//!   slot, a global inject queue and work stealing.
+//!
+//! [`Handle`] is the flavor-erased, cloneable handle the runtime API holds;
+//! [`Context`] is the per-thread scheduler state that `runtime::context`
+//! keeps while a scheduler runs on that thread.
+
+pub(crate) mod current_thread;
+pub(crate) mod multi_thread;
+
+use crate::runtime::metrics::{SchedulerMetrics, WorkerMetrics};
+use crate::task::{Id, JoinHandle};
+use std::future::Future;
+use std::sync::Arc;
+
+/// A handle to either scheduler flavor.
+#[derive(Clone)]
+pub(crate) enum Handle {
+    CurrentThread(Arc<current_thread::Handle>),
+    MultiThread(Arc<multi_thread::Handle>),
+}
+
+/// The scheduler state of the thread that runs tasks now.
+pub(crate) enum Context {
+    CurrentThread(current_thread::Context),
+    MultiThread(multi_thread::Context),
+}
+
+impl Handle {
+    /// Spawns a task on this scheduler.
+    pub(crate) fn spawn<F>(&self, future: F, id: Id) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self {
+            Handle::CurrentThread(h) => current_thread::Handle::spawn(h, future, id),
+            Handle::MultiThread(h) => multi_thread::Handle::spawn(h, future, id),
+        }
+    }
+
+    /// True if both handles refer to the same scheduler.
+    pub(crate) fn ptr_eq(&self, other: &Handle) -> bool {
+        match (self, other) {
+            (Handle::CurrentThread(a), Handle::CurrentThread(b)) => Arc::ptr_eq(a, b),
+            (Handle::MultiThread(a), Handle::MultiThread(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Live tasks.
+    pub(crate) fn num_alive_tasks(&self) -> usize {
+        match self {
+            Handle::CurrentThread(h) => h.owned().len(),
+            Handle::MultiThread(h) => h.owned().len(),
+        }
+    }
+
+    /// Tasks ever spawned.
+    pub(crate) fn spawned_tasks_count(&self) -> u64 {
+        match self {
+            Handle::CurrentThread(h) => h.owned().spawned(),
+            Handle::MultiThread(h) => h.owned().spawned(),
+        }
+    }
+
+    /// Tasks waiting in the shared (inject) queue.
+    pub(crate) fn global_queue_depth(&self) -> usize {
+        match self {
+            Handle::CurrentThread(h) => h.inject_len(),
+            Handle::MultiThread(h) => h.inject_len(),
+        }
+    }
+
+    pub(crate) fn scheduler_metrics(&self) -> &SchedulerMetrics {
+        match self {
+            Handle::CurrentThread(h) => h.scheduler_metrics(),
+            Handle::MultiThread(h) => h.scheduler_metrics(),
+        }
+    }
+
+    pub(crate) fn worker_metrics(&self) -> &[WorkerMetrics] {
+        match self {
+            Handle::CurrentThread(h) => std::slice::from_ref(h.worker_metrics()),
+            Handle::MultiThread(h) => h.worker_metrics(),
+        }
+    }
+}
+
+impl Context {
+    pub(crate) fn expect_current_thread(&self) -> &current_thread::Context {
+        match self {
+            Context::CurrentThread(cx) => cx,
+            Context::MultiThread(_) => panic!("expected the current-thread scheduler context"),
+        }
+    }
+}

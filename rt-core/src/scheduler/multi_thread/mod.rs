@@ -1,0 +1,72 @@
+//! Multi-thread work-stealing scheduler.
+//!
+//! - `handle.rs`: the shared state (`Handle`, `Shared`): inject queue,
+//!   stealing ends, idle state, owned tasks; spawn and schedule.
+//! - `worker.rs`: a worker's `Core` and its run loop.
+//! - `queue.rs`: the bounded local queue on crossbeam-deque, overflow and
+//!   steal-half.
+//! - `inject.rs`: the global inject queue.
+//! - `idle.rs`: searching/unparked accounting.
+//! - `park.rs`: worker parking, in the shared driver or on a condvar.
+
+mod handle;
+mod idle;
+mod inject;
+mod park;
+mod queue;
+mod worker;
+
+pub(crate) use handle::Handle;
+pub(crate) use worker::Context;
+
+use crate::runtime::config::Config;
+use crate::runtime::metrics::{SchedulerMetrics, WorkerMetrics};
+use crate::runtime::park::Park;
+use crate::task::list::OwnedTasks;
+use handle::{Remote, Shared};
+use idle::Idle;
+use inject::Inject;
+use std::sync::{Arc, Mutex};
+use worker::{Core, Worker};
+
+/// Creates the scheduler and returns its handle plus one thread body per
+/// worker (the caller spawns the threads).
+pub(crate) fn create(size: usize, driver: Box<dyn Park>, config: Config) -> (Arc<Handle>, Vec<Box<dyn FnOnce() + Send>>) {
+    assert!(size > 0, "a multi-thread runtime needs at least one worker");
+    let parkers = park::parkers(driver, size);
+    let mut cores = Vec::with_capacity(size);
+    let mut remotes = Vec::with_capacity(size);
+    for (index, parker) in parkers.into_iter().enumerate() {
+        let (steal, run_queue) = queue::local();
+        remotes.push(Remote {
+            steal,
+            unpark: parker.unparker(),
+        });
+        cores.push(Core::new(index, run_queue, parker, &config));
+    }
+    let handle = Arc::new(Handle {
+        shared: Shared {
+            remotes: remotes.into_boxed_slice(),
+            inject: Inject::new(),
+            idle: Idle::new(size),
+            owned: OwnedTasks::new(4 * size),
+            shutdown_cores: Mutex::new(Vec::with_capacity(size)),
+            worker_metrics: (0..size).map(|_| WorkerMetrics::default()).collect(),
+            scheduler_metrics: SchedulerMetrics::default(),
+        },
+        config,
+    });
+    let bodies = cores
+        .into_iter()
+        .enumerate()
+        .map(|(index, core)| {
+            let worker = Arc::new(Worker {
+                handle: handle.clone(),
+                index,
+                core: Mutex::new(Some(core)),
+            });
+            Box::new(move || worker::run(worker)) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    (handle, bodies)
+}

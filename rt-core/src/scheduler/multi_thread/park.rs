@@ -1,0 +1,200 @@
+//! Worker parking for the multi-thread scheduler.
+//!
+//! All workers share one driver. An idle worker that can take the driver's
+//! lock parks *in the driver* (later: blocks in `epoll_wait` with the next
+//! timer deadline as timeout); the others park on their own condvar. An
+//! unpark goes through whichever the worker is parked in.
+
+use crate::loom::{AtomicUsize, Condvar, Mutex};
+use crate::runtime::park::{Park, Unpark};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EMPTY: usize = 0;
+const PARKED_CONDVAR: usize = 1;
+const PARKED_DRIVER: usize = 2;
+const NOTIFIED: usize = 3;
+
+/// A worker's parker.
+pub(super) struct Parker {
+    inner: Arc<Inner>,
+}
+
+/// Wakes one worker's parker.
+#[derive(Clone)]
+pub(super) struct Unparker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: AtomicUsize,
+    mutex: Mutex<()>,
+    condvar: Condvar,
+    shared: Arc<Shared>,
+}
+
+/// The driver, shared by all the workers' parkers.
+struct Shared {
+    driver: Mutex<Box<dyn Park>>,
+    unpark: Arc<dyn Unpark>,
+}
+
+/// One parker per worker, all sharing `driver`.
+pub(super) fn parkers(driver: Box<dyn Park>, n: usize) -> Vec<Parker> {
+    let unpark = driver.unparker();
+    let shared = Arc::new(Shared {
+        driver: Mutex::new(driver),
+        unpark,
+    });
+    (0..n)
+        .map(|_| Parker {
+            inner: Arc::new(Inner {
+                state: AtomicUsize::new(EMPTY),
+                mutex: Mutex::new(()),
+                condvar: Condvar::new(),
+                shared: shared.clone(),
+            }),
+        })
+        .collect()
+}
+
+impl Parker {
+    pub(super) fn unparker(&self) -> Unparker {
+        Unparker {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Blocks until unparked.
+    pub(super) fn park(&mut self) {
+        self.inner.park();
+    }
+
+    /// Polls the driver with `duration` as timeout, if no other worker holds
+    /// it. Used with zero for the periodic driver turn of busy workers.
+    pub(super) fn park_timeout(&mut self, duration: Duration) {
+        if let Ok(mut driver) = self.inner.shared.driver.try_lock() {
+            driver.park_timeout(duration);
+        }
+    }
+
+    /// Shuts the driver down (called once, by the last worker to stop).
+    pub(super) fn shutdown(&mut self) {
+        if let Ok(mut driver) = self.inner.shared.driver.try_lock() {
+            driver.shutdown();
+        }
+        self.inner.condvar.notify_all();
+    }
+}
+
+impl Unparker {
+    pub(super) fn unpark(&self) {
+        self.inner.unpark();
+    }
+}
+
+impl Inner {
+    fn park(&self) {
+        // A few spins first: the notification often comes right away.
+        for _ in 0..3 {
+            if self
+                .state
+                .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+            crate::loom::spin_loop();
+        }
+        if let Ok(mut driver) = self.shared.driver.try_lock() {
+            self.park_driver(&mut **driver);
+        } else {
+            self.park_condvar();
+        }
+    }
+
+    fn park_condvar(&self) {
+        let mut guard = self.mutex.lock().unwrap();
+        match self
+            .state
+            .compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst)
+        {
+            Ok(_) => {}
+            Err(NOTIFIED) => {
+                let old = self.state.swap(EMPTY, SeqCst);
+                debug_assert_eq!(old, NOTIFIED);
+                return;
+            }
+            Err(actual) => panic!("inconsistent park state: {actual}"),
+        }
+        loop {
+            guard = self.condvar.wait(guard).unwrap();
+            if self
+                .state
+                .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    fn park_driver(&self, driver: &mut dyn Park) {
+        match self
+            .state
+            .compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst)
+        {
+            Ok(_) => {}
+            Err(NOTIFIED) => {
+                let old = self.state.swap(EMPTY, SeqCst);
+                debug_assert_eq!(old, NOTIFIED);
+                return;
+            }
+            Err(actual) => panic!("inconsistent park state: {actual}"),
+        }
+        driver.park();
+        match self.state.swap(EMPTY, SeqCst) {
+            NOTIFIED | PARKED_DRIVER => {}
+            n => panic!("inconsistent park_driver state: {n}"),
+        }
+    }
+
+    fn unpark(&self) {
+        match self.state.swap(NOTIFIED, SeqCst) {
+            EMPTY | NOTIFIED => {}
+            PARKED_CONDVAR => {
+                drop(self.mutex.lock().unwrap());
+                self.condvar.notify_one();
+            }
+            PARKED_DRIVER => self.shared.unpark.unpark(),
+            actual => panic!("inconsistent state in unpark: {actual}"),
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::runtime::park::ParkThread;
+
+    /// Two workers share a driver; each is unparked by another thread. Both
+    /// parks return, whichever of them holds the driver.
+    #[test]
+    fn unpark_reaches_driver_or_condvar_parker() {
+        loom::model(|| {
+            let mut ps = parkers(Box::new(ParkThread::new()), 2);
+            let mut p1 = ps.pop().unwrap();
+            let mut p0 = ps.pop().unwrap();
+            let (u0, u1) = (p0.unparker(), p1.unparker());
+            let t = loom::thread::spawn(move || {
+                u0.unpark();
+                u1.unpark();
+            });
+            let t1 = loom::thread::spawn(move || p1.park());
+            p0.park();
+            t1.join().unwrap();
+            t.join().unwrap();
+        });
+    }
+}

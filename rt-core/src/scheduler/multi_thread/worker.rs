@@ -1,0 +1,354 @@
+//! A multi-thread worker: its `Core` (local queue, LIFO slot, parker) and
+//! its run loop.
+//!
+//! Each tick takes one task: every `global_queue_interval` ticks from the
+//! inject queue first, otherwise the LIFO slot, the local queue, then a
+//! batch from the inject queue; if all are empty it searches (steals half
+//! of a random victim's queue) and finally parks. Every `event_interval`
+//! ticks the driver gets a zero-timeout turn.
+
+use super::handle::{Entry, Handle};
+use super::park::Parker;
+use super::queue::Local;
+use crate::runtime::context;
+use crate::runtime::metrics::WorkerStats;
+use crate::scheduler;
+use crate::task::coop;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// LIFO polls in a row before the slot is turned off until the chain ends.
+const MAX_LIFO_POLLS_PER_TICK: usize = 3;
+
+/// One worker thread's identity; its core travels with the thread.
+pub(super) struct Worker {
+    pub(super) handle: Arc<Handle>,
+    pub(super) index: usize,
+    /// The core until the thread starts and takes it.
+    pub(super) core: Mutex<Option<Box<Core>>>,
+}
+
+/// The state only the running worker touches.
+pub(crate) struct Core {
+    tick: u32,
+    /// The task to run next (spawned or woken by the current task).
+    pub(super) lifo_slot: Option<Entry>,
+    pub(super) lifo_enabled: bool,
+    pub(super) run_queue: Local<Entry>,
+    is_searching: bool,
+    is_shutdown: bool,
+    /// Taken out while the worker parks.
+    pub(super) park: Option<Parker>,
+    pub(super) stats: WorkerStats,
+    rand: FastRand,
+    global_queue_interval: u32,
+    event_interval: u32,
+    index: usize,
+}
+
+/// The scheduler context of a worker thread.
+pub(crate) struct Context {
+    pub(super) worker: Arc<Worker>,
+    /// The core while a task runs or the worker parks.
+    pub(super) core: RefCell<Option<Box<Core>>>,
+}
+
+/// `Err` means the core left this thread (reserved for `block_in_place`).
+type RunResult = Result<Box<Core>, ()>;
+
+impl Core {
+    pub(super) fn new(index: usize, run_queue: Local<Entry>, park: Parker, handle_cfg: &crate::runtime::config::Config) -> Box<Core> {
+        Box::new(Core {
+            tick: 0,
+            lifo_slot: None,
+            lifo_enabled: !handle_cfg.disable_lifo_slot,
+            run_queue,
+            is_searching: false,
+            is_shutdown: false,
+            park: Some(park),
+            stats: WorkerStats::default(),
+            rand: FastRand::new(index as u64 + 1),
+            global_queue_interval: handle_cfg.global_queue_interval.max(1),
+            event_interval: handle_cfg.event_interval.max(1),
+            index,
+        })
+    }
+
+    fn next_task(&mut self, worker: &Worker) -> Option<Entry> {
+        let handle = &worker.handle;
+        if self.tick % self.global_queue_interval == 0 {
+            return handle.next_remote_task().or_else(|| self.next_local_task());
+        }
+        if let Some(task) = self.next_local_task() {
+            return Some(task);
+        }
+        if handle.shared.inject.is_empty() {
+            return None;
+        }
+        // Pull a fair share of the inject queue into the local one.
+        let cap = self
+            .run_queue
+            .remaining_slots()
+            .min(self.run_queue.max_capacity() / 2);
+        let n = (handle.shared.inject.len() / handle.num_workers() + 1)
+            .min(cap)
+            .max(1);
+        self.run_queue.refill_from(&handle.shared.inject, n)
+    }
+
+    fn next_local_task(&mut self) -> Option<Entry> {
+        self.lifo_slot.take().or_else(|| self.run_queue.pop())
+    }
+
+    /// Steals from a random victim, then falls back on the inject queue.
+    fn steal_work(&mut self, worker: &Worker) -> Option<Entry> {
+        if !self.transition_to_searching(worker) {
+            return None;
+        }
+        let remotes = &worker.handle.shared.remotes;
+        let num = remotes.len();
+        let start = self.rand.next_n(num as u32) as usize;
+        for i in 0..num {
+            let i = (start + i) % num;
+            if i == worker.index {
+                continue;
+            }
+            if let Some(task) = remotes[i].steal.steal_into(&mut self.run_queue, &mut self.stats) {
+                return Some(task);
+            }
+        }
+        worker.handle.next_remote_task()
+    }
+
+    fn transition_to_searching(&mut self, worker: &Worker) -> bool {
+        if !self.is_searching {
+            self.is_searching = worker.handle.shared.idle.transition_worker_to_searching();
+        }
+        self.is_searching
+    }
+
+    fn transition_from_searching(&mut self, worker: &Worker) {
+        if !self.is_searching {
+            return;
+        }
+        self.is_searching = false;
+        worker.handle.transition_worker_from_searching();
+    }
+
+    fn has_tasks(&self) -> bool {
+        self.lifo_slot.is_some() || self.run_queue.has_tasks()
+    }
+
+    /// Others should be woken if this worker has more than it can run now.
+    fn should_notify_others(&self) -> bool {
+        if self.is_searching {
+            return false;
+        }
+        usize::from(self.lifo_slot.is_some()) + self.run_queue.len() > 1
+    }
+
+    /// Prepares to park. False if the worker has work after all.
+    fn transition_to_parked(&mut self, worker: &Worker) -> bool {
+        if self.has_tasks() {
+            return false;
+        }
+        let is_last_searcher = worker
+            .handle
+            .shared
+            .idle
+            .transition_worker_to_parked(worker.index, self.is_searching);
+        self.is_searching = false;
+        if is_last_searcher {
+            worker.handle.notify_if_work_pending();
+        }
+        true
+    }
+
+    /// After a park returned: true if the worker should run again.
+    fn transition_from_parked(&mut self, worker: &Worker) -> bool {
+        if self.has_tasks() {
+            // Woken by its own driver turn with local work: leave the
+            // sleepers list by itself.
+            self.is_searching = !worker.handle.shared.idle.unpark_worker_by_id(worker.index);
+            return true;
+        }
+        if worker.handle.shared.idle.is_parked(worker.index) {
+            return false;
+        }
+        // Unparked by a notification: it is searching now.
+        self.is_searching = true;
+        true
+    }
+
+    fn maintenance(&mut self, worker: &Worker) {
+        self.submit_metrics(worker);
+        if !self.is_shutdown {
+            self.is_shutdown = worker.handle.is_shutdown();
+        }
+    }
+
+    fn submit_metrics(&self, worker: &Worker) {
+        self.stats.submit(
+            &worker.handle.shared.worker_metrics[self.index],
+            self.run_queue.len(),
+        );
+    }
+
+    /// Drops every queued entry and shuts the driver down (last worker).
+    pub(super) fn shutdown(&mut self) {
+        drop(self.lifo_slot.take());
+        self.run_queue.clear();
+        if let Some(park) = self.park.as_mut() {
+            park.shutdown();
+        }
+    }
+}
+
+/// The thread body of worker `worker`.
+pub(super) fn run(worker: Arc<Worker>) {
+    let Some(core) = worker.core.lock().unwrap().take() else {
+        return;
+    };
+    let handle = scheduler::Handle::MultiThread(worker.handle.clone());
+    let _enter = context::enter_runtime(&handle);
+    let cx = scheduler::Context::MultiThread(Context {
+        worker,
+        core: RefCell::new(None),
+    });
+    context::set_scheduler(&cx, || {
+        let scheduler::Context::MultiThread(cx) = &cx else {
+            unreachable!()
+        };
+        // The loop only ends by handing the core in (Err).
+        let res = cx.run(core);
+        debug_assert!(res.is_err());
+    });
+}
+
+impl Context {
+    fn run(&self, mut core: Box<Core>) -> RunResult {
+        while !core.is_shutdown {
+            core.tick = core.tick.wrapping_add(1);
+            core = self.maintenance(core);
+            if let Some(task) = core.next_task(&self.worker) {
+                core = self.run_task(task, core)?;
+                continue;
+            }
+            if let Some(task) = core.steal_work(&self.worker) {
+                core = self.run_task(task, core)?;
+            } else {
+                core = self.park(core);
+            }
+        }
+        // Cancel this worker's share of the tasks, then hand the core in.
+        self.worker
+            .handle
+            .shared
+            .owned
+            .close_and_shutdown_all(self.worker.index);
+        core.submit_metrics(&self.worker);
+        self.worker.handle.shutdown_core(core);
+        Err(())
+    }
+
+    fn run_task(&self, task: Entry, mut core: Box<Core>) -> RunResult {
+        // Stop searching first, so another idle worker may start.
+        core.transition_from_searching(&self.worker);
+        core.stats.polls += 1;
+        *self.core.borrow_mut() = Some(core);
+        // The LIFO chain shares this task's budget.
+        coop::budget(|| {
+            task.run();
+            let mut lifo_polls = 0;
+            loop {
+                let Some(mut core) = self.core.borrow_mut().take() else {
+                    return Err(());
+                };
+                let Some(task) = core.lifo_slot.take() else {
+                    core.lifo_enabled = !self.worker.handle.config.disable_lifo_slot;
+                    return Ok(core);
+                };
+                if !coop::has_budget_remaining() {
+                    core.run_queue.push_back_or_overflow(
+                        task,
+                        &self.worker.handle.shared.inject,
+                        &mut core.stats,
+                    );
+                    return Ok(core);
+                }
+                lifo_polls += 1;
+                if lifo_polls >= MAX_LIFO_POLLS_PER_TICK {
+                    core.lifo_enabled = false;
+                }
+                core.stats.polls += 1;
+                *self.core.borrow_mut() = Some(core);
+                task.run();
+            }
+        })
+    }
+
+    fn maintenance(&self, mut core: Box<Core>) -> Box<Core> {
+        if core.tick % core.event_interval == 0 {
+            // A driver turn without sleeping.
+            core = self.park_timeout(core, Some(Duration::ZERO));
+            core.maintenance(&self.worker);
+        }
+        core
+    }
+
+    fn park(&self, mut core: Box<Core>) -> Box<Core> {
+        if core.transition_to_parked(&self.worker) {
+            while !core.is_shutdown {
+                core.stats.parks += 1;
+                core.submit_metrics(&self.worker);
+                core = self.park_timeout(core, None);
+                core.maintenance(&self.worker);
+                if core.transition_from_parked(&self.worker) {
+                    break;
+                }
+            }
+        }
+        core
+    }
+
+    fn park_timeout(&self, mut core: Box<Core>, duration: Option<Duration>) -> Box<Core> {
+        let mut park = core.park.take().expect("park missing");
+        // The core stays reachable while parked, so wakes from the driver
+        // on this thread go to the local queue.
+        *self.core.borrow_mut() = Some(core);
+        match duration {
+            Some(timeout) => park.park_timeout(timeout),
+            None => park.park(),
+        }
+        let mut core = self.core.borrow_mut().take().expect("core missing");
+        core.park = Some(park);
+        if core.should_notify_others() {
+            self.worker.handle.notify_parked();
+        }
+        core
+    }
+}
+
+/// A small xorshift generator for picking steal victims.
+struct FastRand {
+    state: u64,
+}
+
+impl FastRand {
+    fn new(seed: u64) -> FastRand {
+        FastRand {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
+    }
+
+    fn next_n(&mut self, n: u32) -> u32 {
+        let mut x = self.state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state = x;
+        // Lemire's multiply-shift reduction into 0..n.
+        (((x >> 32) * u64::from(n)) >> 32) as u32
+    }
+}
