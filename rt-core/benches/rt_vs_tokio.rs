@@ -306,8 +306,18 @@ macro_rules! workloads {
     };
 }
 
-workloads!(on_rt, rt_core, multi = rt_core_multi_thread, current = rt_core_current_thread);
-workloads!(on_tokio, tokio, multi = tokio_multi_thread, current = tokio_current_thread);
+workloads!(
+    on_rt,
+    rt_core,
+    multi = rt_core_multi_thread,
+    current = rt_core_current_thread
+);
+workloads!(
+    on_tokio,
+    tokio,
+    multi = tokio_multi_thread,
+    current = tokio_current_thread
+);
 
 /// One criterion function per workload: group `$group`, measured on rt-core
 /// (`rt`) and then on Tokio (`tokio`).

@@ -26,18 +26,27 @@ fn abort_before_first_poll() {
         match res {
             Err(e) => {
                 assert!(e.is_cancelled(), "{name}: {e}");
-                assert!(!polled.load(Ordering::SeqCst), "{name}: cancelled task was polled");
+                assert!(
+                    !polled.load(Ordering::SeqCst),
+                    "{name}: cancelled task was polled"
+                );
             }
             // On the multi-thread flavor a worker may have run it first.
             Ok(()) => assert!(polled.load(Ordering::SeqCst), "{name}"),
         }
-        assert_eq!(drops.load(Ordering::SeqCst), 1, "{name}: future dropped once");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "{name}: future dropped once"
+        );
     }
 }
 
 #[test]
 fn abort_before_first_poll_current_thread_is_always_cancelled() {
-    let rt = rt_core::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = rt_core::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let drops = Arc::new(AtomicUsize::new(0));
     let guard = DropCounter(drops.clone());
     let h = rt.spawn(async move {
@@ -127,7 +136,10 @@ fn self_abort_stops_at_next_await() {
         tx.send(h.abort_handle()).unwrap();
         let err = rt.block_on(h).unwrap_err();
         assert!(err.is_cancelled(), "{name}");
-        assert!(!reached.load(Ordering::SeqCst), "{name}: ran past the await after abort");
+        assert!(
+            !reached.load(Ordering::SeqCst),
+            "{name}: ran past the await after abort"
+        );
     }
 }
 
@@ -147,7 +159,11 @@ fn many_concurrent_aborts_drop_each_future_once() {
                 })
             })
             .collect();
-        let aborters: Vec<_> = handles.iter().step_by(2).map(|h| h.abort_handle()).collect();
+        let aborters: Vec<_> = handles
+            .iter()
+            .step_by(2)
+            .map(|h| h.abort_handle())
+            .collect();
         let t = std::thread::spawn(move || {
             for a in aborters {
                 a.abort();

@@ -16,10 +16,16 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(limit).expect("starved: did not finish in time")
+    rx.recv_timeout(limit)
+        .expect("starved: did not finish in time")
 }
 
-fn run_with_hog(name: &'static str, rt: Runtime, hog: impl std::future::Future<Output = ()> + Send + 'static, stop: Arc<AtomicBool>) {
+fn run_with_hog(
+    name: &'static str,
+    rt: Runtime,
+    hog: impl std::future::Future<Output = ()> + Send + 'static,
+    stop: Arc<AtomicBool>,
+) {
     let done = within(Duration::from_secs(30), move || {
         rt.spawn(hog);
         let done = Arc::new(AtomicUsize::new(0));

@@ -18,7 +18,11 @@ fn panic_is_reported_and_runtime_survives() {
         assert!(!err.is_cancelled(), "{name}");
         assert!(err.to_string().contains("boom in task"), "{name}: {err}");
         let payload = err.into_panic();
-        assert_eq!(*payload.downcast_ref::<&str>().unwrap(), "boom in task", "{name}");
+        assert_eq!(
+            *payload.downcast_ref::<&str>().unwrap(),
+            "boom in task",
+            "{name}"
+        );
 
         // Many more panics, interleaved with normal tasks: all accounted for.
         let results = rt.block_on(async {
@@ -91,7 +95,9 @@ fn panic_in_destructor_of_aborted_task_is_reported_as_panic() {
 
 #[test]
 fn block_on_future_panic_propagates_and_runtime_is_reusable() {
-    let rt = rt_core::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = rt_core::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(async { panic!("in block_on") })
     }));

@@ -27,7 +27,10 @@ fn runs_at_most_max_tasks_in_fifo_order_across_calls() {
     // Nothing left: returns 0 at once.
     let start = Instant::now();
     assert_eq!(rt.run_for(Duration::from_millis(200), 10), 0);
-    assert!(start.elapsed() < Duration::from_millis(100), "run_for blocked with no work");
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "run_for blocked with no work"
+    );
 }
 
 #[test]
@@ -49,7 +52,10 @@ fn stops_when_the_time_budget_is_spent() {
     let n = rt.run_for(Duration::from_millis(10), usize::MAX);
     let took = start.elapsed();
     // Budget + one task, with scheduling slack for a loaded machine.
-    assert!(n >= 1 && n <= 11, "ran {n} one-ms tasks in a 10 ms budget");
+    assert!(
+        (1..=11).contains(&n),
+        "ran {n} one-ms tasks in a 10 ms budget"
+    );
     assert!(took < Duration::from_millis(60), "took {took:?}");
     assert_eq!(*ran.lock().unwrap(), n);
     // The rest is still there and runs later, none lost.
@@ -91,6 +97,9 @@ fn reentrant_call_returns_zero() {
 #[test]
 #[should_panic(expected = "current-thread")]
 fn multi_thread_flavor_is_refused() {
-    let rt = Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
     rt.run_for(Duration::from_millis(1), 1);
 }

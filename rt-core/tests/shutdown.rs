@@ -34,8 +34,15 @@ fn shutdown_with_ten_thousand_pending_tasks() {
         });
         let start = Instant::now();
         drop(rt);
-        assert!(start.elapsed() < Duration::from_secs(10), "{name}: shutdown hung");
-        assert_eq!(drops.load(Ordering::SeqCst), 10_000, "{name}: each future dropped exactly once");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{name}: shutdown hung"
+        );
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            10_000,
+            "{name}: each future dropped exactly once"
+        );
         // Every join handle reports cancellation.
         let rt2 = Builder::new_current_thread().build().unwrap();
         for h in handles {
@@ -120,7 +127,10 @@ fn wakes_after_shutdown_are_harmless() {
 
 #[test]
 fn shutdown_timeout_returns_despite_a_blocked_worker() {
-    let rt = Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
     rt.spawn(async move {
@@ -132,13 +142,19 @@ fn shutdown_timeout_returns_despite_a_blocked_worker() {
     let start = Instant::now();
     rt.shutdown_timeout(Duration::from_millis(100));
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(2), "shutdown_timeout took {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown_timeout took {took:?}"
+    );
     drop(tx);
 }
 
 #[test]
 fn shutdown_background_does_not_wait() {
-    let rt = Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
     rt.spawn(async {
         std::thread::sleep(Duration::from_millis(300));
     });

@@ -6,8 +6,17 @@ use std::sync::Arc;
 
 fn flavors() -> Vec<(&'static str, Runtime)> {
     vec![
-        ("current_thread", Builder::new_current_thread().build().unwrap()),
-        ("multi_thread", Builder::new_multi_thread().worker_threads(4).build().unwrap()),
+        (
+            "current_thread",
+            Builder::new_current_thread().build().unwrap(),
+        ),
+        (
+            "multi_thread",
+            Builder::new_multi_thread()
+                .worker_threads(4)
+                .build()
+                .unwrap(),
+        ),
     ]
 }
 
@@ -15,7 +24,9 @@ fn flavors() -> Vec<(&'static str, Runtime)> {
 fn hundred_thousand_tasks_complete_with_results() {
     for (name, rt) in flavors() {
         let sum = rt.block_on(async {
-            let handles: Vec<_> = (0..100_000u64).map(|i| rt_core::spawn(async move { i * 3 })).collect();
+            let handles: Vec<_> = (0..100_000u64)
+                .map(|i| rt_core::spawn(async move { i * 3 }))
+                .collect();
             let mut sum = 0u64;
             for h in handles {
                 sum += h.await.unwrap();
@@ -63,7 +74,10 @@ fn spawn_from_foreign_threads_through_handle() {
                 })
             })
             .collect();
-        let handles: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let handles: Vec<_> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         let results = rt.block_on(async {
             let mut v = Vec::new();
             for h in handles {
@@ -120,6 +134,13 @@ fn nested_block_on_panics_with_clear_message() {
         })
     }))
     .unwrap_err();
-    let msg = err.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| err.downcast_ref::<String>().cloned()).unwrap();
-    assert!(msg.contains("Cannot start a runtime from within a runtime"), "{msg}");
+    let msg = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(
+        msg.contains("Cannot start a runtime from within a runtime"),
+        "{msg}"
+    );
 }

@@ -8,31 +8,41 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn tasks_spawned_on_a_blocked_worker_are_stolen() {
-    let rt = Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
     let done = Arc::new(AtomicUsize::new(0));
     let threads = Arc::new(Mutex::new(HashSet::new()));
     let (d, t) = (done.clone(), threads.clone());
-    let (spawner_thread, finished) = rt.block_on(rt.spawn(async move {
-        for _ in 0..1_000 {
-            let (d, t) = (d.clone(), t.clone());
-            rt_core::spawn(async move {
-                t.lock().unwrap().insert(std::thread::current().id());
-                d.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-        // Block this worker: its queue can only drain if another worker
-        // steals. The newest task sits in the LIFO slot, which cannot be
-        // stolen, so wait for the other 999.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while d.load(Ordering::SeqCst) < 999 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        (std::thread::current().id(), d.load(Ordering::SeqCst))
-    }))
-    .unwrap();
-    assert!(finished >= 999, "only {finished} tasks ran while their worker was blocked");
+    let (spawner_thread, finished) = rt
+        .block_on(rt.spawn(async move {
+            for _ in 0..1_000 {
+                let (d, t) = (d.clone(), t.clone());
+                rt_core::spawn(async move {
+                    t.lock().unwrap().insert(std::thread::current().id());
+                    d.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+            // Block this worker: its queue can only drain if another worker
+            // steals. The newest task sits in the LIFO slot, which cannot be
+            // stolen, so wait for the other 999.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while d.load(Ordering::SeqCst) < 999 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (std::thread::current().id(), d.load(Ordering::SeqCst))
+        }))
+        .unwrap();
+    assert!(
+        finished >= 999,
+        "only {finished} tasks ran while their worker was blocked"
+    );
     let threads = threads.lock().unwrap();
-    assert!(threads.iter().any(|t| *t != spawner_thread), "no task ran on another worker");
+    assert!(
+        threads.iter().any(|t| *t != spawner_thread),
+        "no task ran on another worker"
+    );
     // Let the LIFO task finish too.
     let deadline = Instant::now() + Duration::from_secs(10);
     while done.load(Ordering::SeqCst) < 1_000 && Instant::now() < deadline {
@@ -56,7 +66,10 @@ fn tasks_spawned_on_a_blocked_worker_are_stolen() {
 fn local_queue_overflow_goes_to_global_queue() {
     // One worker spawns far more than its 256-slot local queue holds while
     // blocked; the excess must still all run.
-    let rt = Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
     let done = Arc::new(AtomicUsize::new(0));
     let d = done.clone();
     rt.block_on(rt.spawn(async move {
@@ -77,18 +90,26 @@ fn local_queue_overflow_goes_to_global_queue() {
     let m = rt.metrics();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let overflows: u64 = (0..m.num_workers()).map(|w| m.worker_overflow_count(w)).sum();
+        let overflows: u64 = (0..m.num_workers())
+            .map(|w| m.worker_overflow_count(w))
+            .sum();
         if overflows > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "no overflow counted after 5,000 local spawns");
+        assert!(
+            Instant::now() < deadline,
+            "no overflow counted after 5,000 local spawns"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
 #[test]
 fn all_workers_take_part() {
-    let rt = Builder::new_multi_thread().worker_threads(4).build().unwrap();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
     let threads = Arc::new(Mutex::new(HashSet::new()));
     let t = threads.clone();
     rt.block_on(async move {
@@ -106,5 +127,8 @@ fn all_workers_take_part() {
             h.await.unwrap();
         }
     });
-    assert!(threads.lock().unwrap().len() >= 2, "work did not spread over the workers");
+    assert!(
+        threads.lock().unwrap().len() >= 2,
+        "work did not spread over the workers"
+    );
 }

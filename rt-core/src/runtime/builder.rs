@@ -185,7 +185,10 @@ impl Builder {
             if let Some(size) = self.thread_stack_size {
                 builder = builder.stack_size(size);
             }
-            let (start, stop) = (config.on_thread_start.clone(), config.on_thread_stop.clone());
+            let (start, stop) = (
+                config.on_thread_start.clone(),
+                config.on_thread_stop.clone(),
+            );
             let spawned = threads.spawn(builder, move || {
                 if let Some(f) = &start {
                     f();

@@ -80,11 +80,6 @@ impl Drop for EnterRuntimeGuard {
     }
 }
 
-/// True if this thread is driving a runtime now.
-pub(crate) fn is_in_runtime() -> bool {
-    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(false)
-}
-
 /// Runs `f` with `cx` as this thread's scheduler context.
 pub(crate) fn set_scheduler<R>(cx: &scheduler::Context, f: impl FnOnce() -> R) -> R {
     struct Reset(Option<NonNull<scheduler::Context>>);

@@ -92,7 +92,9 @@ impl Handle {
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         match &self.inner {
-            scheduler::Handle::CurrentThread(h) => scheduler::current_thread::Handle::block_on(h, future),
+            scheduler::Handle::CurrentThread(h) => {
+                scheduler::current_thread::Handle::block_on(h, future)
+            }
             scheduler::Handle::MultiThread(_) => {
                 let _enter = context::enter_runtime(&self.inner);
                 super::park::block_on(future)

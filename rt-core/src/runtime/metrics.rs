@@ -34,7 +34,8 @@ impl WorkerStats {
         to.steals.store(self.steals, Relaxed);
         to.overflows.store(self.overflows, Relaxed);
         to.parks.store(self.parks, Relaxed);
-        to.local_queue_depth.store(local_queue_depth as u64, Relaxed);
+        to.local_queue_depth
+            .store(local_queue_depth as u64, Relaxed);
     }
 }
 

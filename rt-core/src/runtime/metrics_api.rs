@@ -39,7 +39,11 @@ impl RuntimeMetrics {
     /// Tasks scheduled from outside the runtime's threads (through the
     /// shared queue).
     pub fn remote_schedule_count(&self) -> u64 {
-        self.handle.inner.scheduler_metrics().remote_schedules.load(Relaxed)
+        self.handle
+            .inner
+            .scheduler_metrics()
+            .remote_schedules
+            .load(Relaxed)
     }
 
     /// Task polls by worker `worker`.
@@ -47,7 +51,9 @@ impl RuntimeMetrics {
     /// # Panics
     /// If `worker >= num_workers()`.
     pub fn worker_poll_count(&self, worker: usize) -> u64 {
-        self.handle.inner.worker_metrics()[worker].polls.load(Relaxed)
+        self.handle.inner.worker_metrics()[worker]
+            .polls
+            .load(Relaxed)
     }
 
     /// Tasks stolen by worker `worker` from others.
@@ -55,7 +61,9 @@ impl RuntimeMetrics {
     /// # Panics
     /// If `worker >= num_workers()`.
     pub fn worker_steal_count(&self, worker: usize) -> u64 {
-        self.handle.inner.worker_metrics()[worker].steals.load(Relaxed)
+        self.handle.inner.worker_metrics()[worker]
+            .steals
+            .load(Relaxed)
     }
 
     /// Times worker `worker`'s local queue overflowed into the shared one.
@@ -63,7 +71,9 @@ impl RuntimeMetrics {
     /// # Panics
     /// If `worker >= num_workers()`.
     pub fn worker_overflow_count(&self, worker: usize) -> u64 {
-        self.handle.inner.worker_metrics()[worker].overflows.load(Relaxed)
+        self.handle.inner.worker_metrics()[worker]
+            .overflows
+            .load(Relaxed)
     }
 
     /// Times worker `worker` parked.
@@ -71,7 +81,9 @@ impl RuntimeMetrics {
     /// # Panics
     /// If `worker >= num_workers()`.
     pub fn worker_park_count(&self, worker: usize) -> u64 {
-        self.handle.inner.worker_metrics()[worker].parks.load(Relaxed)
+        self.handle.inner.worker_metrics()[worker]
+            .parks
+            .load(Relaxed)
     }
 
     /// Entries in worker `worker`'s local queue when it last published.

@@ -97,9 +97,13 @@ impl Runtime {
     #[track_caller]
     pub fn run_for(&self, budget: Duration, max_tasks: usize) -> usize {
         match &self.handle.inner {
-            scheduler::Handle::CurrentThread(h) => scheduler::current_thread::Handle::run_for(h, budget, max_tasks),
+            scheduler::Handle::CurrentThread(h) => {
+                scheduler::current_thread::Handle::run_for(h, budget, max_tasks)
+            }
             scheduler::Handle::MultiThread(_) => {
-                panic!("Runtime::run_for needs a current-thread runtime (Builder::new_current_thread)")
+                panic!(
+                    "Runtime::run_for needs a current-thread runtime (Builder::new_current_thread)"
+                )
             }
         }
     }

@@ -10,9 +10,9 @@
 //! next `park` return at once (a "token", as in `std::thread::park`).
 
 use crate::loom::{AtomicUsize, Condvar, Mutex};
-use std::sync::Arc;
 use std::future::Future;
 use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -165,63 +165,36 @@ impl Unpark for Inner {
     }
 }
 
-impl ParkThread {
-    /// Blocks this thread on `park` until `unpark`.
-    pub(crate) fn park_current(&self) {
-        self.inner.park(None);
-    }
+/// Wakes a thread blocked in `std::thread::park`.
+struct ThreadWaker(std::thread::Thread);
 
-    /// Wakes the thread blocked in `park_current`.
-    pub(crate) fn unpark_current(&self) {
-        self.inner.unpark();
-    }
-}
-
-#[cfg(not(loom))]
-struct ThreadWaker(ParkThread);
-
-#[cfg(not(loom))]
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark_current();
+        self.0.unpark();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark_current();
+        self.0.unpark();
     }
 }
 
-#[cfg(not(loom))]
-thread_local! {
-    static CACHED: ParkThread = ParkThread::new();
+/// A waker that unparks the calling thread (`std::thread::park`).
+pub(crate) fn thread_waker() -> Waker {
+    Waker::from(Arc::new(ThreadWaker(std::thread::current())))
 }
 
 /// Runs a future to completion on this thread, parking between polls.
 /// Used by `block_on` on threads that do not drive the scheduler.
-#[cfg(not(loom))]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let park = CACHED.with(|p| p.clone());
-    let waker = Waker::from(Arc::new(ThreadWaker(park.clone())));
+    let waker = thread_waker();
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     loop {
         if let Poll::Ready(v) = crate::task::coop::budget(|| future.as_mut().poll(&mut cx)) {
             return v;
         }
-        park.park_current();
+        // Spurious returns are fine: the loop polls again.
+        std::thread::park();
     }
-}
-
-/// A waker that unparks the given parker (used by block_on callers that
-/// must also watch for other events).
-#[cfg(not(loom))]
-pub(crate) fn thread_waker(park: &ParkThread) -> Waker {
-    Waker::from(Arc::new(ThreadWaker(park.clone())))
-}
-
-/// This thread's cached parker.
-#[cfg(not(loom))]
-pub(crate) fn current_parker() -> ParkThread {
-    CACHED.with(|p| p.clone())
 }
 
 #[cfg(all(test, not(loom)))]

@@ -21,7 +21,11 @@ impl ThreadGroup {
     }
 
     /// Starts `f` on a new thread counted by the group.
-    pub(crate) fn spawn(&mut self, builder: std::thread::Builder, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    pub(crate) fn spawn(
+        &mut self,
+        builder: std::thread::Builder,
+        f: impl FnOnce() + Send + 'static,
+    ) -> io::Result<()> {
         struct Exit(Arc<(Mutex<usize>, Condvar)>);
         impl Drop for Exit {
             // Counts the thread out even if `f` panics.

@@ -43,15 +43,6 @@ impl Handle {
         }
     }
 
-    /// True if both handles refer to the same scheduler.
-    pub(crate) fn ptr_eq(&self, other: &Handle) -> bool {
-        match (self, other) {
-            (Handle::CurrentThread(a), Handle::CurrentThread(b)) => Arc::ptr_eq(a, b),
-            (Handle::MultiThread(a), Handle::MultiThread(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
     /// Live tasks.
     pub(crate) fn num_alive_tasks(&self) -> usize {
         match self {

@@ -223,7 +223,10 @@ fn cancel_task<T: Future, S>(core: &Core<T, S>) {
     unsafe { core.store_output(Err(err)) };
 }
 
-fn panic_to_error<T: Future, S>(core: &Core<T, S>, res: Result<(), Box<dyn Any + Send>>) -> JoinError {
+fn panic_to_error<T: Future, S>(
+    core: &Core<T, S>,
+    res: Result<(), Box<dyn Any + Send>>,
+) -> JoinError {
     match res {
         Ok(()) => JoinError::cancelled(core.task_id),
         Err(panic) => JoinError::panic(core.task_id, panic),
@@ -260,7 +263,12 @@ fn can_read_output(header: &Header, trailer: &Trailer, waker: &Waker) -> bool {
     }
 }
 
-fn set_join_waker(header: &Header, trailer: &Trailer, waker: Waker, snapshot: Snapshot) -> Result<Snapshot, Snapshot> {
+fn set_join_waker(
+    header: &Header,
+    trailer: &Trailer,
+    waker: Waker,
+    snapshot: Snapshot,
+) -> Result<Snapshot, Snapshot> {
     assert!(snapshot.is_join_interested());
     assert!(!snapshot.is_join_waker_set());
     // SAFETY: JOIN_WAKER is clear: the slot belongs to the join handle.
@@ -302,7 +310,11 @@ pub(super) unsafe fn dealloc<T: Future, S: Schedule>(ptr: NonNull<Header>) {
 /// # Safety
 /// `dst` points to a `Poll<Result<T::Output, JoinError>>`; the caller is the
 /// join handle of the live task at `ptr`.
-pub(super) unsafe fn try_read_output<T: Future, S: Schedule>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {
+pub(super) unsafe fn try_read_output<T: Future, S: Schedule>(
+    ptr: NonNull<Header>,
+    dst: *mut (),
+    waker: &Waker,
+) {
     // SAFETY: forwarded from the caller: the pointer type matches T's output.
     let dst = unsafe { &mut *(dst as *mut Poll<Result<T::Output, JoinError>>) };
     // SAFETY: forwarded from the caller.

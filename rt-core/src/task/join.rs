@@ -29,7 +29,10 @@ impl<T> JoinHandle<T> {
     /// # Safety
     /// `raw` carries the join handle's reference of a task whose output type is `T`.
     pub(super) unsafe fn new(raw: RawTask) -> JoinHandle<T> {
-        JoinHandle { raw, _p: PhantomData }
+        JoinHandle {
+            raw,
+            _p: PhantomData,
+        }
     }
 
     /// Requests cancellation. The task stops at its next `.await` point (or
@@ -69,8 +72,10 @@ impl<T> Future for JoinHandle<T> {
         // SAFETY: `ret` is a Poll<Result<T, JoinError>> and T is the task's
         // output type (the handle was created with it).
         unsafe {
-            self.raw
-                .try_read_output(&mut ret as *mut Poll<Result<T, JoinError>> as *mut (), cx.waker());
+            self.raw.try_read_output(
+                &mut ret as *mut Poll<Result<T, JoinError>> as *mut (),
+                cx.waker(),
+            );
         }
         if ret.is_ready() {
             coop.made_progress();
@@ -90,6 +95,8 @@ impl<T> Drop for JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.id()).finish()
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id())
+            .finish()
     }
 }

@@ -8,13 +8,11 @@
 use super::{Schedule, Task};
 use crate::loom::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The live tasks of one scheduler.
 pub(crate) struct OwnedTasks<S: 'static> {
     shards: Box<[Mutex<Shard<S>>]>,
     shard_mask: usize,
-    closed: AtomicBool,
 }
 
 struct Shard<S: 'static> {
@@ -45,7 +43,6 @@ impl<S: Schedule> OwnedTasks<S> {
         OwnedTasks {
             shards,
             shard_mask: n - 1,
-            closed: AtomicBool::new(false),
         }
     }
 
@@ -94,7 +91,6 @@ impl<S: Schedule> OwnedTasks<S> {
     /// cancelled by their poller. Several threads may call this at once;
     /// `start` spreads them over the shards.
     pub(crate) fn close_and_shutdown_all(&self, start: usize) {
-        self.closed.store(true, Ordering::Release);
         for i in 0..self.shards.len() {
             let idx = (start + i) & self.shard_mask;
             // Take the tasks out under the lock, shut them down without it:
@@ -110,11 +106,6 @@ impl<S: Schedule> OwnedTasks<S> {
                 task.shutdown();
             }
         }
-    }
-
-    /// True once `close_and_shutdown_all` started.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 
     /// Number of live tasks (sums the shards under their locks).

@@ -159,7 +159,11 @@ impl<S: 'static> fmt::Debug for Notified<S> {
 
 /// Creates a task and the three views of it that hold its initial
 /// references.
-pub(crate) fn new_task<T, S>(future: T, scheduler: S, id: Id) -> (Task<S>, Notified<S>, JoinHandle<T::Output>)
+pub(crate) fn new_task<T, S>(
+    future: T,
+    scheduler: S,
+    id: Id,
+) -> (Task<S>, Notified<S>, JoinHandle<T::Output>)
 where
     T: Future + 'static,
     S: Schedule,
@@ -178,7 +182,12 @@ impl<S: Schedule> list::OwnedTasks<S> {
     /// Creates a task owned by this list. Returns its join handle and the
     /// first run-queue entry, or no entry if the list is closed (the task is
     /// then already cancelled and the handle reports it).
-    pub(crate) fn bind<T>(&self, future: T, scheduler: S, id: Id) -> (JoinHandle<T::Output>, Option<Notified<S>>)
+    pub(crate) fn bind<T>(
+        &self,
+        future: T,
+        scheduler: S,
+        id: Id,
+    ) -> (JoinHandle<T::Output>, Option<Notified<S>>)
     where
         T: Future + Send + 'static,
         T::Output: Send + 'static,

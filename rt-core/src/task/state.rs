@@ -134,7 +134,10 @@ impl State {
         }
     }
 
-    fn fetch_update(&self, mut f: impl FnMut(Snapshot) -> Option<Snapshot>) -> Result<Snapshot, Snapshot> {
+    fn fetch_update(
+        &self,
+        mut f: impl FnMut(Snapshot) -> Option<Snapshot>,
+    ) -> Result<Snapshot, Snapshot> {
         let mut curr = self.load();
         loop {
             let Some(next) = f(curr) else {
@@ -450,11 +453,17 @@ mod tests {
         assert_eq!(s.transition_to_idle(), TransitionToIdle::Ok);
         assert_eq!(s.load().ref_count(), 2);
         s.ref_inc(); // a waker clone
-        assert_eq!(s.transition_to_notified_by_val(), TransitionToNotifiedByVal::Submit);
+        assert_eq!(
+            s.transition_to_notified_by_val(),
+            TransitionToNotifiedByVal::Submit
+        );
         assert_eq!(s.load().ref_count(), 3);
         // A second wake while notified only drops its reference.
         s.ref_inc();
-        assert_eq!(s.transition_to_notified_by_val(), TransitionToNotifiedByVal::DoNothing);
+        assert_eq!(
+            s.transition_to_notified_by_val(),
+            TransitionToNotifiedByVal::DoNothing
+        );
         assert_eq!(s.load().ref_count(), 3);
     }
 
@@ -462,7 +471,10 @@ mod tests {
     fn wake_while_running_reschedules_as_yield() {
         let s = State::new();
         assert_eq!(s.transition_to_running(), TransitionToRunning::Success);
-        assert_eq!(s.transition_to_notified_by_ref(), TransitionToNotifiedByRef::DoNothing);
+        assert_eq!(
+            s.transition_to_notified_by_ref(),
+            TransitionToNotifiedByRef::DoNothing
+        );
         assert_eq!(s.transition_to_idle(), TransitionToIdle::OkNotified);
         assert_eq!(s.load().ref_count(), 3);
         assert!(s.load().is_notified());

@@ -11,8 +11,17 @@ use std::task::{Context, Poll};
 /// Both flavors, named, for tests that must hold on each.
 pub fn flavors() -> Vec<(&'static str, Runtime)> {
     vec![
-        ("current_thread", Builder::new_current_thread().build().unwrap()),
-        ("multi_thread", Builder::new_multi_thread().worker_threads(4).build().unwrap()),
+        (
+            "current_thread",
+            Builder::new_current_thread().build().unwrap(),
+        ),
+        (
+            "multi_thread",
+            Builder::new_multi_thread()
+                .worker_threads(4)
+                .build()
+                .unwrap(),
+        ),
     ]
 }
 

@@ -73,7 +73,11 @@ impl Context {
     fn enter<R>(&self, core: Box<Core>, f: impl FnOnce() -> R) -> (Box<Core>, R) {
         *self.core.borrow_mut() = Some(core);
         let ret = f();
-        let core = self.core.borrow_mut().take().expect("core missing from context");
+        let core = self
+            .core
+            .borrow_mut()
+            .take()
+            .expect("core missing from context");
         (core, ret)
     }
 
@@ -85,7 +89,10 @@ impl Context {
     /// Blocks in the driver until woken, unless work is already waiting.
     fn park(&self, mut core: Box<Core>, handle: &Handle) -> Box<Core> {
         let mut driver = core.driver.take().expect("driver missing");
-        if core.tasks.is_empty() && handle.inject_len() == 0 && !handle.woken.load(std::sync::atomic::Ordering::Acquire) {
+        if core.tasks.is_empty()
+            && handle.inject_len() == 0
+            && !handle.woken.load(std::sync::atomic::Ordering::Acquire)
+        {
             core.stats.parks += 1;
             core.submit_metrics(handle);
             core = self.enter(core, || driver.park()).0;
@@ -141,11 +148,17 @@ impl Drop for CoreGuard {
 
 /// The `block_on` loop: polls the future when it was woken, runs up to
 /// `event_interval` tasks, polls the driver, parks when idle.
-pub(super) fn block_on<F: Future>(handle: &Arc<Handle>, core: Box<Core>, mut future: Pin<&mut F>) -> F::Output {
+pub(super) fn block_on<F: Future>(
+    handle: &Arc<Handle>,
+    core: Box<Core>,
+    mut future: Pin<&mut F>,
+) -> F::Output {
     let waker = std::task::Waker::from(handle.clone());
     let mut cx = std::task::Context::from_waker(&waker);
     // Poll the future on the first turn.
-    handle.woken.store(true, std::sync::atomic::Ordering::Release);
+    handle
+        .woken
+        .store(true, std::sync::atomic::Ordering::Release);
     CoreGuard::new(handle, core).enter(|mut core, context| 'outer: loop {
         if handle.reset_woken() {
             let (c, res) = context.enter(core, || coop::budget(|| future.as_mut().poll(&mut cx)));
@@ -168,7 +181,12 @@ pub(super) fn block_on<F: Future>(handle: &Arc<Handle>, core: Box<Core>, mut fut
 }
 
 /// Runs ready tasks until `budget` elapses or `max_tasks` ran; never blocks.
-pub(super) fn run_for(handle: &Arc<Handle>, core: Box<Core>, budget: Duration, max_tasks: usize) -> usize {
+pub(super) fn run_for(
+    handle: &Arc<Handle>,
+    core: Box<Core>,
+    budget: Duration,
+    max_tasks: usize,
+) -> usize {
     let start = Instant::now();
     CoreGuard::new(handle, core).enter(|mut core, context| {
         // Collect what the driver has ready before running tasks.

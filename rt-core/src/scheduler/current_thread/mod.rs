@@ -41,7 +41,6 @@ pub(crate) struct Handle {
     core: Mutex<Option<Box<Core>>>,
     /// `block_on` callers on other threads waiting for the core.
     core_waiters: Mutex<Vec<Waker>>,
-    config: Config,
     scheduler_metrics: SchedulerMetrics,
     worker_metrics: WorkerMetrics,
 }
@@ -58,7 +57,6 @@ impl Handle {
             unpark,
             core: Mutex::new(Some(core)),
             core_waiters: Mutex::new(Vec::new()),
-            config,
             scheduler_metrics: SchedulerMetrics::default(),
             worker_metrics: WorkerMetrics::default(),
         })
@@ -123,8 +121,7 @@ impl Handle {
         let handle = scheduler::Handle::CurrentThread(me.clone());
         let _enter = context::enter_runtime(&handle);
         let mut future = std::pin::pin!(future);
-        let park = crate::runtime::park::current_parker();
-        let waker = crate::runtime::park::thread_waker(&park);
+        let waker = crate::runtime::park::thread_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         loop {
             if let Some(core) = me.take_core() {
@@ -136,10 +133,12 @@ impl Handle {
             if let Some(core) = me.take_core() {
                 return self::core::block_on(me, core, future.as_mut());
             }
-            if let std::task::Poll::Ready(v) = crate::task::coop::budget(|| future.as_mut().poll(&mut cx)) {
+            if let std::task::Poll::Ready(v) =
+                crate::task::coop::budget(|| future.as_mut().poll(&mut cx))
+            {
                 return v;
             }
-            park.park_current();
+            std::thread::park();
         }
     }
 
@@ -174,11 +173,6 @@ impl Handle {
                 me.inject.close();
             }
         }
-    }
-
-    /// True once shutdown started.
-    pub(crate) fn is_shutdown(&self) -> bool {
-        self.inject.is_closed()
     }
 }
 

@@ -34,7 +34,9 @@ pub(super) struct Shared {
     pub(super) idle: Idle,
     pub(super) owned: OwnedTasks<Arc<Handle>>,
     /// Cores handed in by workers that stopped; the last one in finishes
-    /// the shutdown.
+    /// the shutdown. (Cores live in boxes everywhere: they move between
+    /// the worker, its context and this list without copying.)
+    #[allow(clippy::vec_box)]
     pub(super) shutdown_cores: Mutex<Vec<Box<Core>>>,
     pub(super) worker_metrics: Box<[WorkerMetrics]>,
     pub(super) scheduler_metrics: SchedulerMetrics,
@@ -113,8 +115,11 @@ impl Handle {
             let prev = core.lifo_slot.replace(task);
             match prev {
                 Some(prev) => {
-                    core.run_queue
-                        .push_back_or_overflow(prev, &self.shared.inject, &mut core.stats);
+                    core.run_queue.push_back_or_overflow(
+                        prev,
+                        &self.shared.inject,
+                        &mut core.stats,
+                    );
                     true
                 }
                 None => false,

@@ -110,7 +110,7 @@ impl Idle {
         num_searching(state) == 0 && num_unparked(state) < self.num_workers
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn counts(&self) -> (usize, usize) {
         let s = self.state.load(SeqCst);
         (num_searching(s), num_unparked(s))

@@ -29,9 +29,16 @@ use inject::Inject;
 use std::sync::{Arc, Mutex};
 use worker::{Core, Worker};
 
+/// The body of one worker thread.
+pub(crate) type WorkerBody = Box<dyn FnOnce() + Send>;
+
 /// Creates the scheduler and returns its handle plus one thread body per
 /// worker (the caller spawns the threads).
-pub(crate) fn create(size: usize, driver: Box<dyn Park>, config: Config) -> (Arc<Handle>, Vec<Box<dyn FnOnce() + Send>>) {
+pub(crate) fn create(
+    size: usize,
+    driver: Box<dyn Park>,
+    config: Config,
+) -> (Arc<Handle>, Vec<WorkerBody>) {
     assert!(size > 0, "a multi-thread runtime needs at least one worker");
     let parkers = park::parkers(driver, size);
     let mut cores = Vec::with_capacity(size);
@@ -65,7 +72,7 @@ pub(crate) fn create(size: usize, driver: Box<dyn Park>, config: Config) -> (Arc
                 index,
                 core: Mutex::new(Some(core)),
             });
-            Box::new(move || worker::run(worker)) as Box<dyn FnOnce() + Send>
+            Box::new(move || worker::run(worker)) as WorkerBody
         })
         .collect();
     (handle, bodies)

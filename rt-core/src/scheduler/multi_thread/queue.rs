@@ -55,7 +55,12 @@ impl<T> Local<T> {
 
     /// Pushes to the back; on a full queue moves half of it and `task` to
     /// `inject` instead.
-    pub(super) fn push_back_or_overflow(&mut self, task: T, inject: &Inject<T>, stats: &mut WorkerStats) {
+    pub(super) fn push_back_or_overflow(
+        &mut self,
+        task: T,
+        inject: &Inject<T>,
+        stats: &mut WorkerStats,
+    ) {
         if self.len() < LOCAL_QUEUE_CAPACITY {
             self.inner.push(task);
             return;

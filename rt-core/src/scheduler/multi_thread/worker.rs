@@ -58,7 +58,12 @@ pub(crate) struct Context {
 type RunResult = Result<Box<Core>, ()>;
 
 impl Core {
-    pub(super) fn new(index: usize, run_queue: Local<Entry>, park: Parker, handle_cfg: &crate::runtime::config::Config) -> Box<Core> {
+    pub(super) fn new(
+        index: usize,
+        run_queue: Local<Entry>,
+        park: Parker,
+        handle_cfg: &crate::runtime::config::Config,
+    ) -> Box<Core> {
         Box::new(Core {
             tick: 0,
             lifo_slot: None,
@@ -114,7 +119,10 @@ impl Core {
             if i == worker.index {
                 continue;
             }
-            if let Some(task) = remotes[i].steal.steal_into(&mut self.run_queue, &mut self.stats) {
+            if let Some(task) = remotes[i]
+                .steal
+                .steal_into(&mut self.run_queue, &mut self.stats)
+            {
                 return Some(task);
             }
         }
