@@ -2,7 +2,7 @@
 //!
 //! [`channel`] makes a [`Sender`] and a [`Receiver`]. The sender
 //! [sends](Sender::send) once, consuming itself; the receiver is a future that
-//! resolves to the value, or to [`RecvError`](error::RecvError) if the sender
+//! resolves to the value, or to [`RecvError`] if the sender
 //! was dropped without sending. Dropping (or [closing](Receiver::close)) the
 //! receiver makes the send fail and give the value back, and resolves the
 //! sender's [`closed`](Sender::closed) future.
@@ -93,8 +93,9 @@ struct Inner<T> {
     state: Mutex<State<T>>,
 }
 
-/// Everything is behind one mutex whose critical sections run no user code:
-/// values are dropped and wakers woken after it is released.
+/// Everything is behind one mutex whose critical sections run no user code
+/// beyond cloning or dropping a waker: values are dropped, and wakers woken,
+/// after it is released.
 struct State<T> {
     /// The sent value, until the receiver takes it (or is dropped).
     value: Option<T>,
@@ -110,8 +111,8 @@ struct State<T> {
 
 impl<T> Inner<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // No user code runs under the lock, so the state is consistent even
-        // if some panic poisoned it.
+        // Only a waker's clone or drop could panic under the lock, and the
+        // state is consistent at those points: a poisoned lock is safe to use.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -367,21 +368,24 @@ mod tests {
 
     #[test]
     fn close_fails_later_sends_but_keeps_an_earlier_value() {
+        let (waker, _) = counting_waker();
         let (tx, mut rx) = channel();
         rx.close();
         assert!(tx.is_closed());
         assert_eq!(tx.send(1), Err(1));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
-        assert_eq!(block_on(&mut rx), Err(RecvError(())));
+        assert_eq!(poll_once(&mut rx, &waker), Poll::Ready(Err(RecvError(()))));
 
         let (tx, mut rx) = channel();
         tx.send(2).unwrap();
         rx.close();
-        assert_eq!(block_on(&mut rx), Ok(2));
+        assert_eq!(poll_once(&mut rx, &waker), Poll::Ready(Ok(2)));
 
-        let (_tx, mut rx) = channel::<u8>();
+        // Closed with the sender alive: resolves at once, no waiting.
+        let (tx, mut rx) = channel::<u8>();
         rx.close();
-        assert_eq!(block_on(rx), Err(RecvError(())), "closed: no waiting");
+        assert_eq!(poll_once(&mut rx, &waker), Poll::Ready(Err(RecvError(()))));
+        drop(tx);
     }
 
     #[test]

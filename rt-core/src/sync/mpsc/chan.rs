@@ -1,8 +1,9 @@
 //! The core shared by the bounded and the unbounded channel.
 //!
-//! All the channel's state sits behind one mutex ([`State`]); the critical
-//! sections are short and never run user code: values are dropped and wakers
-//! woken only after the lock is released.
+//! All the channel's state sits behind one mutex ([`State`]). The critical
+//! sections are short and run no user code beyond cloning or dropping a
+//! waker: values are dropped, and wakers woken, only after the lock is
+//! released.
 //!
 //! # Capacity and waiting senders (bounded channels)
 //!
@@ -87,9 +88,10 @@ struct Waiter {
 
 impl<T> Chan<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // No user code runs under the lock, so a poisoned lock can only come
-        // from a bug here; the state is still consistent enough to go on
-        // (in particular, to run the handles' destructors).
+        // Nothing that may panic runs under the lock except a waker's clone or
+        // drop, and the state is consistent at each of those points, so a
+        // poisoned lock is safe to go on with (the handles' destructors must
+        // still run).
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -100,6 +102,18 @@ impl<T> State<T> {
             Some(bound) => bound.saturating_sub(self.buffer.len() + self.reserved),
             None => usize::MAX,
         }
+    }
+
+    /// Whether a send that is not queued may push right now: a slot is free
+    /// and no send waits ahead of it. (While the channel is open, waiting
+    /// sends imply no free slot, as the module docs argue; the waiter check is
+    /// kept so fairness does not hang on that argument alone.)
+    fn newcomer_may_push(&self) -> bool {
+        debug_assert!(
+            self.rx_closed || self.send_waiters.is_empty() || self.free_slots() == 0,
+            "sends are waiting while a slot is free"
+        );
+        self.send_waiters.is_empty() && self.free_slots() > 0
     }
 
     fn next_id(&mut self) -> u64 {
@@ -194,7 +208,7 @@ impl<T> Tx<T> {
         if state.rx_closed {
             return Err(TrySendError::Closed(value));
         }
-        if !state.send_waiters.is_empty() || state.free_slots() == 0 {
+        if !state.newcomer_may_push() {
             return Err(TrySendError::Full(value));
         }
         let waker = state.push(value);
@@ -364,7 +378,7 @@ impl<T> Future for SendFuture<'_, T> {
         let mut state = this.chan.lock();
         let may_push = match this.waiting {
             None if state.rx_closed => false,
-            None if state.send_waiters.is_empty() && state.free_slots() > 0 => true,
+            None if state.newcomer_may_push() => true,
             None => {
                 let id = state.next_id();
                 let waker = Some(cx.waker().clone());

@@ -3,36 +3,58 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-struct ThreadWaker(Thread);
+/// How long [`block_on`] waits for a wakeup before calling it lost.
+const WAKEUP_LIMIT: Duration = Duration::from_secs(20);
+
+struct ThreadWaker {
+    thread: Thread,
+    woken: AtomicBool,
+}
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.woken.store(true, Ordering::SeqCst);
+        self.thread.unpark();
     }
 }
 
 /// Runs `future` to completion on the current thread, parking between polls.
+///
+/// It polls again only after a real wakeup (not after a spurious unpark), and
+/// panics if none comes within [`WAKEUP_LIMIT`]: a lost wakeup fails the test
+/// instead of hanging it, and a future that would only complete when polled
+/// without being woken is not let through.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    let mut cx = Context::from_waker(&waker);
+    let waker = Arc::new(ThreadWaker {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let std_waker = Waker::from(waker.clone());
+    let mut cx = Context::from_waker(&std_waker);
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
-        // A wake between the poll and here leaves the unpark token set, so
-        // this returns at once: no lost wakeup.
-        thread::park();
+        let start = Instant::now();
+        while !waker.woken.swap(false, Ordering::SeqCst) {
+            let waited = start.elapsed();
+            assert!(
+                waited < WAKEUP_LIMIT,
+                "block_on: no wakeup within {WAKEUP_LIMIT:?} (lost wakeup?)"
+            );
+            thread::park_timeout(WAKEUP_LIMIT - waited);
+        }
     }
 }
 
