@@ -29,11 +29,14 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub(crate) mod blocking;
+pub mod io;
 pub(crate) mod loom;
-
+pub mod net;
 pub mod runtime;
 pub(crate) mod scheduler;
 pub mod sync;
 pub mod task;
+pub mod time;
 
 pub use task::spawn;

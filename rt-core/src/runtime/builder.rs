@@ -2,13 +2,14 @@
 
 use super::config::{Callback, Config};
 use super::driver::{self, DriverConfig};
-use super::threads::ThreadGroup;
 use super::{Handle, Runtime};
+use crate::blocking::pool::{BlockingPool, PoolConfig};
 use crate::scheduler::{self, current_thread, multi_thread};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Builds a [`Runtime`] with custom settings.
 ///
@@ -30,6 +31,10 @@ pub struct Builder {
     on_thread_start: Option<Callback>,
     on_thread_stop: Option<Callback>,
     disable_lifo_slot: bool,
+    enable_io: bool,
+    enable_time: bool,
+    max_blocking_threads: usize,
+    thread_keep_alive: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +73,10 @@ impl Builder {
             on_thread_start: None,
             on_thread_stop: None,
             disable_lifo_slot: false,
+            enable_io: false,
+            enable_time: false,
+            max_blocking_threads: 512,
+            thread_keep_alive: Duration::from_secs(10),
         }
     }
 
@@ -154,58 +163,88 @@ impl Builder {
         self
     }
 
+    /// Enables the I/O driver (mio reactor): needed by `net` and `io`.
+    pub fn enable_io(&mut self) -> &mut Self {
+        self.enable_io = true;
+        self
+    }
+
+    /// Enables the time driver (timer wheel): needed by `time`.
+    pub fn enable_time(&mut self) -> &mut Self {
+        self.enable_time = true;
+        self
+    }
+
+    /// Enables every driver (I/O and time).
+    pub fn enable_all(&mut self) -> &mut Self {
+        self.enable_io().enable_time()
+    }
+
+    /// Cap on the blocking pool's threads for `spawn_blocking` (default
+    /// 512); further calls queue. The multi-thread workers do not count.
+    ///
+    /// # Panics
+    /// If `n` is zero.
+    #[track_caller]
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
+        assert!(n > 0, "max_blocking_threads cannot be set to 0");
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits
+    /// (default 10 s).
+    pub fn thread_keep_alive(&mut self, duration: Duration) -> &mut Self {
+        self.thread_keep_alive = duration;
+        self
+    }
+
     /// Creates the runtime.
     pub fn build(&mut self) -> io::Result<Runtime> {
-        let driver = driver::create(&DriverConfig::default())?;
+        let (park, driver_handle) = driver::create(DriverConfig {
+            enable_io: self.enable_io,
+            enable_time: self.enable_time,
+        })?;
+        let pool = BlockingPool::new(PoolConfig {
+            thread_name: self.thread_name.clone(),
+            stack_size: self.thread_stack_size,
+            after_start: self.on_thread_start.clone(),
+            before_stop: self.on_thread_stop.clone(),
+            max_blocking_threads: self.max_blocking_threads,
+            keep_alive: self.thread_keep_alive,
+        });
         match self.kind {
             Kind::CurrentThread => {
                 let config = self.config(CURRENT_THREAD_GLOBAL_QUEUE_INTERVAL);
-                let handle = current_thread::Handle::new(driver, config);
-                Ok(Runtime::new(
-                    Handle {
-                        inner: scheduler::Handle::CurrentThread(handle),
-                    },
-                    None,
-                ))
+                let handle = current_thread::Handle::new(
+                    park,
+                    driver_handle,
+                    pool.spawner().clone(),
+                    config,
+                );
+                let handle = Handle {
+                    inner: scheduler::Handle::CurrentThread(handle),
+                };
+                Ok(Runtime::new(handle, pool))
             }
-            Kind::MultiThread => self.build_multi_thread(driver),
-        }
-    }
-
-    fn build_multi_thread(&mut self, driver: Box<dyn super::park::Park>) -> io::Result<Runtime> {
-        let size = self.worker_threads.unwrap_or_else(default_worker_threads);
-        let config = self.config(MULTI_THREAD_GLOBAL_QUEUE_INTERVAL);
-        let (handle, bodies) = multi_thread::create(size, driver, config.clone());
-        let rt_handle = Handle {
-            inner: scheduler::Handle::MultiThread(handle.clone()),
-        };
-        let mut threads = ThreadGroup::new();
-        for body in bodies {
-            let mut builder = std::thread::Builder::new().name((self.thread_name)());
-            if let Some(size) = self.thread_stack_size {
-                builder = builder.stack_size(size);
-            }
-            let (start, stop) = (
-                config.on_thread_start.clone(),
-                config.on_thread_stop.clone(),
-            );
-            let spawned = threads.spawn(builder, move || {
-                if let Some(f) = &start {
-                    f();
+            Kind::MultiThread => {
+                let size = self.worker_threads.unwrap_or_else(default_worker_threads);
+                let config = self.config(MULTI_THREAD_GLOBAL_QUEUE_INTERVAL);
+                let (handle, bodies) =
+                    multi_thread::create(size, park, driver_handle, pool.spawner().clone(), config);
+                let handle = Handle {
+                    inner: scheduler::Handle::MultiThread(handle),
+                };
+                let spawner = pool.spawner().clone();
+                // If a thread cannot be created, dropping the runtime shuts
+                // down what did start.
+                let runtime = Runtime::new(handle, pool);
+                for body in bodies {
+                    spawner.spawn_mandatory(body)?;
                 }
-                body();
-                if let Some(f) = &stop {
-                    f();
-                }
-            });
-            if let Err(e) = spawned {
-                // Workers that did start must not wait forever for the
-                // missing ones: shut down, and let them stop.
-                handle.shutdown();
-                return Err(e);
+                Ok(runtime)
             }
         }
-        Ok(Runtime::new(rt_handle, Some(threads)))
     }
 
     fn config(&self, default_global_queue_interval: u32) -> Config {
@@ -215,8 +254,6 @@ impl Builder {
                 .unwrap_or(default_global_queue_interval),
             event_interval: self.event_interval,
             disable_lifo_slot: self.disable_lifo_slot,
-            on_thread_start: self.on_thread_start.clone(),
-            on_thread_stop: self.on_thread_stop.clone(),
         }
     }
 }
@@ -242,6 +279,10 @@ impl fmt::Debug for Builder {
             .field("event_interval", &self.event_interval)
             .field("thread_stack_size", &self.thread_stack_size)
             .field("disable_lifo_slot", &self.disable_lifo_slot)
+            .field("enable_io", &self.enable_io)
+            .field("enable_time", &self.enable_time)
+            .field("max_blocking_threads", &self.max_blocking_threads)
+            .field("thread_keep_alive", &self.thread_keep_alive)
             .finish_non_exhaustive()
     }
 }

@@ -15,10 +15,6 @@ pub(crate) struct Config {
     pub(crate) event_interval: u32,
     /// Multi-thread only: turn the LIFO slot off.
     pub(crate) disable_lifo_slot: bool,
-    /// Runs on each runtime thread when it starts.
-    pub(crate) on_thread_start: Option<Callback>,
-    /// Runs on each runtime thread before it exits.
-    pub(crate) on_thread_stop: Option<Callback>,
 }
 
 impl fmt::Debug for Config {

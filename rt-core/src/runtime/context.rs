@@ -74,6 +74,25 @@ pub(crate) fn enter_runtime(handle: &scheduler::Handle) -> EnterRuntimeGuard {
     )
 }
 
+/// Leaves the "driving a runtime" state until the guard drops (used by
+/// `block_in_place`, whose closure may call `block_on`).
+pub(crate) struct ExitRuntimeGuard {
+    was_in: bool,
+}
+
+pub(crate) fn exit_runtime() -> ExitRuntimeGuard {
+    ExitRuntimeGuard {
+        was_in: IN_RUNTIME.with(|c| c.replace(false)),
+    }
+}
+
+impl Drop for ExitRuntimeGuard {
+    fn drop(&mut self) {
+        let was_in = self.was_in;
+        let _ = IN_RUNTIME.try_with(|c| c.set(was_in));
+    }
+}
+
 impl Drop for EnterRuntimeGuard {
     fn drop(&mut self) {
         let _ = IN_RUNTIME.try_with(|c| c.set(false));

@@ -79,6 +79,17 @@ impl Handle {
         self.inner.spawn(future, Id::next())
     }
 
+    /// Runs a blocking closure on the runtime's blocking pool; see
+    /// [`spawn_blocking`](crate::task::spawn_blocking).
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, func: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.inner.blocking_spawner().spawn_blocking(func)
+    }
+
     /// Runs a future to completion on this thread, with this runtime as the
     /// current one.
     ///

@@ -46,6 +46,41 @@ impl RuntimeMetrics {
             .load(Relaxed)
     }
 
+    /// Threads of the blocking pool (multi-thread workers included).
+    pub fn num_blocking_threads(&self) -> usize {
+        self.handle.inner.blocking_spawner().num_threads()
+    }
+
+    /// Idle threads of the blocking pool.
+    pub fn num_idle_blocking_threads(&self) -> usize {
+        self.handle.inner.blocking_spawner().num_idle_threads()
+    }
+
+    /// `spawn_blocking` closures waiting for a thread.
+    pub fn blocking_queue_depth(&self) -> usize {
+        self.handle.inner.blocking_spawner().queue_depth()
+    }
+
+    /// Timers waiting in the wheel (0 without `enable_time`).
+    pub fn num_timers(&self) -> usize {
+        self.handle
+            .inner
+            .driver()
+            .time
+            .as_ref()
+            .map_or(0, |t| t.num_timers())
+    }
+
+    /// I/O resources registered with the reactor (0 without `enable_io`).
+    pub fn num_io_registrations(&self) -> usize {
+        self.handle
+            .inner
+            .driver()
+            .io
+            .as_ref()
+            .map_or(0, |io| io.num_registrations())
+    }
+
     /// Task polls by worker `worker`.
     ///
     /// # Panics

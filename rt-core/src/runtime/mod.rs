@@ -6,7 +6,6 @@
 //! - `park.rs`: the `Park` / `Unpark` abstraction every idle thread blocks
 //!   through, and the thread parker;
 //! - `driver.rs`: creates the driver the schedulers park in;
-//! - `threads.rs`: worker threads and joining them with a timeout;
 //! - `metrics.rs` / `metrics_api.rs`: counters.
 
 mod builder;
@@ -17,18 +16,17 @@ mod handle;
 pub(crate) mod metrics;
 mod metrics_api;
 pub(crate) mod park;
-mod threads;
 
 pub use builder::Builder;
 pub use handle::{EnterGuard, Handle, RuntimeFlavor, TryCurrentError};
 pub use metrics_api::RuntimeMetrics;
 
+use crate::blocking::BlockingPool;
 use crate::scheduler;
 use crate::task::JoinHandle;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
-use threads::ThreadGroup;
 
 /// An async runtime: a scheduler (current-thread or multi-thread) and the
 /// threads that run it.
@@ -38,13 +36,16 @@ use threads::ThreadGroup;
 /// the worker threads are joined.
 pub struct Runtime {
     handle: Handle,
-    /// Worker threads (multi-thread flavor only).
-    threads: Option<ThreadGroup>,
+    /// Runs the multi-thread workers and `spawn_blocking` work.
+    blocking_pool: BlockingPool,
 }
 
 impl Runtime {
-    fn new(handle: Handle, threads: Option<ThreadGroup>) -> Runtime {
-        Runtime { handle, threads }
+    fn new(handle: Handle, blocking_pool: BlockingPool) -> Runtime {
+        Runtime {
+            handle,
+            blocking_pool,
+        }
     }
 
     /// A multi-thread runtime with default settings.
@@ -129,16 +130,9 @@ impl Runtime {
             scheduler::Handle::CurrentThread(h) => scheduler::current_thread::Handle::shutdown(h),
             scheduler::Handle::MultiThread(h) => h.shutdown(),
         }
-        if let Some(mut threads) = self.threads.take() {
-            // Dropped from one of its own workers (inside a task): waiting
-            // would wait for ourselves.
-            let timeout = if threads.contains_current() {
-                Some(Duration::ZERO)
-            } else {
-                timeout
-            };
-            threads.wait(timeout);
-        }
+        // Workers and blocking closures run on the pool: wait for them (the
+        // pool does not wait when called from one of its own threads).
+        self.blocking_pool.shutdown(timeout);
     }
 }
 

@@ -43,6 +43,22 @@ impl Handle {
         }
     }
 
+    /// The handles of the runtime's I/O and time drivers.
+    pub(crate) fn driver(&self) -> &crate::runtime::driver::Handle {
+        match self {
+            Handle::CurrentThread(h) => &h.driver,
+            Handle::MultiThread(h) => &h.driver,
+        }
+    }
+
+    /// The runtime's blocking pool.
+    pub(crate) fn blocking_spawner(&self) -> &crate::blocking::Spawner {
+        match self {
+            Handle::CurrentThread(h) => &h.blocking,
+            Handle::MultiThread(h) => &h.blocking,
+        }
+    }
+
     /// Live tasks.
     pub(crate) fn num_alive_tasks(&self) -> usize {
         match self {

@@ -28,6 +28,7 @@ mod yield_now;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+pub use crate::blocking::{block_in_place, spawn_blocking};
 pub use abort::AbortHandle;
 pub use coop::consume_budget;
 pub use error::JoinError;
@@ -155,6 +156,82 @@ impl<S: 'static> fmt::Debug for Notified<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Notified").field("id", &self.id()).finish()
     }
+}
+
+/// A task that belongs to no owned list (blocking tasks): holds both the
+/// owned-list and the first-notification references, and is run or shut
+/// down exactly once.
+pub(crate) struct UnownedTask<S: 'static> {
+    raw: RawTask,
+    _p: PhantomData<S>,
+}
+
+// SAFETY: as for Task: a counted pointer; the future it owns was Send
+// (`unowned` requires it).
+unsafe impl<S> Send for UnownedTask<S> {}
+
+impl<S: 'static> UnownedTask<S> {
+    /// Polls the task once, then releases both references it held.
+    pub(crate) fn run(self) {
+        let raw = self.raw;
+        std::mem::forget(self);
+        // The poll consumes the notification reference...
+        raw.poll();
+        // ...and this drops the owned-list one.
+        raw.drop_reference();
+    }
+
+    /// Cancels the task without running it: its join handle reports
+    /// cancellation.
+    pub(crate) fn shutdown(self) {
+        let raw = self.raw;
+        std::mem::forget(self);
+        // Shutdown consumes the owned-list reference...
+        raw.shutdown();
+        // ...and this drops the notification one.
+        raw.drop_reference();
+    }
+}
+
+impl<S: 'static> Drop for UnownedTask<S> {
+    fn drop(&mut self) {
+        // Never run: cancel it, so its join handle resolves.
+        let raw = self.raw;
+        raw.shutdown();
+        raw.drop_reference();
+    }
+}
+
+impl<S: 'static> fmt::Debug for UnownedTask<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnownedTask")
+            .field("id", &self.raw.id())
+            .finish()
+    }
+}
+
+/// Creates a task outside any owned list (for the blocking pool).
+pub(crate) fn unowned<T, S>(
+    future: T,
+    scheduler: S,
+    id: Id,
+) -> (UnownedTask<S>, JoinHandle<T::Output>)
+where
+    T: Future + Send + 'static,
+    T::Output: Send + 'static,
+    S: Schedule,
+{
+    let (task, notified, join) = new_task(future, scheduler, id);
+    let raw = task.raw;
+    std::mem::forget(task);
+    std::mem::forget(notified);
+    (
+        UnownedTask {
+            raw,
+            _p: PhantomData,
+        },
+        join,
+    )
 }
 
 /// Creates a task and the three views of it that hold its initial

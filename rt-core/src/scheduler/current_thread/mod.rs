@@ -13,8 +13,10 @@ mod inject;
 pub(crate) use self::core::Context;
 use self::core::Core;
 use self::inject::Inject;
+use crate::blocking::Spawner;
 use crate::runtime::config::Config;
 use crate::runtime::context;
+use crate::runtime::driver;
 use crate::runtime::metrics::{SchedulerMetrics, WorkerMetrics};
 use crate::runtime::park::{Park, Unpark};
 use crate::scheduler;
@@ -37,6 +39,10 @@ pub(crate) struct Handle {
     woken: AtomicBool,
     /// Wakes the driving thread.
     unpark: Arc<dyn Unpark>,
+    /// The I/O and time drivers' handles.
+    pub(crate) driver: driver::Handle,
+    /// The blocking pool.
+    pub(crate) blocking: Spawner,
     /// The core, while no thread drives the runtime.
     core: Mutex<Option<Box<Core>>>,
     /// `block_on` callers on other threads waiting for the core.
@@ -47,14 +53,21 @@ pub(crate) struct Handle {
 
 impl Handle {
     /// Creates the scheduler around its driver.
-    pub(crate) fn new(driver: Box<dyn Park>, config: Config) -> Arc<Handle> {
-        let unpark = driver.unparker();
-        let core = Core::new(driver, &config);
+    pub(crate) fn new(
+        park: Box<dyn Park>,
+        driver: driver::Handle,
+        blocking: Spawner,
+        config: Config,
+    ) -> Arc<Handle> {
+        let unpark = park.unparker();
+        let core = Core::new(park, &config);
         Arc::new(Handle {
             inject: Inject::new(),
             owned: OwnedTasks::new(1),
             woken: AtomicBool::new(false),
             unpark,
+            driver,
+            blocking,
             core: Mutex::new(Some(core)),
             core_waiters: Mutex::new(Vec::new()),
             scheduler_metrics: SchedulerMetrics::default(),

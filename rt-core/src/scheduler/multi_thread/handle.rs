@@ -7,8 +7,10 @@ use super::inject::Inject;
 use super::park::Unparker;
 use super::queue::Steal;
 use super::worker::Core;
+use crate::blocking::Spawner;
 use crate::runtime::config::Config;
 use crate::runtime::context;
+use crate::runtime::driver;
 use crate::runtime::metrics::{SchedulerMetrics, WorkerMetrics};
 use crate::scheduler;
 use crate::task::list::OwnedTasks;
@@ -23,6 +25,10 @@ pub(super) type Entry = Notified<Arc<Handle>>;
 pub(crate) struct Handle {
     pub(super) shared: Shared,
     pub(super) config: Config,
+    /// The I/O and time drivers' handles.
+    pub(crate) driver: driver::Handle,
+    /// The blocking pool (also runs the workers).
+    pub(crate) blocking: Spawner,
 }
 
 pub(super) struct Shared {

@@ -19,7 +19,9 @@ mod worker;
 pub(crate) use handle::Handle;
 pub(crate) use worker::Context;
 
+use crate::blocking::Spawner;
 use crate::runtime::config::Config;
+use crate::runtime::driver;
 use crate::runtime::metrics::{SchedulerMetrics, WorkerMetrics};
 use crate::runtime::park::Park;
 use crate::task::list::OwnedTasks;
@@ -36,11 +38,13 @@ pub(crate) type WorkerBody = Box<dyn FnOnce() + Send>;
 /// worker (the caller spawns the threads).
 pub(crate) fn create(
     size: usize,
-    driver: Box<dyn Park>,
+    park: Box<dyn Park>,
+    driver: driver::Handle,
+    blocking: Spawner,
     config: Config,
 ) -> (Arc<Handle>, Vec<WorkerBody>) {
     assert!(size > 0, "a multi-thread runtime needs at least one worker");
-    let parkers = park::parkers(driver, size);
+    let parkers = park::parkers(park, size);
     let mut cores = Vec::with_capacity(size);
     let mut remotes = Vec::with_capacity(size);
     for (index, parker) in parkers.into_iter().enumerate() {
@@ -62,6 +66,8 @@ pub(crate) fn create(
             scheduler_metrics: SchedulerMetrics::default(),
         },
         config,
+        driver,
+        blocking,
     });
     let bodies = cores
         .into_iter()

@@ -296,6 +296,47 @@ impl Context {
         })
     }
 
+    /// `block_in_place`: gives this worker's core to a new pool thread so
+    /// the queued tasks keep running. False if this thread has no core (a
+    /// nested call).
+    pub(crate) fn hand_off_core(&self) -> bool {
+        let Some(mut core) = self.core.borrow_mut().take() else {
+            return false;
+        };
+        // The LIFO task must not wait for us: the new thread runs it.
+        if let Some(task) = core.lifo_slot.take() {
+            core.run_queue.push_back_or_overflow(
+                task,
+                &self.worker.handle.shared.inject,
+                &mut core.stats,
+            );
+        }
+        core.transition_from_searching(&self.worker);
+        *self.worker.core.lock().unwrap() = Some(core);
+        let worker = self.worker.clone();
+        let launched = self
+            .worker
+            .handle
+            .blocking
+            .spawn_mandatory(Box::new(move || run(worker)));
+        if launched.is_err() {
+            // No thread to hand to: keep the core and just block.
+            let core = self.worker.core.lock().unwrap().take();
+            *self.core.borrow_mut() = core;
+            return false;
+        }
+        true
+    }
+
+    /// After `block_in_place`: takes the core back if the new thread has
+    /// not started with it yet. Otherwise this thread stops being a worker
+    /// once the current task's poll returns.
+    pub(crate) fn reclaim_core(&self) {
+        if let Some(core) = self.worker.core.lock().unwrap().take() {
+            *self.core.borrow_mut() = Some(core);
+        }
+    }
+
     fn maintenance(&self, mut core: Box<Core>) -> Box<Core> {
         if core.tick % core.event_interval == 0 {
             // A driver turn without sleeping.

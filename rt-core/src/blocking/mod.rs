@@ -1,0 +1,39 @@
+//! The blocking pool: threads for work that blocks (`spawn_blocking`), for
+//! the multi-thread workers themselves, and for `block_in_place` handoffs.
+//!
+//! - `pool.rs`: the pool (threads on demand up to a cap, idle threads exit
+//!   after a keep-alive, shutdown with a timeout);
+//! - `task.rs`: a closure as a one-poll future, and the scheduler stub
+//!   blocking tasks are bound to;
+//! - `place.rs`: `block_in_place`.
+
+mod place;
+pub(crate) mod pool;
+mod task;
+
+pub use place::block_in_place;
+pub(crate) use pool::{BlockingPool, Spawner};
+
+use crate::task::JoinHandle;
+
+/// Runs `f` on the runtime's blocking pool and returns a handle to its
+/// result. Use it for code that blocks (file I/O, a synchronous library,
+/// heavy computation) so the async workers keep running other tasks.
+///
+/// Threads are created on demand up to `Builder::max_blocking_threads`
+/// (default 512); beyond that, calls queue. Once `f` has started it cannot
+/// be aborted (abort only prevents a queued `f` from starting). At runtime
+/// shutdown, queued closures that never started are dropped and their
+/// handles report cancellation; running ones are waited for up to the
+/// shutdown timeout.
+///
+/// # Panics
+/// Outside a runtime context.
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    crate::runtime::Handle::current().spawn_blocking(f)
+}

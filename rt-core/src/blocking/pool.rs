@@ -1,0 +1,302 @@
+//! The blocking thread pool.
+
+use super::task::{BlockingSchedule, BlockingTask};
+use crate::runtime::config::Callback;
+use crate::task::{self, JoinHandle, UnownedTask};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Owns the pool; shutting it down (or dropping it) stops the threads.
+pub(crate) struct BlockingPool {
+    spawner: Spawner,
+}
+
+/// Spawns onto the pool from anywhere.
+#[derive(Clone)]
+pub(crate) struct Spawner {
+    inner: Arc<Inner>,
+}
+
+/// Settings of a pool.
+pub(crate) struct PoolConfig {
+    pub(crate) thread_name: Arc<dyn Fn() -> String + Send + Sync>,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) after_start: Option<Callback>,
+    pub(crate) before_stop: Option<Callback>,
+    /// Threads for non-mandatory work.
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) keep_alive: Duration,
+}
+
+struct Inner {
+    shared: Mutex<Shared>,
+    /// Idle threads wait here for work.
+    condvar: Cvar,
+    /// `shutdown` waits here for the threads to exit.
+    exited: Cvar,
+    config: PoolConfig,
+}
+
+type Cvar = Condvar;
+
+struct Shared {
+    queue: VecDeque<Job>,
+    /// Threads alive.
+    num_th: usize,
+    /// Of those, running non-mandatory work or waiting (counted against the
+    /// cap).
+    num_blocking_th: usize,
+    /// Threads waiting for work.
+    num_idle: usize,
+    /// Wakeups sent to idle threads and not consumed yet.
+    num_notify: usize,
+    shutdown: bool,
+}
+
+enum Job {
+    /// A `spawn_blocking` closure: cancelled if shutdown comes first.
+    Task(UnownedTask<BlockingSchedule>),
+    /// Runtime work (a worker thread body): runs even during shutdown.
+    Mandatory(Box<dyn FnOnce() + Send>),
+}
+
+thread_local! {
+    /// The pool this thread belongs to (address of its `Inner`), if any.
+    static CURRENT_POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl BlockingPool {
+    pub(crate) fn new(config: PoolConfig) -> BlockingPool {
+        BlockingPool {
+            spawner: Spawner {
+                inner: Arc::new(Inner {
+                    shared: Mutex::new(Shared {
+                        queue: VecDeque::new(),
+                        num_th: 0,
+                        num_blocking_th: 0,
+                        num_idle: 0,
+                        num_notify: 0,
+                        shutdown: false,
+                    }),
+                    condvar: Condvar::new(),
+                    exited: Condvar::new(),
+                    config,
+                }),
+            },
+        }
+    }
+
+    pub(crate) fn spawner(&self) -> &Spawner {
+        &self.spawner
+    }
+
+    /// Stops the pool: queued closures are cancelled, idle threads exit, and
+    /// this waits up to `timeout` (`None`: no limit) for running ones.
+    /// Returns true if every thread exited. Waiting from one of the pool's
+    /// own threads would wait for itself, so it does not wait then.
+    pub(crate) fn shutdown(&mut self, timeout: Option<Duration>) -> bool {
+        let inner = &self.spawner.inner;
+        let own_thread = CURRENT_POOL.with(|c| c.get()) == Arc::as_ptr(inner) as usize;
+        let timeout = if own_thread {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        let cancelled: Vec<Job> = {
+            let mut shared = inner.shared.lock().unwrap();
+            if shared.shutdown {
+                // Already shut down (and waited, as the first caller chose).
+                return shared.num_th == 0;
+            }
+            shared.shutdown = true;
+            inner.condvar.notify_all();
+            // Keep mandatory work (worker bodies) queued: it must still run
+            // to finish the scheduler's shutdown.
+            let queue = std::mem::take(&mut shared.queue);
+            let (mandatory, cancelled): (VecDeque<Job>, VecDeque<Job>) = queue
+                .into_iter()
+                .partition(|j| matches!(j, Job::Mandatory(_)));
+            shared.queue = mandatory;
+            cancelled.into_iter().collect()
+        };
+        for job in cancelled {
+            if let Job::Task(task) = job {
+                task.shutdown();
+            }
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut shared = inner.shared.lock().unwrap();
+        while shared.num_th > 0 {
+            match deadline {
+                None => shared = inner.exited.wait(shared).unwrap(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    shared = inner.exited.wait_timeout(shared, d - now).unwrap().0;
+                }
+            }
+        }
+        shared.num_th == 0
+    }
+}
+
+impl Drop for BlockingPool {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+impl Spawner {
+    /// Runs `func` on the pool; the handle resolves to its result.
+    pub(crate) fn spawn_blocking<F, R>(&self, func: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (task, join) =
+            task::unowned(BlockingTask::new(func), BlockingSchedule, task::Id::next());
+        self.submit(Job::Task(task));
+        join
+    }
+
+    /// Runs runtime work (a worker body) on a pool thread, also during
+    /// shutdown and beyond the blocking-thread cap.
+    pub(crate) fn spawn_mandatory(&self, func: Box<dyn FnOnce() + Send>) -> std::io::Result<()> {
+        let inner = &self.inner;
+        let mut shared = inner.shared.lock().unwrap();
+        shared.queue.push_back(Job::Mandatory(func));
+        if shared.num_idle > 0 {
+            shared.num_idle -= 1;
+            shared.num_notify += 1;
+            inner.condvar.notify_one();
+            return Ok(());
+        }
+        self.spawn_thread(&mut shared, false)
+    }
+
+    fn submit(&self, job: Job) {
+        let inner = &self.inner;
+        let mut shared = inner.shared.lock().unwrap();
+        if shared.shutdown {
+            drop(shared);
+            if let Job::Task(task) = job {
+                task.shutdown();
+            }
+            return;
+        }
+        shared.queue.push_back(job);
+        if shared.num_idle > 0 {
+            shared.num_idle -= 1;
+            shared.num_notify += 1;
+            inner.condvar.notify_one();
+        } else if shared.num_blocking_th < inner.config.max_blocking_threads {
+            // On failure the job stays queued for a thread that frees up.
+            let _ = self.spawn_thread(&mut shared, true);
+        }
+    }
+
+    fn spawn_thread(&self, shared: &mut Shared, counted: bool) -> std::io::Result<()> {
+        let config = &self.inner.config;
+        let mut builder = std::thread::Builder::new().name((config.thread_name)());
+        if let Some(size) = config.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let inner = self.inner.clone();
+        // Threads are counted, not joined: `shutdown` waits for the count
+        // to reach zero, which each thread signals as its very last step.
+        builder.spawn(move || run(inner, counted))?;
+        shared.num_th += 1;
+        if counted {
+            shared.num_blocking_th += 1;
+        }
+        Ok(())
+    }
+
+    /// Threads alive now.
+    pub(crate) fn num_threads(&self) -> usize {
+        self.inner.shared.lock().unwrap().num_th
+    }
+
+    /// Idle threads now.
+    pub(crate) fn num_idle_threads(&self) -> usize {
+        self.inner.shared.lock().unwrap().num_idle
+    }
+
+    /// Closures waiting for a thread.
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.inner.shared.lock().unwrap().queue.len()
+    }
+}
+
+/// The body of a pool thread.
+fn run(inner: Arc<Inner>, counted: bool) {
+    CURRENT_POOL.with(|c| c.set(Arc::as_ptr(&inner) as usize));
+    if let Some(f) = &inner.config.after_start {
+        f();
+    }
+    let mut shared = inner.shared.lock().unwrap();
+    'main: loop {
+        while let Some(job) = shared.queue.pop_front() {
+            let is_shutdown = shared.shutdown;
+            drop(shared);
+            match job {
+                Job::Task(task) if is_shutdown => task.shutdown(),
+                Job::Task(task) => task.run(),
+                Job::Mandatory(f) => f(),
+            }
+            shared = inner.shared.lock().unwrap();
+        }
+        if shared.shutdown {
+            break;
+        }
+        shared.num_idle += 1;
+        loop {
+            let (guard, res) = inner
+                .condvar
+                .wait_timeout(shared, inner.config.keep_alive)
+                .unwrap();
+            shared = guard;
+            if shared.num_notify > 0 {
+                // Woken for new work (submit already took us off the idle count).
+                shared.num_notify -= 1;
+                continue 'main;
+            }
+            if shared.shutdown {
+                shared.num_idle -= 1;
+                break 'main;
+            }
+            if res.timed_out() {
+                // Idle past the keep-alive: exit, unless work is waiting.
+                shared.num_idle -= 1;
+                if shared.queue.is_empty() {
+                    break 'main;
+                }
+                continue 'main;
+            }
+            // Spurious wakeup.
+        }
+    }
+    drop(shared);
+    if let Some(f) = &inner.config.before_stop {
+        f();
+    }
+    CURRENT_POOL.with(|c| c.set(0));
+    let mut shared = inner.shared.lock().unwrap();
+    shared.num_th -= 1;
+    if counted {
+        shared.num_blocking_th -= 1;
+    }
+    if shared.num_th == 0 {
+        inner.exited.notify_all();
+    }
+}
+
+impl fmt::Debug for Spawner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spawner").finish_non_exhaustive()
+    }
+}

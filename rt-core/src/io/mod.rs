@@ -1,0 +1,26 @@
+//! Asynchronous I/O: the reactor and readiness-based primitives.
+//!
+//! - [`AsyncFd`]: readiness of any file descriptor;
+//! - [`Interest`] / [`Ready`]: what to wait for, what was reported;
+//! - [`read`], [`read_exact`], [`write_all`], [`flush`]: helpers over the
+//!   `futures-io` [`AsyncRead`] / [`AsyncWrite`] traits (re-exported), which
+//!   the net types implement.
+//!
+//! Internals: `driver.rs` (the mio reactor), `scheduled_io.rs` (per-resource
+//! readiness word and waker slots), `registration.rs` (the readiness loop),
+//! `poll_evented.rs` (a registered mio source).
+
+mod async_fd;
+pub(crate) mod driver;
+mod interest;
+pub(crate) mod poll_evented;
+mod ready;
+pub(crate) mod registration;
+pub(crate) mod scheduled_io;
+mod util;
+
+pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+pub use futures_io::{AsyncRead, AsyncWrite};
+pub use interest::Interest;
+pub use ready::Ready;
+pub use util::{flush, read, read_exact, write_all};

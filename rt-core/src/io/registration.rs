@@ -1,0 +1,105 @@
+//! `Registration`: a resource registered with the current runtime's I/O
+//! driver, and the readiness loop every I/O future is built on.
+
+use super::driver::{self, SHUTDOWN_MSG};
+use super::scheduled_io::{Direction, ReadyEvent, ScheduledIo};
+use super::Interest;
+use crate::task::coop;
+use mio::event::Source;
+use std::io;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+/// A resource's link to the driver.
+pub(crate) struct Registration {
+    handle: driver::Handle,
+    shared: Arc<ScheduledIo>,
+}
+
+impl Registration {
+    /// Registers `source` with the current runtime's I/O driver.
+    ///
+    /// # Panics
+    /// Outside a runtime, or if the runtime was built without `enable_io`.
+    #[track_caller]
+    pub(crate) fn new(source: &mut impl Source, interest: Interest) -> io::Result<Registration> {
+        let handle = crate::runtime::driver::current_io_handle();
+        let shared = handle.add_source(source, interest)?;
+        Ok(Registration { handle, shared })
+    }
+
+    /// Waits until the resource is ready in `direction`. Spends a unit of
+    /// coop budget; fails once the driver has shut down.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        let coop = ready!(coop::poll_proceed(cx));
+        let ev = ready!(self.shared.poll_readiness(cx, direction));
+        if ev.is_shutdown {
+            return Poll::Ready(Err(gone()));
+        }
+        coop.made_progress();
+        Poll::Ready(Ok(ev))
+    }
+
+    /// Forgets readiness that turned out stale (`WouldBlock`).
+    pub(crate) fn clear_readiness(&self, event: ReadyEvent) {
+        self.shared.clear_readiness(event);
+    }
+
+    /// Runs `f` when ready; on `WouldBlock` clears readiness and waits again.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut f: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let ev = ready!(self.poll_ready(cx, direction))?;
+            match f() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    /// Runs `f` if the resource looks ready, without waiting.
+    pub(crate) fn try_io<R>(
+        &self,
+        direction: Direction,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let ev = self.shared.ready_event(direction);
+        if ev.is_shutdown {
+            return Err(gone());
+        }
+        if ev.ready.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.clear_readiness(ev);
+                Err(e)
+            }
+            res => res,
+        }
+    }
+
+    /// Removes the source from the driver.
+    pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        self.handle.deregister_source(source, &self.shared)
+    }
+}
+
+/// The error a readiness wait resolves with after the driver shut down.
+pub(crate) fn gone() -> io::Error {
+    io::Error::other(SHUTDOWN_MSG)
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration").finish_non_exhaustive()
+    }
+}

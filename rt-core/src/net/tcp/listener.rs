@@ -1,0 +1,79 @@
+//! `TcpListener`.
+
+use super::TcpStream;
+use crate::io::poll_evented::PollEvented;
+use crate::io::scheduled_io::Direction;
+use crate::io::Interest;
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::task::{Context, Poll};
+
+/// A TCP socket accepting connections.
+pub struct TcpListener {
+    io: PollEvented<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first resolved address that works), with
+    /// `SO_REUSEADDR` and a backlog of 1024.
+    ///
+    /// # Panics
+    /// Outside a runtime, or on a runtime without `enable_io`.
+    pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        super::super::addr::each_addr(addr, |addr| async move {
+            let l = mio::net::TcpListener::bind(addr)?;
+            TcpListener::new(l)
+        })
+        .await
+    }
+
+    fn new(l: mio::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            io: PollEvented::new_with_interest(l, Interest::READABLE)?,
+        })
+    }
+
+    /// Wraps a listener made elsewhere (switches it to non-blocking mode).
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        TcpListener::new(mio::net::TcpListener::from_std(listener))
+    }
+
+    /// Waits for the next connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for the next connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (stream, addr) =
+            std::task::ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
+        Poll::Ready(TcpStream::from_mio(stream).map(|s| (s, addr)))
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+impl std::os::unix::io::AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.io.get_ref().as_raw_fd()
+    }
+}

@@ -1,0 +1,232 @@
+//! The time driver: owns the timer wheel, parks the runtime until the next
+//! deadline, and fires what expired.
+//!
+//! It wraps the next driver in the stack (the I/O driver, or a thread
+//! parker without I/O): its park computes the time to the wheel's next
+//! expiration, parks the inner driver at most that long, then fires the
+//! expired timers in batches of 32 with the wheel lock released while the
+//! wakers run.
+
+use super::entry::{Fired, TimerShared};
+use super::wheel::{TimerKey, Wheel};
+use crate::runtime::park::{Park, Unpark};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Wakers fired per batch (the wheel lock is released between batches).
+const FIRE_BATCH: usize = 32;
+
+/// The time driver (owned by whichever thread parks in it).
+pub(crate) struct Driver {
+    park: Box<dyn Park>,
+    handle: Handle,
+}
+
+/// The shared half: register and cancel timers from any thread.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Tick 0 of the wheel.
+    start: Instant,
+    state: Mutex<State>,
+    /// The tick the parked driver will wake at (u64::MAX: none). A new
+    /// timer due earlier unparks it.
+    next_wake: AtomicU64,
+    unpark: Arc<dyn Unpark>,
+}
+
+struct State {
+    wheel: Wheel<Arc<TimerShared>>,
+    is_shutdown: bool,
+}
+
+impl Driver {
+    /// Stacks a time driver on `park`.
+    pub(crate) fn new(park: Box<dyn Park>) -> Driver {
+        let unpark = park.unparker();
+        Driver {
+            park,
+            handle: Handle {
+                inner: Arc::new(Inner {
+                    start: Instant::now(),
+                    state: Mutex::new(State {
+                        wheel: Wheel::new(),
+                        is_shutdown: false,
+                    }),
+                    next_wake: AtomicU64::new(u64::MAX),
+                    unpark,
+                }),
+            },
+        }
+    }
+
+    pub(crate) fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    fn park_internal(&mut self, limit: Option<Duration>) {
+        let next = self.handle.lock().wheel.next_expiration();
+        let until_next = next.map(|tick| {
+            self.handle
+                .tick_to_instant(tick)
+                .saturating_duration_since(Instant::now())
+        });
+        let timeout = match (until_next, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.handle
+            .inner
+            .next_wake
+            .store(next.unwrap_or(u64::MAX), SeqCst);
+        match timeout {
+            Some(d) => self.park.park_timeout(d),
+            None => self.park.park(),
+        }
+        self.handle.process();
+    }
+}
+
+impl Park for Driver {
+    fn park(&mut self) {
+        self.park_internal(None);
+    }
+
+    fn park_timeout(&mut self, duration: Duration) {
+        self.park_internal(Some(duration));
+    }
+
+    fn unparker(&self) -> Arc<dyn Unpark> {
+        self.handle.inner.unpark.clone()
+    }
+
+    fn shutdown(&mut self) {
+        self.handle.shutdown();
+        self.park.shutdown();
+    }
+}
+
+impl Handle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The wheel tick of `deadline`, rounded up: a timer is never due
+    /// before its deadline.
+    pub(crate) fn deadline_to_tick(&self, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.inner.start);
+        let ms = since.as_millis();
+        let ms = if since > Duration::from_millis(ms as u64) {
+            ms + 1
+        } else {
+            ms
+        };
+        u64::try_from(ms).unwrap_or(u64::MAX)
+    }
+
+    /// The tick that has fully passed now (rounded down).
+    fn now_tick(&self) -> u64 {
+        let ms = Instant::now()
+            .saturating_duration_since(self.inner.start)
+            .as_millis();
+        u64::try_from(ms).unwrap_or(u64::MAX)
+    }
+
+    fn tick_to_instant(&self, tick: u64) -> Instant {
+        self.inner
+            .start
+            .checked_add(Duration::from_millis(tick))
+            .unwrap_or_else(|| self.inner.start + Duration::from_secs(86_400 * 365 * 30))
+    }
+
+    /// Puts a timer in the wheel. `None` means it is already due (or the
+    /// driver shut down): the timer was fired right here.
+    pub(crate) fn register(&self, tick: u64, shared: &Arc<TimerShared>) -> Option<TimerKey> {
+        let mut state = self.lock();
+        if state.is_shutdown {
+            drop(state);
+            shared.fire(Fired::Shutdown);
+            return None;
+        }
+        match state.wheel.insert(tick, shared.clone()) {
+            Ok(key) => {
+                // Wake the parked driver if this timer is due before it
+                // planned to wake, and remember the new wake tick so a burst
+                // of later timers does not unpark it again.
+                if tick < self.inner.next_wake.load(Relaxed) {
+                    self.inner.next_wake.store(tick, Relaxed);
+                    drop(state);
+                    self.inner.unpark.unpark();
+                }
+                Some(key)
+            }
+            Err(_) => {
+                drop(state);
+                shared.fire(Fired::Elapsed);
+                None
+            }
+        }
+    }
+
+    /// Removes a timer that has not fired (no-op if it already did).
+    pub(crate) fn cancel(&self, key: TimerKey) {
+        let removed = self.lock().wheel.remove(key);
+        drop(removed);
+    }
+
+    /// Fires every timer due by now, in batches, with the lock released
+    /// while the wakers run.
+    pub(crate) fn process(&self) {
+        let now = self.now_tick();
+        let mut batch: Vec<Arc<TimerShared>> = Vec::with_capacity(FIRE_BATCH);
+        loop {
+            {
+                let mut state = self.lock();
+                while batch.len() < FIRE_BATCH {
+                    match state.wheel.poll(now) {
+                        Some((_, _, shared)) => batch.push(shared),
+                        None => break,
+                    }
+                }
+                if batch.is_empty() {
+                    let next = state.wheel.next_expiration().unwrap_or(u64::MAX);
+                    self.inner.next_wake.store(next, SeqCst);
+                    return;
+                }
+            }
+            for shared in batch.drain(..) {
+                shared.fire(Fired::Elapsed);
+            }
+        }
+    }
+
+    /// Shuts down: every pending timer fires as "shutdown"; later timers
+    /// too.
+    pub(crate) fn shutdown(&self) {
+        let pending: Vec<Arc<TimerShared>> = {
+            let mut state = self.lock();
+            if state.is_shutdown {
+                return;
+            }
+            state.is_shutdown = true;
+            let mut all = Vec::with_capacity(state.wheel.len());
+            while let Some((_, _, shared)) = state.wheel.poll(u64::MAX) {
+                all.push(shared);
+            }
+            all
+        };
+        for shared in pending {
+            shared.fire(Fired::Shutdown);
+        }
+    }
+
+    /// Timers in the wheel.
+    pub(crate) fn num_timers(&self) -> usize {
+        self.lock().wheel.len()
+    }
+}
