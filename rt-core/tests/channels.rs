@@ -27,7 +27,7 @@ fn bounded_send_waits_while_full() {
                 for _ in 0..50 {
                     yield_now().await;
                 }
-                let ahead = sent.load(Ordering::SeqCst) - received;
+                let ahead = sent.load(Ordering::SeqCst).saturating_sub(received);
                 assert!(
                     ahead <= 3,
                     "{name}: producer ran {ahead} messages ahead of a capacity-2 channel"

@@ -186,3 +186,75 @@ fn thread_hooks_and_names() {
     assert_eq!(starts.load(Ordering::SeqCst), 3);
     assert_eq!(stops.load(Ordering::SeqCst), 3);
 }
+
+#[test]
+fn panicking_thread_start_hook_does_not_break_the_runtime() {
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(|| panic!("hook panicked"))
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(rt.spawn(async { 3 })).unwrap(), 3);
+    let start = Instant::now();
+    drop(rt);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn foreign_thread_wakes_of_detached_tasks() {
+    // A wake from a thread outside the runtime races with the task running
+    // to completion and being freed (its JoinHandle is gone).
+    for (name, rt) in flavors() {
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut senders = Vec::new();
+        for _ in 0..5_000 {
+            let (tx, rx) = oneshot::channel::<u32>();
+            senders.push(tx);
+            let d = done.clone();
+            drop(rt.spawn(async move {
+                let _ = rx.await;
+                d.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        let t = std::thread::spawn(move || {
+            for tx in senders {
+                let _ = tx.send(1);
+            }
+        });
+        rt.block_on(async {
+            while done.load(Ordering::SeqCst) < 5_000 {
+                rt_core::task::yield_now().await;
+            }
+        });
+        t.join().unwrap();
+        assert_eq!(done.load(Ordering::SeqCst), 5_000, "{name}");
+    }
+}
+
+#[test]
+fn current_thread_dropped_while_another_thread_drives_it() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let handle = rt.handle().clone();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let driver = std::thread::spawn(move || {
+        handle.block_on(async move {
+            let guard = DropCounter(d);
+            rt_core::spawn(async move {
+                let _g = guard;
+                Pending.await;
+            });
+            started_tx.send(()).unwrap();
+            // Keep driving for a while.
+            for _ in 0..200 {
+                std::thread::sleep(Duration::from_millis(1));
+                rt_core::task::yield_now().await;
+            }
+        });
+    });
+    started_rx.recv().unwrap();
+    drop(rt);
+    driver.join().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}

@@ -236,7 +236,8 @@ impl Spawner {
 fn run(inner: Arc<Inner>, counted: bool) {
     CURRENT_POOL.with(|c| c.set(Arc::as_ptr(&inner) as usize));
     if let Some(f) = &inner.config.after_start {
-        f();
+        // A panicking hook must not take the pool's bookkeeping with it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
     }
     let mut shared = inner.shared.lock().unwrap();
     'main: loop {
@@ -282,7 +283,7 @@ fn run(inner: Arc<Inner>, counted: bool) {
     }
     drop(shared);
     if let Some(f) = &inner.config.before_stop {
-        f();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
     }
     CURRENT_POOL.with(|c| c.set(0));
     let mut shared = inner.shared.lock().unwrap();

@@ -45,7 +45,8 @@ impl std::error::Error for TryCurrentError {}
 #[must_use = "the runtime stays current only while the guard lives"]
 pub struct EnterGuard<'a> {
     _guard: context::SetCurrentGuard,
-    _p: std::marker::PhantomData<&'a Handle>,
+    // Not Send: it must be dropped on the thread it was made on.
+    _p: std::marker::PhantomData<(&'a Handle, *const ())>,
 }
 
 impl Handle {

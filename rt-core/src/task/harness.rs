@@ -68,10 +68,12 @@ impl<T: Future, S: Schedule> Harness<T, S> {
         match self.poll_inner() {
             PollOutcome::Done => {}
             PollOutcome::Notified => {
-                // Woken during its own poll: the poller's reference becomes
-                // the new queue entry, at the back (a yield, never LIFO).
+                // Woken during its own poll: queue it at the back (a yield,
+                // never LIFO) with the reference taken for it, then drop the
+                // poller's (only now: scheduling reads task memory).
                 let task = Notified(self.task_from_own_ref());
                 self.core().scheduler.yield_now(task);
+                self.drop_reference();
             }
             PollOutcome::Complete => self.complete(),
             PollOutcome::Dealloc => self.dealloc(),
@@ -178,8 +180,11 @@ impl<T: Future, S: Schedule> Harness<T, S> {
             }));
         }
         if transition.drop_waker {
-            // SAFETY: JOIN_WAKER is clear, so the slot is the handle's.
-            unsafe { self.trailer().set_waker(None) };
+            // SAFETY: JOIN_WAKER is clear, so the slot is the handle's. A
+            // panicking waker destructor must not skip the release below.
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                self.trailer().set_waker(None)
+            }));
         }
         self.drop_reference();
     }

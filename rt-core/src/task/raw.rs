@@ -141,7 +141,11 @@ impl RawTask {
     /// `Waker::wake`: consumes one reference.
     pub(super) fn wake_by_val(self) {
         match self.state().transition_to_notified_by_val() {
-            TransitionToNotifiedByVal::Submit => self.schedule(),
+            TransitionToNotifiedByVal::Submit => {
+                self.schedule();
+                // Only now: scheduling reads the scheduler inside the task.
+                self.drop_reference();
+            }
             TransitionToNotifiedByVal::DoNothing => {}
             TransitionToNotifiedByVal::Dealloc => self.dealloc(),
         }

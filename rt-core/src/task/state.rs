@@ -68,8 +68,8 @@ pub(crate) enum TransitionToRunning {
 pub(crate) enum TransitionToIdle {
     /// Idle now; the poller's reference was released.
     Ok,
-    /// Woken during the poll: the poller's reference now belongs to a new
-    /// `Notified` that must be scheduled (as a yield).
+    /// Woken during the poll: a reference was taken for a new `Notified`
+    /// that must be scheduled (as a yield); the poller then drops its own.
     OkNotified,
     /// Idle, and the released reference was the last one.
     OkDealloc,
@@ -82,7 +82,8 @@ pub(crate) enum TransitionToIdle {
 pub(crate) enum TransitionToNotifiedByVal {
     /// Nothing more.
     DoNothing,
-    /// Schedule the task; the waker's reference moved into the `Notified`.
+    /// Schedule the task with the new reference taken for it, then drop
+    /// the waker's.
     Submit,
     /// The waker held the last reference: deallocate.
     Dealloc,
@@ -189,7 +190,9 @@ impl State {
             let mut next = curr;
             next.0 &= !RUNNING;
             if next.is_notified() {
-                // Keep the poller's reference for the new `Notified`.
+                // A new reference for the new `Notified`; the poller drops
+                // its own after scheduling it.
+                next.ref_inc();
                 return (TransitionToIdle::OkNotified, Some(next));
             }
             next.ref_dec();
@@ -235,7 +238,11 @@ impl State {
                     TransitionToNotifiedByVal::DoNothing
                 }
             } else {
+                // A new reference for the queue entry; the caller drops the
+                // waker's own after scheduling (the scheduler still reads
+                // task memory while it queues the entry).
                 next.0 |= NOTIFIED;
+                next.ref_inc();
                 TransitionToNotifiedByVal::Submit
             };
             (action, Some(next))
@@ -457,6 +464,10 @@ mod tests {
             s.transition_to_notified_by_val(),
             TransitionToNotifiedByVal::Submit
         );
+        // The queue entry got its own reference; the caller then drops the
+        // waker's.
+        assert_eq!(s.load().ref_count(), 4);
+        assert!(!s.ref_dec());
         assert_eq!(s.load().ref_count(), 3);
         // A second wake while notified only drops its reference.
         s.ref_inc();
@@ -476,7 +487,8 @@ mod tests {
             TransitionToNotifiedByRef::DoNothing
         );
         assert_eq!(s.transition_to_idle(), TransitionToIdle::OkNotified);
-        assert_eq!(s.load().ref_count(), 3);
+        // New entry's reference taken; the poller still holds its own.
+        assert_eq!(s.load().ref_count(), 4);
         assert!(s.load().is_notified());
     }
 

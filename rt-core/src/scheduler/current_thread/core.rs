@@ -139,7 +139,16 @@ impl CoreGuard {
 impl Drop for CoreGuard {
     fn drop(&mut self) {
         let cx = self.context.expect_current_thread();
-        if let Some(core) = cx.core.borrow_mut().take() {
+        let core = cx.core.borrow_mut().take();
+        if let Some(mut core) = core {
+            if cx.handle.inject.is_closed() {
+                // The runtime was shut down while this thread drove it: the
+                // shutdown could not reach the local queue or the driver.
+                core.tasks.clear();
+                if let Some(driver) = core.driver.as_mut() {
+                    driver.shutdown();
+                }
+            }
             core.submit_metrics(&cx.handle);
             cx.handle.return_core(core);
         }

@@ -68,6 +68,10 @@ impl<S: 'static> Inject<S> {
         true
     }
 
+    pub(super) fn is_closed(&self) -> bool {
+        self.synced.lock().unwrap().closed
+    }
+
     pub(super) fn len(&self) -> usize {
         self.len.load(Relaxed)
     }

@@ -142,7 +142,12 @@ impl Handle {
             }
             // Another thread drives the scheduler. Ask to be told when the
             // core comes back, then check both again before sleeping.
-            me.core_waiters.lock().unwrap().push(waker.clone());
+            {
+                let mut waiters = me.core_waiters.lock().unwrap();
+                if !waiters.iter().any(|w| w.will_wake(&waker)) {
+                    waiters.push(waker.clone());
+                }
+            }
             if let Some(core) = me.take_core() {
                 return self::core::block_on(me, core, future.as_mut());
             }

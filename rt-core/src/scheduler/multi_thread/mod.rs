@@ -78,7 +78,8 @@ pub(crate) fn create(
                 index,
                 core: Mutex::new(Some(core)),
             });
-            Box::new(move || worker::run(worker)) as WorkerBody
+            let launch = worker::Launch::new(worker);
+            Box::new(move || launch.run()) as WorkerBody
         })
         .collect();
     (handle, bodies)

@@ -213,8 +213,44 @@ impl Core {
     }
 }
 
+/// Starts a worker's run loop on a thread. If it is dropped without running
+/// (its thread never started), it hands the worker's core in for shutdown,
+/// so the scheduler's final cleanup still happens.
+pub(super) struct Launch {
+    worker: Option<Arc<Worker>>,
+}
+
+impl Launch {
+    pub(super) fn new(worker: Arc<Worker>) -> Launch {
+        Launch {
+            worker: Some(worker),
+        }
+    }
+
+    /// The thread body.
+    pub(super) fn run(mut self) {
+        if let Some(worker) = self.worker.take() {
+            run(worker);
+        }
+    }
+}
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        let Some(worker) = self.worker.take() else {
+            return;
+        };
+        let core = worker.core.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(core) = core {
+            // Without this worker the runtime cannot run: shut it down.
+            worker.handle.shutdown();
+            worker.handle.shutdown_core(core);
+        }
+    }
+}
+
 /// The thread body of worker `worker`.
-pub(super) fn run(worker: Arc<Worker>) {
+fn run(worker: Arc<Worker>) {
     let Some(core) = worker.core.lock().unwrap().take() else {
         return;
     };
@@ -313,12 +349,12 @@ impl Context {
         }
         core.transition_from_searching(&self.worker);
         *self.worker.core.lock().unwrap() = Some(core);
-        let worker = self.worker.clone();
+        let launch = Launch::new(self.worker.clone());
         let launched = self
             .worker
             .handle
             .blocking
-            .spawn_mandatory(Box::new(move || run(worker)));
+            .spawn_mandatory(Box::new(move || launch.run()));
         if launched.is_err() {
             // No thread to hand to: keep the core and just block.
             let core = self.worker.core.lock().unwrap().take();

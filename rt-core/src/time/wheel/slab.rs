@@ -87,7 +87,7 @@ impl<T> Slab<T> {
     ///
     /// # Panics
     ///
-    /// If `u32::MAX - 1` entries are already live.
+    /// If `u32::MAX` entries are already live.
     pub(super) fn alloc(&mut self, deadline: u64, value: T) -> u32 {
         self.len += 1;
         if self.free_head != NIL {

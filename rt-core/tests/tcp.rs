@@ -1,0 +1,157 @@
+//! TCP over loopback on both flavors.
+
+use rt_core::net::{TcpListener, TcpStream};
+use rt_core::runtime::{Builder, Runtime};
+
+fn flavors() -> Vec<(&'static str, Runtime)> {
+    vec![
+        (
+            "current_thread",
+            Builder::new_current_thread().enable_all().build().unwrap(),
+        ),
+        (
+            "multi_thread",
+            Builder::new_multi_thread()
+                .worker_threads(4)
+                .enable_all()
+                .build()
+                .unwrap(),
+        ),
+    ]
+}
+
+async fn echo_server(listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        rt_core::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if stream.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn echo_1000_connections_100_round_trips_each() {
+    for (name, rt) in flavors() {
+        let total = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            rt_core::spawn(echo_server(listener));
+            let clients: Vec<_> = (0..1_000u32)
+                .map(|c| {
+                    rt_core::spawn(async move {
+                        let mut s = TcpStream::connect(addr).await.unwrap();
+                        s.set_nodelay(true).unwrap();
+                        let mut bytes = 0usize;
+                        let mut buf = [0u8; 64];
+                        for i in 0..100u32 {
+                            let msg = format!("{c:05}:{i:05}:payload");
+                            s.write_all(msg.as_bytes()).await.unwrap();
+                            let got = &mut buf[..msg.len()];
+                            s.read_exact(got).await.unwrap();
+                            assert_eq!(got, msg.as_bytes(), "connection {c} round trip {i}");
+                            bytes += msg.len();
+                        }
+                        bytes
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for c in clients {
+                total += c.await.unwrap();
+            }
+            total
+        });
+        assert_eq!(total, 1_000 * 100 * "00000:00000:payload".len(), "{name}");
+    }
+}
+
+#[test]
+fn split_halves_and_eof() {
+    for (name, rt) in flavors() {
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = rt_core::spawn(async move {
+                let (s, _) = listener.accept().await.unwrap();
+                let (mut r, mut w) = s.into_split();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 1024];
+                loop {
+                    let n = r.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                w.write_all(&got).await.unwrap();
+                got.len()
+            });
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+            {
+                let (mut r, mut w) = c.split();
+                w.write_all(&data).await.unwrap();
+                // Close our write side: the server sees EOF and echoes all.
+                futures_close(&mut w).await;
+                let mut back = vec![0u8; data.len()];
+                r.read_exact(&mut back).await.unwrap();
+                assert_eq!(back, data, "{name}");
+            }
+            assert_eq!(server.await.unwrap(), 100_000, "{name}");
+        });
+    }
+}
+
+#[test]
+fn connect_refused_is_an_error() {
+    for (name, rt) in flavors() {
+        rt.block_on(async {
+            // Bind then drop to get a port with no listener.
+            let addr = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap()
+            };
+            let err = TcpStream::connect(addr).await.unwrap_err();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "{name}: {err}"
+            );
+        });
+    }
+}
+
+#[test]
+fn net_without_enable_io_panics_with_a_clear_message() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let _ = TcpListener::bind("127.0.0.1:0").await;
+        })
+    }))
+    .unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(msg.contains("enable_io"), "{msg}");
+}
+
+async fn futures_close<W: rt_core::io::AsyncWrite + Unpin>(w: &mut W) {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *w).poll_close(cx))
+        .await
+        .unwrap();
+}

@@ -1,0 +1,129 @@
+//! UDP round trips and AsyncFd over pipes.
+
+use rt_core::io::AsyncFd;
+use rt_core::net::UdpSocket;
+use rt_core::runtime::{Builder, Runtime};
+use std::io::{Read, Write};
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+
+fn flavors() -> Vec<(&'static str, Runtime)> {
+    vec![
+        (
+            "current_thread",
+            Builder::new_current_thread().enable_all().build().unwrap(),
+        ),
+        (
+            "multi_thread",
+            Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+        ),
+    ]
+}
+
+#[test]
+fn udp_round_trips() {
+    for (name, rt) in flavors() {
+        rt.block_on(async {
+            let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let server_addr = server.local_addr().unwrap();
+            let echo = rt_core::spawn(async move {
+                let mut buf = [0u8; 1500];
+                for _ in 0..1_000 {
+                    let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                    server.send_to(&buf[..n], from).await.unwrap();
+                }
+            });
+            let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            client.connect(server_addr).await.unwrap();
+            let mut buf = [0u8; 1500];
+            for i in 0..1_000u32 {
+                let msg = i.to_le_bytes();
+                client.send(&msg).await.unwrap();
+                let n = client.recv(&mut buf).await.unwrap();
+                assert_eq!(&buf[..n], &msg, "{name}");
+            }
+            echo.await.unwrap();
+        });
+    }
+}
+
+/// A non-blocking pipe: (read end, write end).
+fn pipe() -> (std::fs::File, std::fs::File) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    assert_eq!(rc, 0);
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors we now own.
+    unsafe {
+        (
+            std::fs::File::from(OwnedFd::from_raw_fd(fds[0])),
+            std::fs::File::from(OwnedFd::from_raw_fd(fds[1])),
+        )
+    }
+}
+
+#[test]
+fn async_fd_pipe_with_partial_reads_loses_no_wakeup() {
+    for (name, rt) in flavors() {
+        let (r, mut w) = pipe();
+        let reader = rt.spawn(async move {
+            let fd = AsyncFd::new(r).unwrap();
+            let mut total = 0usize;
+            let mut small = [0u8; 7]; // deliberately small: partial reads
+            loop {
+                let mut guard = fd.readable().await.unwrap();
+                match guard.try_io(|inner| inner.get_ref().read(&mut small)) {
+                    Ok(Ok(0)) => return total,
+                    Ok(Ok(n)) => total += n,
+                    Ok(Err(e)) => panic!("{e}"),
+                    Err(_would_block) => continue,
+                }
+            }
+        });
+        let writer = std::thread::spawn(move || {
+            let chunk = [7u8; 1000];
+            let mut sent = 0;
+            while sent < 200_000 {
+                match w.write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::yield_now()
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+                if sent % 10_000 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            sent
+        });
+        // The writer closes its end when done: the reader sees EOF.
+        let got = rt.block_on(reader).unwrap();
+        let sent = writer.join().unwrap();
+        assert_eq!(got, sent, "{name}: bytes lost or invented");
+    }
+}
+
+#[test]
+fn async_fd_writable_and_hup() {
+    for (name, rt) in flavors() {
+        rt.block_on(async {
+            let (r, w) = pipe();
+            let wfd = AsyncFd::new(w).unwrap();
+            let guard = wfd.writable().await.unwrap();
+            assert!(guard.ready().is_writable(), "{name}");
+            drop(guard);
+            let rfd = AsyncFd::new(r).unwrap();
+            drop(wfd); // closes the write end: the reader sees hang-up
+            let guard = rfd.readable().await.unwrap();
+            assert!(
+                guard.ready().is_read_closed() || guard.ready().is_readable(),
+                "{name}"
+            );
+            assert_eq!(rfd.as_raw_fd(), rfd.get_ref().as_raw_fd());
+        });
+    }
+}
