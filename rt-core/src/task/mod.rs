@@ -20,6 +20,7 @@ mod harness;
 mod id;
 mod join;
 pub(crate) mod list;
+mod local;
 mod raw;
 pub(crate) mod state;
 mod waker;
@@ -34,6 +35,7 @@ pub use coop::consume_budget;
 pub use error::JoinError;
 pub use id::Id;
 pub use join::JoinHandle;
+pub use local::{spawn_local, LocalSet};
 pub use yield_now::yield_now;
 
 use cell::Header;
@@ -268,6 +270,26 @@ impl<S: Schedule> list::OwnedTasks<S> {
     where
         T: Future + Send + 'static,
         T::Output: Send + 'static,
+    {
+        // SAFETY: the future and its output are Send, so polling,
+        // cancelling or dropping them on any thread is fine.
+        unsafe { self.bind_local(future, scheduler, id) }
+    }
+
+    /// Like `bind`, for a future that is not `Send`.
+    ///
+    /// # Safety
+    /// The scheduler `S` must poll, cancel and shut down the task only on the
+    /// thread that calls this (the task's future never crosses threads).
+    pub(crate) unsafe fn bind_local<T>(
+        &self,
+        future: T,
+        scheduler: S,
+        id: Id,
+    ) -> (JoinHandle<T::Output>, Option<Notified<S>>)
+    where
+        T: Future + 'static,
+        T::Output: 'static,
     {
         let (task, notified, join) = new_task(future, scheduler, id);
         match self.insert(task) {
