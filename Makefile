@@ -18,6 +18,7 @@ build:
 
 demo: build
 	$(CARGO) run --release -p rt-core --example demo
+	$(CARGO) run --release -p rt-core --example services
 
 # Everything the tests use comes from rustup components and crates.io.
 deps:
