@@ -42,6 +42,7 @@ test-loom:
 
 bench:
 	$(CARGO) bench -p rt-core --bench rt_vs_tokio
+	$(CARGO) bench -p rt-core --bench drivers_vs_tokio
 	$(PYTHON) scripts/bench_table.py
 
 clean:

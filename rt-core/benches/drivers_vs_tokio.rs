@@ -6,8 +6,13 @@
 //!   one second), and wait for the last one. An iteration takes at least one
 //!   second by construction. `timers/10m_sleeps` is the same with
 //!   10,000,000 tasks; it only runs with `RT_BENCH_10M=1` in the environment
-//!   (about 20 s an iteration and a few GiB of memory per runtime), so the
-//!   default `make bench` stays short.
+//!   (10-15 s an iteration, about 2-3 minutes per runtime on a 2-CPU
+//!   machine), so the default `make bench` stays short. Memory is no limit:
+//!   spawning takes about 1 s per million tasks, longer than the spread, so
+//!   the early tasks finish while the later ones are spawned and only about
+//!   a second's worth of tasks is alive at once (peak RSS measured with
+//!   10M: 0.25 GiB on rt-core, 0.7 GiB on Tokio; with 1M: 0.14 / 0.28 GiB).
+//!   The same holds for 1M: its time is mostly spawning, not the wheel.
 //! - `tcp/ping_pong_1`, `tcp/ping_pong_100`: N loopback TCP connections
 //!   (`set_nodelay`), each client writes a 1 KiB message and reads the 1 KiB
 //!   echo back, `ROUND_TRIPS` times. An iteration is N x `ROUND_TRIPS` round
@@ -325,28 +330,34 @@ struct Settings {
     flat: bool,
 }
 
-/// Seconds-long iterations: 10 samples of one iteration each.
+/// Seconds-long iterations: 10 samples of one iteration each (criterion's
+/// minimum), about 15 s per function. Criterion prints "Unable to complete
+/// 10 samples" for these groups whenever a sample is one iteration: that is
+/// expected.
 const LONG: Settings = Settings {
     sample_size: 10,
-    measurement_secs: 15,
+    measurement_secs: 10,
     flat: true,
 };
-/// 10M timers: about 20 s an iteration (opt-in, see `ENV_10M`).
+/// 10M timers: 10-15 s an iteration (opt-in, see `ENV_10M`); one iteration
+/// per sample, as `LONG`.
 const VERY_LONG: Settings = Settings {
     sample_size: 10,
-    measurement_secs: 200,
+    measurement_secs: 60,
     flat: true,
 };
-/// Iterations of tens to hundreds of milliseconds.
+/// Iterations of tens to hundreds of milliseconds. These workloads are
+/// noisy on a small machine (run-to-run swings of 20-40%), hence many
+/// samples.
 const MEDIUM: Settings = Settings {
-    sample_size: 10,
-    measurement_secs: 5,
+    sample_size: 30,
+    measurement_secs: 12,
     flat: true,
 };
-/// Iterations of a few milliseconds.
+/// Iterations of about a millisecond.
 const SHORT: Settings = Settings {
-    sample_size: 20,
-    measurement_secs: 3,
+    sample_size: 40,
+    measurement_secs: 5,
     flat: false,
 };
 
@@ -385,8 +396,9 @@ fn always() -> bool {
     true
 }
 
-/// `timers/10m_sleeps` holds 10M tasks and timers at once: a few GiB per
-/// runtime and ~20 s an iteration, so it is opt-in (`RT_BENCH_10M=1`).
+/// `timers/10m_sleeps` takes 10-15 s an iteration, about 5 minutes for
+/// both runtimes, so it is opt-in: `RT_BENCH_10M=1 cargo bench --bench
+/// drivers_vs_tokio`.
 fn ten_million_enabled() -> bool {
     std::env::var(ENV_10M).is_ok_and(|v| v == "1")
 }

@@ -109,17 +109,19 @@ impl TcpStream {
     /// Reads without waiting; `WouldBlock` if nothing is there.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         use std::io::Read;
-        self.io
-            .registration()
-            .try_io(Direction::Read, || (&*self.io.get_ref()).read(buf))
+        self.io.registration().try_io(Direction::Read, || {
+            let mut s: &mio::net::TcpStream = self.io.get_ref();
+            s.read(buf)
+        })
     }
 
     /// Writes without waiting; `WouldBlock` if the socket buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         use std::io::Write;
-        self.io
-            .registration()
-            .try_io(Direction::Write, || (&*self.io.get_ref()).write(buf))
+        self.io.registration().try_io(Direction::Write, || {
+            let mut s: &mio::net::TcpStream = self.io.get_ref();
+            s.write(buf)
+        })
     }
 
     /// Borrowed read and write halves, usable at the same time (e.g. in two
