@@ -113,7 +113,10 @@ fn async_fd_writable_and_hup() {
         rt.block_on(async {
             let (r, w) = pipe();
             let wfd = AsyncFd::new(w).unwrap();
-            assert!(wfd.writable().await.unwrap().ready().is_writable(), "{name}");
+            assert!(
+                wfd.writable().await.unwrap().ready().is_writable(),
+                "{name}"
+            );
             let rfd = AsyncFd::new(r).unwrap();
             drop(wfd); // closes the write end: the reader sees hang-up
             let guard = rfd.readable().await.unwrap();

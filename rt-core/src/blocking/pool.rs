@@ -42,7 +42,8 @@ struct Inner {
 type Cvar = Condvar;
 
 struct Shared {
-    queue: VecDeque<Job>,
+    /// `spawn_blocking` closures waiting for a pool thread.
+    queue: VecDeque<UnownedTask<BlockingSchedule>>,
     /// Threads alive.
     num_th: usize,
     /// Of those, running non-mandatory work or waiting (counted against the
@@ -55,12 +56,8 @@ struct Shared {
     shutdown: bool,
 }
 
-enum Job {
-    /// A `spawn_blocking` closure: cancelled if shutdown comes first.
-    Task(UnownedTask<BlockingSchedule>),
-    /// Runtime work (a worker thread body): runs even during shutdown.
-    Mandatory(Box<dyn FnOnce() + Send>),
-}
+/// Runtime work (a worker thread body) that gets a thread of its own.
+type Mandatory = Box<dyn FnOnce() + Send>;
 
 thread_local! {
     /// The pool this thread belongs to (address of its `Inner`), if any.
@@ -104,7 +101,7 @@ impl BlockingPool {
         } else {
             timeout
         };
-        let cancelled: Vec<Job> = {
+        let cancelled: VecDeque<UnownedTask<BlockingSchedule>> = {
             let mut shared = inner.shared.lock().unwrap();
             if shared.shutdown {
                 // Already shut down (and waited, as the first caller chose).
@@ -112,19 +109,10 @@ impl BlockingPool {
             }
             shared.shutdown = true;
             inner.condvar.notify_all();
-            // Keep mandatory work (worker bodies) queued: it must still run
-            // to finish the scheduler's shutdown.
-            let queue = std::mem::take(&mut shared.queue);
-            let (mandatory, cancelled): (VecDeque<Job>, VecDeque<Job>) = queue
-                .into_iter()
-                .partition(|j| matches!(j, Job::Mandatory(_)));
-            shared.queue = mandatory;
-            cancelled.into_iter().collect()
+            std::mem::take(&mut shared.queue)
         };
-        for job in cancelled {
-            if let Job::Task(task) = job {
-                task.shutdown();
-            }
+        for task in cancelled {
+            task.shutdown();
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut shared = inner.shared.lock().unwrap();
@@ -159,58 +147,56 @@ impl Spawner {
     {
         let (task, join) =
             task::unowned(BlockingTask::new(func), BlockingSchedule, task::Id::next());
-        self.submit(Job::Task(task));
+        self.submit(task);
         join
     }
 
-    /// Runs runtime work (a worker body) on a pool thread, also during
-    /// shutdown and beyond the blocking-thread cap.
-    pub(crate) fn spawn_mandatory(&self, func: Box<dyn FnOnce() + Send>) -> std::io::Result<()> {
-        let inner = &self.inner;
-        let mut shared = inner.shared.lock().unwrap();
-        shared.queue.push_back(Job::Mandatory(func));
-        if shared.num_idle > 0 {
-            shared.num_idle -= 1;
-            shared.num_notify += 1;
-            inner.condvar.notify_one();
-            return Ok(());
-        }
-        self.spawn_thread(&mut shared, false)
+    /// Runs runtime work (a worker body, a `block_in_place` handoff) on a
+    /// thread of its own, outside the blocking-thread cap, also during
+    /// shutdown. The thread exits when `func` returns. Never queued behind
+    /// blocking closures, and never occupying a pool thread's place.
+    pub(crate) fn spawn_mandatory(&self, func: Mandatory) -> std::io::Result<()> {
+        let mut shared = self.inner.shared.lock().unwrap();
+        self.spawn_thread(&mut shared, Some(func))
     }
 
-    fn submit(&self, job: Job) {
+    fn submit(&self, task: UnownedTask<BlockingSchedule>) {
         let inner = &self.inner;
         let mut shared = inner.shared.lock().unwrap();
         if shared.shutdown {
             drop(shared);
-            if let Job::Task(task) = job {
-                task.shutdown();
-            }
+            task.shutdown();
             return;
         }
-        shared.queue.push_back(job);
+        shared.queue.push_back(task);
         if shared.num_idle > 0 {
             shared.num_idle -= 1;
             shared.num_notify += 1;
             inner.condvar.notify_one();
         } else if shared.num_blocking_th < inner.config.max_blocking_threads {
-            // On failure the job stays queued for a thread that frees up.
-            let _ = self.spawn_thread(&mut shared, true);
+            // On failure the closure stays queued for a thread that frees up.
+            let _ = self.spawn_thread(&mut shared, None);
         }
     }
 
-    fn spawn_thread(&self, shared: &mut Shared, counted: bool) -> std::io::Result<()> {
+    /// Starts a pool thread (`None`) or a dedicated thread for `mandatory`.
+    fn spawn_thread(
+        &self,
+        shared: &mut Shared,
+        mandatory: Option<Mandatory>,
+    ) -> std::io::Result<()> {
         let config = &self.inner.config;
         let mut builder = std::thread::Builder::new().name((config.thread_name)());
         if let Some(size) = config.stack_size {
             builder = builder.stack_size(size);
         }
         let inner = self.inner.clone();
+        let is_pool_thread = mandatory.is_none();
         // Threads are counted, not joined: `shutdown` waits for the count
         // to reach zero, which each thread signals as its very last step.
-        builder.spawn(move || run(inner, counted))?;
+        builder.spawn(move || run(inner, mandatory))?;
         shared.num_th += 1;
-        if counted {
+        if is_pool_thread {
             shared.num_blocking_th += 1;
         }
         Ok(())
@@ -232,22 +218,29 @@ impl Spawner {
     }
 }
 
-/// The body of a pool thread.
-fn run(inner: Arc<Inner>, counted: bool) {
+/// The body of a thread: runs `mandatory` if given, else serves the queue
+/// of blocking closures until idle past the keep-alive, or shutdown.
+fn run(inner: Arc<Inner>, mandatory: Option<Mandatory>) {
     CURRENT_POOL.with(|c| c.set(Arc::as_ptr(&inner) as usize));
     if let Some(f) = &inner.config.after_start {
         // A panicking hook must not take the pool's bookkeeping with it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
     }
+    let counted = mandatory.is_none();
+    if let Some(f) = mandatory {
+        f();
+        exit(&inner, counted);
+        return;
+    }
     let mut shared = inner.shared.lock().unwrap();
     'main: loop {
-        while let Some(job) = shared.queue.pop_front() {
+        while let Some(task) = shared.queue.pop_front() {
             let is_shutdown = shared.shutdown;
             drop(shared);
-            match job {
-                Job::Task(task) if is_shutdown => task.shutdown(),
-                Job::Task(task) => task.run(),
-                Job::Mandatory(f) => f(),
+            if is_shutdown {
+                task.shutdown();
+            } else {
+                task.run();
             }
             shared = inner.shared.lock().unwrap();
         }
@@ -282,6 +275,11 @@ fn run(inner: Arc<Inner>, counted: bool) {
         }
     }
     drop(shared);
+    exit(&inner, counted);
+}
+
+/// Last steps of a thread: the stop hook, then count it out.
+fn exit(inner: &Inner, counted: bool) {
     if let Some(f) = &inner.config.before_stop {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
     }

@@ -70,7 +70,18 @@ impl Driver {
     }
 
     fn park_internal(&mut self, limit: Option<Duration>) {
-        let next = self.handle.lock().wheel.next_expiration();
+        let next = {
+            let state = self.handle.lock();
+            let next = state.wheel.next_expiration();
+            // Published under the wheel lock: a timer registered after this
+            // compares against it and unparks us if it is due earlier; one
+            // registered before is part of `next`.
+            self.handle
+                .inner
+                .next_wake
+                .store(next.unwrap_or(u64::MAX), SeqCst);
+            next
+        };
         let until_next = next.map(|tick| {
             self.handle
                 .tick_to_instant(tick)
@@ -80,10 +91,6 @@ impl Driver {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        self.handle
-            .inner
-            .next_wake
-            .store(next.unwrap_or(u64::MAX), SeqCst);
         match timeout {
             Some(d) => self.park.park_timeout(d),
             None => self.park.park(),

@@ -349,12 +349,14 @@ impl Context {
         }
         core.transition_from_searching(&self.worker);
         *self.worker.core.lock().unwrap() = Some(core);
-        let launch = Launch::new(self.worker.clone());
+        // A plain closure, not a `Launch`: if the thread cannot start, the
+        // core stays in `worker.core` and is reclaimed just below.
+        let worker = self.worker.clone();
         let launched = self
             .worker
             .handle
             .blocking
-            .spawn_mandatory(Box::new(move || launch.run()));
+            .spawn_mandatory(Box::new(move || run(worker)));
         if launched.is_err() {
             // No thread to hand to: keep the core and just block.
             let core = self.worker.core.lock().unwrap().take();
