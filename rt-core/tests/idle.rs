@@ -9,12 +9,14 @@
 
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use rt_core::net::{TcpListener, TcpStream, UdpSocket};
 use rt_core::runtime::{Builder, Runtime};
 use rt_core::time::{interval, sleep};
 use std::collections::HashMap;
-use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use support::{serial, with_deadline};
 
 /// Budget of CPU time for 1 s of idling: 5 % of one core.
 const BUDGET: Duration = Duration::from_millis(50);
@@ -23,34 +25,6 @@ const WINDOW: Duration = Duration::from_secs(1);
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `f` on its own thread; fails if it has not finished after `secs`.
-fn with_deadline<F: FnOnce() + Send + 'static>(name: &str, secs: u64, f: F) {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            f();
-            let _ = tx.send(());
-        })
-        .unwrap();
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => thread.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: did not finish within {secs} s (hang)")
-        }
-    }
-}
 
 /// Clock ticks per second (AT_CLKTCK from the aux vector; 100 if absent).
 fn clock_ticks_per_sec() -> u64 {

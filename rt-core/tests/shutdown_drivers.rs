@@ -7,6 +7,8 @@
 //! Each body runs under a watchdog (`with_deadline`); tests that time the
 //! shutdown run one at a time (`serial()`).
 
+mod support;
+
 use rt_core::net::{TcpListener, TcpStream};
 use rt_core::runtime::{Builder, Runtime};
 use rt_core::task::JoinHandle;
@@ -16,54 +18,14 @@ use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
+use support::{flavors_with_drivers, serial, wait_until, with_deadline};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `f` on its own thread; fails if it has not finished after `secs`.
-fn with_deadline<F: FnOnce() + Send + 'static>(name: &str, secs: u64, f: F) {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            f();
-            let _ = tx.send(());
-        })
-        .unwrap();
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => thread.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: did not finish within {secs} s (hang)")
-        }
-    }
-}
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 struct DropCounter(Arc<AtomicUsize>);
 
@@ -114,23 +76,6 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-fn flavors() -> Vec<(&'static str, Runtime)> {
-    vec![
-        (
-            "current_thread",
-            Builder::new_current_thread().enable_all().build().unwrap(),
-        ),
-        (
-            "multi_thread",
-            Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap(),
-        ),
-    ]
 }
 
 /// Everything a busy server has pending when it is shut down.
@@ -281,7 +226,7 @@ fn check_after_shutdown(name: &str, p: Pending) {
 #[test]
 fn shutdown_timeout_with_sockets_timers_and_blocking() {
     let _s = serial();
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         with_deadline(name, 20, move || {
             let p = load_runtime(&rt, ms(200));
             let start = Instant::now();
@@ -308,7 +253,7 @@ fn shutdown_timeout_with_sockets_timers_and_blocking() {
 #[test]
 fn drop_with_sockets_timers_and_blocking() {
     let _s = serial();
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         with_deadline(name, 20, move || {
             let p = load_runtime(&rt, ms(200));
             let start = Instant::now();
@@ -328,7 +273,7 @@ fn drop_with_sockets_timers_and_blocking() {
 #[test]
 fn shutdown_timeout_detaches_long_blocking_closure() {
     let _s = serial();
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         with_deadline(name, 20, move || {
             let done = Arc::new(AtomicBool::new(false));
             let (started_tx, started_rx) = mpsc::channel();
@@ -352,7 +297,7 @@ fn shutdown_timeout_detaches_long_blocking_closure() {
             );
         });
     }
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         with_deadline(name, 20, move || {
             let p = load_runtime(&rt, ms(500));
             let start = Instant::now();
@@ -481,7 +426,7 @@ fn queued_blocking_closures_cancelled_at_shutdown() {
 /// once, the closure dropped and never run.
 #[test]
 fn spawn_blocking_after_shutdown_is_cancelled() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         let handle = rt.handle().clone();
         drop(rt);
         let ran = Arc::new(AtomicBool::new(false));
@@ -503,7 +448,7 @@ fn spawn_blocking_after_shutdown_is_cancelled() {
 /// Sleep first polled after the shutdown. Dropping them is fine.
 #[test]
 fn sleep_outliving_its_runtime() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         with_deadline(name, 20, move || {
             let waker = Arc::new(CountingWaker::default());
             let (mut registered, mut unpolled): (Sleep, Sleep) = {
@@ -551,7 +496,7 @@ fn sleep_outliving_its_runtime() {
 /// at shutdown, and reads then fail with an error instead of hanging.
 #[test]
 fn tcp_stream_outliving_its_runtime() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         with_deadline(name, 20, move || {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
@@ -610,7 +555,7 @@ fn destructors_touching_drivers_during_shutdown() {
         }
     }
     let _s = serial();
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         with_deadline(name, 20, move || {
             let drops = Arc::new(AtomicUsize::new(0));
             for _ in 0..50 {

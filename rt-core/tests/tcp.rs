@@ -1,24 +1,10 @@
 //! TCP over loopback on both flavors.
 
-use rt_core::net::{TcpListener, TcpStream};
-use rt_core::runtime::{Builder, Runtime};
+mod support;
 
-fn flavors() -> Vec<(&'static str, Runtime)> {
-    vec![
-        (
-            "current_thread",
-            Builder::new_current_thread().enable_all().build().unwrap(),
-        ),
-        (
-            "multi_thread",
-            Builder::new_multi_thread()
-                .worker_threads(4)
-                .enable_all()
-                .build()
-                .unwrap(),
-        ),
-    ]
-}
+use rt_core::net::{TcpListener, TcpStream};
+use rt_core::runtime::Builder;
+use support::flavors_with_drivers;
 
 async fn echo_server(listener: TcpListener) {
     loop {
@@ -43,7 +29,7 @@ async fn echo_server(listener: TcpListener) {
 
 #[test]
 fn echo_1000_connections_100_round_trips_each() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(4) {
         let total = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -79,7 +65,7 @@ fn echo_1000_connections_100_round_trips_each() {
 
 #[test]
 fn split_halves_and_eof() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(4) {
         rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -116,7 +102,7 @@ fn split_halves_and_eof() {
 
 #[test]
 fn connect_refused_is_an_error() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(4) {
         rt.block_on(async {
             // Bind then drop to get a port with no listener.
             let addr = {

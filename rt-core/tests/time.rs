@@ -10,6 +10,8 @@
 //! under the small ones. Each body runs under a watchdog (`with_deadline`),
 //! so a lost wakeup fails the test instead of hanging it.
 
+mod support;
+
 use rt_core::runtime::{Builder, Runtime};
 use rt_core::time::{
     interval, interval_at, sleep, sleep_until, timeout, timeout_at, Elapsed, Instant,
@@ -19,44 +21,14 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
+use support::{serial, with_deadline};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Serializes the tests of this file.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `f` on its own thread and fails if it has not finished after
-/// `secs` seconds (the thread is then leaked: the test fails, the process
-/// goes on). A panic in `f` is propagated.
-fn with_deadline<F: FnOnce() + Send + 'static>(name: &str, secs: u64, f: F) {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            f();
-            let _ = tx.send(());
-        })
-        .unwrap();
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => thread.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: did not finish within {secs} s (lost wakeup or hang)")
-        }
-    }
-}
 
 fn current_thread() -> Runtime {
     Builder::new_current_thread().enable_all().build().unwrap()

@@ -1,31 +1,16 @@
 //! UDP round trips and AsyncFd over pipes.
 
+mod support;
+
 use rt_core::io::AsyncFd;
 use rt_core::net::UdpSocket;
-use rt_core::runtime::{Builder, Runtime};
 use std::io::{Read, Write};
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
-
-fn flavors() -> Vec<(&'static str, Runtime)> {
-    vec![
-        (
-            "current_thread",
-            Builder::new_current_thread().enable_all().build().unwrap(),
-        ),
-        (
-            "multi_thread",
-            Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap(),
-        ),
-    ]
-}
+use support::flavors_with_drivers;
 
 #[test]
 fn udp_round_trips() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         rt.block_on(async {
             let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let server_addr = server.local_addr().unwrap();
@@ -67,7 +52,7 @@ fn pipe() -> (std::fs::File, std::fs::File) {
 
 #[test]
 fn async_fd_pipe_with_partial_reads_loses_no_wakeup() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         let (r, mut w) = pipe();
         let reader = rt.spawn(async move {
             let fd = AsyncFd::new(r).unwrap();
@@ -109,7 +94,7 @@ fn async_fd_pipe_with_partial_reads_loses_no_wakeup() {
 
 #[test]
 fn async_fd_writable_and_hup() {
-    for (name, rt) in flavors() {
+    for (name, rt) in flavors_with_drivers(2) {
         rt.block_on(async {
             let (r, w) = pipe();
             let wfd = AsyncFd::new(w).unwrap();
