@@ -9,7 +9,18 @@ PYTHON ?= python3
 # Bound on loom's preemptions per model: keeps the models to seconds.
 LOOM_MAX_PREEMPTIONS ?= 2
 
-.PHONY: all build demo test deps lint test-rust test-loom bench clean
+.PHONY: all build demo test deps lint test-rust test-loom test-c lib header check-header \
+	check-header-compiles check-symbols bench clean
+
+# The C library and its tools.
+TOOLS := $(CURDIR)/.tools
+CBINDGEN := $(TOOLS)/bin/cbindgen
+CBINDGEN_VERSION := 0.29.4
+LIB_DIR := $(CURDIR)/target/release
+C_BUILD := $(CURDIR)/target/c
+CC ?= cc
+CXX ?= c++
+C_TESTS := test_core
 
 all: build
 
@@ -20,12 +31,20 @@ demo: build
 	$(CARGO) run --release -p rt-core --example demo
 	$(CARGO) run --release -p rt-core --example services
 
-# Everything the tests use comes from rustup components and crates.io.
-deps:
+# Everything the tests use comes from rustup components, crates.io and
+# Debian packages (valgrind), installed here when missing.
+deps: $(CBINDGEN)
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@command -v valgrind >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind)
+	@command -v pkg-config >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config)
 
-test: deps lint test-rust test-loom
+$(CBINDGEN):
+	$(CARGO) install --quiet --root $(TOOLS) cbindgen --version $(CBINDGEN_VERSION) --locked
+
+test: deps lint test-rust test-loom test-c
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -39,6 +58,48 @@ test-rust:
 test-loom:
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) \
 		$(CARGO) test -p rt-core --lib --release --target-dir target/loom -- loom
+
+# ---- the C library: librt.so / librt.a and include/rt.h ----
+
+lib:
+	$(CARGO) build --release -p rt-ffi
+
+# Regenerates the header from rt-ffi/src.
+header: $(CBINDGEN)
+	$(CBINDGEN) -q --config rt-ffi/cbindgen.toml --crate rt-ffi --output include/rt.h rt-ffi
+
+# Fails when the committed header differs from what the sources generate.
+check-header: $(CBINDGEN)
+	@mkdir -p $(C_BUILD)
+	$(CBINDGEN) -q --config rt-ffi/cbindgen.toml --crate rt-ffi --output $(C_BUILD)/rt.h rt-ffi
+	@diff -u include/rt.h $(C_BUILD)/rt.h || \
+		(echo "include/rt.h is stale: run 'make header' and commit it" && exit 1)
+
+# The header compiles as strict C99 and as C++17.
+check-header-compiles:
+	@mkdir -p $(C_BUILD)
+	printf '#include "rt.h"\nint main(void) { return rt_version() == RT_VERSION_HEX ? 0 : 1; }\n' > $(C_BUILD)/header_c.c
+	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c $(C_BUILD)/header_c.c -o $(C_BUILD)/header_c.o
+	printf '#include "rt.h"\nint main() { return rt_version() == RT_VERSION_HEX ? 0 : 1; }\n' > $(C_BUILD)/header_cpp.cpp
+	$(CXX) -std=c++17 -Wall -Werror -Iinclude -c $(C_BUILD)/header_cpp.cpp -o $(C_BUILD)/header_cpp.o
+
+# Only rt_* symbols are exported by the shared library.
+check-symbols: lib
+	@extra=$$(nm -D --defined-only $(LIB_DIR)/librt.so | awk '{print $$3}' | grep -v '^rt_' || true); \
+	if [ -n "$$extra" ]; then echo "librt.so exports non-rt_ symbols:"; echo "$$extra"; exit 1; fi
+	@echo "librt.so exports $$(nm -D --defined-only $(LIB_DIR)/librt.so | awk '{print $$3}' | grep -c '^rt_') rt_* symbols and nothing else"
+
+# C tests against librt.so; the core ones again under valgrind.
+test-c: lib check-header check-header-compiles check-symbols
+	@mkdir -p $(C_BUILD)
+	@for t in $(C_TESTS); do \
+		$(CC) -std=c11 -Wall -Wextra -Werror -O1 -g -Iinclude -Itests/c tests/c/$$t.c \
+			-L$(LIB_DIR) -lrt -Wl,-rpath,$(LIB_DIR) -lpthread -o $(C_BUILD)/$$t || exit 1; \
+	done
+	@for t in $(C_TESTS); do echo "== $$t"; $(C_BUILD)/$$t || exit 1; done
+	@echo "== test_core under valgrind"
+	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		$(C_BUILD)/test_core
 
 bench:
 	$(CARGO) bench -p rt-core --bench rt_vs_tokio

@@ -74,6 +74,12 @@ pub(crate) fn enter_runtime(handle: &scheduler::Handle) -> EnterRuntimeGuard {
     )
 }
 
+/// True if this thread drives a runtime now (a worker, or inside
+/// `block_on`): blocking it would stall that runtime's tasks.
+pub(crate) fn is_in_runtime() -> bool {
+    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(false)
+}
+
 /// Leaves the "driving a runtime" state until the guard drops (used by
 /// `block_in_place`, whose closure may call `block_on`).
 pub(crate) struct ExitRuntimeGuard {

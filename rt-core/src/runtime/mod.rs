@@ -28,6 +28,14 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+/// True if the calling thread drives a runtime right now: it is a worker of
+/// a multi-thread runtime, or inside a `block_on` (or `run_for`). Blocking
+/// such a thread on something only that runtime can complete would
+/// deadlock; the C API uses this to answer `RT_EDEADLK` instead.
+pub fn is_runtime_thread() -> bool {
+    context::is_in_runtime()
+}
+
 /// An async runtime: a scheduler (current-thread or multi-thread) and the
 /// threads that run it.
 ///
@@ -120,19 +128,26 @@ impl Runtime {
         self.shutdown(Some(timeout));
     }
 
+    /// Like [`Runtime::shutdown_timeout`], and tells whether every thread
+    /// stopped within the timeout (false: some are still finishing work in
+    /// the background).
+    pub fn shutdown_timeout_completed(mut self, timeout: Duration) -> bool {
+        self.shutdown(Some(timeout))
+    }
+
     /// Shuts down without waiting for the worker threads.
     pub fn shutdown_background(self) {
         self.shutdown_timeout(Duration::ZERO);
     }
 
-    fn shutdown(&mut self, timeout: Option<Duration>) {
+    fn shutdown(&mut self, timeout: Option<Duration>) -> bool {
         match &self.handle.inner {
             scheduler::Handle::CurrentThread(h) => scheduler::current_thread::Handle::shutdown(h),
             scheduler::Handle::MultiThread(h) => h.shutdown(),
         }
         // Workers and blocking closures run on the pool: wait for them (the
         // pool does not wait when called from one of its own threads).
-        self.blocking_pool.shutdown(timeout);
+        self.blocking_pool.shutdown(timeout)
     }
 }
 

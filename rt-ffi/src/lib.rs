@@ -1,0 +1,18 @@
+//! `librt`: the C ABI of the rt async runtime.
+//!
+//! The header `include/rt.h` is generated from these files by cbindgen
+//! (`make header`); the doc comments here are the header's documentation.
+//!
+//! Every `extern "C"` entry catches panics ([`guard`]), checks its pointers
+//! for NULL, and returns a negative error code rather than aborting. A call
+//! that takes a callback and fails never calls it; one that succeeds calls
+//! it exactly once with its final status.
+
+#![allow(non_camel_case_types)]
+
+mod callback;
+pub mod error;
+mod guard;
+pub mod runtime;
+pub mod task;
+pub mod version;

@@ -1,0 +1,248 @@
+//! Callback tasks: `rt_spawn` and the `rt_task` handle.
+
+use crate::callback::{rt_callback, CallOnce};
+use crate::error::*;
+use crate::guard::{ffi_guard, ffi_guard_void};
+use crate::runtime::{runtime_ref, rt_runtime};
+use rt_core::task::AbortHandle;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicU8, Ordering::AcqRel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+const PENDING: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// A handle to a spawned task: abort it, ask whether it finished, wait for
+/// it. Reference counted: `rt_task_release` gives up the caller's
+/// reference (it does not cancel the task).
+pub struct rt_task {
+    shared: Arc<TaskShared>,
+}
+
+pub(crate) struct TaskShared {
+    /// PENDING until the callback starts (RUNNING) or the task is aborted
+    /// first (CANCELLED).
+    start: AtomicU8,
+    /// Set (under the mutex) once the final call returned.
+    done: Mutex<bool>,
+    cv: Condvar,
+    abort: Mutex<Option<AbortHandle>>,
+}
+
+impl TaskShared {
+    pub(crate) fn new() -> Arc<TaskShared> {
+        Arc::new(TaskShared {
+            start: AtomicU8::new(PENDING),
+            done: Mutex::new(false),
+            cv: Condvar::new(),
+            abort: Mutex::new(None),
+        })
+    }
+
+    /// Claims the right to run. False if aborted first.
+    pub(crate) fn try_start(&self) -> bool {
+        self.start
+            .compare_exchange(PENDING, RUNNING, AcqRel, std::sync::atomic::Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub(crate) fn finish(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    fn is_finished(&self) -> bool {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Marks the task finished when dropped, after the final call ran (its
+/// fields drop in order: the callback first).
+pub(crate) struct FinishOnDrop {
+    pub(crate) callback: Option<CallOnce>,
+    pub(crate) shared: Arc<TaskShared>,
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        // An uncalled callback gets RT_ECANCELED here.
+        drop(self.callback.take());
+        self.shared.finish();
+    }
+}
+
+/// Spawns a callback task: `fn(arg, 0)` runs once on a runtime thread (on a
+/// current-thread runtime: on the thread that drives it). If the task is
+/// aborted before it started, or the runtime shuts down first, `fn(arg,
+/// RT_ECANCELED)` is called instead, exactly once, possibly on the thread
+/// calling `rt_task_abort` / `rt_runtime_shutdown`.
+///
+/// If `out` is not NULL it receives a task handle the caller owns and must
+/// release with `rt_task_release`. `arg` is passed through untouched; it
+/// must stay valid until the callback's call, and may be used from any
+/// thread.
+///
+/// Returns 0; `RT_EINVAL` if `rt` or `fn` is NULL; `RT_ESHUTDOWN` after
+/// shutdown. On error `fn` is never called. Thread-safe, also from inside
+/// callbacks.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `out` is NULL or writable; `fn` has the
+/// documented signature.
+#[no_mangle]
+pub unsafe extern "C" fn rt_spawn(rt: *const rt_runtime, fn_: rt_callback, arg: *mut c_void, out: *mut *mut rt_task) -> c_int {
+    ffi_guard(|| {
+        // SAFETY: forwarded from the caller.
+        let rt = match unsafe { runtime_ref(rt) } {
+            Ok(rt) => rt,
+            Err(e) => return e,
+        };
+        let Some(f) = fn_ else {
+            return RT_EINVAL;
+        };
+        let handle = match rt.handle() {
+            Ok(h) => h,
+            Err(e) => return e,
+        };
+        let shared = TaskShared::new();
+        let guard = FinishOnDrop {
+            callback: Some(CallOnce::new(f, arg)),
+            shared: shared.clone(),
+        };
+        let join = handle.spawn(async move {
+            let mut guard = guard;
+            if guard.shared.try_start() {
+                if let Some(cb) = guard.callback.take() {
+                    cb.call(0);
+                }
+            }
+        });
+        *shared.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(join.abort_handle());
+        drop(join);
+        if !out.is_null() {
+            let task = Box::new(rt_task { shared });
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { out.write(Box::into_raw(task)) };
+        }
+        0
+    })
+}
+
+/// # Safety
+/// `task` is NULL or a live handle.
+unsafe fn task_ref<'a>(task: *const rt_task) -> Result<&'a rt_task, c_int> {
+    // SAFETY: forwarded from the caller.
+    unsafe { task.as_ref() }.ok_or(RT_EINVAL)
+}
+
+/// Aborts a task that has not started: its callback gets its single call
+/// with `RT_ECANCELED` instead. Returns 0 if the abort took effect,
+/// `RT_EALREADY` if the callback already started or finished (nothing
+/// changes), `RT_EINVAL` for NULL. Thread-safe.
+///
+/// # Safety
+/// `task` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn rt_task_abort(task: *const rt_task) -> c_int {
+    ffi_guard(|| {
+        // SAFETY: forwarded from the caller.
+        let task = match unsafe { task_ref(task) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let shared = &task.shared;
+        if shared
+            .start
+            .compare_exchange(PENDING, CANCELLED, AcqRel, std::sync::atomic::Ordering::Acquire)
+            .is_err()
+        {
+            return RT_EALREADY;
+        }
+        // Drop the future (and so make the ECANCELED call) promptly.
+        if let Some(abort) = shared.abort.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            abort.abort();
+        }
+        0
+    })
+}
+
+/// 1 if the task's final call has returned, 0 if not, `RT_EINVAL` for
+/// NULL. Thread-safe.
+///
+/// # Safety
+/// `task` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn rt_task_is_finished(task: *const rt_task) -> c_int {
+    ffi_guard(|| {
+        // SAFETY: forwarded from the caller.
+        match unsafe { task_ref(task) } {
+            Ok(t) => c_int::from(t.shared.is_finished()),
+            Err(e) => e,
+        }
+    })
+}
+
+/// Blocks until the task's final call has returned, at most `timeout_ms`
+/// (negative: no limit; 0: just check). Returns 0 when finished,
+/// `RT_ETIMEDOUT`, `RT_EINVAL` for NULL, or `RT_EDEADLK` (without waiting)
+/// when called on a thread that drives a runtime (a worker, or inside a
+/// callback task) unless the task has already finished: waiting there
+/// could wait for itself.
+///
+/// # Safety
+/// `task` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn rt_task_join(task: *const rt_task, timeout_ms: i64) -> c_int {
+    ffi_guard(|| {
+        // SAFETY: forwarded from the caller.
+        let task = match unsafe { task_ref(task) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let shared = &task.shared;
+        let deadline = u64::try_from(timeout_ms)
+            .ok()
+            .map(|ms| Instant::now() + Duration::from_millis(ms));
+        let mut done = shared.done.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
+            return 0;
+        }
+        if timeout_ms != 0 && rt_core::runtime::is_runtime_thread() {
+            return RT_EDEADLK;
+        }
+        while !*done {
+            match deadline {
+                None => done = shared.cv.wait(done).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return RT_ETIMEDOUT;
+                    }
+                    done = shared
+                        .cv
+                        .wait_timeout(done, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        0
+    })
+}
+
+/// Releases the caller's task handle. The task itself is not affected.
+/// NULL is ignored. Thread-safe (but each handle is released once).
+///
+/// # Safety
+/// `task` is NULL or a handle from `rt_spawn` not yet released.
+#[no_mangle]
+pub unsafe extern "C" fn rt_task_release(task: *mut rt_task) {
+    ffi_guard_void(|| {
+        if !task.is_null() {
+            // SAFETY: created by Box::into_raw in rt_spawn; released once.
+            drop(unsafe { Box::from_raw(task) });
+        }
+    })
+}
