@@ -9,7 +9,7 @@ PYTHON ?= python3
 # Bound on loom's preemptions per model: keeps the models to seconds.
 LOOM_MAX_PREEMPTIONS ?= 2
 
-.PHONY: all build demo test deps lint test-rust test-loom test-c lib header check-header \
+.PHONY: install all build demo test deps lint test-rust test-loom test-c lib header check-header \
 	check-header-compiles check-symbols bench clean
 
 # The C library and its tools.
@@ -99,7 +99,23 @@ test-c: lib check-header check-header-compiles check-symbols
 	@for t in $(C_TESTS); do echo "== $$t"; $(C_BUILD)/$$t || exit 1; done
 	@echo "== test_core under valgrind"
 	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		--suppressions=tests/c/valgrind.supp \
 		$(C_BUILD)/test_core
+
+# ---- install: libraries (versioned soname), header, pkg-config file ----
+PREFIX ?= /usr/local
+RT_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+RT_MAJOR := $(firstword $(subst ., ,$(RT_VERSION)))
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(LIB_DIR)/librt.so $(DESTDIR)$(PREFIX)/lib/librt.so.$(RT_VERSION)
+	ln -sf librt.so.$(RT_VERSION) $(DESTDIR)$(PREFIX)/lib/librt.so.$(RT_MAJOR)
+	ln -sf librt.so.$(RT_MAJOR) $(DESTDIR)$(PREFIX)/lib/librt.so
+	install -m 0644 $(LIB_DIR)/librt.a $(DESTDIR)$(PREFIX)/lib/librt.a
+	install -m 0644 include/rt.h $(DESTDIR)$(PREFIX)/include/rt.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RT_VERSION)|' rt-ffi/rt.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/rt.pc
 
 bench:
 	$(CARGO) bench -p rt-core --bench rt_vs_tokio
