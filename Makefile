@@ -20,7 +20,7 @@ LIB_DIR := $(CURDIR)/target/release
 C_BUILD := $(CURDIR)/target/c
 CC ?= cc
 CXX ?= c++
-C_TESTS := test_core
+C_TESTS := test_core test_drivers
 
 all: build
 
@@ -63,6 +63,8 @@ test-loom:
 
 lib:
 	$(CARGO) build --release -p rt-ffi
+	@# The soname is librt.so.MAJOR: let programs linked here find it.
+	@ln -sf librt.so $(LIB_DIR)/librt.so.$(RT_MAJOR)
 
 # Regenerates the header from rt-ffi/src.
 header: $(CBINDGEN)
@@ -97,10 +99,10 @@ test-c: lib check-header check-header-compiles check-symbols
 			-L$(LIB_DIR) -lrt -Wl,-rpath,$(LIB_DIR) -lpthread -o $(C_BUILD)/$$t || exit 1; \
 	done
 	@for t in $(C_TESTS); do echo "== $$t"; $(C_BUILD)/$$t || exit 1; done
-	@echo "== test_core under valgrind"
-	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-		--suppressions=tests/c/valgrind.supp \
-		$(C_BUILD)/test_core
+	@for t in $(C_TESTS); do echo "== $$t under valgrind"; \
+		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+			--suppressions=tests/c/valgrind.supp $(C_BUILD)/$$t || exit 1; \
+	done
 
 # ---- install: libraries (versioned soname), header, pkg-config file ----
 PREFIX ?= /usr/local

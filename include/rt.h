@@ -90,6 +90,36 @@ typedef int rt_fd;
 #define RT_EPANIC -10000
 
 /**
+ * Interest / event bit: readable.
+ */
+#define RT_READABLE 1
+
+/**
+ * Interest / event bit: writable.
+ */
+#define RT_WRITABLE 2
+
+/**
+ * Event bit: the peer hung up (or the read/write half closed).
+ */
+#define RT_HUP 4
+
+/**
+ * Event bit: an error is pending on the fd.
+ */
+#define RT_ERROR 8
+
+/**
+ * Returned by a poll function: the task is done.
+ */
+#define RT_READY 0
+
+/**
+ * Returned by a poll function: call me again after a wake.
+ */
+#define RT_PENDING 1
+
+/**
  * Major version: incompatible ABI changes bump it (and the soname).
  */
 #define RT_VERSION_MAJOR 0
@@ -134,6 +164,42 @@ typedef struct rt_runtime rt_runtime;
  * reference (it does not cancel the task).
  */
 typedef struct rt_task rt_task;
+
+/**
+ * A waker handed to a C poll function. The one passed to `poll` is
+ * borrowed for that call only: keep it with `rt_waker_clone`.
+ */
+typedef struct rt_waker rt_waker;
+
+/**
+ * `void (*)(void *arg)`.
+ */
+typedef void (*rt_work_fn)(void *arg);
+
+/**
+ * `void (*)(void *arg, int status)`.
+ */
+typedef void (*rt_callback)(void *arg, int status);
+
+/**
+ * `void (*)(void *arg, rt_fd fd, uint32_t events, int status)`.
+ */
+typedef void (*rt_io_callback)(void *arg, rt_fd fd, uint32_t events, int status);
+
+/**
+ * An I/O registration id: generational, so a stale id gives `RT_ENOENT`.
+ */
+typedef uint64_t rt_io_id;
+
+/**
+ * `int (*)(void *state, rt_waker *waker)`.
+ */
+typedef int (*rt_poll_fn)(void *state, rt_waker *waker);
+
+/**
+ * `void (*)(void *state)`.
+ */
+typedef void (*rt_drop_fn)(void *state);
 
 /**
  * Settings for `rt_runtime_new`. Always fill it with `rt_config_init`
@@ -240,13 +306,38 @@ typedef struct {
 } rt_metrics;
 
 /**
- * `void (*)(void *arg, int status)`.
+ * A timer id: generational, so a stale id is refused with `RT_ENOENT`.
  */
-typedef void (*rt_callback)(void *arg, int status);
+typedef uint64_t rt_timer_id;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Runs `work(arg)` on the blocking pool (a thread where blocking is fine),
+ * then `done(arg, 0)` exactly once on a runtime thread. If `work` never
+ * started (aborted first, or the runtime shut down while it was queued),
+ * `done(arg, RT_ECANCELED)` is called instead and `work` never runs. If the
+ * runtime shuts down while `work` runs, `done(arg, 0)` runs on the pool
+ * thread right after `work`.
+ *
+ * `*out` (if not NULL) receives a task handle: `rt_task_abort` cancels
+ * queued work (`RT_EALREADY` once it started), `rt_task_join` waits for
+ * `done` to return. Release it with `rt_task_release`.
+ *
+ * Returns 0; `RT_EINVAL` for a NULL `rt`, `work` or `done`;
+ * `RT_ESHUTDOWN`. On error neither function is called. Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL or writable.
+ */
+RT_API
+int rt_spawn_blocking(const rt_runtime *rt,
+                      rt_work_fn work,
+                      rt_callback done,
+                      void *arg,
+                      rt_task **out);
 
 /**
  * A static, NUL-terminated description of an error code. Never NULL;
@@ -262,6 +353,123 @@ RT_API const char *rt_strerror(int err);
  * NULL. Thread-safe; the string must not be freed.
  */
 RT_API const char *rt_err_name(int err);
+
+/**
+ * Registers `fd` with the reactor: `cb(arg, fd, events, 0)` runs on a
+ * runtime thread whenever `fd` is ready for `interest` (`RT_READABLE`
+ * and/or `RT_WRITABLE`); `events` holds what is ready, plus `RT_HUP` /
+ * `RT_ERROR` when the fd reports them. Level-triggered, like `epoll`'s
+ * default and libuv's `uv_poll`: a callback that leaves data unread is
+ * called again. `fd` must be non-blocking; the caller keeps owning it and
+ * must deregister it before closing it.
+ *
+ * A registration still active at shutdown gets one final call with
+ * `RT_ECANCELED` (events 0); a deregistered one gets none.
+ *
+ * Returns 0 and the id in `*out`; `RT_EINVAL` for NULL `rt`/`cb`/`out`,
+ * a negative fd, or an interest without `RT_READABLE`/`RT_WRITABLE`;
+ * `-errno` if the kernel refuses the fd (`-EBADF` for a closed one,
+ * `-EPERM` for a regular file); `RT_ESHUTDOWN`. On error `cb` is never
+ * called. Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL or writable.
+ */
+RT_API
+int rt_io_register(const rt_runtime *rt,
+                   rt_fd fd,
+                   uint32_t interest,
+                   rt_io_callback cb,
+                   void *arg,
+                   rt_io_id *out);
+
+/**
+ * Changes a registration's interest (`RT_READABLE` and/or
+ * `RT_WRITABLE`). Returns 0; `RT_ENOENT` for an unknown or deregistered
+ * id; `RT_EINVAL` for NULL or an empty interest; `RT_ESHUTDOWN`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_io_modify(const rt_runtime *rt, rt_io_id id, uint32_t interest);
+
+/**
+ * Deregisters. After it returns 0 the callback is not running on any
+ * other thread and will not be called again (no `RT_ECANCELED` either),
+ * so `arg` may be freed and the fd closed; called from inside the
+ * registration's own callback it returns at once and no further call
+ * happens. The reactor lets go of the fd right after.
+ *
+ * Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
+ * `RT_EINVAL` for NULL; `RT_ESHUTDOWN`. Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_io_deregister(const rt_runtime *rt, rt_io_id id);
+
+/**
+ * Spawns a task driven by a C poll function: `poll(state, waker)` is
+ * called on a runtime thread (never two at once) and returns `RT_READY`
+ * when done or `RT_PENDING` after arranging a wake (keep a clone of the
+ * waker and call `rt_waker_wake` later). A task that returns `RT_PENDING`
+ * without keeping the waker is simply never polled again; it is not a
+ * leak: shutdown still drops it. `drop(state)` (if not NULL) runs exactly
+ * once after the last poll: after `RT_READY`, on abort (at the next
+ * `RT_PENDING`, or before the first poll), or at shutdown.
+ *
+ * `*out` (if not NULL) receives a task handle to release with
+ * `rt_task_release`. Returns 0; `RT_EINVAL` for a NULL `rt` or `poll`;
+ * `RT_ESHUTDOWN` (then neither function is called). Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL or writable.
+ */
+RT_API
+int rt_spawn_poll(const rt_runtime *rt,
+                  rt_poll_fn poll,
+                  void *state,
+                  rt_drop_fn drop,
+                  rt_task **out);
+
+/**
+ * A new owned waker for the same task (release it with `rt_waker_wake`
+ * or `rt_waker_free`). Returns NULL if `waker` is NULL. Thread-safe.
+ *
+ * # Safety
+ * `waker` is NULL or a live waker.
+ */
+RT_API rt_waker *rt_waker_clone(const rt_waker *waker);
+
+/**
+ * Wakes the task and frees the waker (an owned one, from
+ * `rt_waker_clone`). Returns 0; `RT_EINVAL` for NULL or for the borrowed
+ * waker passed to `poll` (use `rt_waker_wake_by_ref` on that one).
+ * Thread-safe.
+ *
+ * # Safety
+ * `waker` is NULL or a live waker, not used again after success.
+ */
+RT_API int rt_waker_wake(rt_waker *waker);
+
+/**
+ * Wakes the task; the waker stays valid. Returns 0 or `RT_EINVAL` for
+ * NULL. Thread-safe.
+ *
+ * # Safety
+ * `waker` is NULL or a live waker.
+ */
+RT_API int rt_waker_wake_by_ref(const rt_waker *waker);
+
+/**
+ * Frees an owned waker without waking. NULL and the borrowed waker passed
+ * to `poll` are ignored. Thread-safe.
+ *
+ * # Safety
+ * `waker` is NULL or a live waker, not used again.
+ */
+RT_API void rt_waker_free(rt_waker *waker);
 
 /**
  * Fills `*config` with the defaults. Returns 0, or `RT_EINVAL` if
@@ -353,10 +561,13 @@ RT_API int rt_runtime_metrics(const rt_runtime *rt, rt_metrics *out);
 RT_API int rt_spawn(const rt_runtime *rt, rt_callback fn_, void *arg, rt_task **out);
 
 /**
- * Aborts a task that has not started: its callback gets its single call
- * with `RT_ECANCELED` instead. Returns 0 if the abort took effect,
- * `RT_EALREADY` if the callback already started or finished (nothing
- * changes), `RT_EINVAL` for NULL. Thread-safe.
+ * Aborts a task. A callback task that has not started gets its single
+ * call with `RT_ECANCELED` instead; queued blocking work never runs (its
+ * `done` gets `RT_ECANCELED`); a poll task is cancelled at its next
+ * `RT_PENDING` (its `drop` runs once). Returns 0 if the abort took
+ * effect, `RT_EALREADY` if the task already finished or (callback and
+ * blocking tasks) already started: nothing changes then. `RT_EINVAL` for
+ * NULL. Thread-safe.
  *
  * # Safety
  * `task` is NULL or a live handle.
@@ -393,6 +604,47 @@ RT_API int rt_task_join(const rt_task *task, int64_t timeout_ms);
  * `task` is NULL or a handle from `rt_spawn` not yet released.
  */
 RT_API void rt_task_release(rt_task *task);
+
+/**
+ * Arms a timer: `cb(arg, 0)` runs on a runtime thread once `timeout_ms`
+ * has passed (never earlier), then every `repeat_ms` if that is not 0.
+ * Ticks are 1 ms; a repeating timer that falls behind skips to the next
+ * period instead of firing in a burst.
+ *
+ * `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
+ * is done after its call (its id then gives `RT_ENOENT`). A timer still
+ * armed at shutdown gets one final call with `RT_ECANCELED`; a stopped
+ * one gets none. `arg` must stay valid until the final call or a
+ * successful stop, and may be used from any thread.
+ *
+ * Returns 0; `RT_EINVAL` for a NULL `rt`, `cb` or `out`; `RT_ESHUTDOWN`.
+ * On error `cb` is never called. Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL or writable.
+ */
+RT_API
+int rt_timer_start(const rt_runtime *rt,
+                   uint64_t timeout_ms,
+                   uint64_t repeat_ms,
+                   rt_callback cb,
+                   void *arg,
+                   rt_timer_id *out);
+
+/**
+ * Stops a timer. After it returns 0 the callback is not running on any
+ * other thread and will not be called again (not even with
+ * `RT_ECANCELED`), so `arg` may be freed; called from inside the timer's
+ * own callback it returns at once and no further call happens.
+ *
+ * Returns 0; `RT_ENOENT` if the timer already fired (one-shot), was
+ * stopped, or the id is unknown; `RT_EINVAL` for NULL; `RT_ESHUTDOWN`
+ * after shutdown. Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_timer_stop(const rt_runtime *rt, rt_timer_id id);
 
 /**
  * The library's version as `RT_VERSION_HEX` (of the library actually

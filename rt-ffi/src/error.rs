@@ -29,13 +29,33 @@ const TABLE: &[(c_int, &str, &str)] = &[
     (0, "RT_OK\0", "success\0"),
     (RT_EINVAL, "RT_EINVAL\0", "invalid argument\0"),
     (RT_ENOMEM, "RT_ENOMEM\0", "out of memory\0"),
-    (RT_ENOENT, "RT_ENOENT\0", "no such entry (already fired, stopped or unknown)\0"),
-    (RT_ESHUTDOWN, "RT_ESHUTDOWN\0", "runtime has been shut down\0"),
+    (
+        RT_ENOENT,
+        "RT_ENOENT\0",
+        "no such entry (already fired, stopped or unknown)\0",
+    ),
+    (
+        RT_ESHUTDOWN,
+        "RT_ESHUTDOWN\0",
+        "runtime has been shut down\0",
+    ),
     (RT_ECANCELED, "RT_ECANCELED\0", "operation cancelled\0"),
     (RT_ETIMEDOUT, "RT_ETIMEDOUT\0", "timed out\0"),
-    (RT_EDEADLK, "RT_EDEADLK\0", "would deadlock: blocking wait on a runtime thread\0"),
-    (RT_EALREADY, "RT_EALREADY\0", "task already started or finished\0"),
-    (RT_EPANIC, "RT_EPANIC\0", "internal panic caught at the API boundary\0"),
+    (
+        RT_EDEADLK,
+        "RT_EDEADLK\0",
+        "would deadlock: blocking wait on a runtime thread\0",
+    ),
+    (
+        RT_EALREADY,
+        "RT_EALREADY\0",
+        "task already started or finished\0",
+    ),
+    (
+        RT_EPANIC,
+        "RT_EPANIC\0",
+        "internal panic caught at the API boundary\0",
+    ),
 ];
 
 fn lookup(err: c_int) -> Option<&'static (c_int, &'static str, &'static str)> {

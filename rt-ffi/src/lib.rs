@@ -10,9 +10,15 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod blocking;
 mod callback;
+mod calls;
 pub mod error;
 mod guard;
+pub mod io;
+pub mod poll;
+mod registry;
 pub mod runtime;
 pub mod task;
+pub mod timer;
 pub mod version;

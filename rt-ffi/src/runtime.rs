@@ -2,9 +2,11 @@
 
 use crate::error::*;
 use crate::guard::ffi_guard;
+use crate::io::IoRegistry;
+use crate::timer::TimerRegistry;
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Runtime flavor.
@@ -82,6 +84,8 @@ pub struct rt_runtime {
     /// `None` once shut down.
     runtime: Mutex<Option<Runtime>>,
     handle: Handle,
+    timers: Arc<TimerRegistry>,
+    io: IoRegistry,
 }
 
 impl rt_runtime {
@@ -93,8 +97,19 @@ impl rt_runtime {
         Ok(&self.handle)
     }
 
+    pub(crate) fn timers(&self) -> &Arc<TimerRegistry> {
+        &self.timers
+    }
+
+    pub(crate) fn io(&self) -> &IoRegistry {
+        &self.io
+    }
+
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.runtime.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+        self.runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 }
 
@@ -150,7 +165,10 @@ pub unsafe extern "C" fn rt_config_init(config: *mut rt_config) -> c_int {
 /// `config` is NULL or points to an `rt_config` filled by
 /// `rt_config_init`; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn rt_runtime_new(config: *const rt_config, out: *mut *mut rt_runtime) -> c_int {
+pub unsafe extern "C" fn rt_runtime_new(
+    config: *const rt_config,
+    out: *mut *mut rt_runtime,
+) -> c_int {
     ffi_guard(|| {
         if out.is_null() {
             return RT_EINVAL;
@@ -203,6 +221,8 @@ pub unsafe extern "C" fn rt_runtime_new(config: *const rt_config, out: *mut *mut
         let rt = Box::new(rt_runtime {
             runtime: Mutex::new(Some(runtime)),
             handle,
+            timers: Arc::new(TimerRegistry::new()),
+            io: IoRegistry::new(),
         });
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(Box::into_raw(rt)) };
@@ -242,6 +262,9 @@ pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i6
                 true
             }
         };
+        // Every timer task was cancelled (and got its final call): forget them.
+        drop(rt.timers.drain());
+        drop(rt.io.drain());
         if completed {
             0
         } else {

@@ -3,7 +3,7 @@
 use crate::callback::{rt_callback, CallOnce};
 use crate::error::*;
 use crate::guard::{ffi_guard, ffi_guard_void};
-use crate::runtime::{runtime_ref, rt_runtime};
+use crate::runtime::{rt_runtime, runtime_ref};
 use rt_core::task::AbortHandle;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU8, Ordering::AcqRel};
@@ -44,7 +44,12 @@ impl TaskShared {
     /// Claims the right to run. False if aborted first.
     pub(crate) fn try_start(&self) -> bool {
         self.start
-            .compare_exchange(PENDING, RUNNING, AcqRel, std::sync::atomic::Ordering::Acquire)
+            .compare_exchange(
+                PENDING,
+                RUNNING,
+                AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
             .is_ok()
     }
 
@@ -56,6 +61,16 @@ impl TaskShared {
     fn is_finished(&self) -> bool {
         *self.done.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Stores the abort handle of the task behind `shared`.
+pub(crate) fn set_abort(shared: &TaskShared, abort: AbortHandle) {
+    *shared.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(abort);
+}
+
+/// A new caller-owned handle.
+pub(crate) fn new_handle(shared: Arc<TaskShared>) -> *mut rt_task {
+    Box::into_raw(Box::new(rt_task { shared }))
 }
 
 /// Marks the task finished when dropped, after the final call ran (its
@@ -92,7 +107,12 @@ impl Drop for FinishOnDrop {
 /// `rt` is NULL or a live runtime; `out` is NULL or writable; `fn` has the
 /// documented signature.
 #[no_mangle]
-pub unsafe extern "C" fn rt_spawn(rt: *const rt_runtime, fn_: rt_callback, arg: *mut c_void, out: *mut *mut rt_task) -> c_int {
+pub unsafe extern "C" fn rt_spawn(
+    rt: *const rt_runtime,
+    fn_: rt_callback,
+    arg: *mut c_void,
+    out: *mut *mut rt_task,
+) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
         let rt = match unsafe { runtime_ref(rt) } {
@@ -119,12 +139,11 @@ pub unsafe extern "C" fn rt_spawn(rt: *const rt_runtime, fn_: rt_callback, arg: 
                 }
             }
         });
-        *shared.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(join.abort_handle());
+        set_abort(&shared, join.abort_handle());
         drop(join);
         if !out.is_null() {
-            let task = Box::new(rt_task { shared });
             // SAFETY: non-NULL and writable per the contract.
-            unsafe { out.write(Box::into_raw(task)) };
+            unsafe { out.write(new_handle(shared)) };
         }
         0
     })
@@ -137,10 +156,13 @@ unsafe fn task_ref<'a>(task: *const rt_task) -> Result<&'a rt_task, c_int> {
     unsafe { task.as_ref() }.ok_or(RT_EINVAL)
 }
 
-/// Aborts a task that has not started: its callback gets its single call
-/// with `RT_ECANCELED` instead. Returns 0 if the abort took effect,
-/// `RT_EALREADY` if the callback already started or finished (nothing
-/// changes), `RT_EINVAL` for NULL. Thread-safe.
+/// Aborts a task. A callback task that has not started gets its single
+/// call with `RT_ECANCELED` instead; queued blocking work never runs (its
+/// `done` gets `RT_ECANCELED`); a poll task is cancelled at its next
+/// `RT_PENDING` (its `drop` runs once). Returns 0 if the abort took
+/// effect, `RT_EALREADY` if the task already finished or (callback and
+/// blocking tasks) already started: nothing changes then. `RT_EINVAL` for
+/// NULL. Thread-safe.
 ///
 /// # Safety
 /// `task` is NULL or a live handle.
@@ -153,15 +175,28 @@ pub unsafe extern "C" fn rt_task_abort(task: *const rt_task) -> c_int {
             Err(e) => return e,
         };
         let shared = &task.shared;
+        if shared.is_finished() {
+            return RT_EALREADY;
+        }
         if shared
             .start
-            .compare_exchange(PENDING, CANCELLED, AcqRel, std::sync::atomic::Ordering::Acquire)
+            .compare_exchange(
+                PENDING,
+                CANCELLED,
+                AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
             .is_err()
         {
             return RT_EALREADY;
         }
         // Drop the future (and so make the ECANCELED call) promptly.
-        if let Some(abort) = shared.abort.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(abort) = shared
+            .abort
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             abort.abort();
         }
         0

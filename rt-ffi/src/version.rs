@@ -9,7 +9,8 @@ pub const RT_VERSION_MINOR: u32 = 1;
 /// Patch version: fixes.
 pub const RT_VERSION_PATCH: u32 = 0;
 /// `(MAJOR << 16) | (MINOR << 8) | PATCH`, for compile-time comparisons.
-pub const RT_VERSION_HEX: u32 = (RT_VERSION_MAJOR << 16) | (RT_VERSION_MINOR << 8) | RT_VERSION_PATCH;
+pub const RT_VERSION_HEX: u32 =
+    (RT_VERSION_MAJOR << 16) | (RT_VERSION_MINOR << 8) | RT_VERSION_PATCH;
 
 /// The library's version as `RT_VERSION_HEX` (of the library actually
 /// loaded, which may differ from the header compiled against). Thread-safe.

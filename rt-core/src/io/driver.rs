@@ -182,10 +182,13 @@ impl Handle {
     ) -> io::Result<()> {
         self.inner.registry.deregister(source)?;
         let addr = Arc::as_ptr(io) as usize;
-        let mut set = self.inner.set.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(io) = set.live.remove(&addr) {
-            set.pending_release.push(io);
+        {
+            let mut set = self.inner.set.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(io) = set.live.remove(&addr) {
+                set.pending_release.push(io);
+            }
         }
+        io.clear_wakers();
         Ok(())
     }
 
@@ -201,18 +204,22 @@ impl Handle {
 
     /// Marks the driver shut down and resolves every waiter.
     pub(crate) fn shutdown(&self) {
-        let live: Vec<Arc<ScheduledIo>> = {
+        let (live, released) = {
             let mut set = self.inner.set.lock().unwrap_or_else(|e| e.into_inner());
             if set.is_shutdown {
                 return;
             }
             set.is_shutdown = true;
-            // Keep them in the set: the kernel may still report events for
-            // sources that were never deregistered.
-            set.live.values().cloned().collect()
+            // The driver never turns again (shutdown runs with the driver
+            // held, after its last turn), so no event can name these any
+            // more: let them go. Keeping them would keep every waker, and
+            // through it every task and this driver, alive.
+            let live: Vec<Arc<ScheduledIo>> = set.live.drain().map(|(_, io)| io).collect();
+            (live, std::mem::take(&mut set.pending_release))
         };
-        for io in live {
+        for io in &live {
             io.shutdown();
         }
+        drop(released);
     }
 }

@@ -97,6 +97,14 @@ impl ScheduledIo {
         }
     }
 
+    /// Drops the stored wakers (the resource was deregistered: nobody
+    /// waits on it any more, and a stored waker must not keep its task
+    /// alive).
+    pub(crate) fn clear_wakers(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(waiters);
+    }
+
     /// The driver shuts down: every waiter resolves (with an error).
     pub(crate) fn shutdown(&self) {
         self.readiness.fetch_or(SHUTDOWN, AcqRel);

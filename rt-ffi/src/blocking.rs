@@ -1,0 +1,108 @@
+//! `rt_spawn_blocking`: work on the blocking pool, completion on the runtime.
+
+use crate::callback::{rt_callback, CallOnce};
+use crate::error::*;
+use crate::guard::ffi_guard;
+use crate::runtime::{rt_runtime, runtime_ref};
+use crate::task::{rt_task, FinishOnDrop, TaskShared};
+use std::ffi::{c_int, c_void};
+use std::sync::{Arc, Mutex};
+
+/// `void (*)(void *arg)`.
+pub type rt_work_fn = Option<unsafe extern "C" fn(arg: *mut c_void)>;
+
+#[derive(Clone, Copy)]
+struct Work {
+    f: unsafe extern "C" fn(*mut c_void),
+    arg: *mut c_void,
+}
+
+// SAFETY: the API documents that `arg` may be used from any thread.
+unsafe impl Send for Work {}
+
+/// Runs `work(arg)` on the blocking pool (a thread where blocking is fine),
+/// then `done(arg, 0)` exactly once on a runtime thread. If `work` never
+/// started (aborted first, or the runtime shut down while it was queued),
+/// `done(arg, RT_ECANCELED)` is called instead and `work` never runs. If the
+/// runtime shuts down while `work` runs, `done(arg, 0)` runs on the pool
+/// thread right after `work`.
+///
+/// `*out` (if not NULL) receives a task handle: `rt_task_abort` cancels
+/// queued work (`RT_EALREADY` once it started), `rt_task_join` waits for
+/// `done` to return. Release it with `rt_task_release`.
+///
+/// Returns 0; `RT_EINVAL` for a NULL `rt`, `work` or `done`;
+/// `RT_ESHUTDOWN`. On error neither function is called. Thread-safe.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rt_spawn_blocking(
+    rt: *const rt_runtime,
+    work: rt_work_fn,
+    done: rt_callback,
+    arg: *mut c_void,
+    out: *mut *mut rt_task,
+) -> c_int {
+    ffi_guard(|| {
+        // SAFETY: forwarded from the caller.
+        let rt = match unsafe { runtime_ref(rt) } {
+            Ok(rt) => rt,
+            Err(e) => return e,
+        };
+        let (Some(work), Some(done)) = (work, done) else {
+            return RT_EINVAL;
+        };
+        let handle = match rt.handle() {
+            Ok(h) => h.clone(),
+            Err(e) => return e,
+        };
+        let work = Work { f: work, arg };
+        let shared = TaskShared::new();
+        // `done` lives here until it is called (or, dropped uncalled, gets
+        // RT_ECANCELED and marks the task finished).
+        let finish = Arc::new(Mutex::new(Some(FinishOnDrop {
+            callback: Some(CallOnce::new(done, arg)),
+            shared: shared.clone(),
+        })));
+        let in_pool = finish.clone();
+        let task_shared = shared.clone();
+        let rt_handle = handle.clone();
+        let join = handle.spawn_blocking(move || {
+            let finish = in_pool;
+            if !task_shared.try_start() {
+                return; // aborted: `finish` drops -> RT_ECANCELED
+            }
+            let work = work;
+            // SAFETY: a C function pointer with the documented signature.
+            unsafe { (work.f)(work.arg) };
+            let on_runtime = finish.clone();
+            let completion = rt_handle.spawn(async move {
+                let taken = on_runtime.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(mut f) = taken {
+                    if let Some(cb) = f.callback.take() {
+                        cb.call(0);
+                    }
+                }
+            });
+            if completion.is_finished() {
+                // The runtime refused the task (shut down): run `done` here.
+                let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(mut f) = taken {
+                    if let Some(cb) = f.callback.take() {
+                        cb.call(0);
+                    }
+                }
+            }
+        });
+        // If the pool refused the closure (a shutdown racing with this call),
+        // dropping it made `done`'s RT_ECANCELED call: still a success.
+        drop(finish);
+        crate::task::set_abort(&shared, join.abort_handle());
+        if !out.is_null() {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { out.write(crate::task::new_handle(shared)) };
+        }
+        0
+    })
+}

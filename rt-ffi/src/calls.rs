@@ -1,0 +1,60 @@
+//! The stop guarantee shared by timers and I/O registrations.
+//!
+//! A callback runs between `begin` and `end` under this gate. `stop`
+//! marks the gate stopped and, unless called from inside the callback on
+//! the same thread, waits until the callback is not running. After `stop`
+//! returns, the callback is not running and will not be called again.
+
+use std::sync::{Condvar, Mutex};
+use std::thread::ThreadId;
+
+#[derive(Default)]
+pub(crate) struct CallGate {
+    state: Mutex<GateState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    stopped: bool,
+    running_on: Option<ThreadId>,
+}
+
+impl CallGate {
+    /// Claims a call. False if stopped.
+    pub(crate) fn begin(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.stopped {
+            return false;
+        }
+        s.running_on = Some(std::thread::current().id());
+        true
+    }
+
+    /// Ends a call. Returns false if a stop arrived meanwhile.
+    pub(crate) fn end(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.running_on = None;
+        self.cv.notify_all();
+        !s.stopped
+    }
+
+    /// Stops the gate; waits for a running call on another thread. Returns
+    /// false if it was already stopped.
+    pub(crate) fn stop(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.stopped {
+            return false;
+        }
+        s.stopped = true;
+        let me = std::thread::current().id();
+        while let Some(t) = s.running_on {
+            if t == me {
+                // Called from inside the callback: it returns right after.
+                break;
+            }
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        true
+    }
+}

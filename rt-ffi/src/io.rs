@@ -1,0 +1,373 @@
+//! File descriptors on the reactor: `rt_io_register`, `rt_io_modify`,
+//! `rt_io_deregister`.
+//!
+//! The reactor is edge-triggered underneath; the C API is level-triggered:
+//! after each callback the fd is checked with a zero-timeout `poll(2)`, and
+//! if it is still ready for the interest the callback runs again (after
+//! other tasks had a turn). No readiness is ever lost: readiness is only
+//! forgotten with the driver's tick check, so an edge that arrives while the
+//! callback runs is kept.
+//!
+//! The reactor watches a duplicate of the caller's fd (`F_DUPFD_CLOEXEC`),
+//! owned by the registration: the caller may close its fd as soon as
+//! `rt_io_deregister` returns, and a reused fd number can never be confused
+//! with ours. The duplicate is closed right after (on a runtime thread).
+
+use crate::calls::CallGate;
+use crate::error::*;
+use crate::guard::ffi_guard;
+use crate::registry::Registry;
+use crate::runtime::{rt_runtime, runtime_ref};
+use rt_core::io::{AsyncFd, Interest};
+use rt_core::task::AbortHandle;
+use std::ffi::{c_int, c_void};
+use std::future::poll_fn;
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+/// A file descriptor (`int` on POSIX; the header defines it per platform).
+pub type rt_fd = c_int;
+
+/// An I/O registration id: generational, so a stale id gives `RT_ENOENT`.
+pub type rt_io_id = u64;
+
+/// Interest / event bit: readable.
+pub const RT_READABLE: u32 = 1;
+/// Interest / event bit: writable.
+pub const RT_WRITABLE: u32 = 2;
+/// Event bit: the peer hung up (or the read/write half closed).
+pub const RT_HUP: u32 = 4;
+/// Event bit: an error is pending on the fd.
+pub const RT_ERROR: u32 = 8;
+
+/// `void (*)(void *arg, rt_fd fd, uint32_t events, int status)`.
+pub type rt_io_callback =
+    Option<unsafe extern "C" fn(arg: *mut c_void, fd: rt_fd, events: u32, status: c_int)>;
+
+pub(crate) struct IoCtl {
+    gate: CallGate,
+    interest: AtomicU32,
+    waker: Mutex<Option<Waker>>,
+    abort: Mutex<Option<AbortHandle>>,
+}
+
+pub(crate) type IoRegistry = Registry<Arc<IoCtl>>;
+
+/// Our duplicate of the caller's fd.
+fn dup_fd(fd: RawFd) -> Result<OwnedFd, c_int> {
+    // SAFETY: fcntl on any integer is memory-safe; an invalid fd gives EBADF.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(from_io(&std::io::Error::last_os_error()));
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+#[derive(Clone, Copy)]
+struct Cb {
+    f: unsafe extern "C" fn(*mut c_void, c_int, u32, c_int),
+    arg: *mut c_void,
+}
+
+// SAFETY: the API documents that `arg` may be used from any thread.
+unsafe impl Send for Cb {}
+
+impl Cb {
+    fn call(self, fd: RawFd, events: u32, status: c_int) {
+        // SAFETY: a C function pointer with the documented signature.
+        unsafe { (self.f)(self.arg, fd, events, status) }
+    }
+}
+
+/// The final `RT_ECANCELED` call of a registration still active when its
+/// task is dropped (runtime shutdown).
+struct FinalCall {
+    ctl: Arc<IoCtl>,
+    cb: Cb,
+    fd: RawFd,
+}
+
+impl Drop for FinalCall {
+    fn drop(&mut self) {
+        if self.ctl.gate.begin() {
+            self.cb.call(self.fd, 0, RT_ECANCELED);
+            self.ctl.gate.end();
+            self.ctl.gate.stop();
+        }
+    }
+}
+
+fn to_interest(bits: u32) -> Option<Interest> {
+    match (bits & RT_READABLE != 0, bits & RT_WRITABLE != 0) {
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
+/// Level-triggered check: which of `interest` the fd reports now.
+fn poll_now(fd: RawFd, interest: u32) -> u32 {
+    let mut events: libc::c_short = 0;
+    if interest & RT_READABLE != 0 {
+        events |= libc::POLLIN;
+    }
+    if interest & RT_WRITABLE != 0 {
+        events |= libc::POLLOUT;
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n <= 0 {
+        return 0;
+    }
+    let mut out = 0;
+    if pfd.revents & libc::POLLIN != 0 {
+        out |= RT_READABLE;
+    }
+    if pfd.revents & libc::POLLOUT != 0 {
+        out |= RT_WRITABLE;
+    }
+    if pfd.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0 {
+        out |= RT_HUP;
+    }
+    if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        out |= RT_ERROR;
+    }
+    out
+}
+
+/// Registers `fd` with the reactor: `cb(arg, fd, events, 0)` runs on a
+/// runtime thread whenever `fd` is ready for `interest` (`RT_READABLE`
+/// and/or `RT_WRITABLE`); `events` holds what is ready, plus `RT_HUP` /
+/// `RT_ERROR` when the fd reports them. Level-triggered, like `epoll`'s
+/// default and libuv's `uv_poll`: a callback that leaves data unread is
+/// called again. `fd` must be non-blocking; the caller keeps owning it and
+/// must deregister it before closing it.
+///
+/// A registration still active at shutdown gets one final call with
+/// `RT_ECANCELED` (events 0); a deregistered one gets none.
+///
+/// Returns 0 and the id in `*out`; `RT_EINVAL` for NULL `rt`/`cb`/`out`,
+/// a negative fd, or an interest without `RT_READABLE`/`RT_WRITABLE`;
+/// `-errno` if the kernel refuses the fd (`-EBADF` for a closed one,
+/// `-EPERM` for a regular file); `RT_ESHUTDOWN`. On error `cb` is never
+/// called. Thread-safe.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rt_io_register(
+    rt: *const rt_runtime,
+    fd: rt_fd,
+    interest: u32,
+    cb: rt_io_callback,
+    arg: *mut c_void,
+    out: *mut rt_io_id,
+) -> c_int {
+    ffi_guard(|| {
+        // SAFETY: forwarded from the caller.
+        let rt = match unsafe { runtime_ref(rt) } {
+            Ok(rt) => rt,
+            Err(e) => return e,
+        };
+        let (Some(f), false, true, Some(_)) = (cb, out.is_null(), fd >= 0, to_interest(interest))
+        else {
+            return RT_EINVAL;
+        };
+        let handle = match rt.handle() {
+            Ok(h) => h,
+            Err(e) => return e,
+        };
+        // Registered for both directions; the task filters by `interest`,
+        // so rt_io_modify needs no syscall.
+        let watched = match dup_fd(fd) {
+            Ok(d) => d,
+            Err(e) => return e,
+        };
+        let afd = {
+            let _enter = handle.enter();
+            match AsyncFd::with_interest(watched, Interest::READABLE | Interest::WRITABLE) {
+                Ok(afd) => afd,
+                Err(e) => return from_io(&e),
+            }
+        };
+        let cb = Cb { f, arg };
+        let ctl = Arc::new(IoCtl {
+            gate: CallGate::default(),
+            interest: AtomicU32::new(interest),
+            waker: Mutex::new(None),
+            abort: Mutex::new(None),
+        });
+        let id = rt.io().insert(ctl.clone());
+        // Built outside the future: a task dropped before its first poll
+        // (shutdown right away) still makes the final call.
+        let final_call = FinalCall {
+            ctl: ctl.clone(),
+            cb,
+            fd,
+        };
+        let task_ctl = ctl.clone();
+        let join = handle.spawn(async move {
+            let _final = final_call;
+            let ctl = task_ctl;
+            loop {
+                // Wait for readiness in the current interest.
+                let (mut rguard, mut wguard) = (None, None);
+                let ready = poll_fn(|cx| {
+                    *ctl.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+                    let want = ctl.interest.load(Ordering::Acquire);
+                    let mut got = 0;
+                    if want & RT_READABLE != 0 {
+                        if let Poll::Ready(g) = afd.poll_read_ready(cx) {
+                            match g {
+                                Ok(g) => {
+                                    got |= RT_READABLE;
+                                    if g.ready().is_read_closed() {
+                                        got |= RT_HUP;
+                                    }
+                                    if g.ready().is_error() {
+                                        got |= RT_ERROR;
+                                    }
+                                    rguard = Some(g);
+                                }
+                                Err(_) => return Poll::Ready(None),
+                            }
+                        }
+                    }
+                    if want & RT_WRITABLE != 0 {
+                        if let Poll::Ready(g) = afd.poll_write_ready(cx) {
+                            match g {
+                                Ok(g) => {
+                                    got |= RT_WRITABLE;
+                                    if g.ready().is_write_closed() {
+                                        got |= RT_HUP;
+                                    }
+                                    if g.ready().is_error() {
+                                        got |= RT_ERROR;
+                                    }
+                                    wguard = Some(g);
+                                }
+                                Err(_) => return Poll::Ready(None),
+                            }
+                        }
+                    }
+                    if got == 0 {
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(Some(got))
+                    }
+                })
+                .await;
+                let Some(events) = ready else {
+                    // The reactor shut down: the final call follows.
+                    return;
+                };
+                if !ctl.gate.begin() {
+                    return;
+                }
+                cb.call(fd, events, 0);
+                if !ctl.gate.end() {
+                    return;
+                }
+                // Level-triggered: forget readiness the fd no longer has.
+                let still = poll_now(afd.as_raw_fd(), ctl.interest.load(Ordering::Acquire));
+                if still & RT_READABLE == 0 {
+                    if let Some(g) = rguard.as_mut() {
+                        g.clear_ready();
+                    }
+                }
+                if still & RT_WRITABLE == 0 {
+                    if let Some(g) = wguard.as_mut() {
+                        g.clear_ready();
+                    }
+                }
+                // The guards end here, before the await below.
+                let _ = (rguard, wguard);
+                // Let other tasks run between level-triggered repeats.
+                rt_core::task::yield_now().await;
+            }
+        });
+        // (A shutdown racing with this call drops the task at once: the
+        // registration then got its final RT_ECANCELED call; a success.)
+        *ctl.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(join.abort_handle());
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write(id) };
+        0
+    })
+}
+
+/// Changes a registration's interest (`RT_READABLE` and/or
+/// `RT_WRITABLE`). Returns 0; `RT_ENOENT` for an unknown or deregistered
+/// id; `RT_EINVAL` for NULL or an empty interest; `RT_ESHUTDOWN`.
+/// Thread-safe.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+#[no_mangle]
+pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, interest: u32) -> c_int {
+    ffi_guard(|| {
+        // SAFETY: forwarded from the caller.
+        let rt = match unsafe { runtime_ref(rt) } {
+            Ok(rt) => rt,
+            Err(e) => return e,
+        };
+        if to_interest(interest).is_none() {
+            return RT_EINVAL;
+        }
+        if rt.is_shutdown() {
+            return RT_ESHUTDOWN;
+        }
+        let Some(ctl) = rt.io().get(id) else {
+            return RT_ENOENT;
+        };
+        ctl.interest.store(interest, Ordering::Release);
+        let waker = ctl.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+        0
+    })
+}
+
+/// Deregisters. After it returns 0 the callback is not running on any
+/// other thread and will not be called again (no `RT_ECANCELED` either),
+/// so `arg` may be freed and the fd closed; called from inside the
+/// registration's own callback it returns at once and no further call
+/// happens. The reactor lets go of the fd right after.
+///
+/// Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
+/// `RT_EINVAL` for NULL; `RT_ESHUTDOWN`. Thread-safe.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+#[no_mangle]
+pub unsafe extern "C" fn rt_io_deregister(rt: *const rt_runtime, id: rt_io_id) -> c_int {
+    ffi_guard(|| {
+        // SAFETY: forwarded from the caller.
+        let rt = match unsafe { runtime_ref(rt) } {
+            Ok(rt) => rt,
+            Err(e) => return e,
+        };
+        if rt.is_shutdown() {
+            return RT_ESHUTDOWN;
+        }
+        let Some(ctl) = rt.io().remove(id) else {
+            return RT_ENOENT;
+        };
+        if !ctl.gate.stop() {
+            return RT_ENOENT;
+        }
+        if let Some(abort) = ctl.abort.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            abort.abort();
+        }
+        0
+    })
+}

@@ -1,0 +1,437 @@
+/* C API tests for timers, fd registrations, the blocking pool and poll
+ * tasks. Also run under valgrind by make test. */
+#define _GNU_SOURCE
+#include "rt.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static rt_runtime *new_runtime(uint32_t workers, uint32_t max_blocking) {
+    rt_config cfg;
+    rt_runtime *rt = NULL;
+    CHECK_EQ(rt_config_init(&cfg), 0);
+    cfg.worker_threads = workers;
+    if (max_blocking) {
+        cfg.max_blocking_threads = max_blocking;
+    }
+    CHECK_EQ(rt_runtime_new(&cfg, &rt), 0);
+    return rt;
+}
+
+/* Waits up to `ms` for *flag to reach `want`. */
+static int wait_for(atomic_int *flag, int want, long ms) {
+    long waited = 0;
+    while (atomic_load(flag) < want && waited < ms) {
+        sleep_ms(1);
+        waited++;
+    }
+    return atomic_load(flag) >= want;
+}
+
+/* ---------------- timers ---------------- */
+
+typedef struct {
+    int64_t armed_us;
+    int64_t timeout_us;
+    atomic_int calls;
+    atomic_int status;
+    atomic_int early;
+    int order_slot;
+} timer_rec;
+
+static atomic_int order_next;
+static int order[3];
+
+static void timer_cb(void *arg, int status) {
+    timer_rec *r = arg;
+    if (status == 0 && now_us() - r->armed_us < r->timeout_us) {
+        atomic_fetch_add(&r->early, 1);
+    }
+    if (status == 0 && r->order_slot >= 0) {
+        order[atomic_fetch_add(&order_next, 1)] = r->order_slot;
+    }
+    atomic_store(&r->status, status);
+    atomic_fetch_add(&r->calls, 1);
+}
+
+static void test_timers_order_and_never_early(void) {
+    /* One worker: callbacks run one after another, in firing order. Gaps of
+     * 100 ms stay ordered even under valgrind. */
+    rt_runtime *rt = new_runtime(1, 0);
+    static timer_rec recs[3];
+    uint64_t timeouts[3] = {300, 100, 200};
+    rt_timer_id ids[3];
+    int i;
+    atomic_store(&order_next, 0);
+    for (i = 0; i < 3; i++) {
+        memset(&recs[i], 0, sizeof recs[i]);
+        recs[i].order_slot = i;
+        recs[i].armed_us = now_us();
+        recs[i].timeout_us = (int64_t)timeouts[i] * 1000;
+        CHECK_EQ(rt_timer_start(rt, timeouts[i], 0, timer_cb, &recs[i], &ids[i]), 0);
+    }
+    CHECK(wait_for(&order_next, 3, 5000));
+    CHECK_EQ(order[0], 1);
+    CHECK_EQ(order[1], 2);
+    CHECK_EQ(order[2], 0);
+    for (i = 0; i < 3; i++) {
+        CHECK_EQ(atomic_load(&recs[i].calls), 1);
+        CHECK_EQ(atomic_load(&recs[i].early), 0);
+        /* A fired one-shot timer is gone. */
+        CHECK_EQ(rt_timer_stop(rt, ids[i]), RT_ENOENT);
+    }
+    rt_runtime_free(rt);
+}
+
+static void test_timer_repeat_and_stop_from_other_thread(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    timer_rec r;
+    rt_timer_id id;
+    int after_stop;
+    memset(&r, 0, sizeof r);
+    r.order_slot = -1;
+    r.armed_us = now_us();
+    r.timeout_us = 5000;
+    CHECK_EQ(rt_timer_start(rt, 5, 5, timer_cb, &r, &id), 0);
+    CHECK(wait_for(&r.calls, 5, 5000));
+    CHECK_EQ(rt_timer_stop(rt, id), 0);
+    after_stop = atomic_load(&r.calls);
+    sleep_ms(50);
+    CHECK_EQ(atomic_load(&r.calls), after_stop);
+    CHECK_EQ(rt_timer_stop(rt, id), RT_ENOENT);
+    CHECK_EQ(atomic_load(&r.early), 0);
+    rt_runtime_free(rt);
+    /* Stopped: no final RT_ECANCELED call at shutdown either. */
+    CHECK_EQ(atomic_load(&r.calls), after_stop);
+}
+
+typedef struct {
+    rt_runtime *rt;
+    rt_timer_id id;
+    atomic_int calls;
+    atomic_int stop_result;
+} self_stop;
+
+static void self_stop_cb(void *arg, int status) {
+    self_stop *s = arg;
+    if (status != 0) {
+        return;
+    }
+    if (atomic_fetch_add(&s->calls, 1) + 1 == 3) {
+        atomic_store(&s->stop_result, rt_timer_stop(s->rt, s->id));
+    }
+}
+
+static void test_timer_stop_from_inside_callback(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    self_stop s;
+    memset(&s, 0, sizeof s);
+    s.rt = rt;
+    atomic_store(&s.stop_result, 99);
+    CHECK_EQ(rt_timer_start(rt, 2, 2, self_stop_cb, &s, &s.id), 0);
+    sleep_ms(100);
+    CHECK_EQ(atomic_load(&s.calls), 3);
+    CHECK_EQ(atomic_load(&s.stop_result), 0);
+    rt_runtime_free(rt);
+    CHECK_EQ(atomic_load(&s.calls), 3);
+}
+
+static void test_pending_timer_gets_final_cancel_at_shutdown(void) {
+    rt_runtime *rt = new_runtime(1, 0);
+    timer_rec r;
+    rt_timer_id id;
+    memset(&r, 0, sizeof r);
+    r.order_slot = -1;
+    atomic_store(&r.status, 99);
+    CHECK_EQ(rt_timer_start(rt, 3600 * 1000, 0, timer_cb, &r, &id), 0);
+    CHECK_EQ(rt_runtime_shutdown(rt, 5000), 0);
+    CHECK_EQ(atomic_load(&r.calls), 1);
+    CHECK_EQ(atomic_load(&r.status), RT_ECANCELED);
+    CHECK_EQ(rt_timer_stop(rt, id), RT_ESHUTDOWN);
+    rt_runtime_free(rt);
+}
+
+/* ---------------- fds ---------------- */
+
+typedef struct {
+    int fd;
+    atomic_int bytes;
+    atomic_int calls;
+    atomic_int hup;
+    atomic_int eof;
+    atomic_int final_status;
+} reader;
+
+static void read_cb(void *arg, rt_fd fd, uint32_t events, int status) {
+    reader *r = arg;
+    char buf[7]; /* small on purpose: partial reads */
+    ssize_t n;
+    if (status != 0) {
+        atomic_store(&r->final_status, status);
+        return;
+    }
+    atomic_fetch_add(&r->calls, 1);
+    if (events & RT_HUP) {
+        atomic_store(&r->hup, 1);
+    }
+    n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+        atomic_fetch_add(&r->bytes, (int)n);
+    } else if (n == 0) {
+        atomic_store(&r->eof, 1);
+    }
+}
+
+static void test_io_partial_reads_hup_and_deregister(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    int sv[2];
+    reader r;
+    rt_io_id id;
+    char data[1000];
+    int i, calls_after;
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    memset(&r, 0, sizeof r);
+    r.fd = sv[0];
+    CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, read_cb, &r, &id), 0);
+    memset(data, 'x', sizeof data);
+    for (i = 0; i < 10; i++) {
+        CHECK_EQ(write(sv[1], data, 100), 100);
+        sleep_ms(2);
+    }
+    /* Level-triggered: 7-byte reads drain all 1000 bytes. */
+    CHECK(wait_for(&r.bytes, 1000, 5000));
+    CHECK_EQ(atomic_load(&r.bytes), 1000);
+    close(sv[1]);
+    CHECK(wait_for(&r.eof, 1, 5000));
+    CHECK_EQ(rt_io_deregister(rt, id), 0);
+    calls_after = atomic_load(&r.calls);
+    sleep_ms(30);
+    CHECK_EQ(atomic_load(&r.calls), calls_after);
+    CHECK_EQ(rt_io_deregister(rt, id), RT_ENOENT);
+    CHECK_EQ(rt_io_modify(rt, id, RT_READABLE), RT_ENOENT);
+    close(sv[0]);
+    rt_runtime_free(rt);
+    CHECK_EQ(atomic_load(&r.final_status), 0); /* deregistered: no final call */
+}
+
+static void test_io_bad_fds_and_final_cancel(void) {
+    rt_runtime *rt = new_runtime(1, 0);
+    reader r;
+    rt_io_id id;
+    int p[2], closed_fd;
+    memset(&r, 0, sizeof r);
+    CHECK_EQ(rt_io_register(rt, -1, RT_READABLE, read_cb, &r, &id), RT_EINVAL);
+    CHECK_EQ(pipe(p), 0);
+    closed_fd = p[0];
+    close(p[0]);
+    CHECK_EQ(rt_io_register(rt, closed_fd, RT_READABLE, read_cb, &r, &id), -EBADF);
+    CHECK_EQ(rt_io_register(rt, p[1], 0, read_cb, &r, &id), RT_EINVAL);
+    CHECK_EQ(rt_io_register(rt, p[1], RT_WRITABLE, NULL, &r, &id), RT_EINVAL);
+    CHECK_EQ(rt_io_deregister(rt, 12345), RT_ENOENT);
+    /* Still registered at shutdown: one final RT_ECANCELED call. */
+    {
+        int sv[2];
+        atomic_store(&r.final_status, 0);
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, read_cb, &r, &id), 0);
+        CHECK_EQ(rt_runtime_shutdown(rt, 5000), 0);
+        CHECK_EQ(atomic_load(&r.final_status), RT_ECANCELED);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    CHECK_EQ(atomic_load(&r.calls), 0);
+    close(p[1]);
+    rt_runtime_free(rt);
+}
+
+/* ---------------- blocking pool ---------------- */
+
+typedef struct {
+    long sleep;
+    atomic_int worked;
+    atomic_int done_calls;
+    atomic_int done_status;
+    atomic_int done_before_work;
+} job;
+
+static void work_fn(void *arg) {
+    job *j = arg;
+    if (j->sleep) {
+        sleep_ms(j->sleep);
+    }
+    atomic_store(&j->worked, 1);
+}
+
+static void done_fn(void *arg, int status) {
+    job *j = arg;
+    if (status == 0 && !atomic_load(&j->worked)) {
+        atomic_store(&j->done_before_work, 1);
+    }
+    atomic_store(&j->done_status, status);
+    atomic_fetch_add(&j->done_calls, 1);
+}
+
+static void test_blocking_done_after_work_and_abort_queued(void) {
+    rt_runtime *rt = new_runtime(2, 1);
+    job a, b;
+    rt_task *ta = NULL, *tb = NULL;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    a.sleep = 150;
+    atomic_store(&b.done_status, 99);
+    CHECK_EQ(rt_spawn_blocking(rt, work_fn, done_fn, &a, &ta), 0);
+    sleep_ms(20);
+    /* The single blocking thread is busy: b waits in the queue. */
+    CHECK_EQ(rt_spawn_blocking(rt, work_fn, done_fn, &b, &tb), 0);
+    CHECK_EQ(rt_task_abort(tb), 0);
+    CHECK_EQ(rt_task_join(ta, 5000), 0);
+    CHECK_EQ(rt_task_join(tb, 5000), 0);
+    CHECK_EQ(atomic_load(&a.done_calls), 1);
+    CHECK_EQ(atomic_load(&a.done_status), 0);
+    CHECK_EQ(atomic_load(&a.done_before_work), 0);
+    CHECK_EQ(atomic_load(&b.done_calls), 1);
+    CHECK_EQ(atomic_load(&b.done_status), RT_ECANCELED);
+    CHECK_EQ(atomic_load(&b.worked), 0);
+    CHECK_EQ(rt_task_abort(ta), RT_EALREADY);
+    rt_task_release(ta);
+    rt_task_release(tb);
+    rt_runtime_free(rt);
+}
+
+static void test_blocking_queued_work_cancelled_at_shutdown(void) {
+    rt_runtime *rt = new_runtime(1, 1);
+    enum { N = 5 };
+    static job jobs[N];
+    int i;
+    for (i = 0; i < N; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].sleep = i == 0 ? 100 : 0;
+        CHECK_EQ(rt_spawn_blocking(rt, work_fn, done_fn, &jobs[i], NULL), 0);
+    }
+    sleep_ms(20);
+    CHECK_EQ(rt_runtime_shutdown(rt, 5000), 0);
+    for (i = 0; i < N; i++) {
+        CHECK_EQ(atomic_load(&jobs[i].done_calls), 1);
+        if (atomic_load(&jobs[i].worked)) {
+            CHECK_EQ(atomic_load(&jobs[i].done_status), 0);
+        } else {
+            CHECK_EQ(atomic_load(&jobs[i].done_status), RT_ECANCELED);
+        }
+    }
+    CHECK_EQ(atomic_load(&jobs[0].worked), 1);
+    rt_runtime_free(rt);
+}
+
+/* ---------------- poll tasks ---------------- */
+
+typedef struct {
+    atomic_int polls;
+    atomic_int drops;
+    rt_waker *_Atomic saved;
+    atomic_int ready;
+} pstate;
+
+static int poll_fn(void *state, rt_waker *w) {
+    pstate *s = state;
+    atomic_fetch_add(&s->polls, 1);
+    if (atomic_load(&s->ready)) {
+        return RT_READY;
+    }
+    {
+        rt_waker *old = atomic_exchange(&s->saved, rt_waker_clone(w));
+        rt_waker_free(old);
+    }
+    /* The borrowed waker cannot be consumed. */
+    CHECK_EQ(rt_waker_wake(w), RT_EINVAL);
+    return RT_PENDING;
+}
+
+static void drop_fn(void *state) {
+    atomic_fetch_add(&((pstate *)state)->drops, 1);
+}
+
+static void *waker_thread(void *p) {
+    pstate *s = p;
+    rt_waker *w = NULL;
+    while ((w = atomic_exchange(&s->saved, NULL)) == NULL) {
+        sleep_ms(1);
+    }
+    atomic_store(&s->ready, 1);
+    CHECK_EQ(rt_waker_wake(w), 0);
+    return NULL;
+}
+
+static void test_poll_task_woken_from_another_thread(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    pstate s;
+    rt_task *t = NULL;
+    pthread_t th;
+    memset(&s, 0, sizeof s);
+    CHECK_EQ(rt_spawn_poll(rt, poll_fn, &s, drop_fn, &t), 0);
+    pthread_create(&th, NULL, waker_thread, &s);
+    pthread_join(th, NULL);
+    CHECK_EQ(rt_task_join(t, 5000), 0);
+    CHECK(atomic_load(&s.polls) >= 2);
+    CHECK_EQ(atomic_load(&s.drops), 1);
+    rt_task_release(t);
+    rt_runtime_free(rt);
+    rt_waker_free(atomic_exchange(&s.saved, NULL));
+}
+
+static void test_poll_task_abort_and_shutdown_drop_once(void) {
+    rt_runtime *rt = new_runtime(1, 0);
+    pstate a, b;
+    rt_task *ta = NULL;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    CHECK_EQ(rt_spawn_poll(rt, poll_fn, &a, drop_fn, &ta), 0);
+    CHECK_EQ(rt_spawn_poll(rt, poll_fn, &b, drop_fn, NULL), 0);
+    sleep_ms(20);
+    CHECK_EQ(rt_task_abort(ta), 0);
+    CHECK_EQ(rt_task_join(ta, 5000), 0);
+    CHECK_EQ(atomic_load(&a.drops), 1);
+    CHECK_EQ(rt_runtime_shutdown(rt, 5000), 0);
+    CHECK_EQ(atomic_load(&b.drops), 1);
+    CHECK_EQ(rt_spawn_poll(rt, poll_fn, &b, drop_fn, NULL), RT_ESHUTDOWN);
+    CHECK_EQ(atomic_load(&b.drops), 1);
+    rt_task_release(ta);
+    rt_runtime_free(rt);
+    rt_waker_free(atomic_exchange(&a.saved, NULL));
+    rt_waker_free(atomic_exchange(&b.saved, NULL));
+}
+
+int main(void) {
+    static const rt_test_case cases[] = {
+        {"timers_order_and_never_early", test_timers_order_and_never_early},
+        {"timer_repeat_and_stop_from_other_thread", test_timer_repeat_and_stop_from_other_thread},
+        {"timer_stop_from_inside_callback", test_timer_stop_from_inside_callback},
+        {"pending_timer_gets_final_cancel_at_shutdown", test_pending_timer_gets_final_cancel_at_shutdown},
+        {"io_partial_reads_hup_and_deregister", test_io_partial_reads_hup_and_deregister},
+        {"io_bad_fds_and_final_cancel", test_io_bad_fds_and_final_cancel},
+        {"blocking_done_after_work_and_abort_queued", test_blocking_done_after_work_and_abort_queued},
+        {"blocking_queued_work_cancelled_at_shutdown", test_blocking_queued_work_cancelled_at_shutdown},
+        {"poll_task_woken_from_another_thread", test_poll_task_woken_from_another_thread},
+        {"poll_task_abort_and_shutdown_drop_once", test_poll_task_abort_and_shutdown_drop_once},
+    };
+    return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
+}
