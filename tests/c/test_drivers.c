@@ -420,6 +420,122 @@ static void test_poll_task_abort_and_shutdown_drop_once(void) {
     rt_waker_free(atomic_exchange(&b.saved, NULL));
 }
 
+/* Stop from another thread while the callback runs: rt_timer_stop waits
+ * for it to return, and no call follows. */
+typedef struct {
+    atomic_int in_cb;
+    atomic_int calls;
+    atomic_int returned;
+} slow_timer;
+
+static void slow_timer_cb(void *arg, int status) {
+    slow_timer *t = arg;
+    if (status != 0) {
+        return;
+    }
+    atomic_fetch_add(&t->calls, 1);
+    atomic_store(&t->in_cb, 1);
+    sleep_ms(100);
+    atomic_store(&t->in_cb, 0);
+    atomic_fetch_add(&t->returned, 1);
+}
+
+static void test_timer_stop_while_firing_waits(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    slow_timer t;
+    rt_timer_id id;
+    int calls;
+    memset(&t, 0, sizeof t);
+    CHECK_EQ(rt_timer_start(rt, 1, 1, slow_timer_cb, &t, &id), 0);
+    while (!atomic_load(&t.in_cb)) {
+        sleep_ms(1);
+    }
+    CHECK_EQ(rt_timer_stop(rt, id), 0);
+    /* The callback that was running has returned by now. */
+    CHECK_EQ(atomic_load(&t.in_cb), 0);
+    CHECK_EQ(atomic_load(&t.returned), atomic_load(&t.calls));
+    calls = atomic_load(&t.calls);
+    sleep_ms(50);
+    CHECK_EQ(atomic_load(&t.calls), calls);
+    rt_runtime_free(rt);
+}
+
+/* NULLs, stale ids and calls after shutdown, for every driver function. */
+static void io_never(void *arg, rt_fd fd, uint32_t events, int status) {
+    (void)fd;
+    (void)events;
+    (void)status;
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void cb_never(void *arg, int status) {
+    (void)status;
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void work_never(void *arg) {
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static int poll_never(void *state, rt_waker *w) {
+    (void)w;
+    atomic_fetch_add((atomic_int *)state, 1);
+    return RT_READY;
+}
+
+static void test_driver_bad_inputs_table(void) {
+    rt_runtime *rt = new_runtime(1, 0);
+    atomic_int never = 0;
+    rt_timer_id tid = 0;
+    rt_io_id iid = 0;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    /* NULL runtime, callback or out pointer. */
+    CHECK_EQ(rt_timer_start(NULL, 1, 0, cb_never, &never, &tid), RT_EINVAL);
+    CHECK_EQ(rt_timer_start(rt, 1, 0, NULL, &never, &tid), RT_EINVAL);
+    CHECK_EQ(rt_timer_start(rt, 1, 0, cb_never, &never, NULL), RT_EINVAL);
+    CHECK_EQ(rt_timer_stop(NULL, 1), RT_EINVAL);
+    CHECK_EQ(rt_io_register(NULL, sv[0], RT_READABLE, io_never, &never, &iid), RT_EINVAL);
+    CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, io_never, &never, NULL), RT_EINVAL);
+    CHECK_EQ(rt_io_modify(NULL, 1, RT_READABLE), RT_EINVAL);
+    CHECK_EQ(rt_io_deregister(NULL, 1), RT_EINVAL);
+    CHECK_EQ(rt_spawn_blocking(NULL, work_never, cb_never, &never, NULL), RT_EINVAL);
+    CHECK_EQ(rt_spawn_blocking(rt, NULL, cb_never, &never, NULL), RT_EINVAL);
+    CHECK_EQ(rt_spawn_blocking(rt, work_never, NULL, &never, NULL), RT_EINVAL);
+    CHECK_EQ(rt_spawn_poll(NULL, poll_never, &never, NULL, NULL), RT_EINVAL);
+    CHECK_EQ(rt_spawn_poll(rt, NULL, &never, NULL, NULL), RT_EINVAL);
+    CHECK(rt_waker_clone(NULL) == NULL);
+    CHECK_EQ(rt_waker_wake(NULL), RT_EINVAL);
+    CHECK_EQ(rt_waker_wake_by_ref(NULL), RT_EINVAL);
+    rt_waker_free(NULL);
+    /* Stale and unknown ids. */
+    CHECK_EQ(rt_timer_stop(rt, 0), RT_ENOENT);
+    CHECK_EQ(rt_timer_stop(rt, 0xdeadbeefULL), RT_ENOENT);
+    CHECK_EQ(rt_io_deregister(rt, 0), RT_ENOENT);
+    CHECK_EQ(rt_io_modify(rt, 0xdeadbeefULL, RT_READABLE), RT_ENOENT);
+    CHECK_EQ(rt_timer_start(rt, 3600000, 0, cb_never, &never, &tid), 0);
+    CHECK_EQ(rt_timer_stop(rt, tid), 0);
+    CHECK_EQ(rt_timer_stop(rt, tid), RT_ENOENT);
+    CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, io_never, &never, &iid), 0);
+    CHECK_EQ(rt_io_modify(rt, iid, 0), RT_EINVAL);
+    CHECK_EQ(rt_io_deregister(rt, iid), 0);
+    CHECK_EQ(rt_io_deregister(rt, iid), RT_ENOENT);
+    /* After shutdown. */
+    CHECK_EQ(rt_runtime_shutdown(rt, 5000), 0);
+    CHECK_EQ(rt_timer_start(rt, 1, 0, cb_never, &never, &tid), RT_ESHUTDOWN);
+    CHECK_EQ(rt_timer_stop(rt, tid), RT_ESHUTDOWN);
+    CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, io_never, &never, &iid), RT_ESHUTDOWN);
+    CHECK_EQ(rt_io_modify(rt, iid, RT_READABLE), RT_ESHUTDOWN);
+    CHECK_EQ(rt_io_deregister(rt, iid), RT_ESHUTDOWN);
+    CHECK_EQ(rt_spawn_blocking(rt, work_never, cb_never, &never, NULL), RT_ESHUTDOWN);
+    CHECK_EQ(rt_spawn_poll(rt, poll_never, &never, NULL, NULL), RT_ESHUTDOWN);
+    /* No callback handed in above was ever called. */
+    CHECK_EQ(atomic_load(&never), 0);
+    close(sv[0]);
+    close(sv[1]);
+    rt_runtime_free(rt);
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"timers_order_and_never_early", test_timers_order_and_never_early},
@@ -432,6 +548,8 @@ int main(void) {
         {"blocking_queued_work_cancelled_at_shutdown", test_blocking_queued_work_cancelled_at_shutdown},
         {"poll_task_woken_from_another_thread", test_poll_task_woken_from_another_thread},
         {"poll_task_abort_and_shutdown_drop_once", test_poll_task_abort_and_shutdown_drop_once},
+        {"timer_stop_while_firing_waits", test_timer_stop_while_firing_waits},
+        {"driver_bad_inputs_table", test_driver_bad_inputs_table},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }
