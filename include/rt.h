@@ -597,6 +597,16 @@ RT_API int rt_task_is_finished(const rt_task *task);
 RT_API int rt_task_join(const rt_task *task, int64_t timeout_ms);
 
 /**
+ * A new handle to the same task (handles are reference counted: each one
+ * is released with `rt_task_release`). Returns NULL if `task` is NULL.
+ * Thread-safe.
+ *
+ * # Safety
+ * `task` is NULL or a live handle.
+ */
+RT_API rt_task *rt_task_clone(const rt_task *task);
+
+/**
  * Releases the caller's task handle. The task itself is not affected.
  * NULL is ignored. Thread-safe (but each handle is released once).
  *

@@ -267,6 +267,24 @@ pub unsafe extern "C" fn rt_task_join(task: *const rt_task, timeout_ms: i64) -> 
     })
 }
 
+/// A new handle to the same task (handles are reference counted: each one
+/// is released with `rt_task_release`). Returns NULL if `task` is NULL.
+/// Thread-safe.
+///
+/// # Safety
+/// `task` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn rt_task_clone(task: *const rt_task) -> *mut rt_task {
+    let mut out = std::ptr::null_mut();
+    ffi_guard_void(|| {
+        // SAFETY: forwarded from the caller.
+        if let Ok(t) = unsafe { task_ref(task) } {
+            out = new_handle(t.shared.clone());
+        }
+    });
+    out
+}
+
 /// Releases the caller's task handle. The task itself is not affected.
 /// NULL is ignored. Thread-safe (but each handle is released once).
 ///

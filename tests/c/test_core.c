@@ -143,6 +143,14 @@ static void test_join_and_is_finished(void) {
     CHECK_EQ(rt_task_join(t, 0), RT_ETIMEDOUT);
     CHECK_EQ(rt_task_join(t, 5000), 0);
     CHECK_EQ(rt_task_is_finished(t), 1);
+    {
+        /* Handles are reference counted: a clone outlives the original. */
+        rt_task *t2 = rt_task_clone(t);
+        CHECK(t2 != NULL);
+        CHECK_EQ(rt_task_is_finished(t2), 1);
+        rt_task_release(t2);
+    }
+    CHECK(rt_task_clone(NULL) == NULL);
     CHECK_EQ(atomic_load(&r.status), 0);
     CHECK_EQ(atomic_load(&r.calls), 1);
     /* Abort after it ran: nothing changes, and it says so. */

@@ -223,6 +223,7 @@ static void test_io_partial_reads_hup_and_deregister(void) {
     CHECK_EQ(atomic_load(&r.bytes), 1000);
     close(sv[1]);
     CHECK(wait_for(&r.eof, 1, 5000));
+    CHECK_EQ(atomic_load(&r.hup), 1);
     CHECK_EQ(rt_io_deregister(rt, id), 0);
     calls_after = atomic_load(&r.calls);
     sleep_ms(30);
@@ -536,6 +537,70 @@ static void test_driver_bad_inputs_table(void) {
     rt_runtime_free(rt);
 }
 
+/* The same over a pipe. */
+static void test_io_pipe_partial_reads(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    int p[2];
+    reader r;
+    rt_io_id id;
+    char data[500];
+    CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ(rt_io_register(rt, p[0], RT_READABLE, read_cb, &r, &id), 0);
+    memset(data, 'y', sizeof data);
+    CHECK_EQ(write(p[1], data, sizeof data), (ssize_t)sizeof data);
+    CHECK(wait_for(&r.bytes, 500, 5000));
+    close(p[1]);
+    CHECK(wait_for(&r.eof, 1, 5000));
+    CHECK_EQ(rt_io_deregister(rt, id), 0);
+    close(p[0]);
+    rt_runtime_free(rt);
+}
+
+/* Shutdown with pending everything: every callback gets its final call and
+ * every drop runs once. */
+static void test_shutdown_with_pending_everything(void) {
+    rt_runtime *rt = new_runtime(1, 1);
+    atomic_int cancelled = 0;
+    timer_rec tr;
+    reader rr;
+    job busy, queued;
+    pstate ps;
+    rt_timer_id tid;
+    rt_io_id iid;
+    int sv[2];
+    memset(&tr, 0, sizeof tr);
+    memset(&rr, 0, sizeof rr);
+    memset(&busy, 0, sizeof busy);
+    memset(&queued, 0, sizeof queued);
+    memset(&ps, 0, sizeof ps);
+    tr.order_slot = -1;
+    CHECK_EQ(rt_timer_start(rt, 3600000, 0, timer_cb, &tr, &tid), 0);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, read_cb, &rr, &iid), 0);
+    busy.sleep = 100;
+    CHECK_EQ(rt_spawn_blocking(rt, work_fn, done_fn, &busy, NULL), 0);
+    sleep_ms(20);
+    CHECK_EQ(rt_spawn_blocking(rt, work_fn, done_fn, &queued, NULL), 0);
+    CHECK_EQ(rt_spawn_poll(rt, poll_fn, &ps, drop_fn, NULL), 0);
+    sleep_ms(20);
+    CHECK_EQ(rt_runtime_shutdown(rt, 5000), 0);
+    CHECK_EQ(atomic_load(&tr.calls), 1);
+    CHECK_EQ(atomic_load(&tr.status), RT_ECANCELED);
+    CHECK_EQ(atomic_load(&rr.final_status), RT_ECANCELED);
+    CHECK_EQ(atomic_load(&busy.done_calls), 1);
+    CHECK_EQ(atomic_load(&busy.done_status), 0);
+    CHECK_EQ(atomic_load(&queued.done_calls), 1);
+    CHECK_EQ(atomic_load(&queued.done_status), RT_ECANCELED);
+    CHECK_EQ(atomic_load(&queued.worked), 0);
+    CHECK_EQ(atomic_load(&ps.drops), 1);
+    (void)cancelled;
+    close(sv[0]);
+    close(sv[1]);
+    rt_runtime_free(rt);
+    rt_waker_free(atomic_exchange(&ps.saved, NULL));
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"timers_order_and_never_early", test_timers_order_and_never_early},
@@ -550,6 +615,8 @@ int main(void) {
         {"poll_task_abort_and_shutdown_drop_once", test_poll_task_abort_and_shutdown_drop_once},
         {"timer_stop_while_firing_waits", test_timer_stop_while_firing_waits},
         {"driver_bad_inputs_table", test_driver_bad_inputs_table},
+        {"io_pipe_partial_reads", test_io_pipe_partial_reads},
+        {"shutdown_with_pending_everything", test_shutdown_with_pending_everything},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }
