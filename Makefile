@@ -9,7 +9,7 @@ PYTHON ?= python3
 # Bound on loom's preemptions per model: keeps the models to seconds.
 LOOM_MAX_PREEMPTIONS ?= 2
 
-.PHONY: install all build demo test deps lint test-rust test-loom test-c lib header check-header \
+.PHONY: install all build demo demo-c test deps lint test-rust test-loom test-c lib header check-header \
 	check-header-compiles check-symbols bench clean
 
 # The C library and its tools.
@@ -27,9 +27,24 @@ all: build
 build:
 	$(CARGO) build --release --workspace --all-targets
 
-demo: build
+demo: build demo-c
 	$(CARGO) run --release -p rt-core --example demo
 	$(CARGO) run --release -p rt-core --example services
+
+# The C examples, built the way users build them: against an installed
+# librt, through pkg-config.
+DEMO_PREFIX := $(CURDIR)/target/prefix
+C_EXAMPLES := $(basename $(notdir $(wildcard examples/c/*.c)))
+
+demo-c: deps
+	$(MAKE) --no-print-directory install PREFIX=$(DEMO_PREFIX)
+	@mkdir -p $(C_BUILD)/examples
+	@for e in $(C_EXAMPLES); do \
+		$(CC) -std=c11 -Wall -Wextra -Werror -O2 examples/c/$$e.c -o $(C_BUILD)/examples/$$e \
+			$$(PKG_CONFIG_PATH=$(DEMO_PREFIX)/lib/pkgconfig pkg-config --cflags --libs rt) \
+			-Wl,-rpath,$(DEMO_PREFIX)/lib -lpthread || exit 1; \
+	done
+	@for e in $(C_EXAMPLES); do echo "== examples/c/$$e"; $(C_BUILD)/examples/$$e || exit 1; done
 
 # Everything the tests use comes from rustup components, crates.io and
 # Debian packages (valgrind), installed here when missing.

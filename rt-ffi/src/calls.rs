@@ -5,6 +5,7 @@
 //! the same thread, waits until the callback is not running. After `stop`
 //! returns, the callback is not running and will not be called again.
 
+use rt_core::task::AbortHandle;
 use std::sync::{Condvar, Mutex};
 use std::thread::ThreadId;
 
@@ -12,6 +13,8 @@ use std::thread::ThreadId;
 pub(crate) struct CallGate {
     state: Mutex<GateState>,
     cv: Condvar,
+    /// The task that makes the calls, cancelled by `stop_and_cancel`.
+    task: Mutex<Option<AbortHandle>>,
 }
 
 #[derive(Default)]
@@ -37,6 +40,23 @@ impl CallGate {
         s.running_on = None;
         self.cv.notify_all();
         !s.stopped
+    }
+
+    /// Records the task that makes the calls.
+    pub(crate) fn set_task(&self, task: AbortHandle) {
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+    }
+
+    /// `stop`, then cancels the task (no final call: the gate is closed).
+    /// False if it was already stopped.
+    pub(crate) fn stop_and_cancel(&self) -> bool {
+        if !self.stop() {
+            return false;
+        }
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            task.abort();
+        }
+        true
     }
 
     /// Stops the gate; waits for a running call on another thread. Returns

@@ -19,7 +19,6 @@ use crate::guard::ffi_guard;
 use crate::registry::Registry;
 use crate::runtime::{rt_runtime, runtime_ref};
 use rt_core::io::{AsyncFd, Interest};
-use rt_core::task::AbortHandle;
 use std::ffi::{c_int, c_void};
 use std::future::poll_fn;
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -50,7 +49,6 @@ pub(crate) struct IoCtl {
     gate: CallGate,
     interest: AtomicU32,
     waker: Mutex<Option<Waker>>,
-    abort: Mutex<Option<AbortHandle>>,
 }
 
 pub(crate) type IoRegistry = Registry<Arc<IoCtl>>;
@@ -204,7 +202,6 @@ pub unsafe extern "C" fn rt_io_register(
             gate: CallGate::default(),
             interest: AtomicU32::new(interest),
             waker: Mutex::new(None),
-            abort: Mutex::new(None),
         });
         let id = rt.io().insert(ctl.clone());
         // Built outside the future: a task dropped before its first poll
@@ -297,7 +294,7 @@ pub unsafe extern "C" fn rt_io_register(
         });
         // (A shutdown racing with this call drops the task at once: the
         // registration then got its final RT_ECANCELED call; a success.)
-        *ctl.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(join.abort_handle());
+        ctl.gate.set_task(join.abort_handle());
         // SAFETY: non-NULL and writable per the contract.
         unsafe { out.write(id) };
         0
@@ -359,15 +356,9 @@ pub unsafe extern "C" fn rt_io_deregister(rt: *const rt_runtime, id: rt_io_id) -
         if rt.is_shutdown() {
             return RT_ESHUTDOWN;
         }
-        let Some(ctl) = rt.io().remove(id) else {
-            return RT_ENOENT;
-        };
-        if !ctl.gate.stop() {
-            return RT_ENOENT;
+        match rt.io().remove(id) {
+            Some(ctl) if ctl.gate.stop_and_cancel() => 0,
+            _ => RT_ENOENT,
         }
-        if let Some(abort) = ctl.abort.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            abort.abort();
-        }
-        0
     })
 }

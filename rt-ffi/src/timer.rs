@@ -6,10 +6,9 @@ use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::registry::Registry;
 use crate::runtime::{rt_runtime, runtime_ref};
-use rt_core::task::AbortHandle;
 use rt_core::time::{sleep_until, Instant};
 use std::ffi::{c_int, c_void};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A timer id: generational, so a stale id is refused with `RT_ENOENT`.
@@ -18,7 +17,6 @@ pub type rt_timer_id = u64;
 /// A timer's shared control block.
 pub(crate) struct TimerCtl {
     gate: CallGate,
-    abort: Mutex<Option<AbortHandle>>,
 }
 
 pub(crate) type TimerRegistry = Registry<Arc<TimerCtl>>;
@@ -99,7 +97,6 @@ pub unsafe extern "C" fn rt_timer_start(
         let cb = Cb { f, arg };
         let ctl = Arc::new(TimerCtl {
             gate: CallGate::default(),
-            abort: Mutex::new(None),
         });
         let registry = rt.timers().clone();
         let id = registry.insert(ctl.clone());
@@ -144,7 +141,7 @@ pub unsafe extern "C" fn rt_timer_start(
         });
         // (A shutdown racing with this call drops the task at once: the
         // timer then got its final RT_ECANCELED call; still a success.)
-        *ctl.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(join.abort_handle());
+        ctl.gate.set_task(join.abort_handle());
         // SAFETY: non-NULL and writable per the contract.
         unsafe { out.write(id) };
         0
@@ -173,15 +170,9 @@ pub unsafe extern "C" fn rt_timer_stop(rt: *const rt_runtime, id: rt_timer_id) -
         if rt.is_shutdown() {
             return RT_ESHUTDOWN;
         }
-        let Some(ctl) = rt.timers().remove(id) else {
-            return RT_ENOENT;
-        };
-        if !ctl.gate.stop() {
-            return RT_ENOENT;
+        match rt.timers().remove(id) {
+            Some(ctl) if ctl.gate.stop_and_cancel() => 0,
+            _ => RT_ENOENT,
         }
-        if let Some(abort) = ctl.abort.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            abort.abort();
-        }
-        0
     })
 }
