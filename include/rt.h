@@ -280,7 +280,8 @@ typedef struct {
    */
   uint64_t parks;
   /**
-   * Threads of the blocking pool.
+   * Threads of the blocking pool, the worker threads of a multi-thread
+   * runtime included (they run on it).
    */
   uint64_t blocking_threads;
   /**
@@ -320,7 +321,8 @@ extern "C" {
  * started (aborted first, or the runtime shut down while it was queued),
  * `done(arg, RT_ECANCELED)` is called instead and `work` never runs. If the
  * runtime shuts down while `work` runs, `done(arg, 0)` runs on the pool
- * thread right after `work`.
+ * thread right after `work`. An abort of queued work makes the
+ * `RT_ECANCELED` call at once, on the aborting thread.
  *
  * `*out` (if not NULL) receives a task handle: `rt_task_abort` cancels
  * queued work (`RT_EALREADY` once it started), `rt_task_join` waits for

@@ -25,7 +25,8 @@ unsafe impl Send for Work {}
 /// started (aborted first, or the runtime shut down while it was queued),
 /// `done(arg, RT_ECANCELED)` is called instead and `work` never runs. If the
 /// runtime shuts down while `work` runs, `done(arg, 0)` runs on the pool
-/// thread right after `work`.
+/// thread right after `work`. An abort of queued work makes the
+/// `RT_ECANCELED` call at once, on the aborting thread.
 ///
 /// `*out` (if not NULL) receives a task handle: `rt_task_abort` cancels
 /// queued work (`RT_EALREADY` once it started), `rt_task_join` waits for
@@ -66,6 +67,20 @@ pub unsafe extern "C" fn rt_spawn_blocking(
             shared: shared.clone(),
         })));
         let in_pool = finish.clone();
+        // An abort of queued work makes the RT_ECANCELED call right away, on
+        // the aborting thread (the queued closure then finds nothing to do).
+        // Weak: the hook lives in the task's shared state, which `done`'s
+        // guard points back to; a strong reference would be a cycle that keeps
+        // `done` from ever being called if the work is dropped unrun.
+        let on_abort = Arc::downgrade(&finish);
+        crate::task::set_on_abort(
+            &shared,
+            Box::new(move || {
+                if let Some(finish) = on_abort.upgrade() {
+                    drop(finish.lock().unwrap_or_else(|e| e.into_inner()).take());
+                }
+            }),
+        );
         let task_shared = shared.clone();
         let rt_handle = handle.clone();
         let join = handle.spawn_blocking(move || {

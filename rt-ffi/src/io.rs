@@ -204,6 +204,9 @@ pub unsafe extern "C" fn rt_io_register(
             waker: Mutex::new(None),
         });
         let id = rt.io().insert(ctl.clone());
+        // Before the task exists: its first callback may use the id.
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write(id) };
         // Built outside the future: a task dropped before its first poll
         // (shutdown right away) still makes the final call.
         let final_call = FinalCall {
@@ -295,8 +298,6 @@ pub unsafe extern "C" fn rt_io_register(
         // (A shutdown racing with this call drops the task at once: the
         // registration then got its final RT_ECANCELED call; a success.)
         ctl.gate.set_task(join.abort_handle());
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { out.write(id) };
         0
     })
 }

@@ -65,7 +65,8 @@ pub struct rt_metrics {
     pub remote_schedules: u64,
     /// Times workers parked.
     pub parks: u64,
-    /// Threads of the blocking pool.
+    /// Threads of the blocking pool, the worker threads of a multi-thread
+    /// runtime included (they run on it).
     pub blocking_threads: u64,
     /// Idle threads of the blocking pool.
     pub blocking_idle_threads: u64,

@@ -29,6 +29,9 @@ pub(crate) struct TaskShared {
     done: Mutex<bool>,
     cv: Condvar,
     abort: Mutex<Option<AbortHandle>>,
+    /// Run by a successful abort (blocking work: the `RT_ECANCELED` call
+    /// happens at once, not when a pool thread reaches the queued job).
+    on_abort: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl TaskShared {
@@ -38,6 +41,7 @@ impl TaskShared {
             done: Mutex::new(false),
             cv: Condvar::new(),
             abort: Mutex::new(None),
+            on_abort: Mutex::new(None),
         })
     }
 
@@ -61,6 +65,11 @@ impl TaskShared {
     fn is_finished(&self) -> bool {
         *self.done.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Sets what a successful abort runs besides cancelling the task.
+pub(crate) fn set_on_abort(shared: &TaskShared, hook: Box<dyn FnOnce() + Send>) {
+    *shared.on_abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
 }
 
 /// Stores the abort handle of the task behind `shared`.
@@ -198,6 +207,14 @@ pub unsafe extern "C" fn rt_task_abort(task: *const rt_task) -> c_int {
             .as_ref()
         {
             abort.abort();
+        }
+        let hook = shared
+            .on_abort
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(hook) = hook {
+            hook();
         }
         0
     })

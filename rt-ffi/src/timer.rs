@@ -100,6 +100,9 @@ pub unsafe extern "C" fn rt_timer_start(
         });
         let registry = rt.timers().clone();
         let id = registry.insert(ctl.clone());
+        // Before the task exists: its first callback may call rt_timer_stop.
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write(id) };
         let start = Instant::now();
         // Built outside the future: a task dropped before its first poll
         // (shutdown right away) still makes the final call.
@@ -142,8 +145,6 @@ pub unsafe extern "C" fn rt_timer_start(
         // (A shutdown racing with this call drops the task at once: the
         // timer then got its final RT_ECANCELED call; still a success.)
         ctl.gate.set_task(join.abort_handle());
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { out.write(id) };
         0
     })
 }

@@ -305,6 +305,9 @@ static void test_blocking_done_after_work_and_abort_queued(void) {
     /* The single blocking thread is busy: b waits in the queue. */
     CHECK_EQ(rt_spawn_blocking(rt, work_fn, done_fn, &b, &tb), 0);
     CHECK_EQ(rt_task_abort(tb), 0);
+    /* The cancelled `done` ran at once, not when the pool got to it. */
+    CHECK_EQ(atomic_load(&b.done_calls), 1);
+    CHECK_EQ(rt_task_join(tb, 0), 0);
     CHECK_EQ(rt_task_join(ta, 5000), 0);
     CHECK_EQ(rt_task_join(tb, 5000), 0);
     CHECK_EQ(atomic_load(&a.done_calls), 1);
@@ -601,6 +604,53 @@ static void test_shutdown_with_pending_everything(void) {
     rt_waker_free(atomic_exchange(&ps.saved, NULL));
 }
 
+/* The id is written before the first callback can run: a callback may use
+ * it at once (here: a writable socket deregisters itself). */
+typedef struct {
+    rt_runtime *rt;
+    rt_io_id id;
+    atomic_int result;
+    atomic_int calls;
+} self_dereg;
+
+static void self_dereg_cb(void *arg, rt_fd fd, uint32_t events, int status) {
+    self_dereg *d = arg;
+    (void)fd;
+    (void)events;
+    if (status != 0) {
+        return;
+    }
+    if (atomic_fetch_add(&d->calls, 1) == 0) {
+        atomic_store(&d->result, rt_io_deregister(d->rt, d->id));
+    }
+}
+
+static void test_io_id_usable_from_first_callback(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    enum { N = 200 };
+    static self_dereg d[N];
+    int sv[N][2];
+    int i;
+    for (i = 0; i < N; i++) {
+        memset(&d[i], 0, sizeof d[i]);
+        d[i].rt = rt;
+        atomic_store(&d[i].result, 99);
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv[i]), 0);
+        CHECK_EQ(rt_io_register(rt, sv[i][0], RT_WRITABLE, self_dereg_cb, &d[i], &d[i].id), 0);
+    }
+    for (i = 0; i < N; i++) {
+        CHECK(wait_for(&d[i].calls, 1, 5000));
+    }
+    sleep_ms(20);
+    for (i = 0; i < N; i++) {
+        CHECK_EQ(atomic_load(&d[i].result), 0);
+        CHECK_EQ(atomic_load(&d[i].calls), 1);
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+    rt_runtime_free(rt);
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"timers_order_and_never_early", test_timers_order_and_never_early},
@@ -617,6 +667,7 @@ int main(void) {
         {"driver_bad_inputs_table", test_driver_bad_inputs_table},
         {"io_pipe_partial_reads", test_io_pipe_partial_reads},
         {"shutdown_with_pending_everything", test_shutdown_with_pending_everything},
+        {"io_id_usable_from_first_callback", test_io_id_usable_from_first_callback},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }
