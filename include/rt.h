@@ -541,9 +541,9 @@ RT_API void rt_runtime_free(rt_runtime *rt);
 RT_API int rt_runtime_metrics(const rt_runtime *rt, rt_metrics *out);
 
 /**
- * Spawns a callback task: `fn(arg, 0)` runs once on a runtime thread (on a
+ * Spawns a callback task: `func(arg, 0)` runs once on a runtime thread (on a
  * current-thread runtime: on the thread that drives it). If the task is
- * aborted before it started, or the runtime shuts down first, `fn(arg,
+ * aborted before it started, or the runtime shuts down first, `func(arg,
  * RT_ECANCELED)` is called instead, exactly once, possibly on the thread
  * calling `rt_task_abort` / `rt_runtime_shutdown`.
  *
@@ -552,15 +552,15 @@ RT_API int rt_runtime_metrics(const rt_runtime *rt, rt_metrics *out);
  * must stay valid until the callback's call, and may be used from any
  * thread.
  *
- * Returns 0; `RT_EINVAL` if `rt` or `fn` is NULL; `RT_ESHUTDOWN` after
- * shutdown. On error `fn` is never called. Thread-safe, also from inside
+ * Returns 0; `RT_EINVAL` if `rt` or `func` is NULL; `RT_ESHUTDOWN` after
+ * shutdown. On error `func` is never called. Thread-safe, also from inside
  * callbacks.
  *
  * # Safety
- * `rt` is NULL or a live runtime; `out` is NULL or writable; `fn` has the
+ * `rt` is NULL or a live runtime; `out` is NULL or writable; `func` has the
  * documented signature.
  */
-RT_API int rt_spawn(const rt_runtime *rt, rt_callback fn_, void *arg, rt_task **out);
+RT_API int rt_spawn(const rt_runtime *rt, rt_callback func, void *arg, rt_task **out);
 
 /**
  * Aborts a task. A callback task that has not started gets its single

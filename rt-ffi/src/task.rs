@@ -97,9 +97,9 @@ impl Drop for FinishOnDrop {
     }
 }
 
-/// Spawns a callback task: `fn(arg, 0)` runs once on a runtime thread (on a
+/// Spawns a callback task: `func(arg, 0)` runs once on a runtime thread (on a
 /// current-thread runtime: on the thread that drives it). If the task is
-/// aborted before it started, or the runtime shuts down first, `fn(arg,
+/// aborted before it started, or the runtime shuts down first, `func(arg,
 /// RT_ECANCELED)` is called instead, exactly once, possibly on the thread
 /// calling `rt_task_abort` / `rt_runtime_shutdown`.
 ///
@@ -108,17 +108,17 @@ impl Drop for FinishOnDrop {
 /// must stay valid until the callback's call, and may be used from any
 /// thread.
 ///
-/// Returns 0; `RT_EINVAL` if `rt` or `fn` is NULL; `RT_ESHUTDOWN` after
-/// shutdown. On error `fn` is never called. Thread-safe, also from inside
+/// Returns 0; `RT_EINVAL` if `rt` or `func` is NULL; `RT_ESHUTDOWN` after
+/// shutdown. On error `func` is never called. Thread-safe, also from inside
 /// callbacks.
 ///
 /// # Safety
-/// `rt` is NULL or a live runtime; `out` is NULL or writable; `fn` has the
+/// `rt` is NULL or a live runtime; `out` is NULL or writable; `func` has the
 /// documented signature.
 #[no_mangle]
 pub unsafe extern "C" fn rt_spawn(
     rt: *const rt_runtime,
-    fn_: rt_callback,
+    func: rt_callback,
     arg: *mut c_void,
     out: *mut *mut rt_task,
 ) -> c_int {
@@ -128,7 +128,7 @@ pub unsafe extern "C" fn rt_spawn(
             Ok(rt) => rt,
             Err(e) => return e,
         };
-        let Some(f) = fn_ else {
+        let Some(f) = func else {
             return RT_EINVAL;
         };
         let handle = match rt.handle() {
