@@ -404,7 +404,11 @@ RT_API int rt_io_modify(const rt_runtime *rt, rt_io_id id, uint32_t interest);
  * happens. The reactor lets go of the fd right after.
  *
  * Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
- * `RT_EINVAL` for NULL; `RT_ESHUTDOWN`. Thread-safe.
+ * `RT_EDEADLK` when called from inside another runtime callback while
+ * this registration's callback runs on another thread: deregistered (no
+ * further call starts) but that call may still be finishing, so `arg`
+ * must not be freed yet; `RT_EINVAL` for NULL; `RT_ESHUTDOWN`.
+ * Thread-safe.
  *
  * # Safety
  * `rt` is NULL or a live runtime.
@@ -531,6 +535,24 @@ RT_API int rt_runtime_shutdown(rt_runtime *rt, int64_t timeout_ms);
 RT_API void rt_runtime_free(rt_runtime *rt);
 
 /**
+ * Runs ready work of a current-thread runtime (`RT_FLAVOR_CURRENT_THREAD`)
+ * on the calling thread, for a host that drives it from its own loop (a
+ * game frame): polls I/O and timers without blocking, then runs ready
+ * callbacks and tasks in FIFO order until `budget_us` microseconds have
+ * passed or `max_callbacks` ran. Never blocks; what is left runs on the
+ * next call, in the same order.
+ *
+ * Returns the number of tasks run (>= 0); `RT_EINVAL` for NULL or a
+ * multi-thread runtime (its workers run everything); `RT_EDEADLK` when
+ * called re-entrantly (from a callback of a runtime); `RT_ESHUTDOWN`.
+ * Call it from one thread at a time (another thread's call returns 0).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_run_budget(const rt_runtime *rt, uint64_t budget_us, uint32_t max_callbacks);
+
+/**
  * Copies the runtime's counters into `*out`. Works after shutdown too (the
  * counters are then final). Returns 0 or `RT_EINVAL` for NULL.
  * Thread-safe.
@@ -589,9 +611,10 @@ RT_API int rt_task_is_finished(const rt_task *task);
  * Blocks until the task's final call has returned, at most `timeout_ms`
  * (negative: no limit; 0: just check). Returns 0 when finished,
  * `RT_ETIMEDOUT`, `RT_EINVAL` for NULL, or `RT_EDEADLK` (without waiting)
- * when called on a thread that drives a runtime (a worker, or inside a
- * callback task) unless the task has already finished: waiting there
- * could wait for itself.
+ * when called on a thread that drives a runtime (a worker) or from inside
+ * any runtime callback (including final `RT_ECANCELED` calls made during
+ * shutdown) unless the task has already finished: waiting there could
+ * wait for itself.
  *
  * # Safety
  * `task` is NULL or a live handle.
@@ -649,8 +672,13 @@ int rt_timer_start(const rt_runtime *rt,
  * `RT_ECANCELED`), so `arg` may be freed; called from inside the timer's
  * own callback it returns at once and no further call happens.
  *
- * Returns 0; `RT_ENOENT` if the timer already fired (one-shot), was
- * stopped, or the id is unknown; `RT_EINVAL` for NULL; `RT_ESHUTDOWN`
+ * Returns 0; `RT_ENOENT` if the timer already fired (one-shot, including
+ * one whose final call is running now), was stopped, or the id is
+ * unknown; `RT_EDEADLK` when called from inside another runtime callback
+ * while this timer's callback runs on another thread: the timer is
+ * stopped (no further call starts) but that call may still be finishing,
+ * so `arg` must not be freed yet (waiting there could deadlock two
+ * callbacks stopping each other); `RT_EINVAL` for NULL; `RT_ESHUTDOWN`
  * after shutdown. Thread-safe.
  *
  * # Safety

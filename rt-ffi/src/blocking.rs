@@ -91,6 +91,13 @@ pub unsafe extern "C" fn rt_spawn_blocking(
             let work = work;
             // SAFETY: a C function pointer with the documented signature.
             unsafe { (work.f)(work.arg) };
+            // From now on `done` reports success even if the runtime drops
+            // the completion task (a shutdown racing with this).
+            if let Some(f) = finish.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                if let Some(cb) = f.callback.as_mut() {
+                    cb.set_drop_status(0);
+                }
+            }
             let on_runtime = finish.clone();
             let completion = rt_handle.spawn(async move {
                 let taken = on_runtime.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -6,12 +6,40 @@ use std::ffi::{c_int, c_void};
 /// `void (*)(void *arg, int status)`.
 pub type rt_callback = Option<unsafe extern "C" fn(arg: *mut c_void, status: c_int)>;
 
+thread_local! {
+    /// How deep this thread is inside C callbacks made by the runtime.
+    static IN_CALLBACK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` (which calls into C) marked as "inside a callback", so that
+/// blocking calls made from it (`rt_task_join`, a stop that would wait for
+/// another callback) answer `RT_EDEADLK` instead of deadlocking.
+pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            let _ = IN_CALLBACK.try_with(|c| c.set(c.get().saturating_sub(1)));
+        }
+    }
+    IN_CALLBACK.with(|c| c.set(c.get() + 1));
+    let _leave = Leave;
+    f()
+}
+
+/// True while this thread runs a C callback for the runtime.
+pub(crate) fn is_in_callback() -> bool {
+    IN_CALLBACK.try_with(|c| c.get() > 0).unwrap_or(false)
+}
+
 /// A callback with its argument that is called exactly once: explicitly
 /// with [`CallOnce::call`], or with `RT_ECANCELED` when dropped uncalled
 /// (task aborted before it ran, runtime shut down first).
 pub(crate) struct CallOnce {
     f: unsafe extern "C" fn(*mut c_void, c_int),
     arg: *mut c_void,
+    /// The status of the call made on drop (RT_ECANCELED unless the work
+    /// it reports on already ran).
+    drop_status: c_int,
 }
 
 // SAFETY: the C API documents that `arg` is handed to the callback on
@@ -21,7 +49,16 @@ unsafe impl Send for CallOnce {}
 
 impl CallOnce {
     pub(crate) fn new(f: unsafe extern "C" fn(*mut c_void, c_int), arg: *mut c_void) -> CallOnce {
-        CallOnce { f, arg }
+        CallOnce {
+            f,
+            arg,
+            drop_status: RT_ECANCELED,
+        }
+    }
+
+    /// The status to report if it is dropped uncalled.
+    pub(crate) fn set_drop_status(&mut self, status: c_int) {
+        self.drop_status = status;
     }
 
     /// Calls it with `status`, consuming it.
@@ -30,13 +67,13 @@ impl CallOnce {
         // SAFETY: a C function pointer supplied by the caller with the
         // documented signature; called exactly once (self is consumed and
         // its Drop suppressed).
-        unsafe { (this.f)(this.arg, status) }
+        in_callback(|| unsafe { (this.f)(this.arg, status) })
     }
 }
 
 impl Drop for CallOnce {
     fn drop(&mut self) {
         // SAFETY: as in `call`; reached only when `call` was not.
-        unsafe { (self.f)(self.arg, RT_ECANCELED) }
+        in_callback(|| unsafe { (self.f)(self.arg, self.drop_status) })
     }
 }

@@ -9,6 +9,29 @@ use rt_core::task::AbortHandle;
 use std::sync::{Condvar, Mutex};
 use std::thread::ThreadId;
 
+/// Outcome of `CallGate::stop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    /// Stopped, and no call is running (except the caller's own).
+    Done,
+    /// Stopped, but a call is still finishing on another thread.
+    StillRunning,
+    /// It was already stopped (or its last call was claimed).
+    Already,
+}
+
+impl Stopped {
+    /// The C status of a stop: 0, `RT_EDEADLK` (stopped, still finishing:
+    /// do not free `arg` yet), or `RT_ENOENT`.
+    pub(crate) fn to_status(self) -> std::ffi::c_int {
+        match self {
+            Stopped::Done => 0,
+            Stopped::StillRunning => crate::error::RT_EDEADLK,
+            Stopped::Already => crate::error::RT_ENOENT,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct CallGate {
     state: Mutex<GateState>,
@@ -42,29 +65,43 @@ impl CallGate {
         !s.stopped
     }
 
+    /// Claims the last call: like `begin`, and stops the gate in the same
+    /// step, so a concurrent `stop` finds it stopped (and reports that the
+    /// entry is gone) instead of succeeding after the final call.
+    pub(crate) fn begin_final(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.stopped {
+            return false;
+        }
+        s.stopped = true;
+        s.running_on = Some(std::thread::current().id());
+        true
+    }
+
     /// Records the task that makes the calls.
     pub(crate) fn set_task(&self, task: AbortHandle) {
         *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
 
     /// `stop`, then cancels the task (no final call: the gate is closed).
-    /// False if it was already stopped.
-    pub(crate) fn stop_and_cancel(&self) -> bool {
-        if !self.stop() {
-            return false;
+    pub(crate) fn stop_and_cancel(&self) -> Stopped {
+        let res = self.stop();
+        if res != Stopped::Already {
+            if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                task.abort();
+            }
         }
-        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            task.abort();
-        }
-        true
+        res
     }
 
-    /// Stops the gate; waits for a running call on another thread. Returns
-    /// false if it was already stopped.
-    pub(crate) fn stop(&self) -> bool {
+    /// Stops the gate: no call starts after this. Waits for a call running
+    /// on another thread, unless this thread is itself inside a runtime
+    /// callback (two callbacks stopping each other would wait forever):
+    /// then it reports `StillRunning` without waiting.
+    pub(crate) fn stop(&self) -> Stopped {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.stopped {
-            return false;
+            return Stopped::Already;
         }
         s.stopped = true;
         let me = std::thread::current().id();
@@ -73,8 +110,11 @@ impl CallGate {
                 // Called from inside the callback: it returns right after.
                 break;
             }
+            if crate::callback::is_in_callback() {
+                return Stopped::StillRunning;
+            }
             s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
         }
-        true
+        Stopped::Done
     }
 }

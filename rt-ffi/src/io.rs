@@ -76,7 +76,7 @@ unsafe impl Send for Cb {}
 impl Cb {
     fn call(self, fd: RawFd, events: u32, status: c_int) {
         // SAFETY: a C function pointer with the documented signature.
-        unsafe { (self.f)(self.arg, fd, events, status) }
+        crate::callback::in_callback(|| unsafe { (self.f)(self.arg, fd, events, status) })
     }
 }
 
@@ -90,10 +90,9 @@ struct FinalCall {
 
 impl Drop for FinalCall {
     fn drop(&mut self) {
-        if self.ctl.gate.begin() {
+        if self.ctl.gate.begin_final() {
             self.cb.call(self.fd, 0, RT_ECANCELED);
             self.ctl.gate.end();
-            self.ctl.gate.stop();
         }
     }
 }
@@ -277,8 +276,13 @@ pub unsafe extern "C" fn rt_io_register(
                 if !ctl.gate.end() {
                     return;
                 }
-                // Level-triggered: forget readiness the fd no longer has.
-                let still = poll_now(afd.as_raw_fd(), ctl.interest.load(Ordering::Acquire));
+                // Level-triggered: forget readiness the fd no longer has. Ask
+                // about the directions whose readiness we hold (the interest
+                // may have changed in the callback: readiness of a direction
+                // it dropped must survive until it is wanted again).
+                let held = if rguard.is_some() { RT_READABLE } else { 0 }
+                    | if wguard.is_some() { RT_WRITABLE } else { 0 };
+                let still = poll_now(afd.as_raw_fd(), held);
                 if still & RT_READABLE == 0 {
                     if let Some(g) = rguard.as_mut() {
                         g.clear_ready();
@@ -342,7 +346,11 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
 /// happens. The reactor lets go of the fd right after.
 ///
 /// Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
-/// `RT_EINVAL` for NULL; `RT_ESHUTDOWN`. Thread-safe.
+/// `RT_EDEADLK` when called from inside another runtime callback while
+/// this registration's callback runs on another thread: deregistered (no
+/// further call starts) but that call may still be finishing, so `arg`
+/// must not be freed yet; `RT_EINVAL` for NULL; `RT_ESHUTDOWN`.
+/// Thread-safe.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime.
@@ -358,8 +366,8 @@ pub unsafe extern "C" fn rt_io_deregister(rt: *const rt_runtime, id: rt_io_id) -
             return RT_ESHUTDOWN;
         }
         match rt.io().remove(id) {
-            Some(ctl) if ctl.gate.stop_and_cancel() => 0,
-            _ => RT_ENOENT,
+            Some(ctl) => ctl.gate.stop_and_cancel().to_status(),
+            None => RT_ENOENT,
         }
     })
 }

@@ -54,7 +54,7 @@ impl Future for CFuture {
         };
         // SAFETY: a C function pointer with the documented signature; `w`
         // outlives the call.
-        let r = unsafe { (self.poll)(self.state, &mut w) };
+        let r = crate::callback::in_callback(|| unsafe { (self.poll)(self.state, &mut w) });
         if r == RT_PENDING {
             Poll::Pending
         } else {
@@ -68,7 +68,7 @@ impl Drop for CFuture {
     fn drop(&mut self) {
         if let Some(d) = self.drop {
             // SAFETY: called once, after the last poll.
-            unsafe { d(self.state) };
+            crate::callback::in_callback(|| unsafe { d(self.state) });
         }
         self.shared.finish();
     }

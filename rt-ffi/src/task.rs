@@ -239,9 +239,10 @@ pub unsafe extern "C" fn rt_task_is_finished(task: *const rt_task) -> c_int {
 /// Blocks until the task's final call has returned, at most `timeout_ms`
 /// (negative: no limit; 0: just check). Returns 0 when finished,
 /// `RT_ETIMEDOUT`, `RT_EINVAL` for NULL, or `RT_EDEADLK` (without waiting)
-/// when called on a thread that drives a runtime (a worker, or inside a
-/// callback task) unless the task has already finished: waiting there
-/// could wait for itself.
+/// when called on a thread that drives a runtime (a worker) or from inside
+/// any runtime callback (including final `RT_ECANCELED` calls made during
+/// shutdown) unless the task has already finished: waiting there could
+/// wait for itself.
 ///
 /// # Safety
 /// `task` is NULL or a live handle.
@@ -261,7 +262,9 @@ pub unsafe extern "C" fn rt_task_join(task: *const rt_task, timeout_ms: i64) -> 
         if *done {
             return 0;
         }
-        if timeout_ms != 0 && rt_core::runtime::is_runtime_thread() {
+        if timeout_ms != 0
+            && (rt_core::runtime::is_runtime_thread() || crate::callback::is_in_callback())
+        {
             return RT_EDEADLK;
         }
         while !*done {

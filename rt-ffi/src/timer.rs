@@ -34,7 +34,7 @@ unsafe impl Send for Cb {}
 impl Cb {
     fn call(self, status: c_int) {
         // SAFETY: a C function pointer with the documented signature.
-        unsafe { (self.f)(self.arg, status) }
+        crate::callback::in_callback(|| unsafe { (self.f)(self.arg, status) })
     }
 }
 
@@ -48,10 +48,9 @@ struct FinalCall {
 
 impl Drop for FinalCall {
     fn drop(&mut self) {
-        if self.armed && self.ctl.gate.begin() {
+        if self.armed && self.ctl.gate.begin_final() {
             self.cb.call(RT_ECANCELED);
             self.ctl.gate.end();
-            self.ctl.gate.stop();
         }
     }
 }
@@ -117,19 +116,25 @@ pub unsafe extern "C" fn rt_timer_start(
             let mut deadline = start + Duration::from_millis(timeout_ms);
             loop {
                 sleep_until(deadline).await;
+                if period.is_zero() {
+                    // A one-shot's expiry is its final call: claim it as such,
+                    // so a racing rt_timer_stop reports RT_ENOENT.
+                    guard.armed = false;
+                    if guard.ctl.gate.begin_final() {
+                        registry.remove(id);
+                        cb.call(0);
+                        guard.ctl.gate.end();
+                    }
+                    return;
+                }
                 if !guard.ctl.gate.begin() {
                     guard.armed = false;
                     return;
                 }
                 cb.call(0);
-                let still_armed = guard.ctl.gate.end();
-                if !still_armed || period.is_zero() {
-                    // Stopped from inside the callback, or a one-shot: done.
+                if !guard.ctl.gate.end() {
+                    // Stopped from inside the callback (or meanwhile): done.
                     guard.armed = false;
-                    if period.is_zero() {
-                        guard.ctl.gate.stop();
-                        registry.remove(id);
-                    }
                     return;
                 }
                 deadline += period;
@@ -154,8 +159,13 @@ pub unsafe extern "C" fn rt_timer_start(
 /// `RT_ECANCELED`), so `arg` may be freed; called from inside the timer's
 /// own callback it returns at once and no further call happens.
 ///
-/// Returns 0; `RT_ENOENT` if the timer already fired (one-shot), was
-/// stopped, or the id is unknown; `RT_EINVAL` for NULL; `RT_ESHUTDOWN`
+/// Returns 0; `RT_ENOENT` if the timer already fired (one-shot, including
+/// one whose final call is running now), was stopped, or the id is
+/// unknown; `RT_EDEADLK` when called from inside another runtime callback
+/// while this timer's callback runs on another thread: the timer is
+/// stopped (no further call starts) but that call may still be finishing,
+/// so `arg` must not be freed yet (waiting there could deadlock two
+/// callbacks stopping each other); `RT_EINVAL` for NULL; `RT_ESHUTDOWN`
 /// after shutdown. Thread-safe.
 ///
 /// # Safety
@@ -172,8 +182,8 @@ pub unsafe extern "C" fn rt_timer_stop(rt: *const rt_runtime, id: rt_timer_id) -
             return RT_ESHUTDOWN;
         }
         match rt.timers().remove(id) {
-            Some(ctl) if ctl.gate.stop_and_cancel() => 0,
-            _ => RT_ENOENT,
+            Some(ctl) => ctl.gate.stop_and_cancel().to_status(),
+            None => RT_ENOENT,
         }
     })
 }

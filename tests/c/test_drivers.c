@@ -651,6 +651,159 @@ static void test_io_id_usable_from_first_callback(void) {
     rt_runtime_free(rt);
 }
 
+/* A one-shot timer's expiry is its final call: a stop racing with it
+ * reports RT_ENOENT, never 0 after the call. */
+static void test_oneshot_stop_during_its_call_is_enoent(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    slow_timer t;
+    rt_timer_id id;
+    memset(&t, 0, sizeof t);
+    CHECK_EQ(rt_timer_start(rt, 1, 0, slow_timer_cb, &t, &id), 0);
+    while (!atomic_load(&t.in_cb)) {
+        sleep_ms(1);
+    }
+    CHECK_EQ(rt_timer_stop(rt, id), RT_ENOENT);
+    CHECK(wait_for(&t.returned, 1, 5000));
+    CHECK_EQ(atomic_load(&t.calls), 1);
+    rt_runtime_free(rt);
+}
+
+/* Two timers whose callbacks stop each other: never a deadlock. */
+typedef struct {
+    rt_runtime *rt;
+    rt_timer_id other;
+    atomic_int result;
+    atomic_int calls;
+} mutual;
+
+static void mutual_cb(void *arg, int status) {
+    mutual *m = arg;
+    if (status != 0) {
+        return;
+    }
+    if (atomic_fetch_add(&m->calls, 1) == 0) {
+        sleep_ms(20); /* both callbacks are running now */
+        atomic_store(&m->result, rt_timer_stop(m->rt, m->other));
+    }
+}
+
+static void test_callbacks_stopping_each_other_do_not_deadlock(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    mutual a, b;
+    rt_timer_id ia, ib;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    a.rt = b.rt = rt;
+    atomic_store(&a.result, 99);
+    atomic_store(&b.result, 99);
+    CHECK_EQ(rt_timer_start(rt, 10, 10, mutual_cb, &a, &ia), 0);
+    CHECK_EQ(rt_timer_start(rt, 10, 10, mutual_cb, &b, &ib), 0);
+    a.other = ib;
+    b.other = ia;
+    /* At least one of them runs; one may stop the other before it ever
+     * runs (under valgrind, say). What must not happen is a hang. */
+    CHECK(wait_for(&a.calls, 1, 5000) || wait_for(&b.calls, 1, 5000));
+    sleep_ms(200);
+    {
+        int ra = atomic_load(&a.result), rb = atomic_load(&b.result);
+        CHECK(ra == 99 || ra == 0 || ra == RT_EDEADLK || ra == RT_ENOENT);
+        CHECK(rb == 99 || rb == 0 || rb == RT_EDEADLK || rb == RT_ENOENT);
+        CHECK(ra != 99 || rb != 99);
+    }
+    rt_runtime_free(rt);
+}
+
+/* Interest switched away from READABLE with data left, then back: the data
+ * is still reported (level-triggered across interest changes). */
+typedef struct {
+    rt_runtime *rt;
+    rt_io_id id;
+    atomic_int reads;
+    atomic_int bytes;
+    atomic_int writable_calls;
+} switcher;
+
+static void switch_cb(void *arg, rt_fd fd, uint32_t events, int status) {
+    switcher *s = arg;
+    char c;
+    if (status != 0) {
+        return;
+    }
+    if (events & RT_READABLE) {
+        if (read(fd, &c, 1) == 1) {
+            atomic_fetch_add(&s->bytes, 1);
+        }
+        if (atomic_fetch_add(&s->reads, 1) == 0) {
+            rt_io_modify(s->rt, s->id, RT_WRITABLE);
+        }
+    } else if (events & RT_WRITABLE) {
+        if (atomic_fetch_add(&s->writable_calls, 1) == 0) {
+            rt_io_modify(s->rt, s->id, RT_READABLE);
+        }
+    }
+}
+
+static void test_io_readiness_survives_interest_changes(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    switcher s;
+    int sv[2];
+    memset(&s, 0, sizeof s);
+    s.rt = rt;
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    CHECK_EQ(write(sv[1], "ab", 2), 2);
+    CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, switch_cb, &s, &s.id), 0);
+    CHECK(wait_for(&s.bytes, 2, 3000));
+    CHECK_EQ(atomic_load(&s.bytes), 2);
+    CHECK_EQ(rt_io_deregister(rt, s.id), 0);
+    close(sv[0]);
+    close(sv[1]);
+    rt_runtime_free(rt);
+}
+
+typedef struct {
+    atomic_int status;
+    atomic_int calls;
+} record;
+
+static void record_cb(void *arg, int status) {
+    record *r = arg;
+    atomic_store(&r->status, status);
+    atomic_fetch_add(&r->calls, 1);
+}
+
+/* A host drives a current-thread runtime with rt_run_budget. */
+static void test_run_budget_drives_current_thread_runtime(void) {
+    rt_config cfg;
+    rt_runtime *rt = NULL, *mt = new_runtime(1, 0);
+    enum { N = 10 };
+    static record recs[N];
+    int i, total = 0, calls = 0;
+    CHECK_EQ(rt_config_init(&cfg), 0);
+    cfg.flavor = RT_FLAVOR_CURRENT_THREAD;
+    CHECK_EQ(rt_runtime_new(&cfg, &rt), 0);
+    for (i = 0; i < N; i++) {
+        memset(&recs[i], 0, sizeof recs[i]);
+        CHECK_EQ(rt_spawn(rt, record_cb, &recs[i], NULL), 0);
+    }
+    CHECK_EQ(rt_run_budget(rt, 1000000, 3), 3);
+    while (total < N - 3 && calls < 100) {
+        int n = rt_run_budget(rt, 1000000, 100);
+        CHECK(n >= 0);
+        total += n;
+        calls++;
+    }
+    for (i = 0; i < N; i++) {
+        CHECK_EQ(atomic_load(&recs[i].calls), 1);
+        CHECK_EQ(atomic_load(&recs[i].status), 0);
+    }
+    CHECK_EQ(rt_run_budget(rt, 0, 100), 0);
+    CHECK_EQ(rt_run_budget(mt, 1000, 10), RT_EINVAL);
+    CHECK_EQ(rt_run_budget(NULL, 1000, 10), RT_EINVAL);
+    rt_runtime_free(rt);
+    rt_runtime_free(mt);
+    CHECK_EQ(rt_run_budget(NULL, 0, 0), RT_EINVAL);
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"timers_order_and_never_early", test_timers_order_and_never_early},
@@ -668,6 +821,10 @@ int main(void) {
         {"io_pipe_partial_reads", test_io_pipe_partial_reads},
         {"shutdown_with_pending_everything", test_shutdown_with_pending_everything},
         {"io_id_usable_from_first_callback", test_io_id_usable_from_first_callback},
+        {"oneshot_stop_during_its_call_is_enoent", test_oneshot_stop_during_its_call_is_enoent},
+        {"callbacks_stopping_each_other_do_not_deadlock", test_callbacks_stopping_each_other_do_not_deadlock},
+        {"io_readiness_survives_interest_changes", test_io_readiness_survives_interest_changes},
+        {"run_budget_drives_current_thread_runtime", test_run_budget_drives_current_thread_runtime},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }

@@ -114,6 +114,26 @@ impl Handle {
         }
     }
 
+    /// [`Runtime::run_for`](super::Runtime::run_for) through a handle: runs
+    /// ready tasks of a current-thread runtime for at most `budget` and
+    /// `max_tasks`, never blocking; returns how many were polled.
+    ///
+    /// # Panics
+    /// On a multi-thread runtime.
+    #[track_caller]
+    pub fn run_for(&self, budget: std::time::Duration, max_tasks: usize) -> usize {
+        match &self.inner {
+            scheduler::Handle::CurrentThread(h) => {
+                scheduler::current_thread::Handle::run_for(h, budget, max_tasks)
+            }
+            scheduler::Handle::MultiThread(_) => {
+                panic!(
+                    "Runtime::run_for needs a current-thread runtime (Builder::new_current_thread)"
+                )
+            }
+        }
+    }
+
     /// Makes this runtime current on this thread until the guard drops, so
     /// [`crate::spawn`] and [`Handle::current`] work outside its threads.
     pub fn enter(&self) -> EnterGuard<'_> {

@@ -105,16 +105,7 @@ impl Runtime {
     /// On a multi-thread runtime: its workers run the tasks by themselves.
     #[track_caller]
     pub fn run_for(&self, budget: Duration, max_tasks: usize) -> usize {
-        match &self.handle.inner {
-            scheduler::Handle::CurrentThread(h) => {
-                scheduler::current_thread::Handle::run_for(h, budget, max_tasks)
-            }
-            scheduler::Handle::MultiThread(_) => {
-                panic!(
-                    "Runtime::run_for needs a current-thread runtime (Builder::new_current_thread)"
-                )
-            }
-        }
+        self.handle.run_for(budget, max_tasks)
     }
 
     /// Counters describing the runtime.
