@@ -401,7 +401,8 @@ RT_API int rt_io_modify(const rt_runtime *rt, rt_io_id id, uint32_t interest);
  * other thread and will not be called again (no `RT_ECANCELED` either),
  * so `arg` may be freed and the fd closed; called from inside the
  * registration's own callback it returns at once and no further call
- * happens. The reactor lets go of the fd right after.
+ * happens. The reactor has let go of the fd when it returns: closing it
+ * then closes the file (the peer sees EOF at once).
  *
  * Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
  * `RT_EDEADLK` when called from inside another runtime callback while

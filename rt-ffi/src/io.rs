@@ -11,7 +11,8 @@
 //! The reactor watches a duplicate of the caller's fd (`F_DUPFD_CLOEXEC`),
 //! owned by the registration: the caller may close its fd as soon as
 //! `rt_io_deregister` returns, and a reused fd number can never be confused
-//! with ours. The duplicate is closed right after (on a runtime thread).
+//! with ours. `rt_io_deregister` removes the duplicate from the reactor and
+//! closes it before it returns.
 
 use crate::calls::CallGate;
 use crate::error::*;
@@ -49,6 +50,29 @@ pub(crate) struct IoCtl {
     gate: CallGate,
     interest: AtomicU32,
     waker: Mutex<Option<Waker>>,
+    /// The reactor's view of our duplicate (declared before `dup`: on drop
+    /// it leaves the reactor before the duplicate closes).
+    afd: AsyncFd<WatchedFd>,
+    /// Our duplicate of the caller's fd; closed by `rt_io_deregister`.
+    dup: Mutex<Option<OwnedFd>>,
+}
+
+impl IoCtl {
+    /// Takes the duplicate out of the reactor and closes it, now: the
+    /// caller's close of its own fd then really closes the file.
+    fn release_fd(&self) {
+        let _ = self.afd.deregister_now();
+        drop(self.dup.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+}
+
+/// The raw number of our duplicate, for the reactor (it does not own it).
+struct WatchedFd(RawFd);
+
+impl AsRawFd for WatchedFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
 }
 
 pub(crate) type IoRegistry = Registry<Arc<IoCtl>>;
@@ -191,7 +215,10 @@ pub unsafe extern "C" fn rt_io_register(
         };
         let afd = {
             let _enter = handle.enter();
-            match AsyncFd::with_interest(watched, Interest::READABLE | Interest::WRITABLE) {
+            match AsyncFd::with_interest(
+                WatchedFd(watched.as_raw_fd()),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
                 Ok(afd) => afd,
                 Err(e) => return from_io(&e),
             }
@@ -201,6 +228,8 @@ pub unsafe extern "C" fn rt_io_register(
             gate: CallGate::default(),
             interest: AtomicU32::new(interest),
             waker: Mutex::new(None),
+            afd,
+            dup: Mutex::new(Some(watched)),
         });
         let id = rt.io().insert(ctl.clone());
         // Before the task exists: its first callback may use the id.
@@ -225,7 +254,7 @@ pub unsafe extern "C" fn rt_io_register(
                     let want = ctl.interest.load(Ordering::Acquire);
                     let mut got = 0;
                     if want & RT_READABLE != 0 {
-                        if let Poll::Ready(g) = afd.poll_read_ready(cx) {
+                        if let Poll::Ready(g) = ctl.afd.poll_read_ready(cx) {
                             match g {
                                 Ok(g) => {
                                     got |= RT_READABLE;
@@ -242,7 +271,7 @@ pub unsafe extern "C" fn rt_io_register(
                         }
                     }
                     if want & RT_WRITABLE != 0 {
-                        if let Poll::Ready(g) = afd.poll_write_ready(cx) {
+                        if let Poll::Ready(g) = ctl.afd.poll_write_ready(cx) {
                             match g {
                                 Ok(g) => {
                                     got |= RT_WRITABLE;
@@ -282,7 +311,7 @@ pub unsafe extern "C" fn rt_io_register(
                 // it dropped must survive until it is wanted again).
                 let held = if rguard.is_some() { RT_READABLE } else { 0 }
                     | if wguard.is_some() { RT_WRITABLE } else { 0 };
-                let still = poll_now(afd.as_raw_fd(), held);
+                let still = poll_now(ctl.afd.as_raw_fd(), held);
                 if still & RT_READABLE == 0 {
                     if let Some(g) = rguard.as_mut() {
                         g.clear_ready();
@@ -343,7 +372,8 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
 /// other thread and will not be called again (no `RT_ECANCELED` either),
 /// so `arg` may be freed and the fd closed; called from inside the
 /// registration's own callback it returns at once and no further call
-/// happens. The reactor lets go of the fd right after.
+/// happens. The reactor has let go of the fd when it returns: closing it
+/// then closes the file (the peer sees EOF at once).
 ///
 /// Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
 /// `RT_EDEADLK` when called from inside another runtime callback while
@@ -366,7 +396,15 @@ pub unsafe extern "C" fn rt_io_deregister(rt: *const rt_runtime, id: rt_io_id) -
             return RT_ESHUTDOWN;
         }
         match rt.io().remove(id) {
-            Some(ctl) => ctl.gate.stop_and_cancel().to_status(),
+            Some(ctl) => {
+                let stopped = ctl.gate.stop_and_cancel();
+                if stopped != crate::calls::Stopped::Already {
+                    // Off the reactor and our duplicate closed before we
+                    // return: the caller may close its fd and see it closed.
+                    ctl.release_fd();
+                }
+                stopped.to_status()
+            }
             None => RT_ENOENT,
         }
     })

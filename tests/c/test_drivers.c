@@ -804,6 +804,32 @@ static void test_run_budget_drives_current_thread_runtime(void) {
     CHECK_EQ(rt_run_budget(NULL, 0, 0), RT_EINVAL);
 }
 
+/* After rt_io_deregister returns and the caller closes its fd, the file is
+ * closed at once (the peer sees EOF), even while every worker is busy. */
+static void busy_cb(void *arg, int status) {
+    (void)status;
+    sleep_ms((long)(size_t)arg);
+}
+
+static void test_close_after_deregister_is_immediate(void) {
+    rt_runtime *rt = new_runtime(1, 0);
+    reader r;
+    rt_io_id id;
+    int sv[2];
+    char c;
+    memset(&r, 0, sizeof r);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, read_cb, &r, &id), 0);
+    sleep_ms(20);
+    CHECK_EQ(rt_spawn(rt, busy_cb, (void *)(size_t)300, NULL), 0);
+    sleep_ms(20); /* the only worker is busy now */
+    CHECK_EQ(rt_io_deregister(rt, id), 0);
+    close(sv[0]);
+    CHECK_EQ(read(sv[1], &c, 1), 0); /* EOF, not EAGAIN */
+    close(sv[1]);
+    rt_runtime_free(rt);
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"timers_order_and_never_early", test_timers_order_and_never_early},
@@ -825,6 +851,7 @@ int main(void) {
         {"callbacks_stopping_each_other_do_not_deadlock", test_callbacks_stopping_each_other_do_not_deadlock},
         {"io_readiness_survives_interest_changes", test_io_readiness_survives_interest_changes},
         {"run_budget_drives_current_thread_runtime", test_run_budget_drives_current_thread_runtime},
+        {"close_after_deregister_is_immediate", test_close_after_deregister_is_immediate},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }

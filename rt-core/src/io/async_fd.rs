@@ -22,6 +22,8 @@ use std::task::{ready, Context, Poll};
 pub struct AsyncFd<T: AsRawFd> {
     registration: Registration,
     inner: Option<T>,
+    /// Set once the descriptor left the reactor (`deregister_now`, drop).
+    deregistered: std::sync::atomic::AtomicBool,
 }
 
 /// Readiness observed by [`AsyncFd::readable`] / [`AsyncFd::writable`].
@@ -55,6 +57,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         Ok(AsyncFd {
             registration,
             inner: Some(inner),
+            deregistered: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -75,9 +78,25 @@ impl<T: AsRawFd> AsyncFd<T> {
     }
 
     fn deregister(&mut self) {
-        if let Some(inner) = &self.inner {
-            let fd = inner.as_raw_fd();
-            let _ = self.registration.deregister(&mut SourceFd(&fd));
+        let _ = self.deregister_now();
+    }
+
+    /// Removes the descriptor from the reactor now, through a shared
+    /// reference: afterwards no readiness is reported any more (pending and
+    /// later waits never complete on their own), and the descriptor may be
+    /// closed even while other references to this `AsyncFd` live on.
+    /// Idempotent; dropping the `AsyncFd` does it too.
+    pub fn deregister_now(&self) -> io::Result<()> {
+        use std::sync::atomic::Ordering::AcqRel;
+        if self.deregistered.swap(true, AcqRel) {
+            return Ok(());
+        }
+        match &self.inner {
+            Some(inner) => {
+                let fd = inner.as_raw_fd();
+                self.registration.deregister(&mut SourceFd(&fd))
+            }
+            None => Ok(()),
         }
     }
 
