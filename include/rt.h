@@ -514,13 +514,16 @@ RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
  *
  * Returns 0; `RT_EINVAL` for NULL; `RT_ETIMEDOUT` if threads were still
  * busy at the timeout (they finish in the background); `RT_ESHUTDOWN` if
- * already shut down. Thread-safe; may be called from inside a callback
+ * already shut down (also while another thread's shutdown is still
+ * making the final calls: that call returns once they are done). Thread-safe; may be called from inside a callback
  * (it then does not wait for its own thread).
  *
  * # Safety
  * `rt` is NULL or a live runtime from `rt_runtime_new`.
  */
-RT_API int rt_runtime_shutdown(rt_runtime *rt, int64_t timeout_ms);
+RT_API
+int rt_runtime_shutdown(rt_runtime *rt,
+                        int64_t timeout_ms);
 
 /**
  * Shuts the runtime down (as `rt_runtime_shutdown` with no time limit,

@@ -80,7 +80,17 @@ impl CallGate {
 
     /// Records the task that makes the calls.
     pub(crate) fn set_task(&self, task: AbortHandle) {
-        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        // A stop that came first found no task to cancel: cancel it here, so
+        // it does not linger (e.g. in the timer wheel until its deadline).
+        // The task slot is locked across the check: a concurrent
+        // `stop_and_cancel` either sees `stopped` set before this check, or
+        // looks at the slot after it is filled.
+        let mut slot = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        let stopped = self.state.lock().unwrap_or_else(|e| e.into_inner()).stopped;
+        if stopped {
+            task.abort();
+        }
+        *slot = Some(task);
     }
 
     /// `stop`, then cancels the task (no final call: the gate is closed).

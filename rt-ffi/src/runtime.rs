@@ -239,7 +239,8 @@ pub unsafe extern "C" fn rt_runtime_new(
 ///
 /// Returns 0; `RT_EINVAL` for NULL; `RT_ETIMEDOUT` if threads were still
 /// busy at the timeout (they finish in the background); `RT_ESHUTDOWN` if
-/// already shut down. Thread-safe; may be called from inside a callback
+/// already shut down (also while another thread's shutdown is still
+/// making the final calls: that call returns once they are done). Thread-safe; may be called from inside a callback
 /// (it then does not wait for its own thread).
 ///
 /// # Safety
