@@ -6,8 +6,8 @@
 //! the waker vtable in `waker.rs`. The scheduler sees three owning views of
 //! a task:
 //!
-//! - [`Task`]: the owned-list entry (`list.rs`), used at shutdown;
-//! - [`Notified`]: a run-queue entry, consumed by [`Notified::run`];
+//! - `Task`: the owned-list entry (`list.rs`), used at shutdown;
+//! - `Notified`: a run-queue entry, consumed by `Notified::run`;
 //! - [`JoinHandle`] / [`AbortHandle`]: the user's handles.
 //!
 //! Each holds one reference in the state word.

@@ -97,58 +97,7 @@ pub struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
-    /// Receives the next value, waiting for one if the buffer is empty.
-    ///
-    /// Returns `None` once the buffer is empty and no value can arrive any
-    /// more: all senders are dropped, or [`close`](Receiver::close) was
-    /// called.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: if the future is dropped before completing, no value was
-    /// taken from the channel.
-    pub async fn recv(&mut self) -> Option<T> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    /// Polls for the next value: the building block of [`recv`](Self::recv).
-    ///
-    /// `Pending` registers the task of `cx` to be woken when a value arrives
-    /// or the channel closes (only the waker of the last call is kept).
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.rx.poll_recv(cx)
-    }
-
-    /// Takes the next value if one is buffered now.
-    ///
-    /// [`TryRecvError::Disconnected`] means the buffer is empty and will stay
-    /// so; [`TryRecvError::Empty`] that a value may still arrive.
-    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        self.rx.try_recv()
-    }
-
-    /// Closes the channel without dropping the receiver: sends fail from now
-    /// on (waiting ones too), while the values already buffered can still be
-    /// received.
-    pub fn close(&mut self) {
-        self.rx.close()
-    }
-
-    /// True if no value can be sent any more: the channel was closed, or all
-    /// senders are dropped. Buffered values may remain.
-    pub fn is_closed(&self) -> bool {
-        self.rx.is_closed()
-    }
-
-    /// The number of values buffered now.
-    pub fn len(&self) -> usize {
-        self.rx.len()
-    }
-
-    /// True if no value is buffered now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    receiver_methods!();
 
     /// The number of values that can be sent now without waiting.
     pub fn capacity(&self) -> usize {
