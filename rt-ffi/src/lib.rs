@@ -3,7 +3,7 @@
 //! The header `include/rt.h` is generated from these files by cbindgen
 //! (`make header`); the doc comments here are the header's documentation.
 //!
-//! Every `extern "C"` entry catches panics ([`guard`]), checks its pointers
+//! Every `extern "C"` entry catches panics (`guard.rs`), checks its pointers
 //! for NULL, and returns a negative error code rather than aborting. A call
 //! that takes a callback and fails never calls it; one that succeeds calls
 //! it exactly once with its final status.
