@@ -49,12 +49,14 @@ static unsigned char called[SPAWN_THREADS * SPAWN_PER_THREAD];
 
 static void count_cb(void *arg, int status) {
     size_t i = (size_t)arg;
+    /* Before the counters: the main thread reads `called` once it sees the
+     * counter reach the total. */
+    called[i]++;
     if (status == 0) {
         atomic_fetch_add(&calls_ok, 1);
     } else {
         atomic_fetch_add(&calls_other, 1);
     }
-    called[i]++;
 }
 
 typedef struct {
