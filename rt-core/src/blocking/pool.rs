@@ -5,6 +5,8 @@ use crate::runtime::config::Callback;
 use crate::task::{self, JoinHandle, UnownedTask};
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,10 @@ pub(crate) struct PoolConfig {
 
 struct Inner {
     shared: Mutex<Shared>,
+    /// `spawn_blocking` closures submitted and not yet finished (or
+    /// dropped): a host-driven runtime has work left while this is > 0.
+    /// (Its own `Arc`: the closures hold it while they sit in `shared`.)
+    jobs_in_flight: Arc<AtomicUsize>,
     /// Idle threads wait here for work.
     condvar: Cvar,
     /// `shutdown` waits here for the threads to exit.
@@ -77,6 +83,7 @@ impl BlockingPool {
                         num_notify: 0,
                         shutdown: false,
                     }),
+                    jobs_in_flight: Arc::new(AtomicUsize::new(0)),
                     condvar: Condvar::new(),
                     exited: Condvar::new(),
                     config,
@@ -145,6 +152,12 @@ impl Spawner {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        let in_flight = JobInFlight::new(&self.inner);
+        let func = move || {
+            // Counted out once `func` returned (or, unrun, when dropped).
+            let _in_flight = in_flight;
+            func()
+        };
         let (task, join) =
             task::unowned(BlockingTask::new(func), BlockingSchedule, task::Id::next());
         self.submit(task);
@@ -212,9 +225,34 @@ impl Spawner {
         self.inner.shared.lock().unwrap().num_idle
     }
 
+    /// `spawn_blocking` closures submitted and not finished yet.
+    pub(crate) fn jobs_in_flight(&self) -> usize {
+        self.inner.jobs_in_flight.load(Acquire)
+    }
+
     /// Closures waiting for a thread.
     pub(crate) fn queue_depth(&self) -> usize {
         self.inner.shared.lock().unwrap().queue.len()
+    }
+}
+
+/// Counts one `spawn_blocking` closure while it exists.
+struct JobInFlight {
+    count: Arc<AtomicUsize>,
+}
+
+impl JobInFlight {
+    fn new(inner: &Inner) -> JobInFlight {
+        inner.jobs_in_flight.fetch_add(1, AcqRel);
+        JobInFlight {
+            count: inner.jobs_in_flight.clone(),
+        }
+    }
+}
+
+impl Drop for JobInFlight {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, AcqRel);
     }
 }
 

@@ -21,6 +21,8 @@ use std::time::Duration;
 pub(crate) const EVENTS_PER_TURN: usize = 1024;
 
 const TOKEN_WAKEUP: Token = Token(usize::MAX);
+/// The host timer (`host_timer.rs`): it only makes the epoll fd readable.
+const TOKEN_HOST_TIMER: Token = Token(usize::MAX - 1);
 
 /// Message of the error readiness futures resolve with after shutdown.
 pub(crate) const SHUTDOWN_MSG: &str = "the rt runtime's I/O driver has shut down";
@@ -102,7 +104,7 @@ impl Driver {
         }
         for event in self.events.iter() {
             let token = event.token();
-            if token == TOKEN_WAKEUP {
+            if token == TOKEN_WAKEUP || token == TOKEN_HOST_TIMER {
                 continue;
             }
             let ready = Ready::from_mio(event);
@@ -190,6 +192,24 @@ impl Handle {
         }
         io.clear_wakers();
         Ok(())
+    }
+
+    /// The epoll fd (a duplicate sharing the driver's epoll instance):
+    /// readable while an event is waiting for the driver's next turn.
+    pub(crate) fn backend_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.inner.registry.as_raw_fd()
+    }
+
+    /// Adds `timer` to the epoll set, so its expiry makes `backend_fd`
+    /// readable. The timer must stay alive (and registered) as long as
+    /// the driver; its events are ignored by the driver's turns.
+    pub(crate) fn register_host_timer(&self, timer: &super::host_timer::HostTimer) -> io::Result<()> {
+        self.inner.registry.register(
+            &mut mio::unix::SourceFd(&timer.raw_fd()),
+            TOKEN_HOST_TIMER,
+            mio::Interest::READABLE,
+        )
     }
 
     /// Number of registered resources.

@@ -8,10 +8,12 @@
 //!
 //! Internals: `driver.rs` (the mio reactor), `scheduled_io.rs` (per-resource
 //! readiness word and waker slots), `registration.rs` (the readiness loop),
-//! `poll_evented.rs` (a registered mio source).
+//! `poll_evented.rs` (a registered mio source), `host_timer.rs` (the
+//! timerfd that makes the epoll fd readable for a host's own wait).
 
 mod async_fd;
 pub(crate) mod driver;
+pub(crate) mod host_timer;
 mod interest;
 pub(crate) mod poll_evented;
 mod ready;

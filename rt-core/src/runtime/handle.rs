@@ -3,6 +3,7 @@
 use super::context;
 use super::metrics_api::RuntimeMetrics;
 use crate::scheduler;
+use crate::scheduler::current_thread::RunMode;
 use crate::task::{Id, JoinHandle};
 use std::fmt;
 use std::future::Future;
@@ -132,6 +133,90 @@ impl Handle {
                 )
             }
         }
+    }
+
+    /// The current-thread scheduler, or a panic naming `what`.
+    #[track_caller]
+    fn host_driven(&self, what: &str) -> &std::sync::Arc<scheduler::current_thread::Handle> {
+        match &self.inner {
+            scheduler::Handle::CurrentThread(h) => h,
+            scheduler::Handle::MultiThread(_) => panic!(
+                "Handle::{what} needs a current-thread runtime (Builder::new_current_thread)"
+            ),
+        }
+    }
+
+    /// Drives a current-thread runtime from a host loop, on this thread,
+    /// in `mode` (like libuv's `uv_run`): [`RunMode::Default`] runs until
+    /// [`stop`](Self::stop) or no work is left, [`RunMode::Once`] blocks
+    /// until at least one task ran (or a [`wake`](Self::wake)),
+    /// [`RunMode::NoWait`] runs what is ready and never blocks. Returns the
+    /// number of tasks polled.
+    ///
+    /// Returns 0 without running anything if the runtime is being driven
+    /// already (by another thread, or re-entrantly from one of its tasks).
+    ///
+    /// # Panics
+    /// On a multi-thread runtime.
+    #[track_caller]
+    pub fn run(&self, mode: RunMode) -> usize {
+        scheduler::current_thread::Handle::run(self.host_driven("run"), mode)
+    }
+
+    /// Makes the running [`run`](Self::run) / [`run_for`](Self::run_for)
+    /// call return after the task it is polling (or, if none runs, the
+    /// next one return at once). Safe from any thread; repeated requests
+    /// before the run returns count once.
+    ///
+    /// # Panics
+    /// On a multi-thread runtime.
+    #[track_caller]
+    pub fn stop(&self) {
+        self.host_driven("stop").stop();
+    }
+
+    /// Interrupts a blocking wait: a [`RunMode::Once`] run returns (maybe
+    /// having run nothing), a host waiting on
+    /// [`backend_fd`](Self::backend_fd) sees it readable. A
+    /// [`RunMode::Default`] run keeps running. Coalescing: wakes before the
+    /// next run call returns count once. Safe from any thread and, with
+    /// the I/O driver enabled, from a signal handler (one atomic swap and
+    /// one `write` to an eventfd).
+    ///
+    /// # Panics
+    /// On a multi-thread runtime.
+    #[track_caller]
+    pub fn wake(&self) {
+        self.host_driven("wake").wake();
+    }
+
+    /// A file descriptor for a host that waits in its own `poll`/`epoll`
+    /// (like libuv's `uv_backend_fd`): readable when the runtime has work
+    /// (an I/O event, a timer due, a task spawned or woken from another
+    /// thread, tasks left over by [`run_for`](Self::run_for)). Wait on it
+    /// with [`backend_timeout`](Self::backend_timeout) as the timeout, then
+    /// run with [`RunMode::NoWait`] or `run_for`. The runtime owns it: do
+    /// not close it; it stays valid until the runtime is dropped.
+    ///
+    /// # Errors
+    /// When the runtime was built without the I/O driver, or the OS
+    /// refuses the timerfd.
+    ///
+    /// # Panics
+    /// On a multi-thread runtime.
+    #[track_caller]
+    pub fn backend_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        self.host_driven("backend_fd").backend_fd()
+    }
+
+    /// How long a host may wait before running the runtime again: zero if
+    /// tasks are ready, the time until the next timer, `None` if neither.
+    ///
+    /// # Panics
+    /// On a multi-thread runtime.
+    #[track_caller]
+    pub fn backend_timeout(&self) -> Option<std::time::Duration> {
+        self.host_driven("backend_timeout").backend_timeout()
     }
 
     /// Makes this runtime current on this thread until the guard drops, so

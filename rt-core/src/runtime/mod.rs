@@ -19,6 +19,7 @@ pub(crate) mod park;
 
 pub use builder::Builder;
 pub use handle::{EnterGuard, Handle, RuntimeFlavor, TryCurrentError};
+pub use crate::scheduler::current_thread::RunMode;
 pub use metrics_api::RuntimeMetrics;
 
 use crate::blocking::BlockingPool;
@@ -106,6 +107,16 @@ impl Runtime {
     #[track_caller]
     pub fn run_for(&self, budget: Duration, max_tasks: usize) -> usize {
         self.handle.run_for(budget, max_tasks)
+    }
+
+    /// Drives a current-thread runtime from a host loop: see
+    /// [`Handle::run`].
+    ///
+    /// # Panics
+    /// On a multi-thread runtime.
+    #[track_caller]
+    pub fn run(&self, mode: RunMode) -> usize {
+        self.handle.run(mode)
     }
 
     /// Counters describing the runtime.

@@ -232,6 +232,13 @@ impl Handle {
         }
     }
 
+    /// When the earliest timer in the wheel is due, if any (for a host
+    /// that waits outside the driver: `Handle::backend_timeout`).
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let next = self.lock().wheel.next_expiration()?;
+        Some(self.tick_to_instant(next))
+    }
+
     /// Timers in the wheel.
     pub(crate) fn num_timers(&self) -> usize {
         self.lock().wheel.len()

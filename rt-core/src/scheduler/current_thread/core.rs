@@ -8,7 +8,7 @@
 //! from the local one; the driver is polled (zero timeout) every
 //! `event_interval` ticks and parked in when there is no work.
 
-use super::Handle;
+use super::{Handle, RunMode};
 use crate::runtime::config::Config;
 use crate::runtime::context;
 use crate::runtime::metrics::WorkerStats;
@@ -49,6 +49,10 @@ impl Core {
             driver: Some(driver),
             stats: WorkerStats::default(),
         })
+    }
+
+    pub(super) fn has_tasks(&self) -> bool {
+        !self.tasks.is_empty()
     }
 
     pub(super) fn push_task(&mut self, task: Notified<Arc<Handle>>) {
@@ -150,6 +154,7 @@ impl Drop for CoreGuard {
                 }
             }
             core.submit_metrics(&cx.handle);
+            cx.handle.prepare_backend(core.has_tasks());
             cx.handle.return_core(core);
         }
     }
@@ -189,31 +194,143 @@ pub(super) fn block_on<F: Future>(
     })
 }
 
-/// Runs ready tasks until `budget` elapses or `max_tasks` ran; never blocks.
+/// Runs ready tasks until `budget` elapses or `max_tasks` ran (or a stop
+/// request); never blocks.
 pub(super) fn run_for(
     handle: &Arc<Handle>,
     core: Box<Core>,
     budget: Duration,
     max_tasks: usize,
 ) -> usize {
-    let start = Instant::now();
-    CoreGuard::new(handle, core).enter(|mut core, context| {
-        // Collect what the driver has ready before running tasks.
+    let deadline = Instant::now().checked_add(budget);
+    CoreGuard::new(handle, core).enter(|core, context| {
+        let (core, ran) = if handle.host.stop_requested() {
+            (core, 0)
+        } else {
+            // Collect what the driver has ready before running tasks.
+            let core = context.park_yield(core);
+            run_ready(handle, core, context, max_tasks, deadline)
+        };
+        (end_run(handle, core, context), ran)
+    })
+}
+
+/// Host-driven run in `mode` (see [`RunMode`]).
+pub(super) fn run(handle: &Arc<Handle>, core: Box<Core>, mode: RunMode) -> usize {
+    CoreGuard::new(handle, core).enter(|core, context| {
+        let (core, ran) = match mode {
+            RunMode::NoWait => run_nowait(handle, core, context),
+            RunMode::Once => run_once(handle, core, context),
+            RunMode::Default => run_default(handle, core, context),
+        };
+        (end_run(handle, core, context), ran)
+    })
+}
+
+/// A run call returns: a stop request is done with, and so is a wake (the
+/// host has control back). For a host that waits on the backend fd, one
+/// last driver poll consumes the driver's own wakeups (a timer registered
+/// by a task unparks the driver): left pending, they would make the fd
+/// readable with nothing to do. What it reports is run next time, and the
+/// fd is armed accordingly when the core is handed back.
+fn end_run(handle: &Handle, mut core: Box<Core>, context: &Context) -> Box<Core> {
+    if handle.host.timer().is_some() {
         core = context.park_yield(core);
-        let mut ran = 0;
-        while ran < max_tasks && start.elapsed() < budget {
+    }
+    handle.host.take_stop();
+    handle.host.take_wake();
+    core
+}
+
+/// Runs tasks in scheduler order (polling the driver every
+/// `event_interval` ticks) until none is ready, `max_tasks` ran, the
+/// deadline passed or a stop was requested.
+fn run_ready(
+    handle: &Arc<Handle>,
+    mut core: Box<Core>,
+    context: &Context,
+    max_tasks: usize,
+    deadline: Option<Instant>,
+) -> (Box<Core>, usize) {
+    let mut ran = 0;
+    while ran < max_tasks && !handle.host.stop_requested() {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        core.tick = core.tick.wrapping_add(1);
+        if core.tick % core.event_interval == 0 {
+            core = context.park_yield(core);
+        }
+        let Some(task) = core.next_task(handle) else {
+            break;
+        };
+        core = context.run_task(core, task);
+        ran += 1;
+    }
+    (core, ran)
+}
+
+/// One pass: what the driver has ready now, then the tasks queued at that
+/// point (tasks they wake run on the next pass).
+fn run_nowait(handle: &Arc<Handle>, core: Box<Core>, context: &Context) -> (Box<Core>, usize) {
+    if handle.host.stop_requested() {
+        return (core, 0);
+    }
+    let core = context.park_yield(core);
+    let queued = core.tasks.len() + handle.inject_len();
+    run_ready(handle, core, context, queued, None)
+}
+
+/// Passes until at least one task ran; blocks in the driver between them.
+/// A wake or stop request ends the wait even if nothing ran.
+fn run_once(handle: &Arc<Handle>, mut core: Box<Core>, context: &Context) -> (Box<Core>, usize) {
+    loop {
+        let (c, ran) = run_nowait(handle, core, context);
+        core = c;
+        if ran > 0 || handle.host.stop_requested() || handle.host.take_wake() {
+            return (core, ran);
+        }
+        if handle.inject.is_closed() {
+            return (core, 0);
+        }
+        core = context.park(core, handle);
+    }
+}
+
+/// Runs until a stop request or no work is left, parking in the driver
+/// while tasks wait.
+fn run_default(
+    handle: &Arc<Handle>,
+    mut core: Box<Core>,
+    context: &Context,
+) -> (Box<Core>, usize) {
+    let mut ran = 0;
+    loop {
+        if handle.host.stop_requested() {
+            return (core, ran);
+        }
+        let mut idle = false;
+        for _ in 0..core.event_interval {
             core.tick = core.tick.wrapping_add(1);
-            if core.tick % core.event_interval == 0 {
-                core = context.park_yield(core);
-            }
             let Some(task) = core.next_task(handle) else {
+                idle = true;
                 break;
             };
             core = context.run_task(core, task);
             ran += 1;
         }
-        (core, ran)
-    })
+        if !idle {
+            // Give the driver its turn (I/O, timers) without blocking.
+            core = context.park_yield(core);
+            continue;
+        }
+        if !handle.is_alive() || handle.inject.is_closed() {
+            return (core, ran);
+        }
+        // A wake only interrupts the wait: keep running.
+        handle.host.take_wake();
+        core = context.park(core, handle);
+    }
 }
 
 /// Shutdown: cancel every task, drop every queued entry, shut the driver.

@@ -8,10 +8,13 @@
 //!   and the driver. See `core.rs` for the run loop.
 
 mod core;
+mod host;
 mod inject;
 
 pub(crate) use self::core::Context;
 use self::core::Core;
+use self::host::HostState;
+pub use self::host::RunMode;
 use self::inject::Inject;
 use crate::blocking::Spawner;
 use crate::runtime::config::Config;
@@ -47,6 +50,8 @@ pub(crate) struct Handle {
     core: Mutex<Option<Box<Core>>>,
     /// `block_on` callers on other threads waiting for the core.
     core_waiters: Mutex<Vec<Waker>>,
+    /// Stop / wake requests and the wait source of a host loop.
+    host: HostState,
     scheduler_metrics: SchedulerMetrics,
     worker_metrics: WorkerMetrics,
 }
@@ -70,6 +75,7 @@ impl Handle {
             blocking,
             core: Mutex::new(Some(core)),
             core_waiters: Mutex::new(Vec::new()),
+            host: HostState::default(),
             scheduler_metrics: SchedulerMetrics::default(),
             worker_metrics: WorkerMetrics::default(),
         })
@@ -174,6 +180,88 @@ impl Handle {
         self::core::run_for(me, core, budget, max_tasks)
     }
 
+    /// Runs the scheduler on this thread in `mode` (see [`RunMode`]).
+    /// Returns how many tasks were polled; 0 at once if another thread (or
+    /// this one, re-entrantly) drives the runtime.
+    pub(crate) fn run(me: &Arc<Handle>, mode: RunMode) -> usize {
+        let handle = scheduler::Handle::CurrentThread(me.clone());
+        let Some(_enter) = context::try_enter_runtime(&handle) else {
+            return 0;
+        };
+        let Some(core) = me.take_core() else {
+            return 0;
+        };
+        self::core::run(me, core, mode)
+    }
+
+    /// Asks the running (or the next) `run`/`run_for` call to return.
+    pub(crate) fn stop(&self) {
+        self.host.request_stop(&*self.unpark);
+    }
+
+    /// Interrupts a blocking `run` (and makes the backend fd readable).
+    pub(crate) fn wake(&self) {
+        self.host.request_wake(&*self.unpark);
+    }
+
+    /// True while the runtime has work that may still make progress: a
+    /// live task, or a blocking job whose completion may spawn one.
+    fn is_alive(&self) -> bool {
+        !self.owned.is_empty() || self.blocking.jobs_in_flight() > 0
+    }
+
+    /// The reactor's epoll fd, for a host that waits in its own `poll`:
+    /// readable when the runtime has work. The first call adds the host
+    /// timer that makes it readable when the next timer is due.
+    pub(crate) fn backend_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        let Some(io) = self.driver.io.as_ref() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the runtime was built without its I/O driver (enable_io)",
+            ));
+        };
+        if self.host.timer().is_none() {
+            let timer = crate::io::host_timer::HostTimer::new()?;
+            io.register_host_timer(&timer)?;
+            self.host.set_timer(timer);
+            if let Some(core) = self.core.lock().unwrap().as_ref() {
+                self.prepare_backend(core.has_tasks());
+            }
+            // Else a thread drives the runtime now: it arms the timer when
+            // it hands the core back.
+        }
+        Ok(io.backend_fd())
+    }
+
+    /// How long a host may wait before it must run the runtime again:
+    /// zero if tasks are ready, the time to the next timer, `None` if
+    /// neither (only I/O or another thread can bring work then).
+    pub(crate) fn backend_timeout(&self) -> Option<Duration> {
+        let local_ready = match self.core.lock().unwrap().as_ref() {
+            Some(core) => core.has_tasks(),
+            // Being driven right now.
+            None => true,
+        };
+        self.timeout_with(local_ready)
+    }
+
+    fn timeout_with(&self, local_ready: bool) -> Option<Duration> {
+        if local_ready || self.inject_len() > 0 {
+            return Some(Duration::ZERO);
+        }
+        let deadline = self.driver.time.as_ref()?.next_deadline()?;
+        Some(deadline.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// Arms the host timer (if a host asked for the backend fd) before
+    /// the host gets control back: at once if work is ready, else at the
+    /// next timer deadline.
+    fn prepare_backend(&self, local_ready: bool) {
+        if let Some(timer) = self.host.timer() {
+            timer.arm(self.timeout_with(local_ready));
+        }
+    }
+
     /// Shuts the scheduler down: cancels every task, drains the queues and
     /// shuts the driver down. Idempotent.
     pub(crate) fn shutdown(me: &Arc<Handle>) {
@@ -189,6 +277,8 @@ impl Handle {
                 // queued entries when it finds the runtime closed.
                 me.owned.close_and_shutdown_all(0);
                 me.inject.close();
+                // A host-driven `run` may be parked in the driver.
+                me.unpark.unpark();
             }
         }
     }
