@@ -20,7 +20,7 @@ LIB_DIR := $(CURDIR)/target/release
 C_BUILD := $(CURDIR)/target/c
 CC ?= cc
 CXX ?= c++
-C_TESTS := test_core test_drivers
+C_TESTS := test_core test_drivers test_host
 
 all: build
 
@@ -115,7 +115,7 @@ test-c: lib check-header check-header-compiles check-symbols
 	done
 	@for t in $(C_TESTS); do echo "== $$t"; $(C_BUILD)/$$t || exit 1; done
 	@for t in $(C_TESTS); do echo "== $$t under valgrind"; \
-		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		RT_TEST_VALGRIND=1 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 			--suppressions=tests/c/valgrind.supp $(C_BUILD)/$$t || exit 1; \
 	done
 

@@ -154,6 +154,11 @@ typedef enum {
 } rt_flavor;
 
 /**
+ * An opaque completion queue.
+ */
+typedef struct rt_queue rt_queue;
+
+/**
  * An opaque runtime.
  */
 typedef struct rt_runtime rt_runtime;
@@ -180,6 +185,12 @@ typedef void (*rt_work_fn)(void *arg);
  * `void (*)(void *arg, int status)`.
  */
 typedef void (*rt_callback)(void *arg, int status);
+
+/**
+ * How `rt_run` runs: one of `RT_RUN_DEFAULT`, `RT_RUN_ONCE`,
+ * `RT_RUN_NOWAIT`.
+ */
+typedef uint32_t rt_run_mode;
 
 /**
  * `void (*)(void *arg, rt_fd fd, uint32_t events, int status)`.
@@ -311,6 +322,24 @@ typedef struct {
  */
 typedef uint64_t rt_timer_id;
 
+/**
+ * Run until `rt_stop` or no work is left (no live callback task, timer,
+ * fd registration, poll task or blocking job), blocking while waiting for
+ * I/O and timers.
+ */
+#define RT_RUN_DEFAULT 0
+
+/**
+ * Run what is ready; if nothing is, block until something ran, or until
+ * `rt_wake` / `rt_stop`.
+ */
+#define RT_RUN_ONCE 1
+
+/**
+ * Run what is ready now and return; never block.
+ */
+#define RT_RUN_NOWAIT 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -355,6 +384,124 @@ RT_API const char *rt_strerror(int err);
  * NULL. Thread-safe; the string must not be freed.
  */
 RT_API const char *rt_err_name(int err);
+
+/**
+ * Drives a current-thread runtime (`RT_FLAVOR_CURRENT_THREAD`) on the
+ * calling thread, like libuv's `uv_run`: callbacks, timers and fd
+ * callbacks run here, in FIFO order.
+ *
+ * - `RT_RUN_DEFAULT`: runs until `rt_stop` or until no work is left (no
+ *   live callback task, timer, fd registration, poll task or blocking
+ *   job); blocks while waiting for I/O and timers. `rt_wake` does not end
+ *   it.
+ * - `RT_RUN_ONCE`: runs what is ready; if nothing was, blocks until at
+ *   least one callback ran, or until `rt_wake` / `rt_stop` (then it may
+ *   return 0). It blocks even when no work is left: a cross-thread
+ *   `rt_spawn` or `rt_wake` ends the wait.
+ * - `RT_RUN_NOWAIT`: polls I/O and timers without waiting, runs the
+ *   callbacks ready at that point (the ones they schedule run on the next
+ *   call) and returns; never blocks.
+ *
+ * A pending `rt_stop` makes it return 0 at once; every return consumes
+ * pending `rt_stop` and `rt_wake` requests.
+ *
+ * Returns the number of callbacks and tasks run (>= 0); `RT_EINVAL` for
+ * NULL, an unknown mode or a multi-thread runtime (its workers run
+ * everything); `RT_EDEADLK` from inside a callback; `RT_ESHUTDOWN`.
+ * Call it from one thread at a time (a concurrent call returns 0).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_run(const rt_runtime *rt, rt_run_mode mode);
+
+/**
+ * Runs ready work of a current-thread runtime on the calling thread for a
+ * host that drives it from its own loop (a game frame): polls I/O with a
+ * zero timeout, expires timers, then runs ready callbacks and tasks in
+ * FIFO order until `budget_us` microseconds have passed or
+ * `max_callbacks` ran (or `rt_stop`). Never blocks; what is left runs on
+ * the next call, in the same order. The budget is checked before each
+ * callback: a call overruns it by at most one callback.
+ *
+ * Returns the number of callbacks and tasks run (>= 0); `RT_EINVAL` for
+ * NULL or a multi-thread runtime; `RT_EDEADLK` from inside a callback;
+ * `RT_ESHUTDOWN`. Call it from one thread at a time (a concurrent call
+ * returns 0).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_run_budget(const rt_runtime *rt, uint64_t budget_us, uint32_t max_callbacks);
+
+/**
+ * Makes the running `rt_run` / `rt_run_budget` of a current-thread runtime
+ * return after the callback it is running (or the next call return 0 at
+ * once, if none runs now). Repeated stops before that return count once.
+ *
+ * Returns 0; `RT_EINVAL` for NULL or a multi-thread runtime;
+ * `RT_ESHUTDOWN`. Thread-safe, also from inside callbacks.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_stop(const rt_runtime *rt);
+
+/**
+ * Wakes the thread that drives a current-thread runtime, like libuv's
+ * `uv_async_send`: a blocking `rt_run(RT_RUN_ONCE)` returns (maybe
+ * having run nothing), and `rt_backend_fd` becomes readable. A running
+ * `RT_RUN_DEFAULT` keeps running. Coalescing: wakes made before the next
+ * `rt_run*` call returns count as one.
+ *
+ * Returns 0; `RT_EINVAL` for NULL or a multi-thread runtime. Works after
+ * shutdown too (there is nothing to wake: it returns 0).
+ *
+ * Thread-safe and async-signal-safe: it takes no lock and allocates
+ * nothing (one atomic exchange, at most one `write(2)` to an eventfd), so
+ * a signal handler may call it.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_wake(const rt_runtime *rt);
+
+/**
+ * A file descriptor for a host that waits in its own `poll`/`epoll`/
+ * `select` (like libuv's `uv_backend_fd`): it becomes readable when the
+ * current-thread runtime has work (an fd event, a timer due, a callback
+ * spawned from another thread, work left over by `rt_run_budget`,
+ * `rt_wake`). Pattern: wait for it with `rt_backend_timeout` as the
+ * timeout, then call `rt_run(rt, RT_RUN_NOWAIT)` or `rt_run_budget`.
+ * Level-triggered: it stays readable until such a call ran the work. It
+ * may also become readable with nothing to run (the timer wheel moving a
+ * far timer closer, a stale wake): the run call then returns 0.
+ *
+ * Ownership: the runtime owns the fd; do not read from it or close it. It
+ * stays valid until `rt_runtime_free`. Every call returns the same fd.
+ *
+ * Returns the fd (>= 0); `RT_EINVAL` for NULL or a multi-thread runtime;
+ * `RT_ESHUTDOWN`; `-errno` if the OS refuses the timerfd behind it.
+ * Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_backend_fd(const rt_runtime *rt);
+
+/**
+ * How long (in ms) a host may wait on `rt_backend_fd` before it must run
+ * the current-thread runtime: 0 if callbacks are ready now, the time until
+ * the next timer (rounded up to whole ms, at most `INT_MAX`), -1 if there
+ * is neither (only an fd event or another thread can bring work).
+ *
+ * Returns the timeout (>= -1); `RT_EINVAL` for NULL or a multi-thread
+ * runtime; `RT_ESHUTDOWN`. Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime.
+ */
+RT_API int rt_backend_timeout(const rt_runtime *rt);
 
 /**
  * Registers `fd` with the reactor: `cb(arg, fd, events, 0)` runs on a
@@ -479,6 +626,74 @@ RT_API int rt_waker_wake_by_ref(const rt_waker *waker);
 RT_API void rt_waker_free(rt_waker *waker);
 
 /**
+ * Creates a completion queue and stores it in `*out`. The queue does not
+ * depend on `rt` afterwards (it may outlive it); works with both flavors.
+ *
+ * Returns 0; `RT_EINVAL` for a NULL `rt` or `out`; `RT_ESHUTDOWN`;
+ * `-errno` if the OS refuses the eventfd. Ownership: the caller owns the
+ * queue and releases it with `rt_queue_free`. Thread-safe.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime; `out` is NULL or writable.
+ */
+RT_API int rt_queue_new(const rt_runtime *rt, rt_queue **out);
+
+/**
+ * Posts `fn(arg, 0)` to run in a later `rt_queue_drain`; if the queue is
+ * freed first, `fn(arg, RT_ECANCELED)` runs in `rt_queue_free` instead.
+ * Callbacks posted by one thread run in the order they were posted.
+ *
+ * Returns 0, or `RT_EINVAL` for a NULL `q` or `fn` (then `fn` is never
+ * called). Thread-safe: any thread, runtime callbacks and the queue's own
+ * drained callbacks included. `arg` travels to the draining thread.
+ *
+ * # Safety
+ * `q` is NULL or a live queue (not freed, and not being freed).
+ */
+RT_API int rt_queue_post(const rt_queue *q, rt_callback func, void *arg);
+
+/**
+ * Runs queued callbacks on the calling thread, oldest first, each with
+ * status 0: at most `max` of them, or with `max` 0 the ones queued when
+ * the call started (callbacks they post run on a later drain). Never
+ * blocks.
+ *
+ * Returns how many ran (>= 0), or `RT_EINVAL` for NULL. Thread-safe; a
+ * callback may post to or drain the same queue, and (run on the host's
+ * thread, not as a runtime callback) may block or call `rt_run*`. With several threads
+ * draining at once, each takes entries in queue order but they run
+ * concurrently.
+ *
+ * # Safety
+ * `q` is NULL or a live queue.
+ */
+RT_API int rt_queue_drain(const rt_queue *q, uint32_t max);
+
+/**
+ * A file descriptor that is readable exactly while the queue holds
+ * callbacks, for the host's `poll`/`epoll` set. The queue owns it: do not
+ * read from it or close it. Valid until `rt_queue_free`.
+ *
+ * Returns the fd (>= 0), or `RT_EINVAL` for NULL. Thread-safe.
+ *
+ * # Safety
+ * `q` is NULL or a live queue.
+ */
+RT_API int rt_queue_fd(const rt_queue *q);
+
+/**
+ * Frees the queue: every callback still queued gets its final call
+ * `fn(arg, RT_ECANCELED)` here, on the calling thread, oldest first. NULL
+ * is ignored.
+ *
+ * # Safety
+ * `q` is NULL or a queue from `rt_queue_new` not yet freed; no other
+ * thread uses it during or after this call (producers must be done
+ * posting), and it is not called from one of this queue's callbacks.
+ */
+RT_API void rt_queue_free(rt_queue *q);
+
+/**
  * Fills `*config` with the defaults. Returns 0, or `RT_EINVAL` if
  * `config` is NULL. Thread-safe.
  *
@@ -537,24 +752,6 @@ int rt_runtime_shutdown(rt_runtime *rt,
  * thread uses it during or after this call.
  */
 RT_API void rt_runtime_free(rt_runtime *rt);
-
-/**
- * Runs ready work of a current-thread runtime (`RT_FLAVOR_CURRENT_THREAD`)
- * on the calling thread, for a host that drives it from its own loop (a
- * game frame): polls I/O and timers without blocking, then runs ready
- * callbacks and tasks in FIFO order until `budget_us` microseconds have
- * passed or `max_callbacks` ran. Never blocks; what is left runs on the
- * next call, in the same order.
- *
- * Returns the number of tasks run (>= 0); `RT_EINVAL` for NULL or a
- * multi-thread runtime (its workers run everything); `RT_EDEADLK` when
- * called re-entrantly (from a callback of a runtime); `RT_ESHUTDOWN`.
- * Call it from one thread at a time (another thread's call returns 0).
- *
- * # Safety
- * `rt` is NULL or a live runtime.
- */
-RT_API int rt_run_budget(const rt_runtime *rt, uint64_t budget_us, uint32_t max_callbacks);
 
 /**
  * Copies the runtime's counters into `*out`. Works after shutdown too (the

@@ -71,6 +71,17 @@ impl CallOnce {
     }
 }
 
+impl CallOnce {
+    /// Calls it with `status` without the "inside a runtime callback"
+    /// mark: for calls the host makes on its own thread (draining a
+    /// completion queue), where blocking calls and `rt_run` are fine.
+    pub(crate) fn call_unmarked(self, status: c_int) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: as in `call`.
+        unsafe { (this.f)(this.arg, status) }
+    }
+}
+
 impl Drop for CallOnce {
     fn drop(&mut self) {
         // SAFETY: as in `call`; reached only when `call` was not.

@@ -106,6 +106,12 @@ impl rt_runtime {
         &self.io
     }
 
+    /// The handle without the shutdown check (it stays usable: calls on
+    /// it fail or do nothing after shutdown). Lock-free, for `rt_wake`.
+    pub(crate) fn raw_handle(&self) -> &Handle {
+        &self.handle
+    }
+
     pub(crate) fn is_shutdown(&self) -> bool {
         self.runtime
             .lock()
@@ -292,47 +298,6 @@ pub unsafe extern "C" fn rt_runtime_free(rt: *mut rt_runtime) {
         }
         // SAFETY: created by Box::into_raw in rt_runtime_new, freed once.
         drop(unsafe { Box::from_raw(rt) });
-    })
-}
-
-/// Runs ready work of a current-thread runtime (`RT_FLAVOR_CURRENT_THREAD`)
-/// on the calling thread, for a host that drives it from its own loop (a
-/// game frame): polls I/O and timers without blocking, then runs ready
-/// callbacks and tasks in FIFO order until `budget_us` microseconds have
-/// passed or `max_callbacks` ran. Never blocks; what is left runs on the
-/// next call, in the same order.
-///
-/// Returns the number of tasks run (>= 0); `RT_EINVAL` for NULL or a
-/// multi-thread runtime (its workers run everything); `RT_EDEADLK` when
-/// called re-entrantly (from a callback of a runtime); `RT_ESHUTDOWN`.
-/// Call it from one thread at a time (another thread's call returns 0).
-///
-/// # Safety
-/// `rt` is NULL or a live runtime.
-#[no_mangle]
-pub unsafe extern "C" fn rt_run_budget(
-    rt: *const rt_runtime,
-    budget_us: u64,
-    max_callbacks: u32,
-) -> c_int {
-    ffi_guard(|| {
-        // SAFETY: forwarded from the caller.
-        let rt = match unsafe { runtime_ref(rt) } {
-            Ok(rt) => rt,
-            Err(e) => return e,
-        };
-        let handle = match rt.handle() {
-            Ok(h) => h,
-            Err(e) => return e,
-        };
-        if handle.runtime_flavor() != rt_core::runtime::RuntimeFlavor::CurrentThread {
-            return RT_EINVAL;
-        }
-        if rt_core::runtime::is_runtime_thread() || crate::callback::is_in_callback() {
-            return RT_EDEADLK;
-        }
-        let ran = handle.run_for(Duration::from_micros(budget_us), max_callbacks as usize);
-        c_int::try_from(ran).unwrap_or(c_int::MAX)
     })
 }
 

@@ -204,7 +204,10 @@ impl Handle {
     /// Adds `timer` to the epoll set, so its expiry makes `backend_fd`
     /// readable. The timer must stay alive (and registered) as long as
     /// the driver; its events are ignored by the driver's turns.
-    pub(crate) fn register_host_timer(&self, timer: &super::host_timer::HostTimer) -> io::Result<()> {
+    pub(crate) fn register_host_timer(
+        &self,
+        timer: &super::host_timer::HostTimer,
+    ) -> io::Result<()> {
         self.inner.registry.register(
             &mut mio::unix::SourceFd(&timer.raw_fd()),
             TOKEN_HOST_TIMER,

@@ -195,7 +195,9 @@ impl Handle {
     /// (an I/O event, a timer due, a task spawned or woken from another
     /// thread, tasks left over by [`run_for`](Self::run_for)). Wait on it
     /// with [`backend_timeout`](Self::backend_timeout) as the timeout, then
-    /// run with [`RunMode::NoWait`] or `run_for`. The runtime owns it: do
+    /// run with [`RunMode::NoWait`] or `run_for`. It may also turn readable
+    /// with nothing to run (the wheel cascading a far timer): the run then
+    /// polls nothing. The runtime owns it: do
     /// not close it; it stays valid until the runtime is dropped.
     ///
     /// # Errors

@@ -17,9 +17,9 @@ pub(crate) mod metrics;
 mod metrics_api;
 pub(crate) mod park;
 
+pub use crate::scheduler::current_thread::RunMode;
 pub use builder::Builder;
 pub use handle::{EnterGuard, Handle, RuntimeFlavor, TryCurrentError};
-pub use crate::scheduler::current_thread::RunMode;
 pub use metrics_api::RuntimeMetrics;
 
 use crate::blocking::BlockingPool;

@@ -299,11 +299,7 @@ fn run_once(handle: &Arc<Handle>, mut core: Box<Core>, context: &Context) -> (Bo
 
 /// Runs until a stop request or no work is left, parking in the driver
 /// while tasks wait.
-fn run_default(
-    handle: &Arc<Handle>,
-    mut core: Box<Core>,
-    context: &Context,
-) -> (Box<Core>, usize) {
+fn run_default(handle: &Arc<Handle>, mut core: Box<Core>, context: &Context) -> (Box<Core>, usize) {
     let mut ran = 0;
     loop {
         if handle.host.stop_requested() {
