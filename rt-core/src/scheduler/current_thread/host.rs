@@ -8,8 +8,8 @@
 //! wake is still pending adds nothing (coalescing).
 
 use crate::io::host_timer::HostTimer;
+use crate::loom::AtomicBool;
 use crate::runtime::park::Unpark;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::OnceLock;
 
@@ -29,7 +29,7 @@ pub enum RunMode {
 }
 
 /// Stop and wake requests, and the host timer once asked for.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct HostState {
     stop: AtomicBool,
     wake: AtomicBool,
@@ -39,6 +39,14 @@ pub(super) struct HostState {
 }
 
 impl HostState {
+    pub(super) fn new() -> HostState {
+        HostState {
+            stop: AtomicBool::new(false),
+            wake: AtomicBool::new(false),
+            timer: OnceLock::new(),
+        }
+    }
+
     /// Asks the running (or next) `run` call to return.
     pub(super) fn request_stop(&self, unpark: &dyn Unpark) {
         if !self.stop.swap(true, AcqRel) {
@@ -75,5 +83,53 @@ impl HostState {
     /// its fd removes it from the epoll set).
     pub(super) fn set_timer(&self, timer: HostTimer) {
         let _ = self.timer.set(timer);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::runtime::park::{Park, ParkThread};
+
+    /// A wake racing with a host loop that checks the flag and then parks
+    /// is never lost: the loop always ends.
+    #[test]
+    fn wake_vs_run_once_no_lost_wakeup() {
+        loom::model(|| {
+            let host = crate::loom::Arc::new(HostState::new());
+            let mut park = ParkThread::new();
+            let unpark = park.unparker();
+            let h = host.clone();
+            let t = loom::thread::spawn(move || h.request_wake(&*unpark));
+            while !host.take_wake() {
+                park.park();
+            }
+            t.join().unwrap();
+        });
+    }
+
+    /// A stop and a wake from two threads: each is seen, although either
+    /// may find the other's unpark already pending.
+    #[test]
+    fn stop_and_wake_from_two_threads_are_both_seen() {
+        loom::model(|| {
+            let host = crate::loom::Arc::new(HostState::new());
+            let mut park = ParkThread::new();
+            let (u1, u2) = (park.unparker(), park.unparker());
+            let (h1, h2) = (host.clone(), host.clone());
+            let t1 = loom::thread::spawn(move || h1.request_stop(&*u1));
+            let t2 = loom::thread::spawn(move || h2.request_wake(&*u2));
+            let (mut stopped, mut woken) = (false, false);
+            loop {
+                stopped |= host.take_stop();
+                woken |= host.take_wake();
+                if stopped && woken {
+                    break;
+                }
+                park.park();
+            }
+            t1.join().unwrap();
+            t2.join().unwrap();
+        });
     }
 }

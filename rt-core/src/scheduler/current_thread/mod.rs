@@ -75,7 +75,7 @@ impl Handle {
             blocking,
             core: Mutex::new(Some(core)),
             core_waiters: Mutex::new(Vec::new()),
-            host: HostState::default(),
+            host: HostState::new(),
             scheduler_metrics: SchedulerMetrics::default(),
             worker_metrics: WorkerMetrics::default(),
         })
