@@ -30,15 +30,20 @@ impl<S: 'static> Inject<S> {
         }
     }
 
-    /// Adds an entry; hands it back if the queue is closed.
-    pub(super) fn push(&self, task: Notified<S>) -> Result<(), Notified<S>> {
+    /// Adds an entry; hands it back if the queue is closed. `Ok(true)` if
+    /// the queue was empty before: only then must the driving thread be
+    /// woken. Had it held entries, the push that made it non-empty woke
+    /// it, and it pops (under this lock, so it sees this entry) until it
+    /// finds the queue empty before it parks again.
+    pub(super) fn push(&self, task: Notified<S>) -> Result<bool, Notified<S>> {
         let mut synced = self.synced.lock().unwrap();
         if synced.closed {
             return Err(task);
         }
+        let was_empty = synced.queue.is_empty();
         synced.queue.push_back(task);
         self.len.store(synced.queue.len(), Release);
-        Ok(())
+        Ok(was_empty)
     }
 
     pub(super) fn pop(&self) -> Option<Notified<S>> {

@@ -302,12 +302,13 @@ impl Schedule for Arc<Handle> {
             // From another thread (or with the core parked): the shared
             // queue, then wake the driving thread.
             self.scheduler_metrics.inc_remote_schedule();
-            if let Err(task) = self.inject.push(task) {
+            match self.inject.push(task) {
+                Ok(true) => self.unpark.unpark(),
+                // Not the first entry: its push woke the driving thread.
+                Ok(false) => {}
                 // Shut down: the task was already cancelled, drop the entry.
-                drop(task);
-                return;
+                Err(task) => drop(task),
             }
-            self.unpark.unpark();
         });
     }
 }
