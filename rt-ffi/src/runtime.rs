@@ -6,6 +6,7 @@ use crate::io::IoRegistry;
 use crate::timer::TimerRegistry;
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,6 +85,9 @@ pub struct rt_metrics {
 pub struct rt_runtime {
     /// `None` once shut down.
     runtime: Mutex<Option<Runtime>>,
+    /// Set when `runtime` is taken: lets every call check for shutdown
+    /// without the lock.
+    shut_down: AtomicBool,
     handle: Handle,
     timers: Arc<TimerRegistry>,
     io: IoRegistry,
@@ -113,10 +117,7 @@ impl rt_runtime {
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.runtime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
+        self.shut_down.load(Acquire)
     }
 }
 
@@ -227,6 +228,7 @@ pub unsafe extern "C" fn rt_runtime_new(
         let handle = runtime.handle().clone();
         let rt = Box::new(rt_runtime {
             runtime: Mutex::new(Some(runtime)),
+            shut_down: AtomicBool::new(false),
             handle,
             timers: Arc::new(TimerRegistry::new()),
             io: IoRegistry::new(),
@@ -259,7 +261,11 @@ pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i6
             Ok(rt) => rt,
             Err(e) => return e,
         };
-        let runtime = rt.runtime.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let runtime = {
+            let mut slot = rt.runtime.lock().unwrap_or_else(|e| e.into_inner());
+            rt.shut_down.store(true, Release);
+            slot.take()
+        };
         let Some(runtime) = runtime else {
             return RT_ESHUTDOWN;
         };

@@ -6,7 +6,7 @@ use crate::guard::{ffi_guard, ffi_guard_void};
 use crate::runtime::{rt_runtime, runtime_ref};
 use rt_core::task::AbortHandle;
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicU8, Ordering::AcqRel};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::AcqRel, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ pub(crate) struct TaskShared {
     /// Set (under the mutex) once the final call returned.
     done: Mutex<bool>,
     cv: Condvar,
+    /// Threads waiting in `rt_task_join` (changed and read under `done`'s
+    /// lock): `finish` skips the condvar's syscall when there are none.
+    joiners: AtomicU32,
     abort: Mutex<Option<AbortHandle>>,
     /// Run by a successful abort (blocking work: the `RT_ECANCELED` call
     /// happens at once, not when a pool thread reaches the queued job).
@@ -40,6 +43,7 @@ impl TaskShared {
             start: AtomicU8::new(PENDING),
             done: Mutex::new(false),
             cv: Condvar::new(),
+            joiners: AtomicU32::new(0),
             abort: Mutex::new(None),
             on_abort: Mutex::new(None),
         })
@@ -58,8 +62,13 @@ impl TaskShared {
     }
 
     pub(crate) fn finish(&self) {
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_all();
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        *done = true;
+        let joiners = self.joiners.load(Relaxed);
+        drop(done);
+        if joiners > 0 {
+            self.cv.notify_all();
+        }
     }
 
     fn is_finished(&self) -> bool {
@@ -135,6 +144,13 @@ pub unsafe extern "C" fn rt_spawn(
             Ok(h) => h,
             Err(e) => return e,
         };
+        if out.is_null() {
+            // No handle: nobody can abort or join it, so no shared state.
+            // Dropped unpolled (shutdown), the callback gets RT_ECANCELED.
+            let callback = CallOnce::new(f, arg);
+            drop(handle.spawn(async move { callback.call(0) }));
+            return 0;
+        }
         let shared = TaskShared::new();
         let guard = FinishOnDrop {
             callback: Some(CallOnce::new(f, arg)),
@@ -267,13 +283,17 @@ pub unsafe extern "C" fn rt_task_join(task: *const rt_task, timeout_ms: i64) -> 
         {
             return RT_EDEADLK;
         }
-        while !*done {
+        shared.joiners.fetch_add(1, Relaxed);
+        let result = loop {
+            if *done {
+                break 0;
+            }
             match deadline {
                 None => done = shared.cv.wait(done).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        return RT_ETIMEDOUT;
+                        break RT_ETIMEDOUT;
                     }
                     done = shared
                         .cv
@@ -282,8 +302,9 @@ pub unsafe extern "C" fn rt_task_join(task: *const rt_task, timeout_ms: i64) -> 
                         .0;
                 }
             }
-        }
-        0
+        };
+        shared.joiners.fetch_sub(1, Relaxed);
+        result
     })
 }
 
