@@ -44,6 +44,9 @@ pub(crate) struct CallGate {
 struct GateState {
     stopped: bool,
     running_on: Option<ThreadId>,
+    /// Stoppers waiting for the running call: `end` skips the condvar's
+    /// syscall when there are none.
+    waiters: u32,
 }
 
 impl CallGate {
@@ -61,7 +64,9 @@ impl CallGate {
     pub(crate) fn end(&self) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.running_on = None;
-        self.cv.notify_all();
+        if s.waiters > 0 {
+            self.cv.notify_all();
+        }
         !s.stopped
     }
 
@@ -123,7 +128,9 @@ impl CallGate {
             if crate::callback::is_in_callback() {
                 return Stopped::StillRunning;
             }
+            s.waiters += 1;
             s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.waiters -= 1;
         }
         Stopped::Done
     }
