@@ -485,8 +485,8 @@ int main(void) {
     rt_runtime *rt, *mt;
     rt_metrics m;
     window w = {0};
-    int rc, i, b, ai_spawned = 0, bursts_spawned = 0, slack_us = 1000;
-    int64_t start, deadline, prev_frame = 0, drain_until = 0, frame_budget_max;
+    int rc, i, b, ai_spawned = 0, bursts_spawned = 0, slack_us = 1000, last_run;
+    int64_t last_run_ns, start, deadline, prev_frame = 0, drain_until = 0, frame_budget_max;
     const char *env = getenv("GAME_LOOP_SLACK_US");
     if (env && atoi(env) > 0) slack_us = atoi(env);
     frame_budget_max = (BUDGET_US + slack_us) * 1000LL;
@@ -571,6 +571,11 @@ int main(void) {
     EXPECT(rt_io_deregister(rt, client.id) == 0);
     close(server.fd);
     close(client.fd);
+    /* Nothing is left (no task, timer, fd or blocking job): rt_run(DEFAULT)
+     * only reaps the two deregistered fd tasks and returns at once. */
+    start = now_ns();
+    last_run = rt_run(rt, RT_RUN_DEFAULT);
+    last_run_ns = now_ns() - start;
     EXPECT(rt_runtime_metrics(rt, &m) == 0);
     EXPECT(rt_runtime_shutdown(rt, 5000) == 0);
     rt_runtime_free(rt);
@@ -637,9 +642,12 @@ int main(void) {
     printf("         %d frame(s) preempted inside it (excluded from the wall-clock check; at most %.3f ms "
            "in the others), %d spurious backend-fd wakeup(s)\n", preempted_frames, rt_ns_max_kept / 1e6,
            spurious_wakeups);
-    printf("         tasks spawned %llu, alive at the end %llu, io registrations %llu\n",
-           (unsigned long long)m.tasks_spawned, (unsigned long long)m.tasks_alive,
-           (unsigned long long)m.io_registrations);
+    printf("shutdown: with the fds deregistered, rt_run(RT_RUN_DEFAULT) returned %d after %.2f ms; then %llu "
+           "task(s) alive (of %llu spawned), %llu fd registration(s), %llu timer(s)\n", last_run,
+           last_run_ns / 1e6, (unsigned long long)m.tasks_alive, (unsigned long long)m.tasks_spawned,
+           (unsigned long long)m.io_registrations, (unsigned long long)m.timers);
+    EXPECT(last_run >= 0 && last_run_ns < 1000000000LL);
+    EXPECT(m.tasks_alive == 0 && m.io_registrations == 0 && m.timers == 0);
     EXPECT(rt_ns_max_kept <= frame_budget_max && rt_cpu_ns_max_all <= frame_budget_max);
     EXPECT(reentrancy_checked && reentrant_rc == RT_EDEADLK);
     EXPECT(off_thread_calls == 0);

@@ -27,10 +27,11 @@
 // must not throw: an exception cannot cross librt's C frames, so it ends the
 // program (std::terminate).
 //
-// Lifetimes: handles (Task excepted) and queues belong to one runtime and
-// should be destroyed before it; one destroyed after it finds the runtime
-// gone and does nothing (everything already got its final call). Destroying
-// a handle and its runtime concurrently on two threads is not supported.
+// Lifetimes: Timer and IoRegistration belong to one runtime and are best
+// destroyed before it; one destroyed after it finds the runtime gone and does
+// nothing (its callback already got its final call). Destroying a handle and
+// its runtime concurrently on two threads is not supported. Task handles and
+// CompletionQueues may outlive the runtime (as in the C API).
 #ifndef RT_HPP
 #define RT_HPP
 
@@ -72,16 +73,25 @@ struct Thunk {
     bool free_after_call = false;
 };
 
-// The thunk whose callback runs on this thread right now (innermost).
-inline thread_local Thunk *current_thunk = nullptr;
+// The callbacks running on this thread, innermost first (more than one when
+// a callback drains a CompletionQueue, or a C++ callback runs a nested one).
+struct Running;
+inline thread_local Running *running_top = nullptr;
 
 struct Running {
-    Thunk *prev;
-    explicit Running(Thunk *t) noexcept : prev(current_thunk) { current_thunk = t; }
-    ~Running() { current_thunk = prev; }
+    Thunk *thunk;
+    Running *outer;
+    explicit Running(Thunk *t) noexcept : thunk(t), outer(running_top) { running_top = this; }
+    ~Running() { running_top = outer; }
     Running(const Running &) = delete;
     Running &operator=(const Running &) = delete;
 };
+
+inline bool running_here(const Thunk *t) noexcept {
+    for (Running *r = running_top; r; r = r->outer)
+        if (r->thunk == t) return true;
+    return false;
+}
 
 // State shared by a Runtime and its handles, at a stable address.
 struct Core {
@@ -97,7 +107,7 @@ struct Core {
 
 // After a stop/deregister returned 0: no further call will start.
 inline void release_stopped(Thunk *t) noexcept {
-    if (t == current_thunk) t->free_after_call = true; // its own call is on our stack
+    if (running_here(t)) t->free_after_call = true; // its own call is on our stack
     else delete t;
 }
 
