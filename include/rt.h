@@ -394,9 +394,9 @@ RT_API const char *rt_err_name(int err);
  *   live callback task, timer, fd registration, poll task or blocking
  *   job); blocks while waiting for I/O and timers. `rt_wake` does not end
  *   it.
- * - `RT_RUN_ONCE`: runs what is ready; if nothing was, blocks until at
- *   least one callback ran, or until `rt_wake` / `rt_stop` (then it may
- *   return 0). It blocks even when no work is left: a cross-thread
+ * - `RT_RUN_ONCE`: runs what is ready; if no callback ran, blocks until
+ *   at least one did, or until `rt_wake` / `rt_stop` (then it may return
+ *   0). It blocks even when no work is left: a cross-thread
  *   `rt_spawn` or `rt_wake` ends the wait.
  * - `RT_RUN_NOWAIT`: polls I/O and timers without waiting, runs the
  *   callbacks ready at that point (the ones they schedule run on the next
@@ -405,8 +405,9 @@ RT_API const char *rt_err_name(int err);
  * A pending `rt_stop` makes it return 0 at once; every return consumes
  * pending `rt_stop` and `rt_wake` requests.
  *
- * Returns the number of callbacks and tasks run (>= 0); `RT_EINVAL` for
- * NULL, an unknown mode or a multi-thread runtime (its workers run
+ * Returns the number of C callbacks it ran (>= 0; the library's internal
+ * steps, such as arming a timer, are not counted); `RT_EINVAL` for NULL,
+ * an unknown mode or a multi-thread runtime (its workers run
  * everything); `RT_EDEADLK` from inside a callback; `RT_ESHUTDOWN`.
  * Call it from one thread at a time (a concurrent call returns 0).
  *
@@ -420,11 +421,13 @@ RT_API int rt_run(const rt_runtime *rt, rt_run_mode mode);
  * host that drives it from its own loop (a game frame): polls I/O with a
  * zero timeout, expires timers, then runs ready callbacks and tasks in
  * FIFO order until `budget_us` microseconds have passed or
- * `max_callbacks` ran (or `rt_stop`). Never blocks; what is left runs on
- * the next call, in the same order. The budget is checked before each
- * callback: a call overruns it by at most one callback.
+ * `max_callbacks` tasks ran (or `rt_stop`). Never blocks; what is left
+ * runs on the next call, in the same order. The budget is checked before
+ * each task: a call overruns it by at most one callback. Each callback is
+ * one task; the library's own steps (arming a timer, re-checking an fd
+ * that stayed ready) are tasks too and count towards `max_callbacks`.
  *
- * Returns the number of callbacks and tasks run (>= 0); `RT_EINVAL` for
+ * Returns the number of C callbacks it ran (>= 0); `RT_EINVAL` for
  * NULL or a multi-thread runtime; `RT_EDEADLK` from inside a callback;
  * `RT_ESHUTDOWN`. Call it from one thread at a time (a concurrent call
  * returns 0).
@@ -491,9 +494,13 @@ RT_API int rt_backend_fd(const rt_runtime *rt);
 
 /**
  * How long (in ms) a host may wait on `rt_backend_fd` before it must run
- * the current-thread runtime: 0 if callbacks are ready now, the time until
- * the next timer (rounded up to whole ms, at most `INT_MAX`), -1 if there
- * is neither (only an fd event or another thread can bring work).
+ * the current-thread runtime: 0 if callbacks are ready now, else the time
+ * until the timer wheel's next step (rounded up to whole ms, at most
+ * `INT_MAX`), -1 if no timer is armed (only an fd event or another thread
+ * can bring work). The next step is the next timer's deadline, or an
+ * earlier point where the wheel moves far timers closer (a wakeup that
+ * runs nothing, after which the timeout is recomputed): never later than
+ * the next timer.
  *
  * Returns the timeout (>= -1); `RT_EINVAL` for NULL or a multi-thread
  * runtime; `RT_ESHUTDOWN`. Thread-safe.

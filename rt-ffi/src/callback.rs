@@ -9,6 +9,13 @@ pub type rt_callback = Option<unsafe extern "C" fn(arg: *mut c_void, status: c_i
 thread_local! {
     /// How deep this thread is inside C callbacks made by the runtime.
     static IN_CALLBACK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// C callbacks this thread has made (`rt_run*` report the difference).
+    static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many C callbacks this thread has made so far.
+pub(crate) fn calls_made() -> u64 {
+    CALLS.try_with(|c| c.get()).unwrap_or(0)
 }
 
 /// Runs `f` (which calls into C) marked as "inside a callback", so that
@@ -22,6 +29,7 @@ pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     IN_CALLBACK.with(|c| c.set(c.get() + 1));
+    CALLS.with(|c| c.set(c.get().wrapping_add(1)));
     let _leave = Leave;
     f()
 }

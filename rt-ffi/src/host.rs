@@ -49,7 +49,9 @@ unsafe fn run_handle<'a>(rt: *const rt_runtime) -> Result<&'a Handle, c_int> {
     Ok(handle)
 }
 
-fn count(ran: usize) -> c_int {
+/// C callbacks this thread made since `before`, as a return value.
+fn callbacks_since(before: u64) -> c_int {
+    let ran = crate::callback::calls_made().wrapping_sub(before);
     c_int::try_from(ran).unwrap_or(c_int::MAX)
 }
 
@@ -61,9 +63,9 @@ fn count(ran: usize) -> c_int {
 ///   live callback task, timer, fd registration, poll task or blocking
 ///   job); blocks while waiting for I/O and timers. `rt_wake` does not end
 ///   it.
-/// - `RT_RUN_ONCE`: runs what is ready; if nothing was, blocks until at
-///   least one callback ran, or until `rt_wake` / `rt_stop` (then it may
-///   return 0). It blocks even when no work is left: a cross-thread
+/// - `RT_RUN_ONCE`: runs what is ready; if no callback ran, blocks until
+///   at least one did, or until `rt_wake` / `rt_stop` (then it may return
+///   0). It blocks even when no work is left: a cross-thread
 ///   `rt_spawn` or `rt_wake` ends the wait.
 /// - `RT_RUN_NOWAIT`: polls I/O and timers without waiting, runs the
 ///   callbacks ready at that point (the ones they schedule run on the next
@@ -72,8 +74,9 @@ fn count(ran: usize) -> c_int {
 /// A pending `rt_stop` makes it return 0 at once; every return consumes
 /// pending `rt_stop` and `rt_wake` requests.
 ///
-/// Returns the number of callbacks and tasks run (>= 0); `RT_EINVAL` for
-/// NULL, an unknown mode or a multi-thread runtime (its workers run
+/// Returns the number of C callbacks it ran (>= 0; the library's internal
+/// steps, such as arming a timer, are not counted); `RT_EINVAL` for NULL,
+/// an unknown mode or a multi-thread runtime (its workers run
 /// everything); `RT_EDEADLK` from inside a callback; `RT_ESHUTDOWN`.
 /// Call it from one thread at a time (a concurrent call returns 0).
 ///
@@ -89,10 +92,21 @@ pub unsafe extern "C" fn rt_run(rt: *const rt_runtime, mode: rt_run_mode) -> c_i
             _ => return RT_EINVAL,
         };
         // SAFETY: forwarded from the caller.
-        match unsafe { run_handle(rt) } {
-            Ok(handle) => count(handle.run(mode)),
-            Err(e) => e,
+        let handle = match unsafe { run_handle(rt) } {
+            Ok(handle) => handle,
+            Err(e) => return e,
+        };
+        let before = crate::callback::calls_made();
+        if mode == RunMode::Once {
+            // The scheduler's ONCE ends when a task ran; the library's own
+            // steps (arming a timer) are tasks too. Wait on until a C
+            // callback ran, or the run was interrupted (it then polled
+            // nothing: rt_wake, rt_stop, shutdown, another thread driving).
+            while handle.run(RunMode::Once) > 0 && crate::callback::calls_made() == before {}
+        } else {
+            handle.run(mode);
         }
+        callbacks_since(before)
     })
 }
 
@@ -100,11 +114,13 @@ pub unsafe extern "C" fn rt_run(rt: *const rt_runtime, mode: rt_run_mode) -> c_i
 /// host that drives it from its own loop (a game frame): polls I/O with a
 /// zero timeout, expires timers, then runs ready callbacks and tasks in
 /// FIFO order until `budget_us` microseconds have passed or
-/// `max_callbacks` ran (or `rt_stop`). Never blocks; what is left runs on
-/// the next call, in the same order. The budget is checked before each
-/// callback: a call overruns it by at most one callback.
+/// `max_callbacks` tasks ran (or `rt_stop`). Never blocks; what is left
+/// runs on the next call, in the same order. The budget is checked before
+/// each task: a call overruns it by at most one callback. Each callback is
+/// one task; the library's own steps (arming a timer, re-checking an fd
+/// that stayed ready) are tasks too and count towards `max_callbacks`.
 ///
-/// Returns the number of callbacks and tasks run (>= 0); `RT_EINVAL` for
+/// Returns the number of C callbacks it ran (>= 0); `RT_EINVAL` for
 /// NULL or a multi-thread runtime; `RT_EDEADLK` from inside a callback;
 /// `RT_ESHUTDOWN`. Call it from one thread at a time (a concurrent call
 /// returns 0).
@@ -119,12 +135,13 @@ pub unsafe extern "C" fn rt_run_budget(
 ) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        match unsafe { run_handle(rt) } {
-            Ok(handle) => {
-                count(handle.run_for(Duration::from_micros(budget_us), max_callbacks as usize))
-            }
-            Err(e) => e,
-        }
+        let handle = match unsafe { run_handle(rt) } {
+            Ok(handle) => handle,
+            Err(e) => return e,
+        };
+        let before = crate::callback::calls_made();
+        handle.run_for(Duration::from_micros(budget_us), max_callbacks as usize);
+        callbacks_since(before)
     })
 }
 
@@ -218,9 +235,13 @@ pub unsafe extern "C" fn rt_backend_fd(rt: *const rt_runtime) -> c_int {
 }
 
 /// How long (in ms) a host may wait on `rt_backend_fd` before it must run
-/// the current-thread runtime: 0 if callbacks are ready now, the time until
-/// the next timer (rounded up to whole ms, at most `INT_MAX`), -1 if there
-/// is neither (only an fd event or another thread can bring work).
+/// the current-thread runtime: 0 if callbacks are ready now, else the time
+/// until the timer wheel's next step (rounded up to whole ms, at most
+/// `INT_MAX`), -1 if no timer is armed (only an fd event or another thread
+/// can bring work). The next step is the next timer's deadline, or an
+/// earlier point where the wheel moves far timers closer (a wakeup that
+/// runs nothing, after which the timeout is recomputed): never later than
+/// the next timer.
 ///
 /// Returns the timeout (>= -1); `RT_EINVAL` for NULL or a multi-thread
 /// runtime; `RT_ESHUTDOWN`. Thread-safe.

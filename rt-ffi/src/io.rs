@@ -324,8 +324,11 @@ pub unsafe extern "C" fn rt_io_register(
                 }
                 // The guards end here, before the await below.
                 let _ = (rguard, wguard);
-                // Let other tasks run between level-triggered repeats.
-                rt_core::task::yield_now().await;
+                if still & held != 0 {
+                    // Still ready: it is called again at once. Let other
+                    // tasks run between level-triggered repeats.
+                    rt_core::task::yield_now().await;
+                }
             }
         });
         // (A shutdown racing with this call drops the task at once: the
