@@ -45,6 +45,10 @@ demo-c: deps
 			-Wl,-rpath,$(DEMO_PREFIX)/lib -lpthread || exit 1; \
 	done
 	@for e in $(C_EXAMPLES); do echo "== examples/c/$$e"; $(C_BUILD)/examples/$$e || exit 1; done
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 examples/cpp/main.cpp -o $(C_BUILD)/examples/cpp_main \
+		$$(PKG_CONFIG_PATH=$(DEMO_PREFIX)/lib/pkgconfig pkg-config --cflags --libs rt) \
+		-Wl,-rpath,$(DEMO_PREFIX)/lib -lpthread
+	@echo "== examples/cpp/main"; $(C_BUILD)/examples/cpp_main
 
 # Everything the tests use comes from rustup components, crates.io and
 # Debian packages (valgrind), installed here when missing.
