@@ -392,8 +392,8 @@ RT_API const char *rt_err_name(int err);
  *
  * - `RT_RUN_DEFAULT`: runs until `rt_stop` or until no work is left (no
  *   live callback task, timer, fd registration, poll task or blocking
- *   job); blocks while waiting for I/O and timers. `rt_wake` does not end
- *   it.
+ *   job); blocks while waiting for I/O and timers. `rt_wake` only makes
+ *   it re-check whether work is left.
  * - `RT_RUN_ONCE`: runs what is ready; if no callback ran, blocks until
  *   at least one did, or until `rt_wake` / `rt_stop` (then it may return
  *   0). It blocks even when no work is left: a cross-thread

@@ -291,3 +291,47 @@ fn run_panics_on_multi_thread() {
         .unwrap();
     rt.run(RunMode::NoWait);
 }
+
+#[test]
+fn default_returns_when_the_last_blocking_job_ends() {
+    // No task is alive while the jobs run: the run must still wait for
+    // them, and be woken when the last one ends.
+    let rt = runtime();
+    let h = rt.handle().clone();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(10));
+        h.stop();
+    });
+    for _ in 0..200 {
+        let start = Instant::now();
+        drop(rt.handle().spawn_blocking(|| {}));
+        assert_eq!(rt.run(RunMode::Default), 0);
+        assert!(start.elapsed() < Duration::from_secs(5), "hung");
+    }
+    drop(watchdog);
+}
+
+#[test]
+fn run_until_waits_for_progress_but_not_past_a_wake() {
+    let rt = runtime();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    rt.spawn(async move {
+        rt_core::time::sleep(Duration::from_millis(30)).await;
+        f.fetch_add(1, SeqCst);
+    });
+    // The first pass only starts the sleep: no progress yet, keep waiting.
+    let start = Instant::now();
+    let f = fired.clone();
+    assert_eq!(
+        rt.handle().run_until(RunMode::Once, || f.load(SeqCst) > 0),
+        2
+    );
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    // A pending wake ends the wait even without progress.
+    rt.spawn(async { rt_core::time::sleep(Duration::from_secs(3600)).await });
+    rt.handle().wake();
+    let start = Instant::now();
+    assert_eq!(rt.handle().run_until(RunMode::Once, || false), 1);
+    assert!(start.elapsed() < Duration::from_secs(1));
+}

@@ -61,8 +61,8 @@ fn callbacks_since(before: u64) -> c_int {
 ///
 /// - `RT_RUN_DEFAULT`: runs until `rt_stop` or until no work is left (no
 ///   live callback task, timer, fd registration, poll task or blocking
-///   job); blocks while waiting for I/O and timers. `rt_wake` does not end
-///   it.
+///   job); blocks while waiting for I/O and timers. `rt_wake` only makes
+///   it re-check whether work is left.
 /// - `RT_RUN_ONCE`: runs what is ready; if no callback ran, blocks until
 ///   at least one did, or until `rt_wake` / `rt_stop` (then it may return
 ///   0). It blocks even when no work is left: a cross-thread
@@ -97,15 +97,9 @@ pub unsafe extern "C" fn rt_run(rt: *const rt_runtime, mode: rt_run_mode) -> c_i
             Err(e) => return e,
         };
         let before = crate::callback::calls_made();
-        if mode == RunMode::Once {
-            // The scheduler's ONCE ends when a task ran; the library's own
-            // steps (arming a timer) are tasks too. Wait on until a C
-            // callback ran, or the run was interrupted (it then polled
-            // nothing: rt_wake, rt_stop, shutdown, another thread driving).
-            while handle.run(RunMode::Once) > 0 && crate::callback::calls_made() == before {}
-        } else {
-            handle.run(mode);
-        }
+        // ONCE waits for a C callback: the library's own steps (arming a
+        // timer) are tasks too, and do not count.
+        handle.run_until(mode, || crate::callback::calls_made() != before);
         callbacks_since(before)
     })
 }

@@ -206,12 +206,19 @@ pub unsafe extern "C" fn rt_queue_free(q: *mut rt_queue) {
         if q.is_null() {
             return;
         }
-        // SAFETY: created by Box::into_raw in rt_queue_new, freed once.
-        let q = unsafe { Box::from_raw(q) };
-        // Final calls outside the lock, in order (a callback may still post
-        // to the queue: those get theirs in this loop too).
-        while let Some(entry) = q.pop() {
-            drop(entry);
+        {
+            // SAFETY: live until the Box below takes it back; only shared
+            // references exist meanwhile (a final callback may post to it
+            // through its own pointer: that entry gets its call here too).
+            let queue = unsafe { &*q };
+            // Final calls outside the lock, in order, made the way drains
+            // make theirs (on the host's thread, not as runtime callbacks).
+            while let Some(entry) = queue.pop() {
+                entry.call_unmarked(RT_ECANCELED);
+            }
         }
+        // SAFETY: created by Box::into_raw in rt_queue_new, freed once; no
+        // reference to it is left.
+        drop(unsafe { Box::from_raw(q) });
     })
 }

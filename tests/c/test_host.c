@@ -7,6 +7,7 @@
 #include "rt.h"
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -214,7 +215,150 @@ static void test_stop_and_wake_interrupt_a_blocking_run(void) {
     CHECK_EQ(rt_run(rt, RT_RUN_DEFAULT), 0);
     CHECK_EQ(rt_run(rt, RT_RUN_NOWAIT), 0);
     CHECK_EQ(atomic_load(&fired), 0);
+    /* A wake made before ONCE is not lost when the library's own step
+     * (arming a timer) runs in the same pass. */
+    CHECK_EQ(rt_timer_start(rt, 3000, 0, count_cb, &fired, &tid), 0);
+    CHECK_EQ(rt_wake(rt), 0);
+    start = now_us();
+    CHECK_EQ(rt_run(rt, RT_RUN_ONCE), 0);
+    CHECK(now_us() - start < 1000000);
+    CHECK_EQ(atomic_load(&fired), 0);
     rt_runtime_free(rt);
+}
+
+/* rt_stop from a callback ends DEFAULT right after that callback. */
+static const rt_runtime *stopper_rt;
+
+static void stopper_cb(void *arg, int status) {
+    if (status == 0 && atomic_fetch_add((atomic_int *)arg, 1) == 0) {
+        CHECK_EQ(rt_stop(stopper_rt), 0);
+    }
+}
+
+static void test_stop_from_callback_ends_default_after_it(void) {
+    rt_runtime *rt = new_current_thread();
+    atomic_int n = 0;
+    int i;
+    stopper_rt = rt;
+    for (i = 0; i < 10; i++) {
+        CHECK_EQ(rt_spawn(rt, stopper_cb, &n, NULL), 0);
+    }
+    CHECK_EQ(rt_run(rt, RT_RUN_DEFAULT), 1);
+    CHECK_EQ(atomic_load(&n), 1);
+    CHECK_EQ(rt_run(rt, RT_RUN_DEFAULT), 9); /* the rest, in order, then no work left */
+    rt_runtime_free(rt);
+}
+
+/* DEFAULT returns once the last blocking job is over, also when its done
+ * callback ran before the pool thread finished with the job. */
+typedef struct {
+    const rt_runtime *rt;
+    long after_ms;
+    atomic_int cancel;
+} watchdog;
+
+static void *watchdog_thread(void *arg) {
+    watchdog *w = arg;
+    long waited = 0;
+    while (!atomic_load(&w->cancel) && waited < w->after_ms) {
+        sleep_ms(1);
+        waited++;
+    }
+    if (!atomic_load(&w->cancel)) {
+        rt_stop(w->rt); /* only on a hang: the test then fails on time */
+    }
+    return NULL;
+}
+
+static void quick_work(void *arg) {
+    (void)arg;
+}
+
+static void test_default_waits_for_blocking_jobs_without_hanging(void) {
+    rt_runtime *rt = new_current_thread();
+    blocking_ctx b;
+    watchdog w;
+    pthread_t t;
+    int i, hangs = 0;
+    memset(&b, 0, sizeof b);
+    memset(&w, 0, sizeof w);
+    w.rt = rt;
+    w.after_ms = 5000;
+    CHECK_EQ(pthread_create(&t, NULL, watchdog_thread, &w), 0);
+    for (i = 0; i < 300 && !hangs; i++) {
+        int64_t start = now_us();
+        CHECK_EQ(rt_spawn_blocking(rt, quick_work, blocking_done, &b, NULL), 0);
+        CHECK_EQ(rt_run(rt, RT_RUN_DEFAULT), 1);
+        if (now_us() - start > 4000000) {
+            hangs++;
+        }
+    }
+    atomic_store(&w.cancel, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(hangs, 0);
+    CHECK_EQ(atomic_load(&b.done), i);
+    rt_runtime_free(rt);
+}
+
+/* Shutting down from another thread while the host is inside rt_run* frees
+ * everything (no fd of the runtime survives rt_runtime_free). */
+static int count_fds(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (!d) {
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static const rt_runtime *race_rt;
+static atomic_int race_stop;
+
+static void respawn_cb(void *arg, int status) {
+    (void)arg;
+    if (status == 0) {
+        rt_spawn(race_rt, respawn_cb, NULL, NULL);
+    }
+}
+
+static void *race_host(void *arg) {
+    long mode = (long)(size_t)arg;
+    rt_backend_fd(race_rt);
+    while (!atomic_load(&race_stop)) {
+        int r = mode == 3 ? rt_run_budget(race_rt, 50, 3) : rt_run(race_rt, (rt_run_mode)mode);
+        if (r < 0) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void test_shutdown_racing_a_driving_thread_frees_everything(void) {
+    int before = count_fds(), i;
+    rt_timer_id tid;
+    for (i = 0; i < 40; i++) {
+        rt_runtime *rt = new_current_thread();
+        pthread_t h;
+        int k;
+        race_rt = rt;
+        atomic_store(&race_stop, 0);
+        for (k = 0; k < 8; k++) {
+            CHECK_EQ(rt_spawn(rt, respawn_cb, NULL, NULL), 0);
+        }
+        CHECK_EQ(rt_timer_start(rt, 100000, 0, count_cb, NULL, &tid), 0);
+        CHECK_EQ(pthread_create(&h, NULL, race_host, (void *)(size_t)(i % 2 ? 2 : 3)), 0);
+        sleep_ms(1);
+        CHECK(rt_runtime_shutdown(rt, 1000) == 0);
+        atomic_store(&race_stop, 1);
+        pthread_join(h, NULL);
+        rt_runtime_free(rt);
+    }
+    CHECK_EQ(count_fds(), before);
 }
 
 /* ---------------- rt_wake from a signal handler ---------------- */
@@ -727,6 +871,9 @@ int main(void) {
         {"run_once_blocks_until_an_event", test_run_once_blocks_until_an_event},
         {"run_nowait_never_blocks", test_run_nowait_never_blocks},
         {"stop_and_wake_interrupt_a_blocking_run", test_stop_and_wake_interrupt_a_blocking_run},
+        {"stop_from_callback_ends_default_after_it", test_stop_from_callback_ends_default_after_it},
+        {"default_waits_for_blocking_jobs_without_hanging", test_default_waits_for_blocking_jobs_without_hanging},
+        {"shutdown_racing_a_driving_thread_frees_everything", test_shutdown_racing_a_driving_thread_frees_everything},
         {"wake_from_signal_handler", test_wake_from_signal_handler},
         {"run_budget_spends_its_budget_in_fifo_order", test_run_budget_spends_its_budget_in_fifo_order},
         {"backend_fd_wakes_host_poll", test_backend_fd_wakes_host_poll},

@@ -2,12 +2,13 @@
 
 use super::task::{BlockingSchedule, BlockingTask};
 use crate::runtime::config::Callback;
+use crate::runtime::park::Unpark;
 use crate::task::{self, JoinHandle, UnownedTask};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Owns the pool; shutting it down (or dropping it) stops the threads.
@@ -37,7 +38,7 @@ struct Inner {
     /// `spawn_blocking` closures submitted and not yet finished (or
     /// dropped): a host-driven runtime has work left while this is > 0.
     /// (Its own `Arc`: the closures hold it while they sit in `shared`.)
-    jobs_in_flight: Arc<AtomicUsize>,
+    jobs_in_flight: Arc<JobCount>,
     /// Idle threads wait here for work.
     condvar: Cvar,
     /// `shutdown` waits here for the threads to exit.
@@ -83,7 +84,7 @@ impl BlockingPool {
                         num_notify: 0,
                         shutdown: false,
                     }),
-                    jobs_in_flight: Arc::new(AtomicUsize::new(0)),
+                    jobs_in_flight: Arc::new(JobCount::default()),
                     condvar: Condvar::new(),
                     exited: Condvar::new(),
                     config,
@@ -227,7 +228,14 @@ impl Spawner {
 
     /// `spawn_blocking` closures submitted and not finished yet.
     pub(crate) fn jobs_in_flight(&self) -> usize {
-        self.inner.jobs_in_flight.load(Acquire)
+        self.inner.jobs_in_flight.count.load(Acquire)
+    }
+
+    /// Wakes `unpark` whenever the last job in flight finishes: a host run
+    /// that waits for them (`RunMode::Default`) re-checks whether work is
+    /// left. Set once, by a current-thread scheduler.
+    pub(crate) fn on_last_job(&self, unpark: Arc<dyn Unpark>) {
+        let _ = self.inner.jobs_in_flight.on_zero.set(unpark);
     }
 
     /// Closures waiting for a thread.
@@ -238,21 +246,33 @@ impl Spawner {
 
 /// Counts one `spawn_blocking` closure while it exists.
 struct JobInFlight {
-    count: Arc<AtomicUsize>,
+    jobs: Arc<JobCount>,
+}
+
+/// The number of `spawn_blocking` closures alive, and who to wake when it
+/// drops to zero.
+#[derive(Default)]
+struct JobCount {
+    count: AtomicUsize,
+    on_zero: OnceLock<Arc<dyn Unpark>>,
 }
 
 impl JobInFlight {
     fn new(inner: &Inner) -> JobInFlight {
-        inner.jobs_in_flight.fetch_add(1, AcqRel);
+        inner.jobs_in_flight.count.fetch_add(1, AcqRel);
         JobInFlight {
-            count: inner.jobs_in_flight.clone(),
+            jobs: inner.jobs_in_flight.clone(),
         }
     }
 }
 
 impl Drop for JobInFlight {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, AcqRel);
+        if self.jobs.count.fetch_sub(1, AcqRel) == 1 {
+            if let Some(unpark) = self.jobs.on_zero.get() {
+                unpark.unpark();
+            }
+        }
     }
 }
 

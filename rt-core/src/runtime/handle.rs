@@ -163,6 +163,23 @@ impl Handle {
         scheduler::current_thread::Handle::run(self.host_driven("run"), mode)
     }
 
+    /// [`run`](Self::run), where a [`RunMode::Once`] run keeps waiting
+    /// until `progress()` returns true after a pass that ran tasks (or a
+    /// wake or stop request comes): for an embedder whose unit of work is
+    /// not a task (the C API counts its callbacks, not the library's own
+    /// bookkeeping tasks). Other modes ignore `progress`.
+    ///
+    /// # Panics
+    /// On a multi-thread runtime.
+    #[track_caller]
+    pub fn run_until(&self, mode: RunMode, mut progress: impl FnMut() -> bool) -> usize {
+        scheduler::current_thread::Handle::run_until(
+            self.host_driven("run_until"),
+            mode,
+            &mut progress,
+        )
+    }
+
     /// Makes the running [`run`](Self::run) / [`run_for`](Self::run_for)
     /// call return after the task it is polling (or, if none runs, the
     /// next one return at once). Safe from any thread; repeated requests

@@ -156,6 +156,19 @@ impl Drop for CoreGuard {
             core.submit_metrics(&cx.handle);
             cx.handle.prepare_backend(core.has_tasks());
             cx.handle.return_core(core);
+            // A shutdown that closed the queue after the check above could
+            // not take the core (this thread held it): finish its job here.
+            // (It re-checks for the core after closing, so one of the two
+            // always sees both the closed queue and the core.)
+            if cx.handle.inject.is_closed() {
+                if let Some(mut core) = cx.handle.take_core() {
+                    core.tasks.clear();
+                    if let Some(driver) = core.driver.as_mut() {
+                        driver.shutdown();
+                    }
+                    cx.handle.return_core(core);
+                }
+            }
         }
     }
 }
@@ -215,12 +228,19 @@ pub(super) fn run_for(
     })
 }
 
-/// Host-driven run in `mode` (see [`RunMode`]).
-pub(super) fn run(handle: &Arc<Handle>, core: Box<Core>, mode: RunMode) -> usize {
+/// Host-driven run in `mode` (see [`RunMode`]). `Once` ends after a pass
+/// that ran a task and after which `progress()` holds (or on a wake or
+/// stop request).
+pub(super) fn run(
+    handle: &Arc<Handle>,
+    core: Box<Core>,
+    mode: RunMode,
+    progress: &mut dyn FnMut() -> bool,
+) -> usize {
     CoreGuard::new(handle, core).enter(|core, context| {
         let (core, ran) = match mode {
             RunMode::NoWait => run_nowait(handle, core, context),
-            RunMode::Once => run_once(handle, core, context),
+            RunMode::Once => run_once(handle, core, context, progress),
             RunMode::Default => run_default(handle, core, context),
         };
         (end_run(handle, core, context), ran)
@@ -281,19 +301,30 @@ fn run_nowait(handle: &Arc<Handle>, core: Box<Core>, context: &Context) -> (Box<
     run_ready(handle, core, context, queued, None)
 }
 
-/// Passes until at least one task ran; blocks in the driver between them.
-/// A wake or stop request ends the wait even if nothing ran.
-fn run_once(handle: &Arc<Handle>, mut core: Box<Core>, context: &Context) -> (Box<Core>, usize) {
+/// Passes until at least one task ran and `progress()` holds; blocks in
+/// the driver between them. A wake or stop request ends the wait even if
+/// nothing ran.
+fn run_once(
+    handle: &Arc<Handle>,
+    mut core: Box<Core>,
+    context: &Context,
+    progress: &mut dyn FnMut() -> bool,
+) -> (Box<Core>, usize) {
+    let mut total = 0;
     loop {
         let (c, ran) = run_nowait(handle, core, context);
         core = c;
-        if ran > 0 || handle.host.stop_requested() || handle.host.take_wake() {
-            return (core, ran);
+        total += ran;
+        if (total > 0 && progress())
+            || handle.host.stop_requested()
+            || handle.host.take_wake()
+            || handle.inject.is_closed()
+        {
+            return (core, total);
         }
-        if handle.inject.is_closed() {
-            return (core, 0);
+        if ran == 0 {
+            core = context.park(core, handle);
         }
-        core = context.park(core, handle);
     }
 }
 
@@ -307,6 +338,9 @@ fn run_default(handle: &Arc<Handle>, mut core: Box<Core>, context: &Context) -> 
         }
         let mut idle = false;
         for _ in 0..core.event_interval {
+            if handle.host.stop_requested() {
+                return (core, ran);
+            }
             core.tick = core.tick.wrapping_add(1);
             let Some(task) = core.next_task(handle) else {
                 idle = true;

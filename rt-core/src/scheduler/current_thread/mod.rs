@@ -65,6 +65,9 @@ impl Handle {
         config: Config,
     ) -> Arc<Handle> {
         let unpark = park.unparker();
+        // A `Default` run waits for blocking jobs too: wake it when the
+        // last one ends.
+        blocking.on_last_job(unpark.clone());
         let core = Core::new(park, &config);
         Arc::new(Handle {
             inject: Inject::new(),
@@ -184,6 +187,17 @@ impl Handle {
     /// Returns how many tasks were polled; 0 at once if another thread (or
     /// this one, re-entrantly) drives the runtime.
     pub(crate) fn run(me: &Arc<Handle>, mode: RunMode) -> usize {
+        Handle::run_until(me, mode, &mut || true)
+    }
+
+    /// `run`, where a `Once` run also waits until `progress()` holds after
+    /// a pass (an embedder whose unit of work is not a task: the C API
+    /// counts C callbacks, not the library's own tasks).
+    pub(crate) fn run_until(
+        me: &Arc<Handle>,
+        mode: RunMode,
+        progress: &mut dyn FnMut() -> bool,
+    ) -> usize {
         let handle = scheduler::Handle::CurrentThread(me.clone());
         let Some(_enter) = context::try_enter_runtime(&handle) else {
             return 0;
@@ -191,7 +205,7 @@ impl Handle {
         let Some(core) = me.take_core() else {
             return 0;
         };
-        self::core::run(me, core, mode)
+        self::core::run(me, core, mode, progress)
     }
 
     /// Asks the running (or the next) `run`/`run_for` call to return.
@@ -279,6 +293,11 @@ impl Handle {
                 me.inject.close();
                 // A host-driven `run` may be parked in the driver.
                 me.unpark.unpark();
+                // The driving thread may have handed the core back before it
+                // could see the queue closed: then finish with it here.
+                if let Some(core) = me.take_core() {
+                    self::core::shutdown(me, core);
+                }
             }
         }
     }
