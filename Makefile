@@ -10,7 +10,7 @@ PYTHON ?= python3
 LOOM_MAX_PREEMPTIONS ?= 2
 
 .PHONY: install all build demo demo-c test deps lint test-rust test-loom test-c lib header check-header \
-	check-header-compiles check-symbols bench clean
+	check-header-compiles check-symbols bench bench-tokio bench-libuv clean
 
 # The C library and its tools.
 TOOLS := $(CURDIR)/.tools
@@ -138,10 +138,21 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RT_VERSION)|' rt-ffi/rt.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/rt.pc
 
-bench:
+bench: bench-tokio bench-libuv
+
+# rt-core against Tokio (criterion), then the table of rt/Tokio ratios.
+bench-tokio:
 	$(CARGO) bench -p rt-core --bench rt_vs_tokio
 	$(CARGO) bench -p rt-core --bench drivers_vs_tokio
 	$(PYTHON) scripts/bench_table.py
+
+# librt against libuv: libuv's own benchmarks, replicated in C for both
+# (benches/c), then the table of librt/libuv ratios. libuv comes from
+# Debian's libuv1-dev. RT_BENCH_QUICK=1 shortens every run.
+bench-libuv: lib
+	@pkg-config --exists libuv 2>/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libuv1-dev pkg-config)
+	$(PYTHON) scripts/bench_libuv.py $(if $(RT_BENCH_QUICK),--quick,)
 
 clean:
 	$(CARGO) clean

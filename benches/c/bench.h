@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +74,21 @@ static inline uint64_t bench_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time (user + system) of the whole process so far, in seconds. */
+static inline double bench_cpu_s(void) {
+    struct rusage ru;
+    BENCH_CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Peak resident memory of the process so far, in MiB. */
+static inline double bench_max_rss_mib(void) {
+    struct rusage ru;
+    BENCH_CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+    return ru.ru_maxrss / 1024.0;
 }
 
 static inline int bench_quick(void) {

@@ -1,7 +1,8 @@
 /* queue_work against librt: one job re-submitted with rt_spawn_blocking
  * from its done callback until an rt_timer_start timer ends the run, on a
  * current-thread runtime driven by rt_run(RT_RUN_DEFAULT) (libuv's
- * uv_queue_work "ping-pong async jobs"). */
+ * uv_queue_work "ping-pong async jobs"). rt_run returns once the timer
+ * fired and the last job's done callback ran. */
 #include <rt.h>
 #include "bench.h"
 
