@@ -852,7 +852,10 @@ RT_API void rt_task_release(rt_task *task);
  * Arms a timer: `cb(arg, 0)` runs on a runtime thread once `timeout_ms`
  * has passed (never earlier), then every `repeat_ms` if that is not 0.
  * Ticks are 1 ms; a repeating timer that falls behind skips to the next
- * period instead of firing in a burst.
+ * period instead of firing in a burst. On a current-thread runtime the
+ * calls run in deadline order, timers due in the same millisecond in the
+ * order they were started. A waiting timer costs no task: its call's
+ * task is spawned when it fires.
  *
  * `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
  * is done after its call (its id then gives `RT_ENOENT`). A timer still

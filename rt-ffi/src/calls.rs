@@ -83,6 +83,11 @@ impl CallGate {
         true
     }
 
+    /// True once stopped (or its last call claimed).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).stopped
+    }
+
     /// Records the task that makes the calls.
     pub(crate) fn set_task(&self, task: AbortHandle) {
         // A stop that came first found no task to cancel: cancel it here, so

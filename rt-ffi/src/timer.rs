@@ -6,17 +6,38 @@ use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::registry::Registry;
 use crate::runtime::{rt_runtime, runtime_ref};
-use rt_core::time::{sleep_until, Instant};
+use rt_core::runtime::Handle;
+use rt_core::time::{Instant, WakeAt};
 use std::ffi::{c_int, c_void};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Wake, Waker};
 use std::time::Duration;
 
 /// A timer id: generational, so a stale id is refused with `RT_ENOENT`.
 pub type rt_timer_id = u64;
 
-/// A timer's shared control block.
+/// A timer's shared control block. It is also the waker of its wheel
+/// entry: a timer waits with no task; when it fires, `wake` spawns the task
+/// that makes the call (so calls run in deadline order, ties in start
+/// order, on a current-thread runtime).
 pub(crate) struct TimerCtl {
     gate: CallGate,
+    cb: Cb,
+    runtime: Handle,
+    registry: Arc<TimerRegistry>,
+    /// Set right after the registry insert, before the timer is armed.
+    id: AtomicU64,
+    /// Zero for a one-shot timer.
+    period: Duration,
+    armed: Mutex<Armed>,
+}
+
+/// The current deadline and its wheel entry.
+struct Armed {
+    deadline: Instant,
+    /// `None` between a call and the re-arm, and once stopped.
+    entry: Option<WakeAt>,
 }
 
 pub(crate) type TimerRegistry = Registry<Arc<TimerCtl>>;
@@ -28,8 +49,11 @@ struct Cb {
     arg: *mut c_void,
 }
 
-// SAFETY: the API documents that `arg` may be used from any thread.
+// SAFETY: the API documents that `arg` may be used from any thread; we
+// only copy the pointer around and hand it back to C.
 unsafe impl Send for Cb {}
+// SAFETY: as above: shared access only reads the two pointers.
+unsafe impl Sync for Cb {}
 
 impl Cb {
     fn call(self, status: c_int) {
@@ -38,18 +62,108 @@ impl Cb {
     }
 }
 
-/// Gives a timer still armed when its task is dropped (runtime shutdown)
-/// its final `RT_ECANCELED` call.
+impl TimerCtl {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Armed> {
+        self.armed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts the timer on the wheel for its current deadline. A stop that
+    /// came meanwhile takes it off again.
+    fn arm(self: &Arc<Self>) {
+        let deadline = self.lock().deadline;
+        // Outside the lock: a deadline already processed wakes right here.
+        let entry = WakeAt::new(&self.runtime, deadline, Waker::from(self.clone()));
+        self.lock().entry = Some(entry);
+        if self.gate.is_stopped() {
+            self.disarm();
+        }
+    }
+
+    /// Takes the timer off the wheel (a no-op once it fired).
+    fn disarm(&self) {
+        let entry = self.lock().entry.take();
+        drop(entry);
+    }
+
+    /// Moves a repeating timer's deadline one period on (skipping the
+    /// periods it fell behind: no burst) and arms it.
+    fn rearm(self: &Arc<Self>) {
+        {
+            let mut armed = self.lock();
+            let period = self.period;
+            let mut deadline = later(armed.deadline, period);
+            let now = Instant::now();
+            if deadline <= now {
+                let behind = now.duration_since(deadline).as_nanos();
+                let skip = behind / period.as_nanos() + 1;
+                let skip = u32::try_from(skip).unwrap_or(u32::MAX);
+                deadline = later(deadline, period.saturating_mul(skip));
+            }
+            armed.deadline = deadline;
+        }
+        self.arm();
+    }
+}
+
+/// `t + d`, or 30 years on for a `d` too large to add (the wheel clamps
+/// far deadlines to its horizon anyway).
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(86_400 * 365 * 30))
+}
+
+/// The wheel fired the timer (or the runtime shut down): spawn its call.
+impl Wake for TimerCtl {
+    fn wake(self: Arc<Self>) {
+        let guard = FinalCall {
+            ctl: self.clone(),
+            armed: true,
+        };
+        // Refused after shutdown: the future is dropped unpolled and the
+        // guard makes the final RT_ECANCELED call.
+        let join = self.runtime.spawn(call(guard));
+        self.gate.set_task(join.abort_handle());
+    }
+}
+
+/// The task of one expiry: the call, then the re-arm of a repeating timer.
+async fn call(mut guard: FinalCall) {
+    let ctl = guard.ctl.clone();
+    // From here on this task decides about the final call.
+    guard.armed = false;
+    if ctl.period.is_zero() {
+        // A one-shot's expiry is its final call: claim it as such, so a
+        // racing rt_timer_stop reports RT_ENOENT.
+        if ctl.gate.begin_final() {
+            ctl.registry.remove(ctl.id.load(Relaxed));
+            ctl.cb.call(0);
+            ctl.gate.end();
+        }
+        return;
+    }
+    if !ctl.gate.begin() {
+        return;
+    }
+    ctl.cb.call(0);
+    if !ctl.gate.end() {
+        // Stopped from inside the callback (or meanwhile): done.
+        return;
+    }
+    ctl.rearm();
+}
+
+/// Gives a timer its final `RT_ECANCELED` call if its expiry task is
+/// dropped before it ran (runtime shutdown).
 struct FinalCall {
     ctl: Arc<TimerCtl>,
-    cb: Cb,
     armed: bool,
 }
 
 impl Drop for FinalCall {
     fn drop(&mut self) {
         if self.armed && self.ctl.gate.begin_final() {
-            self.cb.call(RT_ECANCELED);
+            self.ctl.registry.remove(self.ctl.id.load(Relaxed));
+            self.ctl.cb.call(RT_ECANCELED);
             self.ctl.gate.end();
         }
     }
@@ -58,7 +172,10 @@ impl Drop for FinalCall {
 /// Arms a timer: `cb(arg, 0)` runs on a runtime thread once `timeout_ms`
 /// has passed (never earlier), then every `repeat_ms` if that is not 0.
 /// Ticks are 1 ms; a repeating timer that falls behind skips to the next
-/// period instead of firing in a burst.
+/// period instead of firing in a burst. On a current-thread runtime the
+/// calls run in deadline order, timers due in the same millisecond in the
+/// order they were started. A waiting timer costs no task: its call's
+/// task is spawned when it fires.
 ///
 /// `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
 /// is done after its call (its id then gives `RT_ENOENT`). A timer still
@@ -93,63 +210,28 @@ pub unsafe extern "C" fn rt_timer_start(
             Ok(h) => h,
             Err(e) => return e,
         };
-        let cb = Cb { f, arg };
+        let deadline = later(Instant::now(), Duration::from_millis(timeout_ms));
         let ctl = Arc::new(TimerCtl {
             gate: CallGate::default(),
+            cb: Cb { f, arg },
+            runtime: handle.clone(),
+            registry: rt.timers().clone(),
+            id: AtomicU64::new(0),
+            period: Duration::from_millis(repeat_ms),
+            armed: Mutex::new(Armed {
+                deadline,
+                entry: None,
+            }),
         });
-        let registry = rt.timers().clone();
-        let id = registry.insert(ctl.clone());
-        // Before the task exists: its first callback may call rt_timer_stop.
+        let id = ctl.registry.insert(ctl.clone());
+        ctl.id.store(id, Relaxed);
+        // Before the timer is armed: its first call may call rt_timer_stop.
         // SAFETY: non-NULL and writable per the contract.
         unsafe { out.write(id) };
-        let start = Instant::now();
-        // Built outside the future: a task dropped before its first poll
-        // (shutdown right away) still makes the final call.
-        let guard = FinalCall {
-            ctl: ctl.clone(),
-            cb,
-            armed: true,
-        };
-        let join = handle.spawn(async move {
-            let mut guard = guard;
-            let period = Duration::from_millis(repeat_ms);
-            let mut deadline = start + Duration::from_millis(timeout_ms);
-            loop {
-                sleep_until(deadline).await;
-                if period.is_zero() {
-                    // A one-shot's expiry is its final call: claim it as such,
-                    // so a racing rt_timer_stop reports RT_ENOENT.
-                    guard.armed = false;
-                    if guard.ctl.gate.begin_final() {
-                        registry.remove(id);
-                        cb.call(0);
-                        guard.ctl.gate.end();
-                    }
-                    return;
-                }
-                if !guard.ctl.gate.begin() {
-                    guard.armed = false;
-                    return;
-                }
-                cb.call(0);
-                if !guard.ctl.gate.end() {
-                    // Stopped from inside the callback (or meanwhile): done.
-                    guard.armed = false;
-                    return;
-                }
-                deadline += period;
-                let now = Instant::now();
-                if deadline <= now {
-                    // Behind: skip the missed periods.
-                    let behind = now.duration_since(deadline).as_nanos();
-                    let skip = behind / period.as_nanos() + 1;
-                    deadline += period * (skip as u32);
-                }
-            }
-        });
-        // (A shutdown racing with this call drops the task at once: the
-        // timer then got its final RT_ECANCELED call; still a success.)
-        ctl.gate.set_task(join.abort_handle());
+        // (After a shutdown racing with this call the wheel wakes it at
+        // once: the call is refused and the final RT_ECANCELED call is
+        // made; still a success.)
+        ctl.arm();
         0
     })
 }
@@ -182,7 +264,11 @@ pub unsafe extern "C" fn rt_timer_stop(rt: *const rt_runtime, id: rt_timer_id) -
             return RT_ESHUTDOWN;
         }
         match rt.timers().remove(id) {
-            Some(ctl) => ctl.gate.stop_and_cancel().to_status(),
+            Some(ctl) => {
+                let stopped = ctl.gate.stop_and_cancel();
+                ctl.disarm();
+                stopped.to_status()
+            }
             None => RT_ENOENT,
         }
     })

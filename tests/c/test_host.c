@@ -361,6 +361,69 @@ static void test_shutdown_racing_a_driving_thread_frees_everything(void) {
     CHECK_EQ(count_fds(), before);
 }
 
+/* Timers run in deadline order, equal deadlines in start order, also when
+ * the loop is late and other callbacks are queued ahead of them. */
+typedef struct {
+    int order[128];
+    atomic_int n;
+} order_log;
+
+typedef struct {
+    order_log *log;
+    int index;
+} order_item;
+
+static void order_cb(void *arg, int status) {
+    order_item *it = arg;
+    if (status == 0) {
+        int k = atomic_fetch_add(&it->log->n, 1);
+        if (k < 128) {
+            it->log->order[k] = it->index;
+        }
+    }
+}
+
+static void spin_cb(void *arg, int status) {
+    int64_t until = now_us() + 100;
+    (void)arg;
+    (void)status;
+    while (now_us() < until) {
+    }
+}
+
+static void test_timers_fire_in_deadline_order_when_late(void) {
+    rt_runtime *rt = new_current_thread();
+    static order_log log;
+    static order_item items[102];
+    rt_timer_id tid;
+    int i, in_order = 1;
+    memset(&log, 0, sizeof log);
+    items[0].log = &log;
+    items[0].index = 0;
+    CHECK_EQ(rt_timer_start(rt, 1, 0, order_cb, &items[0], &tid), 0); /* A: 1 ms */
+    for (i = 0; i < 60; i++) {
+        CHECK_EQ(rt_spawn(rt, spin_cb, NULL, NULL), 0); /* 6 ms of work ahead */
+    }
+    items[1].log = &log;
+    items[1].index = 1;
+    CHECK_EQ(rt_timer_start(rt, 2, 0, order_cb, &items[1], &tid), 0); /* B: 2 ms */
+    /* 100 timers with the same timeout, started back to back. */
+    for (i = 2; i < 102; i++) {
+        items[i].log = &log;
+        items[i].index = i;
+        CHECK_EQ(rt_timer_start(rt, 20, 0, order_cb, &items[i], &tid), 0);
+    }
+    CHECK(rt_run(rt, RT_RUN_DEFAULT) >= 102);
+    CHECK_EQ(atomic_load(&log.n), 102);
+    for (i = 0; i < 102; i++) {
+        if (log.order[i] != i) {
+            in_order = 0;
+        }
+    }
+    CHECK(in_order);
+    rt_runtime_free(rt);
+}
+
 /* ---------------- rt_wake from a signal handler ---------------- */
 
 static const rt_runtime *signal_rt;
@@ -874,6 +937,7 @@ int main(void) {
         {"stop_from_callback_ends_default_after_it", test_stop_from_callback_ends_default_after_it},
         {"default_waits_for_blocking_jobs_without_hanging", test_default_waits_for_blocking_jobs_without_hanging},
         {"shutdown_racing_a_driving_thread_frees_everything", test_shutdown_racing_a_driving_thread_frees_everything},
+        {"timers_fire_in_deadline_order_when_late", test_timers_fire_in_deadline_order_when_late},
         {"wake_from_signal_handler", test_wake_from_signal_handler},
         {"run_budget_spends_its_budget_in_fifo_order", test_run_budget_spends_its_budget_in_fifo_order},
         {"backend_fd_wakes_host_poll", test_backend_fd_wakes_host_poll},

@@ -4,6 +4,7 @@
 //! - [`timeout`], [`timeout_at`] -> [`Timeout`], failing with [`Elapsed`];
 //! - [`interval`], [`interval_at`] -> [`Interval`] with
 //!   [`MissedTickBehavior`];
+//! - [`WakeAt`]: a timer that wakes a given waker, with no task;
 //! - [`Instant`].
 //!
 //! Resolution is 1 ms. Deadlines round up to the next millisecond tick, so a
@@ -24,6 +25,7 @@ mod instant;
 mod interval;
 mod sleep;
 mod timeout;
+mod wake_at;
 pub(crate) mod wheel;
 
 pub use error::Elapsed;
@@ -31,3 +33,4 @@ pub use instant::Instant;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Timeout};
+pub use wake_at::WakeAt;

@@ -17,8 +17,8 @@ use std::sync::OnceLock;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunMode {
     /// Run until [`stop`](crate::runtime::Handle::stop) is requested or no
-    /// work is left: no live task and no blocking job in flight. Blocks in
-    /// the driver while tasks wait for I/O or timers.
+    /// work is left: no live task, no armed timer and no blocking job in
+    /// flight. Blocks in the driver while tasks wait for I/O or timers.
     Default,
     /// Run what is ready; if nothing is, block until something ran, or
     /// until a `wake` or `stop` request.

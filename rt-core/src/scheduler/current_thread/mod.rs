@@ -219,9 +219,16 @@ impl Handle {
     }
 
     /// True while the runtime has work that may still make progress: a
-    /// live task, or a blocking job whose completion may spawn one.
+    /// live task, an armed timer (a `WakeAt` has no task while it waits),
+    /// or a blocking job whose completion may spawn a task.
     fn is_alive(&self) -> bool {
-        !self.owned.is_empty() || self.blocking.jobs_in_flight() > 0
+        !self.owned.is_empty()
+            || self.blocking.jobs_in_flight() > 0
+            || self
+                .driver
+                .time
+                .as_ref()
+                .is_some_and(|t| t.num_timers() > 0)
     }
 
     /// The reactor's epoll fd, for a host that waits in its own `poll`:
