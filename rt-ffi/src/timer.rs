@@ -120,9 +120,9 @@ impl Wake for TimerCtl {
             armed: true,
         };
         // Refused after shutdown: the future is dropped unpolled and the
-        // guard makes the final RT_ECANCELED call.
-        let join = self.runtime.spawn(call(guard));
-        self.gate.set_task(join.abort_handle());
+        // guard makes the final RT_ECANCELED call. A stop before the task
+        // runs needs no abort: the task finds the gate stopped.
+        drop(self.runtime.spawn(call(guard)));
     }
 }
 
@@ -265,7 +265,9 @@ pub unsafe extern "C" fn rt_timer_stop(rt: *const rt_runtime, id: rt_timer_id) -
         }
         match rt.timers().remove(id) {
             Some(ctl) => {
-                let stopped = ctl.gate.stop_and_cancel();
+                // No task to cancel: a call task spawned already finds the
+                // gate stopped.
+                let stopped = ctl.gate.stop();
                 ctl.disarm();
                 stopped.to_status()
             }
