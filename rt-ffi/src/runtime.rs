@@ -3,7 +3,7 @@
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::io::IoRegistry;
-use crate::timer::TimerRegistry;
+use crate::timer::{TimerCalls, TimerRegistry};
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
@@ -90,6 +90,7 @@ pub struct rt_runtime {
     shut_down: AtomicBool,
     handle: Handle,
     timers: Arc<TimerRegistry>,
+    timer_calls: Arc<TimerCalls>,
     io: IoRegistry,
 }
 
@@ -104,6 +105,10 @@ impl rt_runtime {
 
     pub(crate) fn timers(&self) -> &Arc<TimerRegistry> {
         &self.timers
+    }
+
+    pub(crate) fn timer_calls(&self) -> &Arc<TimerCalls> {
+        &self.timer_calls
     }
 
     pub(crate) fn io(&self) -> &IoRegistry {
@@ -226,11 +231,13 @@ pub unsafe extern "C" fn rt_runtime_new(
             Err(e) => return from_io(&e),
         };
         let handle = runtime.handle().clone();
+        let timer_calls = TimerCalls::new(handle.clone());
         let rt = Box::new(rt_runtime {
             runtime: Mutex::new(Some(runtime)),
             shut_down: AtomicBool::new(false),
             handle,
             timers: Arc::new(TimerRegistry::new()),
+            timer_calls,
             io: IoRegistry::new(),
         });
         // SAFETY: `out` is non-NULL and writable per the contract.

@@ -6,8 +6,9 @@ use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::registry::Registry;
 use crate::runtime::{rt_runtime, runtime_ref};
-use rt_core::runtime::Handle;
+use rt_core::runtime::{Handle, RuntimeFlavor};
 use rt_core::time::{Instant, WakeAt};
+use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ pub type rt_timer_id = u64;
 pub(crate) struct TimerCtl {
     gate: CallGate,
     cb: Cb,
-    runtime: Handle,
+    calls: Arc<TimerCalls>,
     registry: Arc<TimerRegistry>,
     /// Set right after the registry insert, before the timer is armed.
     id: AtomicU64,
@@ -72,7 +73,7 @@ impl TimerCtl {
     fn arm(self: &Arc<Self>) {
         let deadline = self.lock().deadline;
         // Outside the lock: a deadline already processed wakes right here.
-        let entry = WakeAt::new(&self.runtime, deadline, Waker::from(self.clone()));
+        let entry = WakeAt::new(&self.calls.runtime, deadline, Waker::from(self.clone()));
         self.lock().entry = Some(entry);
         if self.gate.is_stopped() {
             self.disarm();
@@ -112,22 +113,118 @@ fn later(t: Instant, d: Duration) -> Instant {
         .unwrap_or_else(|| t + Duration::from_secs(86_400 * 365 * 30))
 }
 
-/// The wheel fired the timer (or the runtime shut down): spawn its call.
+/// The wheel fired the timer (or the runtime shut down): queue its call.
 impl Wake for TimerCtl {
     fn wake(self: Arc<Self>) {
-        let guard = FinalCall {
-            ctl: self.clone(),
+        let calls = self.calls.clone();
+        calls.push(FinalCall {
+            ctl: self,
             armed: true,
-        };
-        // Refused after shutdown: the future is dropped unpolled and the
-        // guard makes the final RT_ECANCELED call. A stop before the task
-        // runs needs no abort: the task finds the gate stopped.
-        drop(self.runtime.spawn(call(guard)));
+        });
     }
 }
 
-/// The task of one expiry: the call, then the re-arm of a repeating timer.
-async fn call(mut guard: FinalCall) {
+/// Where fired timers wait for their call. On a current-thread runtime one
+/// task makes the calls, one per poll, in firing order (deadline order),
+/// yielding between them so other tasks and the host's time budget get
+/// their turn: no allocation per expiry. A multi-thread runtime spawns a
+/// task per expiry instead, so calls spread over the workers.
+pub(crate) struct TimerCalls {
+    runtime: Handle,
+    queue: Mutex<CallQueue>,
+}
+
+#[derive(Default)]
+struct CallQueue {
+    fired: VecDeque<FinalCall>,
+    /// A caller task is spawned and will take what is queued.
+    running: bool,
+}
+
+impl TimerCalls {
+    pub(crate) fn new(runtime: Handle) -> Arc<TimerCalls> {
+        Arc::new(TimerCalls {
+            runtime,
+            queue: Mutex::new(CallQueue::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(self: &Arc<Self>, call: FinalCall) {
+        if self.runtime.runtime_flavor() == RuntimeFlavor::MultiThread {
+            // Refused after shutdown: the future is dropped unpolled and
+            // the guard makes the final RT_ECANCELED call.
+            drop(self.runtime.spawn(async move { make_call(call) }));
+            return;
+        }
+        let spawn = {
+            let mut q = self.lock();
+            q.fired.push_back(call);
+            !std::mem::replace(&mut q.running, true)
+        };
+        if spawn {
+            let caller = Caller {
+                calls: self.clone(),
+                finished: false,
+            };
+            // Refused after shutdown: dropping `caller` gives what is
+            // queued its final call.
+            drop(self.runtime.spawn(caller.run()));
+        }
+    }
+
+    /// Gives every queued call its final `RT_ECANCELED` (the caller task
+    /// was dropped: shutdown).
+    fn cancel_queued(&self) {
+        let fired = {
+            let mut q = self.lock();
+            q.running = false;
+            std::mem::take(&mut q.fired)
+        };
+        drop(fired);
+    }
+}
+
+/// The task that makes queued calls on a current-thread runtime.
+struct Caller {
+    calls: Arc<TimerCalls>,
+    /// Set when it returns normally: a new caller may own the queue then.
+    finished: bool,
+}
+
+impl Caller {
+    async fn run(mut self) {
+        loop {
+            let next = {
+                let mut q = self.calls.lock();
+                match q.fired.pop_front() {
+                    Some(call) => call,
+                    None => {
+                        q.running = false;
+                        self.finished = true;
+                        return;
+                    }
+                }
+            };
+            make_call(next);
+            rt_core::task::yield_now().await;
+        }
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.calls.cancel_queued();
+        }
+    }
+}
+
+/// One expiry: the call, then the re-arm of a repeating timer.
+fn make_call(mut guard: FinalCall) {
     let ctl = guard.ctl.clone();
     // From here on this task decides about the final call.
     guard.armed = false;
@@ -206,15 +303,14 @@ pub unsafe extern "C" fn rt_timer_start(
         let (Some(f), false) = (cb, out.is_null()) else {
             return RT_EINVAL;
         };
-        let handle = match rt.handle() {
-            Ok(h) => h,
-            Err(e) => return e,
-        };
+        if let Err(e) = rt.handle() {
+            return e;
+        }
         let deadline = later(Instant::now(), Duration::from_millis(timeout_ms));
         let ctl = Arc::new(TimerCtl {
             gate: CallGate::default(),
             cb: Cb { f, arg },
-            runtime: handle.clone(),
+            calls: rt.timer_calls().clone(),
             registry: rt.timers().clone(),
             id: AtomicU64::new(0),
             period: Duration::from_millis(repeat_ms),
