@@ -24,13 +24,17 @@ static void timer_cb(void *arg, int status) {
         return;
     }
     if (last_index >= 0) {
-        if (timeout_of(i) < timeout_of(last_index)) {
+        /* The init-time compensation works in whole ms, and the clock is
+         * read just before each rt_timer_start: neighbours across a 1 ms
+         * step may swap (a reorder). Firing 2 ms or more out of order is
+         * an error. */
+        if (timeout_of(i) < timeout_of(last_index) - 1) {
             if (order_errors++ == 0) {
                 first_inversion[0] = i;
                 first_inversion[1] = last_index;
             }
         }
-        else if (i < last_index) tick_reorders++;
+        else if (i < last_index) tick_reorders++; /* same or adjacent ms */
     }
     last_index = i;
     fired++;
@@ -74,7 +78,7 @@ int main(void) {
                    first_inversion[1],
                    first_inversion[1] < 0 ? 0 : timeout_of(first_inversion[1]));
     fprintf(stderr, "million_timers/librt: %ld timers: %.2f s total, %.2f init, "
-            "%.2f dispatch, %.2f cleanup (rt_run returned %d; %ld same-tick reorders)\n",
+            "%.2f dispatch, %.2f cleanup (rt_run returned %d; %ld reorders within 1 ms)\n",
             n, (t_end - t_all) / 1e9, (t_run - t_all) / 1e9, (t_ran - t_run) / 1e9,
             (t_end - t_ran) / 1e9, ran, tick_reorders);
     snprintf(extra, sizeof extra,
