@@ -1,10 +1,11 @@
 /* pump against librt. Usage: rt_pump ct|mt
  *
  * CONNS loopback TCP connections; each client fd (non-blocking,
- * rt_io_register RT_WRITABLE) keeps one 8192-byte write in flight: every
- * callback writes what the socket takes of the current buffer, and a
- * fully written buffer counts as one completed write (libuv's
- * tcp_pump100_client, where uv_write completes the same way). A sink fd
+ * rt_io_register RT_WRITABLE) keeps one 8192-byte write in flight: a
+ * callback writes what the socket takes of the current buffer, a fully
+ * written buffer counts as one completed write and the next one starts at
+ * once, until the socket is full (libuv's tcp_pump100_client, where
+ * uv_write completes the same way and its callback issues the next). A sink fd
  * per connection (RT_READABLE) reads and discards, up to 32 reads of 64 KiB
  * per callback, stopping at a short read (libuv's read loop). An rt_timer_start timer ends the run:
  * the rate counts the writes completed before it; after it each client
@@ -48,16 +49,21 @@ static void client_cb(void *arg, rt_fd fd, uint32_t events, int status) {
         BENCH_ADD(&bad_status, 1);
         return;
     }
-    if (c->off == 0 && BENCH_LOAD(&stop)) {
-        BENCH_CHECK(shutdown(fd, SHUT_WR) == 0);
-        finish(c);
-        return;
-    }
-    n = write(fd, write_buffer + c->off, WRITE_SIZE - c->off);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (n <= 0) BENCH_FAIL("client write: %s", strerror(errno));
-    c->off += (size_t)n;
-    if (c->off == WRITE_SIZE) {
+    /* A completed write starts the next one at once, as in libuv, where
+     * write_cb -> do_write -> uv_write completes synchronously while the
+     * socket takes the data and the pending phase runs write callbacks
+     * until one does not complete: write until the socket is full. */
+    for (;;) {
+        if (c->off == 0 && BENCH_LOAD(&stop)) {
+            BENCH_CHECK(shutdown(fd, SHUT_WR) == 0);
+            finish(c);
+            return;
+        }
+        n = write(fd, write_buffer + c->off, WRITE_SIZE - c->off);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        if (n <= 0) BENCH_FAIL("client write: %s", strerror(errno));
+        c->off += (size_t)n;
+        if (c->off < WRITE_SIZE) return; /* partial: the socket is full */
         c->off = 0;
         BENCH_ADD(&nsent, WRITE_SIZE);
     }
