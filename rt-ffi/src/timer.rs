@@ -68,10 +68,9 @@ impl TimerCtl {
         self.armed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Puts the timer on the wheel for its current deadline. A stop that
+    /// Puts the timer on the wheel for `deadline` (its current one). A stop that
     /// came meanwhile takes it off again.
-    fn arm(self: &Arc<Self>) {
-        let deadline = self.lock().deadline;
+    fn arm(self: &Arc<Self>, deadline: Instant) {
         // Outside the lock: a deadline already processed wakes right here.
         let entry = WakeAt::new(&self.calls.runtime, deadline, Waker::from(self.clone()));
         self.lock().entry = Some(entry);
@@ -89,7 +88,7 @@ impl TimerCtl {
     /// Moves a repeating timer's deadline one period on (skipping the
     /// periods it fell behind: no burst) and arms it.
     fn rearm(self: &Arc<Self>) {
-        {
+        let deadline = {
             let mut armed = self.lock();
             let period = self.period;
             let mut deadline = later(armed.deadline, period);
@@ -101,8 +100,9 @@ impl TimerCtl {
                 deadline = later(deadline, period.saturating_mul(skip));
             }
             armed.deadline = deadline;
-        }
-        self.arm();
+            deadline
+        };
+        self.arm(deadline);
     }
 }
 
@@ -327,7 +327,7 @@ pub unsafe extern "C" fn rt_timer_start(
         // (After a shutdown racing with this call the wheel wakes it at
         // once: the call is refused and the final RT_ECANCELED call is
         // made; still a success.)
-        ctl.arm();
+        ctl.arm(deadline);
         0
     })
 }
