@@ -36,8 +36,23 @@ impl Stopped {
 pub(crate) struct CallGate {
     state: Mutex<GateState>,
     cv: Condvar,
+}
+
+/// A gate plus the task that makes the calls (fd registrations: a stop
+/// also cancels their task, which would otherwise wait for readiness).
+#[derive(Default)]
+pub(crate) struct TaskGate {
+    gate: CallGate,
     /// The task that makes the calls, cancelled by `stop_and_cancel`.
     task: Mutex<Option<AbortHandle>>,
+}
+
+impl std::ops::Deref for TaskGate {
+    type Target = CallGate;
+
+    fn deref(&self) -> &CallGate {
+        &self.gate
+    }
 }
 
 #[derive(Default)]
@@ -87,7 +102,9 @@ impl CallGate {
     pub(crate) fn is_stopped(&self) -> bool {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).stopped
     }
+}
 
+impl TaskGate {
     /// Records the task that makes the calls.
     pub(crate) fn set_task(&self, task: AbortHandle) {
         // A stop that came first found no task to cancel: cancel it here, so
@@ -96,8 +113,7 @@ impl CallGate {
         // `stop_and_cancel` either sees `stopped` set before this check, or
         // looks at the slot after it is filled.
         let mut slot = self.task.lock().unwrap_or_else(|e| e.into_inner());
-        let stopped = self.state.lock().unwrap_or_else(|e| e.into_inner()).stopped;
-        if stopped {
+        if self.gate.is_stopped() {
             task.abort();
         }
         *slot = Some(task);
@@ -105,7 +121,7 @@ impl CallGate {
 
     /// `stop`, then cancels the task (no final call: the gate is closed).
     pub(crate) fn stop_and_cancel(&self) -> Stopped {
-        let res = self.stop();
+        let res = self.gate.stop();
         if res != Stopped::Already {
             if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 task.abort();
@@ -113,7 +129,9 @@ impl CallGate {
         }
         res
     }
+}
 
+impl CallGate {
     /// Stops the gate: no call starts after this. Waits for a call running
     /// on another thread, unless this thread is itself inside a runtime
     /// callback (two callbacks stopping each other would wait forever):

@@ -14,7 +14,7 @@
 //! with ours. `rt_io_deregister` removes the duplicate from the reactor and
 //! closes it before it returns.
 
-use crate::calls::CallGate;
+use crate::calls::TaskGate;
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::registry::Registry;
@@ -47,7 +47,7 @@ pub type rt_io_callback =
     Option<unsafe extern "C" fn(arg: *mut c_void, fd: rt_fd, events: u32, status: c_int)>;
 
 pub(crate) struct IoCtl {
-    gate: CallGate,
+    gate: TaskGate,
     interest: AtomicU32,
     waker: Mutex<Option<Waker>>,
     /// The reactor's view of our duplicate (declared before `dup`: on drop
@@ -225,7 +225,7 @@ pub unsafe extern "C" fn rt_io_register(
         };
         let cb = Cb { f, arg };
         let ctl = Arc::new(IoCtl {
-            gate: CallGate::default(),
+            gate: TaskGate::default(),
             interest: AtomicU32::new(interest),
             waker: Mutex::new(None),
             afd,

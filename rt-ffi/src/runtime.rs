@@ -231,12 +231,13 @@ pub unsafe extern "C" fn rt_runtime_new(
             Err(e) => return from_io(&e),
         };
         let handle = runtime.handle().clone();
-        let timer_calls = TimerCalls::new(handle.clone());
+        let timers = Arc::new(TimerRegistry::new());
+        let timer_calls = TimerCalls::new(handle.clone(), timers.clone());
         let rt = Box::new(rt_runtime {
             runtime: Mutex::new(Some(runtime)),
             shut_down: AtomicBool::new(false),
             handle,
-            timers: Arc::new(TimerRegistry::new()),
+            timers,
             timer_calls,
             io: IoRegistry::new(),
         });

@@ -26,11 +26,10 @@ pub(crate) struct TimerCtl {
     gate: CallGate,
     cb: Cb,
     calls: Arc<TimerCalls>,
-    registry: Arc<TimerRegistry>,
     /// Set right after the registry insert, before the timer is armed.
     id: AtomicU64,
-    /// Zero for a one-shot timer.
-    period: Duration,
+    /// Repeat period in ms; zero for a one-shot timer.
+    period_ms: u64,
     armed: Mutex<Armed>,
 }
 
@@ -90,7 +89,7 @@ impl TimerCtl {
     fn rearm(self: &Arc<Self>) {
         let deadline = {
             let mut armed = self.lock();
-            let period = self.period;
+            let period = Duration::from_millis(self.period_ms);
             let mut deadline = later(armed.deadline, period);
             let now = Instant::now();
             if deadline <= now {
@@ -131,6 +130,8 @@ impl Wake for TimerCtl {
 /// task per expiry instead, so calls spread over the workers.
 pub(crate) struct TimerCalls {
     runtime: Handle,
+    /// The runtime's timers by id.
+    registry: Arc<TimerRegistry>,
     queue: Mutex<CallQueue>,
 }
 
@@ -142,9 +143,10 @@ struct CallQueue {
 }
 
 impl TimerCalls {
-    pub(crate) fn new(runtime: Handle) -> Arc<TimerCalls> {
+    pub(crate) fn new(runtime: Handle, registry: Arc<TimerRegistry>) -> Arc<TimerCalls> {
         Arc::new(TimerCalls {
             runtime,
+            registry,
             queue: Mutex::new(CallQueue::default()),
         })
     }
@@ -228,11 +230,11 @@ fn make_call(mut guard: FinalCall) {
     let ctl = guard.ctl.clone();
     // From here on this task decides about the final call.
     guard.armed = false;
-    if ctl.period.is_zero() {
+    if ctl.period_ms == 0 {
         // A one-shot's expiry is its final call: claim it as such, so a
         // racing rt_timer_stop reports RT_ENOENT.
         if ctl.gate.begin_final() {
-            ctl.registry.remove(ctl.id.load(Relaxed));
+            ctl.calls.registry.remove(ctl.id.load(Relaxed));
             ctl.cb.call(0);
             ctl.gate.end();
         }
@@ -259,7 +261,7 @@ struct FinalCall {
 impl Drop for FinalCall {
     fn drop(&mut self) {
         if self.armed && self.ctl.gate.begin_final() {
-            self.ctl.registry.remove(self.ctl.id.load(Relaxed));
+            self.ctl.calls.registry.remove(self.ctl.id.load(Relaxed));
             self.ctl.cb.call(RT_ECANCELED);
             self.ctl.gate.end();
         }
@@ -311,15 +313,14 @@ pub unsafe extern "C" fn rt_timer_start(
             gate: CallGate::default(),
             cb: Cb { f, arg },
             calls: rt.timer_calls().clone(),
-            registry: rt.timers().clone(),
             id: AtomicU64::new(0),
-            period: Duration::from_millis(repeat_ms),
+            period_ms: repeat_ms,
             armed: Mutex::new(Armed {
                 deadline,
                 entry: None,
             }),
         });
-        let id = ctl.registry.insert(ctl.clone());
+        let id = ctl.calls.registry.insert(ctl.clone());
         ctl.id.store(id, Relaxed);
         // Before the timer is armed: its first call may call rt_timer_stop.
         // SAFETY: non-NULL and writable per the contract.
