@@ -13,6 +13,7 @@ use crate::runtime::park::{Park, Unpark};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// Wakers fired per batch (the wheel lock is released between batches).
@@ -40,8 +41,25 @@ struct Inner {
     unpark: Arc<dyn Unpark>,
 }
 
+/// What the wheel holds for one timer.
+pub(crate) enum Entry {
+    /// A `Sleep`: the state its task polls.
+    Sleep(Arc<TimerShared>),
+    /// A `WakeAt`: the waker itself (no shared state to allocate).
+    Wake(Waker),
+}
+
+impl Entry {
+    fn fire(self, how: Fired) {
+        match self {
+            Entry::Sleep(shared) => shared.fire(how),
+            Entry::Wake(waker) => waker.wake(),
+        }
+    }
+}
+
 struct State {
-    wheel: Wheel<Arc<TimerShared>>,
+    wheel: Wheel<Entry>,
     is_shutdown: bool,
 }
 
@@ -153,14 +171,14 @@ impl Handle {
 
     /// Puts a timer in the wheel. `None` means it is already due (or the
     /// driver shut down): the timer was fired right here.
-    pub(crate) fn register(&self, tick: u64, shared: &Arc<TimerShared>) -> Option<TimerKey> {
+    pub(crate) fn register(&self, tick: u64, entry: Entry) -> Option<TimerKey> {
         let mut state = self.lock();
         if state.is_shutdown {
             drop(state);
-            shared.fire(Fired::Shutdown);
+            entry.fire(Fired::Shutdown);
             return None;
         }
-        match state.wheel.insert(tick, shared.clone()) {
+        match state.wheel.insert(tick, entry) {
             Ok(key) => {
                 // Wake the parked driver if this timer is due before it
                 // planned to wake, and remember the new wake tick so a burst
@@ -172,9 +190,9 @@ impl Handle {
                 }
                 Some(key)
             }
-            Err(_) => {
+            Err(entry) => {
                 drop(state);
-                shared.fire(Fired::Elapsed);
+                entry.fire(Fired::Elapsed);
                 None
             }
         }
@@ -190,13 +208,13 @@ impl Handle {
     /// while the wakers run.
     pub(crate) fn process(&self) {
         let now = self.now_tick();
-        let mut batch: Vec<Arc<TimerShared>> = Vec::with_capacity(FIRE_BATCH);
+        let mut batch: Vec<Entry> = Vec::with_capacity(FIRE_BATCH);
         loop {
             {
                 let mut state = self.lock();
                 while batch.len() < FIRE_BATCH {
                     match state.wheel.poll(now) {
-                        Some((_, _, shared)) => batch.push(shared),
+                        Some((_, _, entry)) => batch.push(entry),
                         None => break,
                     }
                 }
@@ -206,8 +224,8 @@ impl Handle {
                     return;
                 }
             }
-            for shared in batch.drain(..) {
-                shared.fire(Fired::Elapsed);
+            for entry in batch.drain(..) {
+                entry.fire(Fired::Elapsed);
             }
         }
     }
@@ -215,20 +233,20 @@ impl Handle {
     /// Shuts down: every pending timer fires as "shutdown"; later timers
     /// too.
     pub(crate) fn shutdown(&self) {
-        let pending: Vec<Arc<TimerShared>> = {
+        let pending: Vec<Entry> = {
             let mut state = self.lock();
             if state.is_shutdown {
                 return;
             }
             state.is_shutdown = true;
             let mut all = Vec::with_capacity(state.wheel.len());
-            while let Some((_, _, shared)) = state.wheel.poll(u64::MAX) {
-                all.push(shared);
+            while let Some((_, _, entry)) = state.wheel.poll(u64::MAX) {
+                all.push(entry);
             }
             all
         };
-        for shared in pending {
-            shared.fire(Fired::Shutdown);
+        for entry in pending {
+            entry.fire(Fired::Shutdown);
         }
     }
 

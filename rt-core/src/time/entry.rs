@@ -37,15 +37,6 @@ impl TimerShared {
         }
     }
 
-    /// A timer whose waker is known up front (`WakeAt`): firing wakes it
-    /// without anyone polling.
-    pub(crate) fn with_waker(waker: std::task::Waker) -> TimerShared {
-        TimerShared {
-            state: AtomicUsize::new(WAITING),
-            waker: Mutex::new(Some(waker)),
-        }
-    }
-
     /// Marks the timer fired (or shut down) and wakes its task. The first
     /// of the two wins.
     pub(crate) fn fire(&self, how: Fired) {

@@ -1,6 +1,6 @@
 //! `Sleep`: a future that completes at a deadline.
 
-use super::driver::Handle;
+use super::driver::{Entry, Handle};
 use super::entry::{Fired, TimerShared};
 use super::wheel::TimerKey;
 use super::Instant;
@@ -87,7 +87,9 @@ impl Future for Sleep {
         if !this.registered {
             this.registered = true;
             let tick = this.handle.deadline_to_tick(this.deadline.into_std());
-            this.key = this.handle.register(tick, &this.shared);
+            this.key = this
+                .handle
+                .register(tick, Entry::Sleep(this.shared.clone()));
         }
         match ready!(this.shared.poll_fired(cx)) {
             Fired::Elapsed => {

@@ -1,11 +1,9 @@
 //! `WakeAt`: a timer without a future or a task.
 
-use super::driver::Handle;
-use super::entry::{Fired, TimerShared};
+use super::driver::{Entry, Handle};
 use super::wheel::TimerKey;
 use super::Instant;
 use std::fmt;
-use std::sync::Arc;
 use std::task::Waker;
 
 /// A timer that wakes a given [`Waker`] at its deadline (never before),
@@ -16,11 +14,12 @@ use std::task::Waker;
 /// The time driver calls the waker on a runtime thread, in deadline order
 /// (timers due at the same millisecond tick in the order they were armed),
 /// while it processes timers: the waker should only schedule work. When
-/// the runtime shuts down, every armed `WakeAt` is woken once more (then
-/// [`is_elapsed`](Self::is_elapsed) stays false). Dropping it disarms it.
+/// the runtime shuts down, every armed `WakeAt` is woken then. The waker
+/// is woken at most once; dropping the `WakeAt` first disarms it. The
+/// wheel keeps the waker itself: arming allocates nothing but the wheel
+/// slot.
 pub struct WakeAt {
     handle: Handle,
-    shared: Arc<TimerShared>,
     key: Option<TimerKey>,
 }
 
@@ -37,19 +36,9 @@ impl WakeAt {
         let handle = runtime.inner.driver().time.clone().unwrap_or_else(|| {
             panic!("the rt runtime was built without its timer: call `enable_time()` (or `enable_all()`) on the runtime Builder")
         });
-        let shared = Arc::new(TimerShared::with_waker(waker));
         let tick = handle.deadline_to_tick(deadline.into_std());
-        let key = handle.register(tick, &shared);
-        WakeAt {
-            handle,
-            shared,
-            key,
-        }
-    }
-
-    /// True once the deadline passed and the waker was woken for it.
-    pub fn is_elapsed(&self) -> bool {
-        self.shared.state() == Some(Fired::Elapsed)
+        let key = handle.register(tick, Entry::Wake(waker));
+        WakeAt { handle, key }
     }
 }
 
@@ -65,7 +54,7 @@ impl Drop for WakeAt {
 impl fmt::Debug for WakeAt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WakeAt")
-            .field("elapsed", &self.is_elapsed())
+            .field("armed", &self.key.is_some())
             .finish()
     }
 }
@@ -74,6 +63,7 @@ impl fmt::Debug for WakeAt {
 mod tests {
     use super::*;
     use crate::runtime::{Builder, RunMode};
+    use std::sync::Arc;
     use std::sync::Mutex;
     use std::task::Wake;
     use std::time::Duration;
@@ -108,7 +98,7 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(5));
         }
         assert_eq!(*order.lock().unwrap(), vec![5, 1, 3, 2, 0, 4]);
-        assert!(timers.iter().all(WakeAt::is_elapsed));
+        drop(timers);
         assert!(start.elapsed() >= Duration::from_millis(25));
     }
 
@@ -131,7 +121,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         rt.run(RunMode::NoWait);
         assert_eq!(*order.lock().unwrap(), vec![1]);
-        assert!(b.is_elapsed());
+        drop(b);
 
         let far = WakeAt::new(
             rt.handle(),
@@ -140,6 +130,6 @@ mod tests {
         );
         drop(rt);
         assert_eq!(*order.lock().unwrap(), vec![1, 2]);
-        assert!(!far.is_elapsed());
+        drop(far);
     }
 }
