@@ -6,8 +6,8 @@
 //! returns, the callback is not running and will not be called again.
 
 use rt_core::task::AbortHandle;
+use std::num::NonZeroUsize;
 use std::sync::{Condvar, Mutex};
-use std::thread::ThreadId;
 
 /// Outcome of `CallGate::stop`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,19 @@ impl Stopped {
             Stopped::Already => crate::error::RT_ENOENT,
         }
     }
+}
+
+/// A cheap identity of the calling thread, unique among live threads: the
+/// address of a thread-local (`std::thread::current()` would clone an
+/// `Arc` per call). A thread that exited cannot be running a call, so the
+/// reuse of its address by a later thread is harmless.
+fn this_thread() -> NonZeroUsize {
+    thread_local! {
+        static MARK: u8 = const { 0 };
+    }
+    MARK.with(|m| {
+        NonZeroUsize::new(m as *const u8 as usize).expect("a thread-local has an address")
+    })
 }
 
 #[derive(Default)]
@@ -58,7 +71,7 @@ impl std::ops::Deref for TaskGate {
 #[derive(Default)]
 struct GateState {
     stopped: bool,
-    running_on: Option<ThreadId>,
+    running_on: Option<NonZeroUsize>,
     /// Stoppers waiting for the running call: `end` skips the condvar's
     /// syscall when there are none.
     waiters: u32,
@@ -71,7 +84,7 @@ impl CallGate {
         if s.stopped {
             return false;
         }
-        s.running_on = Some(std::thread::current().id());
+        s.running_on = Some(this_thread());
         true
     }
 
@@ -94,7 +107,7 @@ impl CallGate {
             return false;
         }
         s.stopped = true;
-        s.running_on = Some(std::thread::current().id());
+        s.running_on = Some(this_thread());
         true
     }
 
@@ -142,7 +155,7 @@ impl CallGate {
             return Stopped::Already;
         }
         s.stopped = true;
-        let me = std::thread::current().id();
+        let me = this_thread();
         while let Some(t) = s.running_on {
             if t == me {
                 // Called from inside the callback: it returns right after.

@@ -250,7 +250,13 @@ pub unsafe extern "C" fn rt_io_register(
                 // Wait for readiness in the current interest.
                 let (mut rguard, mut wguard) = (None, None);
                 let ready = poll_fn(|cx| {
-                    *ctl.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+                    {
+                        let mut slot = ctl.waker.lock().unwrap_or_else(|e| e.into_inner());
+                        match &*slot {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            _ => *slot = Some(cx.waker().clone()),
+                        }
+                    }
                     let want = ctl.interest.load(Ordering::Acquire);
                     let mut got = 0;
                     if want & RT_READABLE != 0 {
