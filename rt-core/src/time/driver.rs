@@ -208,6 +208,12 @@ impl Handle {
     /// while the wakers run.
     pub(crate) fn process(&self) {
         let now = self.now_tick();
+        // `next_wake` is never later than the earliest entry (a register
+        // lowers it under the lock; processing and parking recompute it):
+        // nothing is due before it, so skip the lock and the batch.
+        if now < self.inner.next_wake.load(SeqCst) {
+            return;
+        }
         let mut batch: Vec<Entry> = Vec::with_capacity(FIRE_BATCH);
         loop {
             {
