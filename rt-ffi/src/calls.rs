@@ -7,6 +7,7 @@
 
 use rt_core::task::AbortHandle;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
 use std::sync::{Condvar, Mutex};
 
 /// Outcome of `CallGate::stop`.
@@ -49,6 +50,8 @@ fn this_thread() -> NonZeroUsize {
 pub(crate) struct CallGate {
     state: Mutex<GateState>,
     cv: Condvar,
+    /// Mirrors `state.stopped` (set under the lock) for lock-free reads.
+    stopped: AtomicBool,
 }
 
 /// A gate plus the task that makes the calls (fd registrations: a stop
@@ -107,13 +110,15 @@ impl CallGate {
             return false;
         }
         s.stopped = true;
+        self.stopped.store(true, Release);
         s.running_on = Some(this_thread());
         true
     }
 
-    /// True once stopped (or its last call claimed).
+    /// True once stopped (or its last call claimed). Lock-free: a stop
+    /// that completed before this call is always seen.
     pub(crate) fn is_stopped(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).stopped
+        self.stopped.load(Acquire)
     }
 }
 
@@ -155,6 +160,7 @@ impl CallGate {
             return Stopped::Already;
         }
         s.stopped = true;
+        self.stopped.store(true, Release);
         let me = this_thread();
         while let Some(t) = s.running_on {
             if t == me {
