@@ -1,10 +1,13 @@
-/* A tiny test runner: TEST(name) { ... CHECK(cond); ... } and
- * RUN_TESTS(...) printing "N passed, N failed". */
+/* A tiny test runner: CHECK / CHECK_EQ and rt_run_tests printing
+ * "N passed, N failed", plus the time helpers every test file uses. The
+ * including file defines _POSIX_C_SOURCE (or _GNU_SOURCE) first. */
 #ifndef RT_TEST_HARNESS_H
 #define RT_TEST_HARNESS_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 static int rt_test_failed_checks;
 
@@ -25,6 +28,21 @@ static int rt_test_failed_checks;
             rt_test_failed_checks++;                                                \
         }                                                                           \
     } while (0)
+
+/* Sleeps `ms` milliseconds. */
+static inline void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+/* Monotonic time in microseconds. */
+static inline int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 typedef struct {
     const char *name;

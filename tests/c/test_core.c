@@ -10,13 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
 static rt_runtime *new_runtime(rt_flavor flavor, uint32_t workers) {
     rt_config cfg;
     rt_runtime *rt = NULL;
