@@ -855,7 +855,7 @@ RT_API void rt_task_release(rt_task *task);
  * period instead of firing in a burst. On a current-thread runtime the
  * calls run in deadline order, timers due in the same millisecond in the
  * order they were started. A waiting timer costs no task: its call's
- * task is spawned when it fires.
+ * task exists before it fires.
  *
  * `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
  * is done after its call (its id then gives `RT_ENOENT`). A timer still

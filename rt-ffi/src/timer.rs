@@ -19,9 +19,9 @@ use std::time::Duration;
 pub type rt_timer_id = u64;
 
 /// A timer's shared control block. It is also the waker of its wheel
-/// entry: a timer waits with no task; when it fires, `wake` spawns the task
-/// that makes the call (so calls run in deadline order, ties in start
-/// order, on a current-thread runtime).
+/// entry: a timer waits with no task; when it fires, `wake` hands its call
+/// to `TimerCalls` (so calls run in deadline order, ties in start order,
+/// on a current-thread runtime).
 pub(crate) struct TimerCtl {
     gate: CallGate,
     cb: Cb,
@@ -274,7 +274,7 @@ impl Drop for FinalCall {
 /// period instead of firing in a burst. On a current-thread runtime the
 /// calls run in deadline order, timers due in the same millisecond in the
 /// order they were started. A waiting timer costs no task: its call's
-/// task is spawned when it fires.
+/// task exists before it fires.
 ///
 /// `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
 /// is done after its call (its id then gives `RT_ENOENT`). A timer still
