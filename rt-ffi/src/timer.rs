@@ -273,8 +273,8 @@ impl Drop for FinalCall {
 /// Ticks are 1 ms; a repeating timer that falls behind skips to the next
 /// period instead of firing in a burst. On a current-thread runtime the
 /// calls run in deadline order, timers due in the same millisecond in the
-/// order they were started. A waiting timer costs no task: its call's
-/// task exists before it fires.
+/// order they were started. A waiting timer costs no task: its call is
+/// scheduled when it fires.
 ///
 /// `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
 /// is done after its call (its id then gives `RT_ENOENT`). A timer still
