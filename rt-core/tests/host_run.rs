@@ -10,6 +10,15 @@ fn runtime() -> Runtime {
     Builder::new_current_thread().enable_all().build().unwrap()
 }
 
+/// Spawns a task that sleeps `ms` and then counts one in `count`.
+fn count_after(rt: &Runtime, ms: u64, count: &Arc<AtomicUsize>) {
+    let count = count.clone();
+    rt.spawn(async move {
+        rt_core::time::sleep(Duration::from_millis(ms)).await;
+        count.fetch_add(1, SeqCst);
+    });
+}
+
 /// `poll(2)` on one fd: true if readable within `timeout_ms`.
 fn readable(fd: i32, timeout_ms: i32) -> bool {
     let mut p = libc::pollfd {
@@ -65,11 +74,7 @@ fn default_returns_when_no_work_is_left() {
     let rt = runtime();
     let done = Arc::new(AtomicUsize::new(0));
     for i in 0..20u64 {
-        let d = done.clone();
-        rt.spawn(async move {
-            rt_core::time::sleep(Duration::from_millis(i)).await;
-            d.fetch_add(1, SeqCst);
-        });
+        count_after(&rt, i, &done);
     }
     // A blocking job whose completion spawns a task: the run must wait
     // for it although no task is alive while it runs.
@@ -146,11 +151,7 @@ fn stop_ends_run_for_early() {
 fn once_blocks_until_a_task_ran() {
     let rt = runtime();
     let fired = Arc::new(AtomicUsize::new(0));
-    let f = fired.clone();
-    rt.spawn(async move {
-        rt_core::time::sleep(Duration::from_millis(30)).await;
-        f.fetch_add(1, SeqCst);
-    });
+    count_after(&rt, 30, &fired);
     // First pass polls the task (it starts its sleep): one task ran.
     assert_eq!(rt.run(RunMode::Once), 1);
     let start = Instant::now();
@@ -203,11 +204,7 @@ fn backend_fd_is_readable_for_cross_thread_spawn_timer_and_io() {
 
     // A timer.
     let fired = Arc::new(AtomicUsize::new(0));
-    let f = fired.clone();
-    rt.spawn(async move {
-        rt_core::time::sleep(Duration::from_millis(40)).await;
-        f.fetch_add(1, SeqCst);
-    });
+    count_after(&rt, 40, &fired);
     assert_eq!(rt.run(RunMode::NoWait), 1);
     let timeout = rt.handle().backend_timeout().expect("a timer is armed");
     assert!(timeout > Duration::ZERO && timeout <= Duration::from_millis(41));
@@ -315,11 +312,7 @@ fn default_returns_when_the_last_blocking_job_ends() {
 fn run_until_waits_for_progress_but_not_past_a_wake() {
     let rt = runtime();
     let fired = Arc::new(AtomicUsize::new(0));
-    let f = fired.clone();
-    rt.spawn(async move {
-        rt_core::time::sleep(Duration::from_millis(30)).await;
-        f.fetch_add(1, SeqCst);
-    });
+    count_after(&rt, 30, &fired);
     // The first pass only starts the sleep: no progress yet, keep waiting.
     let start = Instant::now();
     let f = fired.clone();

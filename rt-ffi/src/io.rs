@@ -18,7 +18,7 @@ use crate::calls::TaskGate;
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::registry::Registry;
-use crate::runtime::{rt_runtime, runtime_ref};
+use crate::runtime::{live_runtime_ref, rt_runtime, runtime_ref};
 use rt_core::io::{AsyncFd, Interest};
 use std::ffi::{c_int, c_void};
 use std::future::poll_fn;
@@ -397,13 +397,10 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
 pub unsafe extern "C" fn rt_io_deregister(rt: *const rt_runtime, id: rt_io_id) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        let rt = match unsafe { runtime_ref(rt) } {
+        let rt = match unsafe { live_runtime_ref(rt) } {
             Ok(rt) => rt,
             Err(e) => return e,
         };
-        if rt.is_shutdown() {
-            return RT_ESHUTDOWN;
-        }
         match rt.io().remove(id) {
             Some(ctl) => {
                 let stopped = ctl.gate.stop_and_cancel();

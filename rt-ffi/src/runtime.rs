@@ -136,6 +136,19 @@ pub(crate) unsafe fn runtime_ref<'a>(rt: *const rt_runtime) -> Result<&'a rt_run
     unsafe { rt.as_ref() }.ok_or(RT_EINVAL)
 }
 
+/// As `runtime_ref`, and `RT_ESHUTDOWN` once the runtime is shut down.
+///
+/// # Safety
+/// As `runtime_ref`.
+pub(crate) unsafe fn live_runtime_ref<'a>(rt: *const rt_runtime) -> Result<&'a rt_runtime, c_int> {
+    // SAFETY: forwarded from the caller.
+    let rt = unsafe { runtime_ref(rt) }?;
+    if rt.is_shutdown() {
+        return Err(RT_ESHUTDOWN);
+    }
+    Ok(rt)
+}
+
 /// Fills `*config` with the defaults. Returns 0, or `RT_EINVAL` if
 /// `config` is NULL. Thread-safe.
 ///

@@ -5,7 +5,7 @@ use crate::calls::CallGate;
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::registry::Registry;
-use crate::runtime::{rt_runtime, runtime_ref};
+use crate::runtime::{live_runtime_ref, rt_runtime, runtime_ref};
 use rt_core::runtime::{Handle, RuntimeFlavor};
 use rt_core::time::{Instant, WakeAt};
 use std::collections::VecDeque;
@@ -353,13 +353,10 @@ pub unsafe extern "C" fn rt_timer_start(
 pub unsafe extern "C" fn rt_timer_stop(rt: *const rt_runtime, id: rt_timer_id) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        let rt = match unsafe { runtime_ref(rt) } {
+        let rt = match unsafe { live_runtime_ref(rt) } {
             Ok(rt) => rt,
             Err(e) => return e,
         };
-        if rt.is_shutdown() {
-            return RT_ESHUTDOWN;
-        }
         match rt.timers().remove(id) {
             Some(ctl) => {
                 // No task to cancel: a call task spawned already finds the

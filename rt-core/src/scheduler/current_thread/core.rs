@@ -51,6 +51,15 @@ impl Core {
         })
     }
 
+    /// After shutdown: drops the queued entries (their tasks were
+    /// cancelled) and shuts the driver down. Idempotent.
+    fn drop_leftovers(&mut self) {
+        self.tasks.clear();
+        if let Some(driver) = self.driver.as_mut() {
+            driver.shutdown();
+        }
+    }
+
     pub(super) fn has_tasks(&self) -> bool {
         !self.tasks.is_empty()
     }
@@ -144,28 +153,18 @@ impl Drop for CoreGuard {
     fn drop(&mut self) {
         let cx = self.context.expect_current_thread();
         let core = cx.core.borrow_mut().take();
-        if let Some(mut core) = core {
-            if cx.handle.inject.is_closed() {
-                // The runtime was shut down while this thread drove it: the
-                // shutdown could not reach the local queue or the driver.
-                core.tasks.clear();
-                if let Some(driver) = core.driver.as_mut() {
-                    driver.shutdown();
-                }
-            }
+        if let Some(core) = core {
             core.submit_metrics(&cx.handle);
             cx.handle.prepare_backend(core.has_tasks());
             cx.handle.return_core(core);
-            // A shutdown that closed the queue after the check above could
-            // not take the core (this thread held it): finish its job here.
-            // (It re-checks for the core after closing, so one of the two
-            // always sees both the closed queue and the core.)
+            // A shutdown while this thread drove the runtime could not take
+            // the core, so it could not reach the local queue or the
+            // driver: finish its job here. (Shutdown closes the queue and
+            // then looks for the core again, so one of the two always sees
+            // both the closed queue and the core.)
             if cx.handle.inject.is_closed() {
                 if let Some(mut core) = cx.handle.take_core() {
-                    core.tasks.clear();
-                    if let Some(driver) = core.driver.as_mut() {
-                        driver.shutdown();
-                    }
+                    core.drop_leftovers();
                     cx.handle.return_core(core);
                 }
             }
@@ -369,12 +368,9 @@ pub(super) fn shutdown(handle: &Arc<Handle>, core: Box<Core>) {
         // Cancelling a task runs its destructors, which may wake or spawn
         // others: those land in the local queue or are refused (closed).
         handle.owned.close_and_shutdown_all(0);
-        core.tasks.clear();
         handle.inject.close();
         debug_assert!(handle.owned.is_empty());
-        if let Some(driver) = core.driver.as_mut() {
-            driver.shutdown();
-        }
+        core.drop_leftovers();
         (core, ())
     });
 }
