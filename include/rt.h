@@ -541,9 +541,11 @@ int rt_io_register(const rt_runtime *rt,
 
 /**
  * Changes a registration's interest (`RT_READABLE` and/or
- * `RT_WRITABLE`). Returns 0; `RT_ENOENT` for an unknown or deregistered
- * id; `RT_EINVAL` for NULL or an empty interest; `RT_ESHUTDOWN`.
- * Thread-safe.
+ * `RT_WRITABLE`); readiness the fd has for the new interest is reported
+ * at the reactor's next turn. Returns 0; `RT_ENOENT` for an unknown or
+ * deregistered id; `RT_EINVAL` for NULL or an empty interest;
+ * `RT_ESHUTDOWN`; `-errno` if the kernel refuses the change (the new
+ * interest is recorded anyway). Thread-safe.
  *
  * # Safety
  * `rt` is NULL or a live runtime.

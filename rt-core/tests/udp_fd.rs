@@ -113,3 +113,48 @@ fn async_fd_writable_and_hup() {
         });
     }
 }
+
+#[test]
+fn async_fd_reregister_reports_readiness_still_there() {
+    use rt_core::io::Interest;
+    use rt_core::time::timeout;
+    use std::time::Duration;
+    for (name, rt) in flavors_with_drivers(2) {
+        rt.block_on(async {
+            let (r, mut w) = pipe();
+            w.write_all(b"0123456789").unwrap();
+            let fd = AsyncFd::with_interest(r, Interest::READABLE).unwrap();
+            let mut small = [0u8; 4];
+
+            // A partial read, then the readiness is forgotten: edge-based,
+            // the wait does not end although 6 bytes are left.
+            let mut guard = fd.readable().await.unwrap();
+            assert_eq!(guard.get_inner().read(&mut small).unwrap(), 4);
+            guard.clear_ready();
+            let wait = timeout(Duration::from_millis(50), fd.readable()).await;
+            assert!(wait.is_err(), "{name}: edge-based readiness came back");
+
+            // The re-arm: the kernel checks the pipe again and the reactor
+            // reports the data still there.
+            fd.reregister(Interest::READABLE).unwrap();
+            let mut guard = timeout(Duration::from_secs(5), fd.readable())
+                .await
+                .unwrap_or_else(|_| panic!("{name}: reregister lost the readiness"))
+                .unwrap();
+            assert_eq!(guard.get_inner().read(&mut small).unwrap(), 4);
+            guard.clear_ready();
+
+            // Nothing new, re-armed for writes only: reads stay quiet.
+            fd.reregister(Interest::WRITABLE).unwrap();
+            let wait = timeout(Duration::from_millis(50), fd.readable()).await;
+            assert!(
+                wait.is_err(),
+                "{name}: read readiness without read interest"
+            );
+
+            fd.deregister_now().unwrap();
+            let err = fd.reregister(Interest::READABLE).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{name}");
+        });
+    }
+}

@@ -2,11 +2,14 @@
 //! `rt_io_deregister`.
 //!
 //! The reactor is edge-triggered underneath; the C API is level-triggered:
-//! after each callback the fd is checked with a zero-timeout `poll(2)`, and
-//! if it is still ready for the interest the callback runs again (after
-//! other tasks had a turn). No readiness is ever lost: readiness is only
-//! forgotten with the driver's tick check, so an edge that arrives while the
-//! callback runs is kept.
+//! after each callback the registration is re-armed (`epoll_ctl` MOD, as
+//! libuv does for its level-triggered watchers), so the kernel checks the
+//! fd again and readiness it still has for the interest is reported at the
+//! reactor's next turn: the callback runs again after other tasks had a
+//! turn. No readiness is ever lost: the readiness acted on is forgotten
+//! with the driver's tick check, so an edge that arrives while the callback
+//! runs is kept. (If the kernel refused the re-arm, a zero-timeout
+//! `poll(2)` decides instead.)
 //!
 //! The reactor watches a duplicate of the caller's fd (`F_DUPFD_CLOEXEC`),
 //! owned by the registration: the caller may close its fd as soon as
@@ -58,11 +61,39 @@ pub(crate) struct IoCtl {
 }
 
 impl IoCtl {
+    fn lock_dup(&self) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
+        self.dup.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Takes the duplicate out of the reactor and closes it, now: the
-    /// caller's close of its own fd then really closes the file.
+    /// caller's close of its own fd then really closes the file. Under the
+    /// duplicate's lock: a re-arm never names a closed (maybe reused) fd.
     fn release_fd(&self) {
+        let mut dup = self.lock_dup();
         let _ = self.afd.deregister_now();
-        drop(self.dup.lock().unwrap_or_else(|e| e.into_inner()).take());
+        drop(dup.take());
+    }
+
+    /// Sets the reactor's interest to the current one (`epoll_ctl` MOD):
+    /// the kernel checks the fd again and readiness it has now is reported
+    /// at the next turn. `RT_ENOENT` once the fd is released; `-errno` if
+    /// the kernel refuses.
+    fn rearm(&self) -> Result<(), c_int> {
+        let dup = self.lock_dup();
+        if dup.is_none() {
+            return Err(RT_ENOENT);
+        }
+        let interest = to_interest(self.interest.load(Ordering::Acquire)).ok_or(RT_EINVAL)?;
+        self.afd.reregister(interest).map_err(|e| from_io(&e))
+    }
+
+    /// Keeps the task's waker for `rt_io_modify` (no clone if unchanged).
+    fn store_waker(&self, waker: &Waker) {
+        let mut slot = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
     }
 }
 
@@ -165,6 +196,96 @@ fn poll_now(fd: RawFd, interest: u32) -> u32 {
     out
 }
 
+/// The task of one registration: waits for readiness in the current
+/// interest, makes the call, then re-arms the level-triggered check.
+async fn serve(ctl: Arc<IoCtl>, cb: Cb, fd: RawFd, final_call: FinalCall) {
+    let _final = final_call;
+    // True right after a call: readiness that is still set then is only
+    // acted on after other tasks had a turn.
+    let mut called = false;
+    loop {
+        let (mut rguard, mut wguard) = (None, None);
+        let ready = poll_fn(|cx| {
+            let just_called = std::mem::take(&mut called);
+            ctl.store_waker(cx.waker());
+            let want = ctl.interest.load(Ordering::Acquire);
+            let mut got = 0;
+            if want & RT_READABLE != 0 {
+                match ctl.afd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(g)) => {
+                        got |= RT_READABLE | hup_err(g.ready().is_read_closed(), g.ready());
+                        rguard = Some(g);
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    Poll::Pending => {}
+                }
+            }
+            if want & RT_WRITABLE != 0 {
+                match ctl.afd.poll_write_ready(cx) {
+                    Poll::Ready(Ok(g)) => {
+                        got |= RT_WRITABLE | hup_err(g.ready().is_write_closed(), g.ready());
+                        wguard = Some(g);
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    Poll::Pending => {}
+                }
+            }
+            if got == 0 {
+                return Poll::Pending;
+            }
+            if just_called {
+                // Still ready right after a call: yield first (the guards
+                // drop and keep the readiness).
+                rguard = None;
+                wguard = None;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Some(got))
+        })
+        .await;
+        let Some(events) = ready else {
+            // The reactor shut down: the final call follows.
+            return;
+        };
+        if !ctl.gate.begin() {
+            return;
+        }
+        cb.call(fd, events, 0);
+        if !ctl.gate.end() {
+            return;
+        }
+        // Level-triggered: the kernel checks the fd again, so readiness it
+        // still has comes back at the reactor's next turn; the readiness we
+        // acted on is forgotten (unless an edge arrived meanwhile: the tick
+        // check keeps that one). Without the re-arm, a `poll(2)` decides
+        // which readiness is still there.
+        let held = if rguard.is_some() { RT_READABLE } else { 0 }
+            | if wguard.is_some() { RT_WRITABLE } else { 0 };
+        let still = if ctl.rearm().is_ok() {
+            0
+        } else {
+            poll_now(ctl.afd.as_raw_fd(), held)
+        };
+        if still & RT_READABLE == 0 {
+            if let Some(g) = rguard.as_mut() {
+                g.clear_ready();
+            }
+        }
+        if still & RT_WRITABLE == 0 {
+            if let Some(g) = wguard.as_mut() {
+                g.clear_ready();
+            }
+        }
+        called = true;
+    }
+}
+
+/// `RT_HUP` / `RT_ERROR` for a direction's readiness.
+fn hup_err(closed: bool, ready: rt_core::io::Ready) -> u32 {
+    (if closed { RT_HUP } else { 0 }) | if ready.is_error() { RT_ERROR } else { 0 }
+}
+
 /// Registers `fd` with the reactor: `cb(arg, fd, events, 0)` runs on a
 /// runtime thread whenever `fd` is ready for `interest` (`RT_READABLE`
 /// and/or `RT_WRITABLE`); `events` holds what is ready, plus `RT_HUP` /
@@ -199,7 +320,8 @@ pub unsafe extern "C" fn rt_io_register(
             Ok(rt) => rt,
             Err(e) => return e,
         };
-        let (Some(f), false, true, Some(_)) = (cb, out.is_null(), fd >= 0, to_interest(interest))
+        let (Some(f), false, true, Some(reactor_interest)) =
+            (cb, out.is_null(), fd >= 0, to_interest(interest))
         else {
             return RT_EINVAL;
         };
@@ -207,18 +329,13 @@ pub unsafe extern "C" fn rt_io_register(
             Ok(h) => h,
             Err(e) => return e,
         };
-        // Registered for both directions; the task filters by `interest`,
-        // so rt_io_modify needs no syscall.
         let watched = match dup_fd(fd) {
             Ok(d) => d,
             Err(e) => return e,
         };
         let afd = {
             let _enter = handle.enter();
-            match AsyncFd::with_interest(
-                WatchedFd(watched.as_raw_fd()),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            match AsyncFd::with_interest(WatchedFd(watched.as_raw_fd()), reactor_interest) {
                 Ok(afd) => afd,
                 Err(e) => return from_io(&e),
             }
@@ -242,101 +359,7 @@ pub unsafe extern "C" fn rt_io_register(
             cb,
             fd,
         };
-        let task_ctl = ctl.clone();
-        let join = handle.spawn(async move {
-            let _final = final_call;
-            let ctl = task_ctl;
-            loop {
-                // Wait for readiness in the current interest.
-                let (mut rguard, mut wguard) = (None, None);
-                let ready = poll_fn(|cx| {
-                    {
-                        let mut slot = ctl.waker.lock().unwrap_or_else(|e| e.into_inner());
-                        match &*slot {
-                            Some(w) if w.will_wake(cx.waker()) => {}
-                            _ => *slot = Some(cx.waker().clone()),
-                        }
-                    }
-                    let want = ctl.interest.load(Ordering::Acquire);
-                    let mut got = 0;
-                    if want & RT_READABLE != 0 {
-                        if let Poll::Ready(g) = ctl.afd.poll_read_ready(cx) {
-                            match g {
-                                Ok(g) => {
-                                    got |= RT_READABLE;
-                                    if g.ready().is_read_closed() {
-                                        got |= RT_HUP;
-                                    }
-                                    if g.ready().is_error() {
-                                        got |= RT_ERROR;
-                                    }
-                                    rguard = Some(g);
-                                }
-                                Err(_) => return Poll::Ready(None),
-                            }
-                        }
-                    }
-                    if want & RT_WRITABLE != 0 {
-                        if let Poll::Ready(g) = ctl.afd.poll_write_ready(cx) {
-                            match g {
-                                Ok(g) => {
-                                    got |= RT_WRITABLE;
-                                    if g.ready().is_write_closed() {
-                                        got |= RT_HUP;
-                                    }
-                                    if g.ready().is_error() {
-                                        got |= RT_ERROR;
-                                    }
-                                    wguard = Some(g);
-                                }
-                                Err(_) => return Poll::Ready(None),
-                            }
-                        }
-                    }
-                    if got == 0 {
-                        Poll::Pending
-                    } else {
-                        Poll::Ready(Some(got))
-                    }
-                })
-                .await;
-                let Some(events) = ready else {
-                    // The reactor shut down: the final call follows.
-                    return;
-                };
-                if !ctl.gate.begin() {
-                    return;
-                }
-                cb.call(fd, events, 0);
-                if !ctl.gate.end() {
-                    return;
-                }
-                // Level-triggered: forget readiness the fd no longer has. Ask
-                // about the directions whose readiness we hold (the interest
-                // may have changed in the callback: readiness of a direction
-                // it dropped must survive until it is wanted again).
-                let held = if rguard.is_some() { RT_READABLE } else { 0 }
-                    | if wguard.is_some() { RT_WRITABLE } else { 0 };
-                let still = poll_now(ctl.afd.as_raw_fd(), held);
-                if still & RT_READABLE == 0 {
-                    if let Some(g) = rguard.as_mut() {
-                        g.clear_ready();
-                    }
-                }
-                if still & RT_WRITABLE == 0 {
-                    if let Some(g) = wguard.as_mut() {
-                        g.clear_ready();
-                    }
-                }
-                // The guards end here, before the await below.
-                let _ = (rguard, wguard);
-                if still & held != 0 {
-                    // Still ready: it is called again at once. Let other
-                    // tasks run between level-triggered repeats.
-                    rt_core::task::yield_now().await;
-                }
-            }
-        });
+        let join = handle.spawn(serve(ctl.clone(), cb, fd, final_call));
         // (A shutdown racing with this call drops the task at once: the
         // registration then got its final RT_ECANCELED call; a success.)
         ctl.gate.set_task(join.abort_handle());
@@ -345,9 +368,11 @@ pub unsafe extern "C" fn rt_io_register(
 }
 
 /// Changes a registration's interest (`RT_READABLE` and/or
-/// `RT_WRITABLE`). Returns 0; `RT_ENOENT` for an unknown or deregistered
-/// id; `RT_EINVAL` for NULL or an empty interest; `RT_ESHUTDOWN`.
-/// Thread-safe.
+/// `RT_WRITABLE`); readiness the fd has for the new interest is reported
+/// at the reactor's next turn. Returns 0; `RT_ENOENT` for an unknown or
+/// deregistered id; `RT_EINVAL` for NULL or an empty interest;
+/// `RT_ESHUTDOWN`; `-errno` if the kernel refuses the change (the new
+/// interest is recorded anyway). Thread-safe.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime.
@@ -369,11 +394,17 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
             return RT_ENOENT;
         };
         ctl.interest.store(interest, Ordering::Release);
+        // The reactor watches the new interest; readiness the fd has for it
+        // now is reported at its next turn.
+        let status = match ctl.rearm() {
+            Ok(()) => 0,
+            Err(e) => e,
+        };
         let waker = ctl.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(w) = waker {
             w.wake();
         }
-        0
+        status
     })
 }
 

@@ -100,6 +100,22 @@ impl<T: AsRawFd> AsyncFd<T> {
         }
     }
 
+    /// Sets the interest the reactor watches, and has the kernel check the
+    /// descriptor again: readiness it has now (for the new interest) is
+    /// reported at the reactor's next turn, even if it was reported before.
+    /// After [`AsyncFdReadyGuard::clear_ready`], this turns the edge-based
+    /// readiness into a level-triggered check without a `poll(2)` of its
+    /// own: the wait ends again if data is still there. Fails with
+    /// `NotFound` after [`AsyncFd::deregister_now`].
+    pub fn reregister(&self, interest: Interest) -> io::Result<()> {
+        use std::sync::atomic::Ordering::Acquire;
+        if self.deregistered.load(Acquire) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        let fd = self.get_ref().as_raw_fd();
+        self.registration.reregister(&mut SourceFd(&fd), interest)
+    }
+
     /// Polls for read readiness.
     pub fn poll_read_ready<'a>(
         &'a self,

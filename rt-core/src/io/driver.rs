@@ -174,6 +174,22 @@ impl Handle {
         Ok(io)
     }
 
+    /// Sets `source`'s interest (`epoll_ctl` MOD). The kernel checks the
+    /// descriptor again: readiness it has right now is reported at the next
+    /// turn, even if it was reported before (the re-arm of a level-triggered
+    /// check).
+    pub(crate) fn reregister_source(
+        &self,
+        source: &mut impl Source,
+        io: &Arc<ScheduledIo>,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let addr = Arc::as_ptr(io) as usize;
+        self.inner
+            .registry
+            .reregister(source, Token(addr), interest.to_mio())
+    }
+
     /// Deregisters `source`. The state is released on the driver's next
     /// turn. If the kernel refuses (the state may still be named by future
     /// events) it is kept until shutdown instead.

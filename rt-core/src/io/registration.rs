@@ -87,6 +87,16 @@ impl Registration {
         }
     }
 
+    /// Sets the source's interest; readiness it has now is reported again.
+    pub(crate) fn reregister(
+        &self,
+        source: &mut impl Source,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.handle
+            .reregister_source(source, &self.shared, interest)
+    }
+
     /// Removes the source from the driver.
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
         self.handle.deregister_source(source, &self.shared)
