@@ -38,5 +38,6 @@ pub(crate) mod scheduler;
 pub mod sync;
 pub mod task;
 pub mod time;
+pub mod util;
 
 pub use task::spawn;

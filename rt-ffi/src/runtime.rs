@@ -3,7 +3,7 @@
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::io::IoRegistry;
-use crate::timer::{TimerCalls, TimerRegistry};
+use crate::timer::Timers;
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
@@ -89,8 +89,7 @@ pub struct rt_runtime {
     /// without the lock.
     shut_down: AtomicBool,
     handle: Handle,
-    timers: Arc<TimerRegistry>,
-    timer_calls: Arc<TimerCalls>,
+    timers: Arc<Timers>,
     io: IoRegistry,
 }
 
@@ -103,12 +102,8 @@ impl rt_runtime {
         Ok(&self.handle)
     }
 
-    pub(crate) fn timers(&self) -> &Arc<TimerRegistry> {
+    pub(crate) fn timers(&self) -> &Arc<Timers> {
         &self.timers
-    }
-
-    pub(crate) fn timer_calls(&self) -> &Arc<TimerCalls> {
-        &self.timer_calls
     }
 
     pub(crate) fn io(&self) -> &IoRegistry {
@@ -244,14 +239,12 @@ pub unsafe extern "C" fn rt_runtime_new(
             Err(e) => return from_io(&e),
         };
         let handle = runtime.handle().clone();
-        let timers = Arc::new(TimerRegistry::new());
-        let timer_calls = TimerCalls::new(handle.clone(), timers.clone());
+        let timers = Timers::new(handle.clone());
         let rt = Box::new(rt_runtime {
             runtime: Mutex::new(Some(runtime)),
             shut_down: AtomicBool::new(false),
             handle,
             timers,
-            timer_calls,
             io: IoRegistry::new(),
         });
         // SAFETY: `out` is non-NULL and writable per the contract.
@@ -297,8 +290,6 @@ pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i6
                 true
             }
         };
-        // Every timer task was cancelled (and got its final call): forget them.
-        drop(rt.timers.drain());
         drop(rt.io.drain());
         if completed {
             0

@@ -817,6 +817,74 @@ static void test_close_after_deregister_is_immediate(void) {
     rt_runtime_free(rt);
 }
 
+/* Stops racing expiries on a multi-thread runtime: every one-shot timer is
+ * either stopped (0, never called) or called exactly once (stop: RT_ENOENT);
+ * a repeating timer is never called after its stop returned 0; nothing
+ * stopped gets a final RT_ECANCELED call at shutdown. */
+typedef struct {
+    atomic_int calls;
+    atomic_int cancels;
+} race_rec;
+
+static void race_cb(void *arg, int status) {
+    race_rec *r = arg;
+    atomic_fetch_add(status == 0 ? &r->calls : &r->cancels, 1);
+}
+
+static void test_timer_stop_races_fire_exactly_once(void) {
+    enum { ONESHOTS = 1000, REPEATS = 100 };
+    rt_runtime *rt = new_runtime(2, 0);
+    static race_rec one[ONESHOTS], rep[REPEATS];
+    static rt_timer_id one_id[ONESHOTS], rep_id[REPEATS];
+    static int one_rc[ONESHOTS], rep_after[REPEATS];
+    int stopped = 0, fired = 0, i;
+    memset(one, 0, sizeof one);
+    memset(rep, 0, sizeof rep);
+    for (i = 0; i < REPEATS; i++) {
+        CHECK_EQ(rt_timer_start(rt, 1, 1, race_cb, &rep[i], &rep_id[i]), 0);
+    }
+    for (i = 0; i < ONESHOTS; i++) {
+        CHECK_EQ(rt_timer_start(rt, (uint64_t)(i % 3), 0, race_cb, &one[i], &one_id[i]), 0);
+        if (i % 4 == 3) {
+            sleep_ms(1); /* let some of them fire before their stop */
+        }
+        if (i % 2 == 1) { /* stop the previous one, maybe as it fires */
+            one_rc[i - 1] = rt_timer_stop(rt, one_id[i - 1]);
+        }
+    }
+    for (i = 0; i < REPEATS; i++) {
+        CHECK_EQ(rt_timer_stop(rt, rep_id[i]), 0);
+        rep_after[i] = atomic_load(&rep[i].calls);
+        CHECK_EQ(rt_timer_stop(rt, rep_id[i]), RT_ENOENT);
+    }
+    sleep_ms(30); /* every timer not stopped is due by now */
+    for (i = 0; i < ONESHOTS; i++) {
+        if (i % 2 == 0 && one_rc[i] == 0) {
+            stopped++;
+            CHECK_EQ(atomic_load(&one[i].calls), 0);
+        } else {
+            if (i % 2 == 0) {
+                CHECK_EQ(one_rc[i], RT_ENOENT);
+            }
+            fired++;
+            CHECK(wait_for(&one[i].calls, 1, 5000));
+            CHECK_EQ(atomic_load(&one[i].calls), 1);
+        }
+    }
+    for (i = 0; i < REPEATS; i++) {
+        CHECK_EQ(atomic_load(&rep[i].calls), rep_after[i]);
+    }
+    rt_runtime_free(rt);
+    for (i = 0; i < ONESHOTS; i++) {
+        CHECK_EQ(atomic_load(&one[i].cancels), 0);
+    }
+    for (i = 0; i < REPEATS; i++) {
+        CHECK_EQ(atomic_load(&rep[i].cancels), 0);
+    }
+    CHECK_EQ(stopped + fired, ONESHOTS);
+    printf("  (%d of %d raced one-shots stopped first)\n", stopped, ONESHOTS / 2);
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"timers_order_and_never_early", test_timers_order_and_never_early},
@@ -839,6 +907,7 @@ int main(void) {
         {"io_readiness_survives_interest_changes", test_io_readiness_survives_interest_changes},
         {"run_budget_drives_current_thread_runtime", test_run_budget_drives_current_thread_runtime},
         {"close_after_deregister_is_immediate", test_close_after_deregister_is_immediate},
+        {"timer_stop_races_fire_exactly_once", test_timer_stop_races_fire_exactly_once},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }

@@ -47,6 +47,8 @@ pub(crate) enum Entry {
     Sleep(Arc<TimerShared>),
     /// A `WakeAt`: the waker itself (no shared state to allocate).
     Wake(Waker),
+    /// An alarm (`Alarms`): its target and token.
+    Alarm(Arc<dyn super::AlarmTarget>, u64),
 }
 
 impl Entry {
@@ -54,6 +56,7 @@ impl Entry {
         match self {
             Entry::Sleep(shared) => shared.fire(how),
             Entry::Wake(waker) => waker.wake(),
+            Entry::Alarm(target, token) => target.fire(token, matches!(how, Fired::Shutdown)),
         }
     }
 }
@@ -172,11 +175,21 @@ impl Handle {
     /// Puts a timer in the wheel. `None` means it is already due (or the
     /// driver shut down): the timer was fired right here.
     pub(crate) fn register(&self, tick: u64, entry: Entry) -> Option<TimerKey> {
+        match self.try_register(tick, entry) {
+            Ok(key) => Some(key),
+            Err((entry, how)) => {
+                entry.fire(how);
+                None
+            }
+        }
+    }
+
+    /// Puts a timer in the wheel, or hands it back unfired with the reason:
+    /// its tick was already processed, or the driver shut down.
+    pub(crate) fn try_register(&self, tick: u64, entry: Entry) -> Result<TimerKey, (Entry, Fired)> {
         let mut state = self.lock();
         if state.is_shutdown {
-            drop(state);
-            entry.fire(Fired::Shutdown);
-            return None;
+            return Err((entry, Fired::Shutdown));
         }
         match state.wheel.insert(tick, entry) {
             Ok(key) => {
@@ -188,20 +201,19 @@ impl Handle {
                     drop(state);
                     self.inner.unpark.unpark();
                 }
-                Some(key)
+                Ok(key)
             }
-            Err(entry) => {
-                drop(state);
-                entry.fire(Fired::Elapsed);
-                None
-            }
+            Err(entry) => Err((entry, Fired::Elapsed)),
         }
     }
 
     /// Removes a timer that has not fired (no-op if it already did).
-    pub(crate) fn cancel(&self, key: TimerKey) {
+    /// True if it was still in the wheel.
+    pub(crate) fn cancel(&self, key: TimerKey) -> bool {
         let removed = self.lock().wheel.remove(key);
-        drop(removed);
+        // Dropped outside the lock (an entry may hold the last reference to
+        // a target or a waker).
+        removed.is_some()
     }
 
     /// Fires every timer due by now, in batches, with the lock released

@@ -5,6 +5,8 @@
 //! - [`interval`], [`interval_at`] -> [`Interval`] with
 //!   [`MissedTickBehavior`];
 //! - [`WakeAt`]: a timer that wakes a given waker, with no task;
+//! - [`Alarms`]: timers named by a token, reported to an [`AlarmTarget`]
+//!   (an embedder's own timer table);
 //! - [`Instant`].
 //!
 //! Resolution is 1 ms. Deadlines round up to the next millisecond tick, so a
@@ -18,6 +20,7 @@
 //!
 //! Needs a runtime built with `enable_time` (or `enable_all`).
 
+mod alarm;
 pub(crate) mod driver;
 mod entry;
 mod error;
@@ -28,6 +31,7 @@ mod timeout;
 mod wake_at;
 pub(crate) mod wheel;
 
+pub use alarm::{AlarmDue, AlarmKey, AlarmTarget, Alarms};
 pub use error::Elapsed;
 pub use instant::Instant;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};

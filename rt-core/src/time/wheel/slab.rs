@@ -1,15 +1,17 @@
 //! Storage for the timing wheel: a slab of entries threaded onto index-linked,
 //! doubly linked lists.
 //!
-//! Every timer lives in one [`Entry`] of a `Vec`; the wheel's slots (and its
+//! Every timer lives in one [`Entry`] of a [`Chunked`] array (entries never
+//! move, so growing it never stalls an insert); the wheel's slots (and its
 //! list of expired entries) are [`List`]s whose links are `u32` indexes into
-//! that `Vec`. Freed entries are chained onto a free list through their `next`
-//! field and reused before the `Vec` grows, so a steady state of inserts and
-//! removals does not allocate. Each entry carries a generation, bumped every
+//! that array. Freed entries are chained onto a free list through their
+//! `next` field and reused before the array grows, so a steady state of
+//! inserts and removals does not allocate. Each entry carries a generation, bumped every
 //! time the entry is freed, so that a stale [`TimerKey`] can never reach the
 //! entry's next occupant.
 
 use super::TimerKey;
+use crate::util::Chunked;
 
 /// The "no entry" link value.
 pub(super) const NIL: u32 = u32::MAX;
@@ -56,11 +58,11 @@ impl List {
     }
 }
 
-/// A `Vec` of entries plus a free list and a count of live entries.
+/// The entries plus a free list and a count of live entries.
 #[derive(Debug)]
 pub(super) struct Slab<T> {
     /// All cells, live or free.
-    entries: Vec<Entry<T>>,
+    entries: Chunked<Entry<T>>,
     /// First free cell, or [`NIL`].
     free_head: u32,
     /// Number of live entries.
@@ -71,7 +73,7 @@ impl<T> Slab<T> {
     /// An empty slab (does not allocate).
     pub(super) fn new() -> Slab<T> {
         Slab {
-            entries: Vec::new(),
+            entries: Chunked::new(),
             free_head: NIL,
             len: 0,
         }
