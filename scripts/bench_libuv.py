@@ -58,7 +58,14 @@ def planned(workloads):
 
 
 def load(path):
-    results = {}
+    """The results by (workload, impl, variant): each key's median run.
+
+    run.sh runs the whole list several times, interleaved (RT_BENCH_ROUNDS),
+    so that libuv and librt see the same machine weather; a failed round
+    makes the key failed. The median is taken over the values, and the row
+    keeps that run's other figures (phases, RSS), with "rounds" added.
+    """
+    runs = {}
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
@@ -69,7 +76,19 @@ def load(path):
             except ValueError:
                 print(f"{path}:{n}: not JSON: {line!r}", file=sys.stderr)
                 continue
-            results[(r.get("workload"), r.get("impl"), r.get("variant", ""))] = r
+            key = (r.get("workload"), r.get("impl"), r.get("variant", ""))
+            runs.setdefault(key, []).append(r)
+    results = {}
+    for key, rs in runs.items():
+        failed = [r for r in rs if not r.get("ok")]
+        if failed:
+            results[key] = failed[0]
+            continue
+        rs = sorted(rs, key=lambda r: r["value"])
+        median = dict(rs[(len(rs) - 1) // 2])
+        median["rounds"] = len(rs)
+        median["spread"] = (rs[0]["value"], rs[-1]["value"])
+        results[key] = median
     return results
 
 
@@ -151,7 +170,7 @@ def rows(plan, results):
     return table, problems
 
 
-def print_table(table, quick):
+def print_table(table, quick, rounds):
     head = ("workload", "libuv", "librt", "librt/libuv")
     print("| " + " | ".join(head) + " |")
     print("|---|---:|---:|---:|")
@@ -168,6 +187,11 @@ def print_table(table, quick):
         )
     if quick:
         print("Quick run (RT_BENCH_QUICK=1): 1 s durations, 10x smaller counts.")
+    if rounds > 1:
+        print(
+            f"Each figure is the median of {rounds} runs, the programs taking "
+            "turns (RT_BENCH_ROUNDS); a ratio compares the two medians."
+        )
 
 
 def main():
@@ -202,7 +226,8 @@ def main():
 
     table, problems = rows(plan, results)
     quick = any(r.get("quick") for r in results.values())
-    print_table(table, quick)
+    rounds = min((r.get("rounds", 1) for r in results.values()), default=1)
+    print_table(table, quick, rounds)
     if problems or run_failed:
         for p in problems:
             print(f"bench_libuv.py: {p}", file=sys.stderr)

@@ -12,6 +12,9 @@
 #
 # Environment:
 #   RT_BENCH_QUICK=1        1 s durations, 10x smaller counts (smoke test)
+#   RT_BENCH_ROUNDS=N       run the whole list N times, interleaved (default
+#                           3; 1 when quick); each result line carries its
+#                           "round" and the table takes the median
 #   RT_BENCH_DURATION_MS=N  duration of the timed workloads (default 5000)
 #   RT_BENCH_OUT=DIR        build and result directory (target/bench-c)
 #   RT_BENCH_TIMEOUT=S      per-program limit in seconds (default 300)
@@ -62,7 +65,7 @@ filters=()
 for a in "$@"; do
     case $a in
         --list) list_only=1 ;;
-        -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "run.sh: unknown option $a" >&2; exit 2 ;;
         *) filters+=("$a") ;;
     esac
@@ -122,7 +125,13 @@ done
 echo "run.sh: built $(ls "$BIN" | wc -l) programs in $BIN (libuv $(pkg-config --modversion libuv))" >&2
 
 # ---- run ----
+if [ -n "${RT_BENCH_QUICK:-}" ] && [ "${RT_BENCH_QUICK}" != 0 ]; then
+    ROUNDS=${RT_BENCH_ROUNDS:-1}
+else
+    ROUNDS=${RT_BENCH_ROUNDS:-3}
+fi
 failed=0
+for round in $(seq 1 "$ROUNDS"); do
 for r in "${RUNS[@]}"; do
     set -- $r
     workload=$1 impl=$2 variant=$3 prog=$4
@@ -130,7 +139,7 @@ for r in "${RUNS[@]}"; do
     selected "$workload" || continue
     label="$workload/$impl"
     [ "$variant" != - ] && label="$workload/$impl ($variant)"
-    echo "run.sh: $label: $prog $*" >&2
+    echo "run.sh: [round $round/$ROUNDS] $label: $prog $*" >&2
     tmp=$OUT/last.out
     log=$OUT/logs/$workload.$impl.err
     [ "$variant" != - ] && log=$OUT/logs/$workload.$impl.$variant.err
@@ -139,6 +148,7 @@ for r in "${RUNS[@]}"; do
     rc=$?
     line=$(grep -m1 '^{' "$tmp" || true)
     if [ $rc -eq 0 ] && [ -n "$line" ]; then
+        line="${line%\}},\"round\":$round}"
         echo "$line" >> "$RESULTS"
         echo "$line"
     else
@@ -146,10 +156,11 @@ for r in "${RUNS[@]}"; do
         if [ $rc -eq 124 ]; then why="timed out after ${TIMEOUT} s"; else why="exit status $rc"; fi
         [ $rc -eq 0 ] && why="no result line"
         echo "run.sh: $label FAILED: $why (stderr in $log)" >&2
-        line="$(json_run "$workload" "$impl" "$variant"),\"ok\":false,\"error\":\"$why\"}"
+        line="$(json_run "$workload" "$impl" "$variant"),\"ok\":false,\"error\":\"$why\",\"round\":$round}"
         echo "$line" >> "$RESULTS"
         echo "$line"
     fi
+done
 done
 echo "run.sh: results in $RESULTS" >&2
 if [ $failed -ne 0 ]; then

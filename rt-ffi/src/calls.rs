@@ -1,4 +1,5 @@
-//! The stop guarantee shared by timers and I/O registrations.
+//! The stop guarantee of I/O registrations (the timer table keeps its own,
+//! with the same rules, in `timer.rs`).
 //!
 //! A callback runs between `begin` and `end` under this gate. `stop`
 //! marks the gate stopped and, unless called from inside the callback on

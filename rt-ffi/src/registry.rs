@@ -1,4 +1,4 @@
-//! Generational ids for timers and I/O registrations.
+//! Generational ids for I/O registrations.
 //!
 //! An id packs a slot index (low 32 bits, +1 so 0 is never valid) and the
 //! slot's generation (high 32 bits). Removing an entry bumps the
