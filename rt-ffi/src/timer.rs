@@ -21,7 +21,7 @@ use rt_core::util::Chunked;
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 /// A timer id: generational, so a stale id is refused with `RT_ENOENT`.
@@ -176,8 +176,8 @@ impl Table {
 
 impl Timers {
     pub(crate) fn new(runtime: Handle) -> Arc<Timers> {
-        Arc::new(Timers {
-            alarms: Alarms::new(&runtime),
+        Arc::new_cyclic(|me| Timers {
+            alarms: Alarms::new(&runtime, me.clone() as Weak<dyn AlarmTarget>),
             runtime,
             table: Mutex::new(Table {
                 slots: Chunked::new(),
@@ -199,8 +199,7 @@ impl Timers {
     /// task is refused then, which makes the final `RT_ECANCELED` call).
     fn arm(self: &Arc<Self>, t: &mut Table, index: usize) -> Spawn {
         let id = t.id_of(index);
-        let target: Arc<dyn AlarmTarget> = self.clone();
-        match self.alarms.arm(t.slots[index].deadline, target, id) {
+        match self.alarms.arm(t.slots[index].deadline, id) {
             Ok(key) => {
                 t.slots[index].state = State::Armed(key);
                 Spawn::Nothing

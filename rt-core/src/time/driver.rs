@@ -47,8 +47,8 @@ pub(crate) enum Entry {
     Sleep(Arc<TimerShared>),
     /// A `WakeAt`: the waker itself (no shared state to allocate).
     Wake(Waker),
-    /// An alarm (`Alarms`): its target and token.
-    Alarm(Arc<dyn super::AlarmTarget>, u64),
+    /// An alarm (`Alarms`): its set and token.
+    Alarm(Arc<super::alarm::AlarmSet>, u64),
 }
 
 impl Entry {
@@ -56,7 +56,7 @@ impl Entry {
         match self {
             Entry::Sleep(shared) => shared.fire(how),
             Entry::Wake(waker) => waker.wake(),
-            Entry::Alarm(target, token) => target.fire(token, matches!(how, Fired::Shutdown)),
+            Entry::Alarm(set, token) => set.fire(token, matches!(how, Fired::Shutdown)),
         }
     }
 }
