@@ -76,7 +76,7 @@ test-rust:
 # normal one each time.
 test-loom:
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) \
-		$(CARGO) test -p rt-core --lib --release --target-dir target/loom -- loom
+		$(CARGO) test -p rt-core -p rt-ffi --lib --release --target-dir target/loom -- loom
 
 # ---- the C library: librt.so / librt.a and include/rt.h ----
 

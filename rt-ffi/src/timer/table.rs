@@ -1,0 +1,571 @@
+//! The timer table: one slot per timer, and the rules of a stop racing an
+//! expiry and its call. No runtime in here: the wheel is reached through
+//! the closures the caller passes, and the tasks to start come back as
+//! [`Then`], so loom can model the table on its own.
+//!
+//! A slot's life: `Armed` (in the wheel) -> `Queued` (fired; its call is
+//! queued) -> `Running` (the callback runs) -> `Armed` again for a repeat,
+//! or `Free`. A stop frees an `Armed` or `Queued` slot at once; a stop of a
+//! repeat whose callback runs marks it `done` and waits until the call
+//! returns (unless it comes from inside that callback, or from another
+//! callback: `RT_EDEADLK`). Ids are `generation << 32 | (index + 1)`; the
+//! generation moves on when an id dies (a stop, a one-shot's call), so a
+//! stale id never names a later timer.
+
+use crate::error::{RT_EDEADLK, RT_ENOENT, RT_ENOMEM};
+use crate::loom::{Condvar, Mutex, MutexGuard};
+use rt_core::time::Instant;
+use rt_core::util::Chunked;
+use std::collections::VecDeque;
+use std::ffi::{c_int, c_void};
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// The C callback and its argument.
+#[derive(Clone, Copy)]
+pub(crate) struct Cb {
+    pub(crate) f: unsafe extern "C" fn(*mut c_void, c_int),
+    pub(crate) arg: *mut c_void,
+}
+
+// SAFETY: the API documents that `arg` may be used from any thread; we
+// only copy the pointer around and hand it back to C.
+unsafe impl Send for Cb {}
+
+impl Cb {
+    pub(crate) fn call(self, status: c_int) {
+        // SAFETY: a C function pointer with the documented signature.
+        crate::callback::in_callback(|| unsafe { (self.f)(self.arg, status) })
+    }
+}
+
+/// The table, with the condvar a stop waits on for a running call. `K` is
+/// the wheel's key of an armed timer.
+pub(crate) struct TimerTable<K> {
+    table: Mutex<Table<K>>,
+    call_ended: Condvar,
+}
+
+struct Table<K> {
+    /// Chunked: starting a timer never stalls on a copy of the table.
+    slots: Chunked<Slot<K>>,
+    /// Head of the free slots' list (`NIL`: none).
+    free: u32,
+    /// Fired timers waiting for the caller task (current-thread runtime).
+    fired: VecDeque<u64>,
+    /// A caller task is spawned and will take what is queued.
+    caller: bool,
+    /// Stoppers waiting on `call_ended`.
+    waiters: u32,
+    /// Calls get a task each (multi-thread runtime) instead of the queue.
+    task_per_call: bool,
+}
+
+const NIL: u32 = u32::MAX;
+
+struct Slot<K> {
+    generation: u32,
+    state: State<K>,
+    cb: Option<Cb>,
+    /// Repeat period in ms; zero for a one-shot timer.
+    period_ms: u64,
+    deadline: Instant,
+}
+
+#[derive(Clone, Copy)]
+enum State<K> {
+    /// Not a timer; the next free slot.
+    Free { next: u32 },
+    /// Waiting in the wheel.
+    Armed(K),
+    /// Fired; its call is queued (or its call task spawned).
+    Queued,
+    /// Its callback runs on thread `on`. `done`: no re-arm follows (a
+    /// one-shot's call, a final call, or a stop came): the slot is freed
+    /// when the call returns.
+    Running { on: NonZeroUsize, done: bool },
+}
+
+/// What to start once the table's lock is released.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Then {
+    Nothing,
+    /// The caller task of a current-thread runtime.
+    Caller,
+    /// The call task of one expiry (multi-thread runtime).
+    Call(u64),
+    /// The final `RT_ECANCELED` call of a timer armed at shutdown, to make
+    /// right away (no task can start any more).
+    Cancel(u64),
+}
+
+/// A call claimed by [`TimerTable::claim`]: make it, then
+/// [`TimerTable::finish`] it.
+pub(crate) struct Claimed {
+    index: usize,
+    pub(crate) cb: Cb,
+}
+
+impl<K> Table<K> {
+    fn index_of(&self, id: u64) -> Option<usize> {
+        let index = ((id & 0xFFFF_FFFF) as u32).checked_sub(1)? as usize;
+        let slot = self.slots.get(index)?;
+        let live =
+            slot.generation == (id >> 32) as u32 && !matches!(slot.state, State::Free { .. });
+        live.then_some(index)
+    }
+
+    fn id_of(&self, index: usize) -> u64 {
+        (u64::from(self.slots[index].generation) << 32) | (index as u64 + 1)
+    }
+
+    fn alloc(&mut self, cb: Cb, period_ms: u64, deadline: Instant) -> Result<usize, c_int> {
+        let slot = Slot {
+            generation: 0,
+            state: State::Queued,
+            cb: Some(cb),
+            period_ms,
+            deadline,
+        };
+        if self.free == NIL {
+            if self.slots.len() >= (NIL - 1) as usize {
+                return Err(RT_ENOMEM);
+            }
+            return Ok(self.slots.push(slot));
+        }
+        let index = self.free as usize;
+        let old = &mut self.slots[index];
+        let State::Free { next } = old.state else {
+            unreachable!("the free list holds free slots");
+        };
+        self.free = next;
+        *old = Slot {
+            generation: old.generation,
+            ..slot
+        };
+        Ok(index)
+    }
+
+    /// Frees a slot; its id dies (if it was not dead yet).
+    fn release(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.state = State::Free { next: self.free };
+        slot.cb = None;
+        self.free = index as u32;
+    }
+
+    /// Queues the call of a fired timer.
+    fn enqueue(&mut self, index: usize) -> Then {
+        self.slots[index].state = State::Queued;
+        let id = self.id_of(index);
+        if self.task_per_call {
+            return Then::Call(id);
+        }
+        self.fired.push_back(id);
+        if std::mem::replace(&mut self.caller, true) {
+            Then::Nothing
+        } else {
+            Then::Caller
+        }
+    }
+
+    /// Puts the timer in `index` in the wheel (`arm` gives its key, or
+    /// `None` if its deadline is already due or the wheel shut down: then
+    /// its call is queued at once).
+    fn arm(&mut self, index: usize, arm: impl FnOnce(Instant, u64) -> Option<K>) -> Then {
+        match arm(self.slots[index].deadline, self.id_of(index)) {
+            Some(key) => {
+                self.slots[index].state = State::Armed(key);
+                Then::Nothing
+            }
+            None => self.enqueue(index),
+        }
+    }
+}
+
+impl<K: Copy> TimerTable<K> {
+    pub(crate) fn new(task_per_call: bool) -> TimerTable<K> {
+        TimerTable {
+            table: Mutex::new(Table {
+                slots: Chunked::new(),
+                free: NIL,
+                fired: VecDeque::new(),
+                caller: false,
+                waiters: 0,
+                task_per_call,
+            }),
+            call_ended: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table<K>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a timer: `out` gets its id, then `arm` puts it in the wheel,
+    /// both under the lock (no call can run before `out` has the id: the
+    /// first call may stop the timer).
+    pub(crate) fn start(
+        &self,
+        cb: Cb,
+        deadline: Instant,
+        period_ms: u64,
+        out: impl FnOnce(u64),
+        arm: impl FnOnce(Instant, u64) -> Option<K>,
+    ) -> Result<Then, c_int> {
+        let mut t = self.lock();
+        let index = t.alloc(cb, period_ms, deadline)?;
+        out(t.id_of(index));
+        Ok(t.arm(index, arm))
+    }
+
+    /// The wheel fired timer `id` (`shutdown`: the runtime shut down with
+    /// it armed). A timer stopped meanwhile is left alone.
+    pub(crate) fn fired(&self, id: u64, shutdown: bool) -> Then {
+        let mut t = self.lock();
+        match t.index_of(id) {
+            Some(index) if matches!(t.slots[index].state, State::Armed(_)) => {
+                if shutdown {
+                    t.slots[index].state = State::Queued;
+                    Then::Cancel(id)
+                } else {
+                    t.enqueue(index)
+                }
+            }
+            _ => Then::Nothing,
+        }
+    }
+
+    /// The next queued call for the caller task; `None` (and the caller
+    /// role given up) when the queue is empty.
+    pub(crate) fn next_queued(&self) -> Option<u64> {
+        let mut t = self.lock();
+        let next = t.fired.pop_front();
+        if next.is_none() {
+            t.caller = false;
+        }
+        next
+    }
+
+    /// Claims the call of queued timer `id` for thread `on`: `status` 0 for
+    /// an expiry, `RT_ECANCELED` for a final call. `None` if the timer was
+    /// stopped since it was queued.
+    pub(crate) fn claim(&self, id: u64, status: c_int, on: NonZeroUsize) -> Option<Claimed> {
+        let mut t = self.lock();
+        let index = t.index_of(id)?;
+        let slot = &mut t.slots[index];
+        let State::Queued = slot.state else {
+            return None;
+        };
+        let done = slot.period_ms == 0 || status != 0;
+        slot.state = State::Running { on, done };
+        if done {
+            // The id dies now: a racing stop reports RT_ENOENT.
+            slot.generation = slot.generation.wrapping_add(1);
+        }
+        let cb = slot.cb.expect("a live timer has a callback");
+        Some(Claimed { index, cb })
+    }
+
+    /// Ends a claimed call: frees the slot of a finished timer, or moves a
+    /// repeat's deadline one period on (skipping the periods it fell
+    /// behind) and re-arms it through `arm`. Wakes the stoppers waiting.
+    pub(crate) fn finish(
+        &self,
+        call: Claimed,
+        arm: impl FnOnce(Instant, u64) -> Option<K>,
+    ) -> Then {
+        let mut t = self.lock();
+        let index = call.index;
+        let State::Running { done, .. } = t.slots[index].state else {
+            unreachable!("a running call's slot stays running until it ends");
+        };
+        let then = if done {
+            t.release(index);
+            Then::Nothing
+        } else {
+            let slot = &mut t.slots[index];
+            slot.deadline = next_deadline(slot.deadline, slot.period_ms);
+            t.arm(index, arm)
+        };
+        if t.waiters > 0 {
+            self.call_ended.notify_all();
+        }
+        then
+    }
+
+    /// `rt_timer_stop` from thread `me` (`in_callback`: inside a runtime
+    /// callback). `disarm` takes an armed timer off the wheel.
+    pub(crate) fn stop(
+        &self,
+        id: u64,
+        me: NonZeroUsize,
+        in_callback: bool,
+        disarm: impl FnOnce(K),
+    ) -> c_int {
+        let mut t = self.lock();
+        let Some(index) = t.index_of(id) else {
+            return RT_ENOENT;
+        };
+        match t.slots[index].state {
+            State::Free { .. } | State::Running { done: true, .. } => RT_ENOENT,
+            State::Armed(key) => {
+                // Fired meanwhile but not queued yet: `fired` finds the id
+                // dead and leaves it.
+                disarm(key);
+                t.release(index);
+                0
+            }
+            State::Queued => {
+                // The queued id is dead now: its call is skipped.
+                t.release(index);
+                0
+            }
+            State::Running { on, done: false } => {
+                // A repeat's call runs: no re-arm after it, and its id dies.
+                let slot = &mut t.slots[index];
+                slot.state = State::Running { on, done: true };
+                slot.generation = slot.generation.wrapping_add(1);
+                let dead = slot.generation;
+                if on == me {
+                    // From inside its own callback: it returns right after.
+                    return 0;
+                }
+                if in_callback {
+                    // Two callbacks stopping each other would wait forever.
+                    return RT_EDEADLK;
+                }
+                t.waiters += 1;
+                // The call's end frees the slot (the generation moves on).
+                while t.slots[index].generation == dead {
+                    t = self.call_ended.wait(t).unwrap_or_else(|e| e.into_inner());
+                }
+                t.waiters -= 1;
+                0
+            }
+        }
+    }
+
+    /// Timers alive (armed, queued or running).
+    #[cfg(test)]
+    fn live(&self) -> usize {
+        let t = self.lock();
+        t.slots
+            .iter()
+            .filter(|s| !matches!(s.state, State::Free { .. }))
+            .count()
+    }
+}
+
+/// `deadline + period`, skipping the periods that already passed (no
+/// burst after a late call).
+fn next_deadline(deadline: Instant, period_ms: u64) -> Instant {
+    let period = Duration::from_millis(period_ms);
+    let mut next = later(deadline, period);
+    let now = Instant::now();
+    if next <= now {
+        let behind = now.duration_since(next).as_nanos();
+        let skip = behind / period.as_nanos() + 1;
+        let skip = u32::try_from(skip).unwrap_or(u32::MAX);
+        next = later(next, period.saturating_mul(skip));
+    }
+    next
+}
+
+/// `t + d`, or 30 years on for a `d` too large to add (the wheel clamps
+/// far deadlines to its horizon anyway).
+pub(crate) fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(86_400 * 365 * 30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) unsafe extern "C" fn nop(_: *mut c_void, _: c_int) {}
+
+    pub(super) fn cb() -> Cb {
+        Cb {
+            f: nop,
+            arg: std::ptr::null_mut(),
+        }
+    }
+
+    pub(super) fn thread(n: usize) -> NonZeroUsize {
+        NonZeroUsize::new(n).unwrap()
+    }
+
+    /// Starts a timer armed under key 1; its id.
+    pub(super) fn armed(t: &TimerTable<u32>, period_ms: u64) -> u64 {
+        let mut id = 0;
+        let then = t.start(cb(), Instant::now(), period_ms, |i| id = i, |_, _| Some(1));
+        assert_eq!(then, Ok(Then::Nothing));
+        id
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn ids_die_and_slots_are_reused_under_new_ids() {
+        let t = TimerTable::<u32>::new(false);
+        let a = armed(&t, 0);
+        let mut disarmed = None;
+        assert_eq!(t.stop(a, thread(1), false, |k| disarmed = Some(k)), 0);
+        assert_eq!(disarmed, Some(1));
+        assert_eq!(t.stop(a, thread(1), false, |_| {}), RT_ENOENT);
+        let b = armed(&t, 0);
+        assert_ne!(a, b, "a reused slot gets a new id");
+        assert_eq!(a & 0xFFFF_FFFF, b & 0xFFFF_FFFF);
+        assert_eq!(t.fired(a, false), Then::Nothing, "a stale id fires nothing");
+        assert_eq!(t.stop(0, thread(1), false, |_| {}), RT_ENOENT);
+        assert_eq!(t.stop(u64::MAX, thread(1), false, |_| {}), RT_ENOENT);
+        assert_eq!(t.live(), 1);
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn calls_queue_in_firing_order_for_one_caller() {
+        let t = TimerTable::<u32>::new(false);
+        let ids: Vec<u64> = (0..3).map(|_| armed(&t, 0)).collect();
+        assert_eq!(t.fired(ids[2], false), Then::Caller);
+        assert_eq!(
+            t.fired(ids[0], false),
+            Then::Nothing,
+            "the caller is spawned"
+        );
+        assert_eq!(t.fired(ids[1], true), Then::Cancel(ids[1]));
+        assert_eq!(t.next_queued(), Some(ids[2]));
+        assert_eq!(t.next_queued(), Some(ids[0]));
+        assert_eq!(t.next_queued(), None);
+        // The caller role was given up: the next fire spawns one again.
+        let d = armed(&t, 0);
+        assert_eq!(t.fired(d, false), Then::Caller);
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn a_repeat_rearms_and_its_stop_inside_the_call_ends_it() {
+        let t = TimerTable::<u32>::new(true);
+        let id = armed(&t, 5);
+        assert_eq!(t.fired(id, false), Then::Call(id));
+        let call = t.claim(id, 0, thread(1)).unwrap();
+        assert!(t.claim(id, 0, thread(2)).is_none(), "claimed twice");
+        let mut rearmed = None;
+        assert_eq!(
+            t.finish(call, |d, i| {
+                rearmed = Some((d, i));
+                Some(2)
+            }),
+            Then::Nothing
+        );
+        assert_eq!(rearmed.map(|r| r.1), Some(id), "same id after a repeat");
+        assert_eq!(t.fired(id, false), Then::Call(id));
+        let call = t.claim(id, 0, thread(1)).unwrap();
+        assert_eq!(t.stop(id, thread(1), false, |_| {}), 0, "own callback");
+        assert_eq!(
+            t.finish(call, |_, _| panic!("re-armed after a stop")),
+            Then::Nothing
+        );
+        assert_eq!(t.live(), 0);
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn a_stop_from_another_callback_does_not_wait() {
+        let t = TimerTable::<u32>::new(true);
+        let id = armed(&t, 5);
+        let _ = t.fired(id, false);
+        let call = t.claim(id, 0, thread(1)).unwrap();
+        assert_eq!(t.stop(id, thread(2), true, |_| {}), RT_EDEADLK);
+        assert_eq!(t.stop(id, thread(2), true, |_| {}), RT_ENOENT);
+        let _ = t.finish(call, |_, _| panic!("re-armed after a stop"));
+        assert_eq!(t.live(), 0);
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn a_one_shot_is_gone_once_its_call_is_claimed() {
+        let t = TimerTable::<u32>::new(true);
+        let id = armed(&t, 0);
+        let _ = t.fired(id, false);
+        let call = t.claim(id, 0, thread(1)).unwrap();
+        assert_eq!(t.stop(id, thread(2), false, |_| {}), RT_ENOENT);
+        let _ = t.finish(call, |_, _| panic!("a one-shot re-armed"));
+        assert_eq!(t.live(), 0);
+    }
+}
+
+/// Loom models: a stop racing an expiry's call on another thread.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::tests::{armed, thread};
+    use super::*;
+    use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use loom::sync::Arc;
+
+    /// The expiry's call on a runtime thread: claims, "runs" the callback
+    /// (counted in `running` and `calls`), finishes (re-arming a repeat).
+    fn call_on_worker(
+        t: &TimerTable<u32>,
+        id: u64,
+        running: &AtomicUsize,
+        calls: &AtomicUsize,
+    ) -> bool {
+        let Some(call) = t.claim(id, 0, thread(1)) else {
+            return false;
+        };
+        running.fetch_add(1, SeqCst);
+        calls.fetch_add(1, SeqCst);
+        running.fetch_sub(1, SeqCst);
+        let _ = t.finish(call, |_, _| Some(2));
+        true
+    }
+
+    #[test]
+    fn loom_stop_of_a_repeat_waits_for_its_running_call() {
+        loom::model(|| {
+            let t = Arc::new(TimerTable::<u32>::new(true));
+            let id = armed(&t, 5);
+            assert_eq!(t.fired(id, false), Then::Call(id));
+            let (running, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let worker = {
+                let (t, running, calls) = (t.clone(), running.clone(), calls.clone());
+                loom::thread::spawn(move || call_on_worker(&t, id, &running, &calls))
+            };
+            assert_eq!(t.stop(id, thread(2), false, |_| {}), 0);
+            // Stopped: the callback is not running, and never runs again.
+            assert_eq!(running.load(SeqCst), 0);
+            let calls_at_stop = calls.load(SeqCst);
+            worker.join().unwrap();
+            assert_eq!(calls.load(SeqCst), calls_at_stop);
+            assert_eq!(t.live(), 0, "the slot is freed");
+        });
+    }
+
+    #[test]
+    fn loom_one_shot_stop_or_call_exactly_once() {
+        loom::model(|| {
+            let t = Arc::new(TimerTable::<u32>::new(true));
+            let id = armed(&t, 0);
+            let (running, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let worker = {
+                let (t, running, calls) = (t.clone(), running.clone(), calls.clone());
+                loom::thread::spawn(move || {
+                    if t.fired(id, false) == Then::Call(id) {
+                        call_on_worker(&t, id, &running, &calls);
+                    }
+                })
+            };
+            let rc = t.stop(id, thread(2), false, |_| {});
+            worker.join().unwrap();
+            match rc {
+                0 => assert_eq!(calls.load(SeqCst), 0, "called after a successful stop"),
+                RT_ENOENT => assert_eq!(calls.load(SeqCst), 1, "fired but not called once"),
+                other => panic!("stop returned {other}"),
+            }
+            assert_eq!(t.live(), 0);
+        });
+    }
+}
