@@ -87,13 +87,16 @@ impl IoCtl {
         self.afd.reregister(interest).map_err(|e| from_io(&e))
     }
 
-    /// Keeps the task's waker for `rt_io_modify` (no clone if unchanged).
-    fn store_waker(&self, waker: &Waker) {
-        let mut slot = self.waker.lock().unwrap_or_else(|e| e.into_inner());
-        match &*slot {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
+    /// Keeps the task's waker for `rt_io_modify`, which wakes it in place
+    /// (the slot always holds the latest one). `last` is the task's own
+    /// copy of what it stored: the lock is only taken when the waker
+    /// changed (in practice: on the first poll).
+    fn store_waker(&self, waker: &Waker, last: &mut Option<Waker>) {
+        if last.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return;
         }
+        *last = Some(waker.clone());
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
     }
 }
 
@@ -203,11 +206,13 @@ async fn serve(ctl: Arc<IoCtl>, cb: Cb, fd: RawFd, final_call: FinalCall) {
     // True right after a call: readiness that is still set then is only
     // acted on after other tasks had a turn.
     let mut called = false;
+    // The waker last stored in `ctl.waker`.
+    let mut stored_waker: Option<Waker> = None;
     loop {
         let (mut rguard, mut wguard) = (None, None);
         let ready = poll_fn(|cx| {
             let just_called = std::mem::take(&mut called);
-            ctl.store_waker(cx.waker());
+            ctl.store_waker(cx.waker(), &mut stored_waker);
             let want = ctl.interest.load(Ordering::Acquire);
             let mut got = 0;
             if want & RT_READABLE != 0 {
@@ -400,7 +405,7 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
             Ok(()) => 0,
             Err(e) => e,
         };
-        let waker = ctl.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let waker = ctl.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(w) = waker {
             w.wake();
         }

@@ -91,17 +91,15 @@ impl Driver {
     }
 
     fn park_internal(&mut self, limit: Option<Duration>) {
-        let next = {
-            let state = self.handle.lock();
-            let next = state.wheel.next_expiration();
-            // Published under the wheel lock: a timer registered after this
-            // compares against it and unparks us if it is due earlier; one
-            // registered before is part of `next`.
-            self.handle
-                .inner
-                .next_wake
-                .store(next.unwrap_or(u64::MAX), SeqCst);
-            next
+        // `next_wake` is never later than the wheel's next expiration: a
+        // register lowers it under the wheel lock (then unparks us), and
+        // processing recomputes it. A timer registered after this load
+        // unparks us if it is due earlier; one registered before lowered
+        // it already. (A cancelled timer may leave it early: the turn then
+        // finds nothing due and recomputes it.) No lock per park.
+        let next = match self.handle.inner.next_wake.load(SeqCst) {
+            u64::MAX => None,
+            tick => Some(tick),
         };
         let until_next = next.map(|tick| {
             self.handle
@@ -195,9 +193,14 @@ impl Handle {
             Ok(key) => {
                 // Wake the parked driver if this timer is due before it
                 // planned to wake, and remember the new wake tick so a burst
-                // of later timers does not unpark it again.
+                // of later timers does not unpark it again. The wake tick is
+                // the wheel's next expiration: this timer's tick, or the
+                // cascade point before it, where a timer on a higher level
+                // moves down. (A timer due at or after the wake tick never
+                // has a cascade point before it.)
                 if tick < self.inner.next_wake.load(Relaxed) {
-                    self.inner.next_wake.store(tick, Relaxed);
+                    let next = state.wheel.next_expiration().map_or(tick, |n| n.min(tick));
+                    self.inner.next_wake.store(next, Relaxed);
                     drop(state);
                     self.inner.unpark.unpark();
                 }
