@@ -35,8 +35,10 @@ struct Inner {
     /// Tick 0 of the wheel.
     start: Instant,
     state: Mutex<State>,
-    /// The tick the parked driver will wake at (u64::MAX: none). A new
-    /// timer due earlier unparks it.
+    /// The tick the driver parks until: never later than the wheel's next
+    /// expiration (cascade points included), u64::MAX for no timer. Kept
+    /// by registers (which lower it and unpark the driver) and by
+    /// processing (which recomputes it), so parking needs no lock.
     next_wake: AtomicU64,
     unpark: Arc<dyn Unpark>,
 }
@@ -222,11 +224,16 @@ impl Handle {
     /// Fires every timer due by now, in batches, with the lock released
     /// while the wakers run.
     pub(crate) fn process(&self) {
+        // `next_wake` is never later than the wheel's next expiration (a
+        // register lowers it under the lock; processing recomputes it):
+        // nothing is due before it, so skip the lock and the batch (and
+        // with no timer at all, the clock too).
+        let next_wake = self.inner.next_wake.load(SeqCst);
+        if next_wake == u64::MAX {
+            return;
+        }
         let now = self.now_tick();
-        // `next_wake` is never later than the earliest entry (a register
-        // lowers it under the lock; processing and parking recompute it):
-        // nothing is due before it, so skip the lock and the batch.
-        if now < self.inner.next_wake.load(SeqCst) {
+        if now < next_wake {
             return;
         }
         let mut batch: Vec<Entry> = Vec::with_capacity(FIRE_BATCH);
