@@ -38,6 +38,9 @@ pub(crate) struct Core {
     pub(super) run_queue: Local<Entry>,
     is_searching: bool,
     is_shutdown: bool,
+    /// The last park ended with tasks the drivers woke: when out of work,
+    /// poll the drivers before stealing (see `Context::poll_drivers`).
+    io_first: bool,
     /// Taken out while the worker parks.
     pub(super) park: Option<Parker>,
     pub(super) stats: WorkerStats,
@@ -71,6 +74,7 @@ impl Core {
             run_queue,
             is_searching: false,
             is_shutdown: false,
+            io_first: false,
             park: Some(park),
             stats: WorkerStats::default(),
             rand: FastRand::new(index as u64 + 1),
@@ -279,6 +283,15 @@ impl Context {
                 core = self.run_task(task, core)?;
                 continue;
             }
+            if core.io_first {
+                core = self.poll_drivers(core);
+                if let Some(task) = core.next_local_task() {
+                    core = self.run_task(task, core)?;
+                    continue;
+                }
+                // Nothing was pending: steal first again.
+                core.io_first = false;
+            }
             if let Some(task) = core.steal_work(&self.worker) {
                 core = self.run_task(task, core)?;
             } else {
@@ -384,12 +397,25 @@ impl Context {
         core
     }
 
+    /// Out of local work while I/O is hot (`Core::io_first`): a
+    /// zero-timeout turn of the drivers (if no other worker holds them)
+    /// before searching other workers' queues. Readiness already pending,
+    /// such as a loopback peer's reply, wakes its task into this queue
+    /// without the idle protocol (the searching state, the sleepers list,
+    /// a wake-up of another worker).
+    fn poll_drivers(&self, core: Box<Core>) -> Box<Core> {
+        self.park_timeout(core, Some(Duration::ZERO))
+    }
+
     fn park(&self, mut core: Box<Core>) -> Box<Core> {
         if core.transition_to_parked(&self.worker) {
             while !core.is_shutdown {
                 core.stats.parks += 1;
                 core.submit_metrics(&self.worker);
                 core = self.park_timeout(core, None);
+                // Local tasks after a park were woken by the drivers (others
+                // wake into the inject queue): I/O is hot.
+                core.io_first = core.has_tasks();
                 core.maintenance(&self.worker);
                 if core.transition_from_parked(&self.worker) {
                     break;
