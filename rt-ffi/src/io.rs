@@ -267,10 +267,11 @@ async fn serve(ctl: Arc<IoCtl>, cb: Cb, fd: RawFd, final_call: FinalCall) {
         // which readiness is still there.
         let held = if rguard.is_some() { RT_READABLE } else { 0 }
             | if wguard.is_some() { RT_WRITABLE } else { 0 };
-        let still = if ctl.rearm().is_ok() {
-            0
-        } else {
-            poll_now(ctl.afd.as_raw_fd(), held)
+        let still = match ctl.rearm() {
+            // Released meanwhile (deregistered): the fd number may be reused
+            // already, ask nothing; the task is cancelled.
+            Ok(()) | Err(RT_ENOENT) => 0,
+            Err(_) => poll_now(ctl.afd.as_raw_fd(), held),
         };
         if still & RT_READABLE == 0 {
             if let Some(g) = rguard.as_mut() {

@@ -885,6 +885,40 @@ static void test_timer_stop_races_fire_exactly_once(void) {
     printf("  (%d of %d raced one-shots stopped first)\n", stopped, ONESHOTS / 2);
 }
 
+/* A shutdown that times out while a timer callback still runs, then
+ * rt_runtime_free: a timer still armed gets its final RT_ECANCELED call
+ * exactly once all the same (the freed runtime's timer table makes it). */
+static atomic_int slow_running;
+
+static void slow_cb(void *arg, int status) {
+    race_rec *r = arg;
+    atomic_store(&slow_running, 1);
+    sleep_ms(300);
+    race_cb(r, status);
+}
+
+static void test_timer_final_cancel_after_timed_out_shutdown_and_free(void) {
+    rt_runtime *rt = new_runtime(2, 0);
+    static race_rec armed, slow;
+    rt_timer_id a, b;
+    memset(&armed, 0, sizeof armed);
+    memset(&slow, 0, sizeof slow);
+    atomic_store(&slow_running, 0);
+    CHECK_EQ(rt_timer_start(rt, 60000, 0, race_cb, &armed, &a), 0);
+    CHECK_EQ(rt_timer_start(rt, 0, 0, slow_cb, &slow, &b), 0);
+    while (!atomic_load(&slow_running)) {
+        sleep_ms(1);
+    }
+    CHECK_EQ(rt_runtime_shutdown(rt, 0), RT_ETIMEDOUT);
+    rt_runtime_free(rt);
+    CHECK(wait_for(&armed.cancels, 1, 5000));
+    CHECK(wait_for(&slow.calls, 1, 5000));
+    sleep_ms(100);
+    CHECK_EQ(atomic_load(&armed.cancels), 1);
+    CHECK_EQ(atomic_load(&armed.calls), 0);
+    CHECK_EQ(atomic_load(&slow.cancels), 0);
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"timers_order_and_never_early", test_timers_order_and_never_early},
@@ -908,6 +942,8 @@ int main(void) {
         {"run_budget_drives_current_thread_runtime", test_run_budget_drives_current_thread_runtime},
         {"close_after_deregister_is_immediate", test_close_after_deregister_is_immediate},
         {"timer_stop_races_fire_exactly_once", test_timer_stop_races_fire_exactly_once},
+        {"timer_final_cancel_after_timed_out_shutdown_and_free",
+         test_timer_final_cancel_after_timed_out_shutdown_and_free},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }

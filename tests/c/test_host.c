@@ -331,6 +331,25 @@ static void *race_host(void *arg) {
     return NULL;
 }
 
+/* rt_runtime_free returns with every fd of the runtime closed, also right
+ * after blocking jobs (their pool threads may still be exiting then). */
+static void test_free_after_blocking_jobs_closes_every_fd(void) {
+    int before = count_fds(), i, leaked = 0;
+    for (i = 0; i < 100; i++) {
+        rt_runtime *rt = new_current_thread();
+        blocking_ctx b;
+        memset(&b, 0, sizeof b);
+        b.rt = rt;
+        CHECK_EQ(rt_spawn_blocking(rt, quick_work, blocking_done, &b, NULL), 0);
+        CHECK_EQ(rt_run(rt, RT_RUN_DEFAULT), 1);
+        rt_runtime_free(rt);
+        if (count_fds() != before) {
+            leaked++;
+        }
+    }
+    CHECK_EQ(leaked, 0);
+}
+
 static void test_shutdown_racing_a_driving_thread_frees_everything(void) {
     int before = count_fds(), i;
     rt_timer_id tid;
@@ -978,6 +997,7 @@ int main(void) {
         {"stop_and_wake_interrupt_a_blocking_run", test_stop_and_wake_interrupt_a_blocking_run},
         {"stop_from_callback_ends_default_after_it", test_stop_from_callback_ends_default_after_it},
         {"default_waits_for_blocking_jobs_without_hanging", test_default_waits_for_blocking_jobs_without_hanging},
+        {"free_after_blocking_jobs_closes_every_fd", test_free_after_blocking_jobs_closes_every_fd},
         {"shutdown_racing_a_driving_thread_frees_everything", test_shutdown_racing_a_driving_thread_frees_everything},
         {"timers_fire_in_deadline_order_when_late", test_timers_fire_in_deadline_order_when_late},
         {"fired_timers_not_yet_called_are_cancelled_at_shutdown", test_fired_timers_not_yet_called_are_cancelled_at_shutdown},

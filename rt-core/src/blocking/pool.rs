@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Owns the pool; shutting it down (or dropping it) stops the threads.
@@ -119,6 +119,10 @@ impl BlockingPool {
             inner.condvar.notify_all();
             std::mem::take(&mut shared.queue)
         };
+        // Threads may outlive this call by a moment (they drop their
+        // reference to the pool after counting themselves out): let go of
+        // the driver now.
+        drop(inner.jobs_in_flight.on_zero.lock().unwrap().take());
         for task in cancelled {
             task.shutdown();
         }
@@ -235,7 +239,10 @@ impl Spawner {
     /// that waits for them (`RunMode::Default`) re-checks whether work is
     /// left. Set once, by a current-thread scheduler.
     pub(crate) fn on_last_job(&self, unpark: Arc<dyn Unpark>) {
-        let _ = self.inner.jobs_in_flight.on_zero.set(unpark);
+        let mut on_zero = self.inner.jobs_in_flight.on_zero.lock().unwrap();
+        if on_zero.is_none() {
+            *on_zero = Some(unpark);
+        }
     }
 
     /// Closures waiting for a thread.
@@ -250,11 +257,12 @@ struct JobInFlight {
 }
 
 /// The number of `spawn_blocking` closures alive, and who to wake when it
-/// drops to zero.
+/// drops to zero (let go at shutdown: it holds the driver, whose fds must
+/// close with the runtime, not with the last pool thread to exit).
 #[derive(Default)]
 struct JobCount {
     count: AtomicUsize,
-    on_zero: OnceLock<Arc<dyn Unpark>>,
+    on_zero: Mutex<Option<Arc<dyn Unpark>>>,
 }
 
 impl JobInFlight {
@@ -269,7 +277,8 @@ impl JobInFlight {
 impl Drop for JobInFlight {
     fn drop(&mut self) {
         if self.jobs.count.fetch_sub(1, AcqRel) == 1 {
-            if let Some(unpark) = self.jobs.on_zero.get() {
+            let unpark = self.jobs.on_zero.lock().unwrap().clone();
+            if let Some(unpark) = unpark {
                 unpark.unpark();
             }
         }

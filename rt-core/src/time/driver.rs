@@ -200,11 +200,16 @@ impl Handle {
                 // cascade point before it, where a timer on a higher level
                 // moves down. (A timer due at or after the wake tick never
                 // has a cascade point before it.)
-                if tick < self.inner.next_wake.load(Relaxed) {
+                // (`u64::MAX` means no timer: a first timer always sets it,
+                // even one clamped from a tick of `u64::MAX`.)
+                let current = self.inner.next_wake.load(Relaxed);
+                if tick < current || current == u64::MAX {
                     let next = state.wheel.next_expiration().map_or(tick, |n| n.min(tick));
-                    self.inner.next_wake.store(next, Relaxed);
-                    drop(state);
-                    self.inner.unpark.unpark();
+                    if next < current {
+                        self.inner.next_wake.store(next, Relaxed);
+                        drop(state);
+                        self.inner.unpark.unpark();
+                    }
                 }
                 Ok(key)
             }

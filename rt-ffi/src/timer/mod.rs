@@ -102,6 +102,19 @@ impl Timers {
     }
 }
 
+impl Drop for Timers {
+    fn drop(&mut self) {
+        // The last reference went (the runtime was freed while a shutdown
+        // that timed out still runs in the background): alarms still in
+        // the wheel can no longer reach the table (the wheel holds it
+        // weakly), so the timers still armed or queued get their final
+        // call here. After a shutdown that completed, none are left.
+        for cb in self.table.take_pending() {
+            cb.call(RT_ECANCELED);
+        }
+    }
+}
+
 /// The wheel fired a timer (or the runtime shut down): queue its call.
 impl AlarmTarget for Timers {
     fn fire(self: Arc<Self>, id: u64, shutdown: bool) {

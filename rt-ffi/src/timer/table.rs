@@ -348,6 +348,29 @@ impl<K: Copy> TimerTable<K> {
         }
     }
 
+    /// Frees every timer still armed or queued and returns their
+    /// callbacks, for their final `RT_ECANCELED` calls: the table is being
+    /// dropped, and alarms still in the wheel can no longer reach it. (A
+    /// running call holds the table, so none is running.)
+    pub(crate) fn take_pending(&self) -> Vec<Cb> {
+        let mut t = self.lock();
+        let pending: Vec<usize> = t
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.state, State::Armed(_) | State::Queued))
+            .map(|(i, _)| i)
+            .collect();
+        pending
+            .into_iter()
+            .filter_map(|i| {
+                let cb = t.slots[i].cb;
+                t.release(i);
+                cb
+            })
+            .collect()
+    }
+
     /// Timers alive (armed, queued or running).
     #[cfg(test)]
     fn live(&self) -> usize {
@@ -482,6 +505,21 @@ mod tests {
         assert_eq!(t.stop(id, thread(2), true, |_| {}), RT_ENOENT);
         let _ = t.finish(call, |_, _| panic!("re-armed after a stop"));
         assert_eq!(t.live(), 0);
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn pending_timers_are_handed_back_once() {
+        let t = TimerTable::<u32>::new(false);
+        let armed_id = armed(&t, 0);
+        let queued = armed(&t, 5);
+        let stopped = armed(&t, 0);
+        assert_eq!(t.fired(queued, false), Then::Caller);
+        assert_eq!(t.stop(stopped, thread(1), false, |_| {}), 0);
+        assert_eq!(t.take_pending().len(), 2, "the armed and the queued one");
+        assert_eq!(t.live(), 0);
+        assert!(t.take_pending().is_empty());
+        assert_eq!(t.stop(armed_id, thread(1), false, |_| {}), RT_ENOENT);
     }
 
     #[cfg(not(loom))]

@@ -148,15 +148,14 @@ impl Handle {
     /// Wakes a worker if any queue holds work (used by the last searcher
     /// before it parks).
     pub(super) fn notify_if_work_pending(&self) {
-        for remote in self.shared.remotes.iter() {
-            if !remote.steal.is_empty() {
-                self.notify_parked();
-                return;
-            }
-        }
-        if !self.shared.inject.is_empty() {
+        if self.has_queued_work() {
             self.notify_parked();
         }
+    }
+
+    /// True if a worker's queue or the inject queue holds tasks.
+    pub(super) fn has_queued_work(&self) -> bool {
+        self.shared.remotes.iter().any(|r| !r.steal.is_empty()) || !self.shared.inject.is_empty()
     }
 
     /// A searching worker found work; if it was the last searcher, wake

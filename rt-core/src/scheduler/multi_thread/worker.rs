@@ -283,7 +283,10 @@ impl Context {
                 core = self.run_task(task, core)?;
                 continue;
             }
-            if core.io_first {
+            // Only while nothing is queued anywhere: queued work is stolen
+            // first, as ever (a worker with hot I/O must not leave a busy
+            // worker's queue waiting).
+            if core.io_first && !self.worker.handle.has_queued_work() {
                 core = self.poll_drivers(core);
                 if let Some(task) = core.next_local_task() {
                     core = self.run_task(task, core)?;
@@ -397,9 +400,9 @@ impl Context {
         core
     }
 
-    /// Out of local work while I/O is hot (`Core::io_first`): a
-    /// zero-timeout turn of the drivers (if no other worker holds them)
-    /// before searching other workers' queues. Readiness already pending,
+    /// Out of local work while I/O is hot (`Core::io_first`) and no queue
+    /// holds tasks to steal: a zero-timeout turn of the drivers (if no
+    /// other worker holds them) before the search. Readiness already pending,
     /// such as a loopback peer's reply, wakes its task into this queue
     /// without the idle protocol (the searching state, the sleepers list,
     /// a wake-up of another worker).
