@@ -65,9 +65,11 @@ fn tasks_spawned_on_a_blocked_worker_are_stolen() {
 #[test]
 fn local_queue_overflow_goes_to_global_queue() {
     // One worker spawns far more than its 256-slot local queue holds while
-    // blocked; the excess must still all run.
+    // blocked; the excess must still all run. (A single worker: with a
+    // second one stealing as fast as the first spawns, the queue may never
+    // fill, and nothing would be counted.)
     let rt = Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .build()
         .unwrap();
     let done = Arc::new(AtomicUsize::new(0));
