@@ -127,7 +127,7 @@ impl TaskGate {
     /// Records the task that makes the calls.
     pub(crate) fn set_task(&self, task: AbortHandle) {
         // A stop that came first found no task to cancel: cancel it here, so
-        // it does not linger (e.g. in the timer wheel until its deadline).
+        // it does not linger, waiting for readiness that may never come.
         // The task slot is locked across the check: a concurrent
         // `stop_and_cancel` either sees `stopped` set before this check, or
         // looks at the slot after it is filled.

@@ -8,8 +8,9 @@ use std::task::Waker;
 
 /// A timer that wakes a given [`Waker`] at its deadline (never before),
 /// with no future to poll and no task while it waits: for embedders that
-/// keep many timers and start work only when one fires (the C API's
-/// `rt_timer_start` spawns the callback's task from the waker).
+/// keep a few timers and start work only when one fires. (For many timers
+/// kept in an embedder's own table, [`Alarms`](super::Alarms) stores no
+/// waker at all.)
 ///
 /// The time driver calls the waker on a runtime thread, in deadline order
 /// (timers due at the same millisecond tick in the order they were armed),
