@@ -9,8 +9,8 @@ PYTHON ?= python3
 # Bound on loom's preemptions per model: keeps the models to seconds.
 LOOM_MAX_PREEMPTIONS ?= 2
 
-.PHONY: install all build demo demo-c test deps lint test-rust test-loom test-c lib header check-header \
-	check-header-compiles check-symbols bench bench-tokio bench-libuv clean
+.PHONY: install all build demo demo-c demo-cpp test deps lint test-rust test-loom test-c test-install lib header \
+	check-header check-header-compiles check-symbols bench bench-tokio bench-libuv clean
 
 # The C library and its tools.
 TOOLS := $(CURDIR)/.tools
@@ -45,10 +45,19 @@ demo-c: deps
 			-Wl,-rpath,$(DEMO_PREFIX)/lib -lpthread || exit 1; \
 	done
 	@for e in $(C_EXAMPLES); do echo "== examples/c/$$e"; $(C_BUILD)/examples/$$e || exit 1; done
-	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 examples/cpp/main.cpp -o $(C_BUILD)/examples/cpp_main \
-		$$(PKG_CONFIG_PATH=$(DEMO_PREFIX)/lib/pkgconfig pkg-config --cflags --libs rt) \
-		-Wl,-rpath,$(DEMO_PREFIX)/lib -lpthread
-	@echo "== examples/cpp/main"; $(C_BUILD)/examples/cpp_main
+	$(MAKE) --no-print-directory demo-cpp CPP_PREFIX=$(DEMO_PREFIX)
+
+# The C++ example, built the way CMake users build: find_package(rt) in an
+# installed prefix (CPP_PREFIX), linked once to rt::rt and once to
+# rt::rt_static; both binaries run.
+CPP_PREFIX ?= $(DEMO_PREFIX)
+demo-cpp:
+	@rm -rf $(C_BUILD)/cpp; mkdir -p $(C_BUILD)
+	cmake -S examples/cpp -B $(C_BUILD)/cpp -DCMAKE_PREFIX_PATH=$(CPP_PREFIX) -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_CXX_COMPILER=$(CXX) > $(C_BUILD)/cpp.configure.log || (cat $(C_BUILD)/cpp.configure.log; exit 1)
+	cmake --build $(C_BUILD)/cpp
+	@echo "== examples/cpp/main (rt::rt)"; $(C_BUILD)/cpp/cpp_main
+	@echo "== examples/cpp/main (rt::rt_static)"; $(C_BUILD)/cpp/cpp_main_static
 
 # Everything the tests use comes from rustup components, crates.io and
 # Debian packages (valgrind), installed here when missing.
@@ -57,13 +66,15 @@ deps: $(CBINDGEN)
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	@command -v valgrind >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind)
-	@command -v pkg-config >/dev/null 2>&1 || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config)
+	@for tool in pkg-config:pkg-config cmake:cmake gdb:gdb objcopy:binutils readelf:binutils; do \
+		command -v $${tool%%:*} >/dev/null 2>&1 || \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${tool#*:}) || exit 1; \
+	done
 
 $(CBINDGEN):
 	$(CARGO) install --quiet --root $(TOOLS) cbindgen --version $(CBINDGEN_VERSION) --locked
 
-test: deps lint test-rust test-loom test-c
+test: deps lint test-rust test-loom test-c test-install
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -128,15 +139,43 @@ PREFIX ?= /usr/local
 RT_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 RT_MAJOR := $(firstword $(subst ., ,$(RT_VERSION)))
 
+# librt.so is installed stripped; its debug info goes to
+# <prefix>/lib/.debug/librt.so.VERSION.debug, named by the library's
+# .gnu_debuglink, where gdb (and valgrind, perf) look for it.
+STRIP_DIR := $(CURDIR)/target/strip
+SO_FILE := librt.so.$(RT_VERSION)
+# Pointer size of the build, for the CMake package's version check.
+SIZEOF_VOID_P := $(shell echo $$(( $$(getconf LONG_BIT) / 8 )))
+
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 0755 $(LIB_DIR)/librt.so $(DESTDIR)$(PREFIX)/lib/librt.so.$(RT_VERSION)
-	ln -sf librt.so.$(RT_VERSION) $(DESTDIR)$(PREFIX)/lib/librt.so.$(RT_MAJOR)
+	@mkdir -p $(STRIP_DIR)
+	objcopy --only-keep-debug $(LIB_DIR)/librt.so $(STRIP_DIR)/$(SO_FILE).debug
+	objcopy --strip-debug --strip-unneeded --add-gnu-debuglink=$(STRIP_DIR)/$(SO_FILE).debug \
+		$(LIB_DIR)/librt.so $(STRIP_DIR)/$(SO_FILE)
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/.debug \
+		$(DESTDIR)$(PREFIX)/lib/cmake/rt $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(STRIP_DIR)/$(SO_FILE) $(DESTDIR)$(PREFIX)/lib/$(SO_FILE)
+	install -m 0644 $(STRIP_DIR)/$(SO_FILE).debug $(DESTDIR)$(PREFIX)/lib/.debug/$(SO_FILE).debug
+	ln -sf $(SO_FILE) $(DESTDIR)$(PREFIX)/lib/librt.so.$(RT_MAJOR)
 	ln -sf librt.so.$(RT_MAJOR) $(DESTDIR)$(PREFIX)/lib/librt.so
 	install -m 0644 $(LIB_DIR)/librt.a $(DESTDIR)$(PREFIX)/lib/librt.a
 	install -m 0644 include/rt.h $(DESTDIR)$(PREFIX)/include/rt.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RT_VERSION)|' rt-ffi/rt.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/rt.pc
+	for f in rtConfig rtConfigVersion; do \
+		sed -e 's|@VERSION@|$(RT_VERSION)|g' -e 's|@MAJOR@|$(RT_MAJOR)|g' -e 's|@SIZEOF_VOID_P@|$(SIZEOF_VOID_P)|g' \
+			rt-ffi/cmake/$$f.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/rt/$$f.cmake || exit 1; \
+	done
+
+# What `make install` puts in a prefix, checked: a stripped librt.so whose
+# debug info gdb finds, the CMake package (versions, both targets; the C++
+# example built and run through it) and pkg-config.
+TEST_PREFIX := $(CURDIR)/target/test-prefix
+test-install: deps
+	@rm -rf $(TEST_PREFIX)
+	$(MAKE) --no-print-directory install PREFIX=$(TEST_PREFIX)
+	bash tests/install/check_install.sh $(TEST_PREFIX) $(RT_VERSION)
+	$(MAKE) --no-print-directory demo-cpp CPP_PREFIX=$(TEST_PREFIX)
 
 bench: bench-tokio bench-libuv
 
