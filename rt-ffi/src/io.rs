@@ -9,7 +9,8 @@
 //! turn. No readiness is ever lost: the readiness acted on is forgotten
 //! with the driver's tick check, so an edge that arrives while the callback
 //! runs is kept. (If the kernel refused the re-arm, a zero-timeout
-//! `poll(2)` decides instead.)
+//! `poll(2)` decides instead; unless it refused because the fd was closed
+//! behind the registration's back, which then falls silent.)
 //!
 //! The reactor watches the caller's fd itself (no duplicate: a registration
 //! costs no fd, as with libuv). The registration uses the fd number only
@@ -102,16 +103,27 @@ impl IoCtl {
     /// at the next turn. `RT_ENOENT` once the fd is released; `-errno` if
     /// the kernel refuses.
     fn rearm(&self) -> Result<(), c_int> {
-        let held = self.lock_fd();
-        self.rearm_locked(&held)
+        let mut held = self.lock_fd();
+        self.rearm_locked(&mut held)
     }
 
-    fn rearm_locked(&self, held: &bool) -> Result<(), c_int> {
-        if !*held {
+    /// `rearm` under the fd lock (`held`). `-EBADF` (the number is closed)
+    /// or `-ENOENT` (it names a file the reactor does not know under it)
+    /// mean that the caller closed the fd without a deregister: the
+    /// registration lets go of the number (no system call names it again)
+    /// and falls silent.
+    fn rearm_locked(&self, held: &mut MutexGuard<'_, bool>) -> Result<(), c_int> {
+        if !**held {
             return Err(RT_ENOENT);
         }
         let interest = to_interest(self.interest.load(Ordering::Acquire)).ok_or(RT_EINVAL)?;
-        self.afd.reregister(interest).map_err(|e| from_io(&e))
+        self.afd.reregister(interest).map_err(|e| {
+            let code = from_io(&e);
+            if (code == -libc::EBADF || code == -libc::ENOENT) && self.let_go(held) {
+                self.afd.forget_closed();
+            }
+            code
+        })
     }
 
     /// After a call: re-arms the level-triggered check and returns which
@@ -121,9 +133,10 @@ impl IoCtl {
     /// decides. Nothing once the number is released (it may name another
     /// file by now).
     fn recheck(&self, acted_on: u32) -> u32 {
-        let held = self.lock_fd();
-        match self.rearm_locked(&held) {
-            Ok(()) | Err(RT_ENOENT) => 0,
+        let mut held = self.lock_fd();
+        match self.rearm_locked(&mut held) {
+            Ok(()) => 0,
+            Err(_) if !*held => 0,
             Err(_) => poll_now(self.afd.as_raw_fd(), acted_on),
         }
     }
@@ -298,10 +311,11 @@ async fn serve(ctl: Arc<IoCtl>, cb: Cb, fd: RawFd, final_call: FinalCall) {
             return;
         }
         if !ctl.holds_fd() {
-            // The number was registered again after the caller closed the
-            // fd without a deregister: readiness of the old file (still open
-            // elsewhere) must not be reported under it. Silent until the
-            // deregister cancels this task or shutdown drops it.
+            // The caller closed the fd without a deregister (a re-arm failed
+            // on it, or its number was registered again): readiness of the
+            // old file (still open elsewhere) must not be reported under a
+            // number that may name another file. Silent until the deregister
+            // cancels this task or shutdown drops it.
             std::future::pending::<()>().await;
         }
         if !ctl.gate.begin() {
@@ -344,17 +358,43 @@ fn hup_err(closed: bool, ready: rt_core::io::Ready) -> u32 {
 /// and/or `RT_WRITABLE`); `events` holds what is ready, plus `RT_HUP` /
 /// `RT_ERROR` when the fd reports them. Level-triggered, like `epoll`'s
 /// default and libuv's `uv_poll`: a callback that leaves data unread is
-/// called again. `fd` must be non-blocking; the caller keeps owning it and
-/// must deregister it before closing it.
+/// called again. `fd` must be non-blocking.
+///
+/// Ownership, as with libuv's `uv_poll`: the caller keeps owning `fd` and
+/// closes it itself; the runtime never closes it and keeps no duplicate (a
+/// registration costs no file descriptor). The runtime uses the fd number
+/// from this call until `rt_io_deregister` returns or the final
+/// `RT_ECANCELED` call starts: close `fd` only after one of these (from
+/// inside the callback: after `rt_io_deregister` returned there). Once
+/// deregistered, the number may be reused and registered again; the old
+/// id stays stale (`RT_ENOENT`).
+///
+/// One registration per fd: registering an fd that is registered with
+/// this runtime already gives `-EEXIST` (change the interest with
+/// `rt_io_modify`; a `dup` of the fd is another fd and may be registered).
+///
+/// Closing `fd` while it is registered breaks this contract; the effects
+/// are bounded. The kernel drops a closed fd from the reactor, so the
+/// callback stops being called, unless another descriptor keeps the file
+/// open (`dup`, `fork`): then that file's readiness may still be reported
+/// under the old number (which may name another file by then) until the
+/// runtime notices, at the registration's next re-arm or when the number
+/// is registered again. From then on the old registration is silent, and
+/// neither it nor its `rt_io_deregister` (still needed: it returns 0)
+/// touches the fd number or another registration.
 ///
 /// A registration still active at shutdown gets one final call with
-/// `RT_ECANCELED` (events 0); a deregistered one gets none.
+/// `RT_ECANCELED` (events 0); a deregistered one gets none. No call with
+/// status 0 starts once the runtime's shutdown has begun (also when this
+/// callback itself called `rt_runtime_shutdown`).
 ///
 /// Returns 0 and the id in `*out`; `RT_EINVAL` for NULL `rt`/`cb`/`out`,
 /// a negative fd, or an interest without `RT_READABLE`/`RT_WRITABLE`;
-/// `-errno` if the kernel refuses the fd (`-EBADF` for a closed one,
-/// `-EPERM` for a regular file); `RT_ESHUTDOWN`. On error `cb` is never
-/// called. Thread-safe.
+/// `-EEXIST` if `fd` is registered already; `-errno` if the kernel refuses
+/// the fd (`-EBADF` for a closed one, `-EPERM` for a regular file);
+/// `RT_ESHUTDOWN` once shutdown has begun. A call racing the shutdown
+/// returns `RT_ESHUTDOWN`, or 0 with the final `RT_ECANCELED` call made
+/// (maybe before it returns). On error `cb` is never called. Thread-safe.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime; `out` is NULL or writable.
@@ -434,9 +474,11 @@ pub unsafe extern "C" fn rt_io_register(
 /// Changes a registration's interest (`RT_READABLE` and/or
 /// `RT_WRITABLE`); readiness the fd has for the new interest is reported
 /// at the reactor's next turn. Returns 0; `RT_ENOENT` for an unknown or
-/// deregistered id; `RT_EINVAL` for NULL or an empty interest;
-/// `RT_ESHUTDOWN`; `-errno` if the kernel refuses the change (the new
-/// interest is recorded anyway). Thread-safe.
+/// deregistered id, or a registration whose fd was closed without a
+/// deregister (see `rt_io_register`; `-EBADF` when that shows now);
+/// `RT_EINVAL` for NULL or an empty interest; `RT_ESHUTDOWN` once shutdown
+/// has begun (also when racing it); `-errno` if the kernel refuses the
+/// change (the new interest is recorded anyway). Thread-safe.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime.
@@ -477,14 +519,17 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
 /// other thread and will not be called again (no `RT_ECANCELED` either),
 /// so `arg` may be freed and the fd closed; called from inside the
 /// registration's own callback it returns at once and no further call
-/// happens. The reactor has let go of the fd when it returns: closing it
+/// happens. The reactor has let go of the fd when it returns (`epoll_ctl`
+/// DEL): the runtime never uses the fd number again, and closing the fd
 /// then closes the file (the peer sees EOF at once).
 ///
 /// Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
 /// `RT_EDEADLK` when called from inside another runtime callback while
 /// this registration's callback runs on another thread: deregistered (no
-/// further call starts) but that call may still be finishing, so `arg`
-/// must not be freed yet; `RT_EINVAL` for NULL; `RT_ESHUTDOWN`.
+/// further call starts, the fd may be closed) but that call may still be
+/// finishing, so `arg` must not be freed yet; `RT_EINVAL` for NULL;
+/// `RT_ESHUTDOWN` once shutdown has begun, also when racing it (a
+/// registration still active then gets its final `RT_ECANCELED` call).
 /// Thread-safe.
 ///
 /// # Safety

@@ -335,13 +335,41 @@ static void *racer(void *arg) {
     return NULL;
 }
 
-static void test_calls_racing_shutdown_return_ok_or_eshutdown(void) {
+/* The thread that drives a current-thread runtime, racing the shutdown
+ * too: rt_run and the host calls return a count / fd / timeout, or
+ * RT_ESHUTDOWN. */
+static void *host_driver(void *arg) {
+    race *r = arg;
+    int rc;
+    while (!atomic_load(&r->shutdown_done)) {
+        rc = rt_run(r->rt, RT_RUN_NOWAIT);
+        expect_ok_or_shutdown(r, rc > 0 ? 0 : rc);
+        rc = rt_run_budget(r->rt, 1000, 16);
+        expect_ok_or_shutdown(r, rc > 0 ? 0 : rc);
+        rc = rt_backend_fd(r->rt);
+        expect_ok_or_shutdown(r, rc >= 0 ? 0 : rc);
+        rc = rt_backend_timeout(r->rt);
+        expect_ok_or_shutdown(r, rc >= -1 ? 0 : rc);
+        expect_ok_or_shutdown(r, rt_wake(r->rt));
+    }
+    expect_ok_or_shutdown(r, rt_stop(r->rt));
+    return NULL;
+}
+
+static void race_shutdown(rt_flavor flavor) {
     int rounds = under_valgrind() ? 2 : 30, i, t;
     for (i = 0; i < rounds; i++) {
         race r;
-        pthread_t th[RACERS];
+        pthread_t th[RACERS], host;
+        rt_config cfg;
         memset(&r, 0, sizeof r);
-        r.rt = new_runtime(2);
+        CHECK_EQ(rt_config_init(&cfg), 0);
+        cfg.flavor = flavor;
+        cfg.worker_threads = 2;
+        CHECK_EQ(rt_runtime_new(&cfg, &r.rt), 0);
+        if (flavor == RT_FLAVOR_CURRENT_THREAD) {
+            CHECK_EQ(pthread_create(&host, NULL, host_driver, &r), 0);
+        }
         for (t = 0; t < RACERS; t++) {
             CHECK_EQ(pthread_create(&th[t], NULL, racer, &r), 0);
         }
@@ -350,6 +378,9 @@ static void test_calls_racing_shutdown_return_ok_or_eshutdown(void) {
         atomic_store(&r.shutdown_done, 1);
         for (t = 0; t < RACERS; t++) {
             pthread_join(th[t], NULL);
+        }
+        if (flavor == RT_FLAVOR_CURRENT_THREAD) {
+            pthread_join(host, NULL);
         }
         if (atomic_load(&r.bad)) {
             fprintf(stderr, "  round %d: %d bad return codes, e.g. %d (%s)\n", i,
@@ -362,6 +393,14 @@ static void test_calls_racing_shutdown_return_ok_or_eshutdown(void) {
         CHECK_EQ(atomic_load(&r.after_calls), 0);
         rt_runtime_free(r.rt);
     }
+}
+
+static void test_calls_racing_shutdown_return_ok_or_eshutdown(void) {
+    race_shutdown(RT_FLAVOR_MULTI_THREAD);
+}
+
+static void test_calls_racing_shutdown_return_ok_or_eshutdown_current_thread(void) {
+    race_shutdown(RT_FLAVOR_CURRENT_THREAD);
 }
 
 /* ---------------- item 8: no fd of its own per registration ---------------- */
@@ -553,6 +592,51 @@ static void test_closed_without_deregister_then_reused(void) {
     }
 }
 
+/* The contract broken from inside the callback: it closes its fd without a
+ * deregister and the number comes back at once for another socket, with
+ * data waiting (not registered anywhere). The registration notices at its
+ * re-arm and falls silent: it is not called again for the other file. */
+typedef struct {
+    atomic_int calls;
+    int other[2];
+    atomic_int replaced;
+} closer;
+
+static void closing_cb(void *arg, rt_fd fd, uint32_t events, int status) {
+    closer *c = arg;
+    (void)events;
+    if (status != 0) {
+        return;
+    }
+    if (atomic_fetch_add(&c->calls, 1) == 0) {
+        close(fd); /* contract violation: still registered */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c->other) == 0) {
+            atomic_store(&c->replaced, c->other[0] == fd ? 1 : -1);
+            (void)!write(c->other[1], "z", 1);
+        }
+    }
+}
+
+static void test_closed_inside_its_callback_then_reused(void) {
+    rt_runtime *rt = new_runtime(2);
+    closer c;
+    int sv[2];
+    rt_io_id id;
+    memset(&c, 0, sizeof c);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    CHECK_EQ(rt_io_register(rt, sv[0], RT_READABLE, closing_cb, &c, &id), 0);
+    CHECK(wait_for(&c.replaced, 1, 5000));
+    CHECK_EQ(atomic_load(&c.replaced), 1); /* the same number, another file */
+    sleep_ms(30);
+    CHECK_EQ(atomic_load(&c.calls), 1);
+    CHECK_EQ(rt_io_deregister(rt, id), 0);
+    close(sv[1]);
+    close(c.other[0]);
+    close(c.other[1]);
+    rt_runtime_free(rt);
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"fd_callback_shutting_down_its_runtime_is_not_called_again",
@@ -561,10 +645,13 @@ int main(void) {
          test_spawned_tasks_after_shutdown_from_a_callback_are_cancelled},
         {"poll_task_is_not_polled_after_shutdown_began", test_poll_task_is_not_polled_after_shutdown_began},
         {"calls_racing_shutdown_return_ok_or_eshutdown", test_calls_racing_shutdown_return_ok_or_eshutdown},
+        {"calls_racing_shutdown_return_ok_or_eshutdown_current_thread",
+         test_calls_racing_shutdown_return_ok_or_eshutdown_current_thread},
         {"registrations_reach_the_fd_limit", test_registrations_reach_the_fd_limit},
         {"reused_fd_number_after_deregister", test_reused_fd_number_after_deregister},
         {"second_registration_of_an_fd_is_eexist", test_second_registration_of_an_fd_is_eexist},
         {"closed_without_deregister_then_reused", test_closed_without_deregister_then_reused},
+        {"closed_inside_its_callback_then_reused", test_closed_inside_its_callback_then_reused},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }
