@@ -526,8 +526,9 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
 /// Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
 /// `RT_EDEADLK` when called from inside another runtime callback while
 /// this registration's callback runs on another thread: deregistered (no
-/// further call starts, the fd may be closed) but that call may still be
-/// finishing, so `arg` must not be freed yet; `RT_EINVAL` for NULL;
+/// further call starts; the runtime let go of the fd) but that call may
+/// still be finishing, so `arg` must not be freed yet (nor the fd closed,
+/// if that call uses it); `RT_EINVAL` for NULL;
 /// `RT_ESHUTDOWN` once shutdown has begun, also when racing it (a
 /// registration still active then gets its final `RT_ECANCELED` call).
 /// Thread-safe.
