@@ -393,8 +393,9 @@ fn hup_err(closed: bool, ready: rt_core::io::Ready) -> u32 {
 /// `-EEXIST` if `fd` is registered already; `-errno` if the kernel refuses
 /// the fd (`-EBADF` for a closed one, `-EPERM` for a regular file);
 /// `RT_ESHUTDOWN` once shutdown has begun. A call racing the shutdown
-/// returns `RT_ESHUTDOWN`, or 0 with the final `RT_ECANCELED` call made
-/// (maybe before it returns). On error `cb` is never called. Thread-safe.
+/// returns `RT_ESHUTDOWN`, or 0 and the registration gets its final
+/// `RT_ECANCELED` call (maybe before this returns). On error `cb` is never
+/// called. Thread-safe.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime; `out` is NULL or writable.
