@@ -516,16 +516,43 @@ RT_API int rt_backend_timeout(const rt_runtime *rt);
  * and/or `RT_WRITABLE`); `events` holds what is ready, plus `RT_HUP` /
  * `RT_ERROR` when the fd reports them. Level-triggered, like `epoll`'s
  * default and libuv's `uv_poll`: a callback that leaves data unread is
- * called again. `fd` must be non-blocking; the caller keeps owning it and
- * must deregister it before closing it.
+ * called again. `fd` must be non-blocking.
+ *
+ * Ownership, as with libuv's `uv_poll`: the caller keeps owning `fd` and
+ * closes it itself; the runtime never closes it and keeps no duplicate (a
+ * registration costs no file descriptor). The runtime uses the fd number
+ * from this call until `rt_io_deregister` returns or the final
+ * `RT_ECANCELED` call starts: close `fd` only after one of these (from
+ * inside the callback: after `rt_io_deregister` returned there). Once
+ * deregistered, the number may be reused and registered again; the old
+ * id stays stale (`RT_ENOENT`).
+ *
+ * One registration per fd: registering an fd that is registered with
+ * this runtime already gives `-EEXIST` (change the interest with
+ * `rt_io_modify`; a `dup` of the fd is another fd and may be registered).
+ *
+ * Closing `fd` while it is registered breaks this contract; the effects
+ * are bounded. The kernel drops a closed fd from the reactor, so the
+ * callback stops being called, unless another descriptor keeps the file
+ * open (`dup`, `fork`): then that file's readiness may still be reported
+ * under the old number (which may name another file by then) until the
+ * runtime notices, at the registration's next re-arm or when the number
+ * is registered again. From then on the old registration is silent, and
+ * neither it nor its `rt_io_deregister` (still needed: it returns 0)
+ * touches the fd number or another registration.
  *
  * A registration still active at shutdown gets one final call with
- * `RT_ECANCELED` (events 0); a deregistered one gets none.
+ * `RT_ECANCELED` (events 0); a deregistered one gets none. No call with
+ * status 0 starts once the runtime's shutdown has begun (also when this
+ * callback itself called `rt_runtime_shutdown`).
  *
  * Returns 0 and the id in `*out`; `RT_EINVAL` for NULL `rt`/`cb`/`out`,
  * a negative fd, or an interest without `RT_READABLE`/`RT_WRITABLE`;
- * `-errno` if the kernel refuses the fd (`-EBADF` for a closed one,
- * `-EPERM` for a regular file); `RT_ESHUTDOWN`. On error `cb` is never
+ * `-EEXIST` if `fd` is registered already; `-errno` if the kernel refuses
+ * the fd (`-EBADF` for a closed one, `-EPERM` for a regular file);
+ * `RT_ESHUTDOWN` once shutdown has begun. A call racing the shutdown
+ * returns `RT_ESHUTDOWN`, or 0 and the registration gets its final
+ * `RT_ECANCELED` call (maybe before this returns). On error `cb` is never
  * called. Thread-safe.
  *
  * # Safety
@@ -543,9 +570,11 @@ int rt_io_register(const rt_runtime *rt,
  * Changes a registration's interest (`RT_READABLE` and/or
  * `RT_WRITABLE`); readiness the fd has for the new interest is reported
  * at the reactor's next turn. Returns 0; `RT_ENOENT` for an unknown or
- * deregistered id; `RT_EINVAL` for NULL or an empty interest;
- * `RT_ESHUTDOWN`; `-errno` if the kernel refuses the change (the new
- * interest is recorded anyway). Thread-safe.
+ * deregistered id, or a registration whose fd was closed without a
+ * deregister (see `rt_io_register`; `-EBADF` when that shows now);
+ * `RT_EINVAL` for NULL or an empty interest; `RT_ESHUTDOWN` once shutdown
+ * has begun (also when racing it); `-errno` if the kernel refuses the
+ * change (the new interest is recorded anyway). Thread-safe.
  *
  * # Safety
  * `rt` is NULL or a live runtime.
@@ -557,14 +586,18 @@ RT_API int rt_io_modify(const rt_runtime *rt, rt_io_id id, uint32_t interest);
  * other thread and will not be called again (no `RT_ECANCELED` either),
  * so `arg` may be freed and the fd closed; called from inside the
  * registration's own callback it returns at once and no further call
- * happens. The reactor has let go of the fd when it returns: closing it
+ * happens. The reactor has let go of the fd when it returns (`epoll_ctl`
+ * DEL): the runtime never uses the fd number again, and closing the fd
  * then closes the file (the peer sees EOF at once).
  *
  * Returns 0; `RT_ENOENT` for an unknown or already deregistered id;
  * `RT_EDEADLK` when called from inside another runtime callback while
  * this registration's callback runs on another thread: deregistered (no
- * further call starts) but that call may still be finishing, so `arg`
- * must not be freed yet; `RT_EINVAL` for NULL; `RT_ESHUTDOWN`.
+ * further call starts; the runtime let go of the fd) but that call may
+ * still be finishing, so `arg` must not be freed yet (nor the fd closed,
+ * if that call uses it); `RT_EINVAL` for NULL;
+ * `RT_ESHUTDOWN` once shutdown has begun, also when racing it (a
+ * registration still active then gets its final `RT_ECANCELED` call).
  * Thread-safe.
  *
  * # Safety
@@ -580,7 +613,9 @@ RT_API int rt_io_deregister(const rt_runtime *rt, rt_io_id id);
  * without keeping the waker is simply never polled again; it is not a
  * leak: shutdown still drops it. `drop(state)` (if not NULL) runs exactly
  * once after the last poll: after `RT_READY`, on abort (at the next
- * `RT_PENDING`, or before the first poll), or at shutdown.
+ * `RT_PENDING`, or before the first poll), or at shutdown. No poll starts
+ * once the runtime's shutdown has begun (also when the poll function
+ * itself called `rt_runtime_shutdown`).
  *
  * `*out` (if not NULL) receives a task handle to release with
  * `rt_task_release`. Returns 0; `RT_EINVAL` for a NULL `rt` or `poll`;
@@ -775,7 +810,8 @@ RT_API int rt_runtime_metrics(const rt_runtime *rt, rt_metrics *out);
 /**
  * Spawns a callback task: `func(arg, 0)` runs once on a runtime thread (on a
  * current-thread runtime: on the thread that drives it). If the task is
- * aborted before it started, or the runtime shuts down first, `func(arg,
+ * aborted before it started, or the runtime's shutdown begins first (also
+ * when a callback on that worker called `rt_runtime_shutdown`), `func(arg,
  * RT_ECANCELED)` is called instead, exactly once, possibly on the thread
  * calling `rt_task_abort` / `rt_runtime_shutdown`.
  *

@@ -158,3 +158,43 @@ fn async_fd_reregister_reports_readiness_still_there() {
         });
     }
 }
+
+/// A raw fd number an `AsyncFd` watches without owning it.
+struct RawNumber(std::os::unix::io::RawFd);
+
+impl AsRawFd for RawNumber {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.0
+    }
+}
+
+/// The fd behind an `AsyncFd` is closed behind its back and its number
+/// reused for another pipe, registered anew: after `forget_closed`, the
+/// old `AsyncFd` (reregister, drop) never touches the number, so the new
+/// registration keeps its readiness.
+#[test]
+fn async_fd_forget_closed_leaves_a_reused_number_alone() {
+    use rt_core::io::Interest;
+    use rt_core::time::timeout;
+    use std::time::Duration;
+    for (name, rt) in flavors_with_drivers(2) {
+        rt.block_on(async {
+            let (r1, _w1) = pipe();
+            let number = r1.as_raw_fd();
+            let old = AsyncFd::with_interest(RawNumber(number), Interest::READABLE).unwrap();
+            drop(r1); // closed behind `old`'s back
+            let (r2, mut w2) = pipe();
+            assert_eq!(r2.as_raw_fd(), number, "{name}: the number is reused");
+            let new = AsyncFd::with_interest(r2, Interest::READABLE).unwrap();
+            old.forget_closed();
+            let err = old.reregister(Interest::WRITABLE).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{name}");
+            drop(old); // no epoll_ctl DEL on the reused number
+            w2.write_all(b"x").unwrap();
+            let ready = timeout(Duration::from_secs(5), new.readable())
+                .await
+                .unwrap_or_else(|_| panic!("{name}: the new registration was removed"));
+            assert!(ready.is_ok(), "{name}");
+        });
+    }
+}

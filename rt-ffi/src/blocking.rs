@@ -66,13 +66,16 @@ pub unsafe extern "C" fn rt_spawn_blocking(
             callback: Some(CallOnce::new(done, arg)),
             shared: shared.clone(),
         })));
-        let in_pool = finish.clone();
         // An abort of queued work makes the RT_ECANCELED call right away, on
         // the aborting thread (the queued closure then finds nothing to do).
         // Weak: the hook lives in the task's shared state, which `done`'s
         // guard points back to; a strong reference would be a cycle that keeps
         // `done` from ever being called if the work is dropped unrun.
         let on_abort = Arc::downgrade(&finish);
+        // The closure holds the only strong reference outside the runtime:
+        // this thread keeps none, or it could be the last to let go (and so
+        // make the call) after a racing shutdown already returned.
+        let in_pool = finish;
         crate::task::set_on_abort(
             &shared,
             Box::new(move || {
@@ -119,7 +122,6 @@ pub unsafe extern "C" fn rt_spawn_blocking(
         });
         // If the pool refused the closure (a shutdown racing with this call),
         // dropping it made `done`'s RT_ECANCELED call: still a success.
-        drop(finish);
         crate::task::set_abort(&shared, join.abort_handle());
         if !out.is_null() {
             // SAFETY: non-NULL and writable per the contract.

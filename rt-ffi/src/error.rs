@@ -87,12 +87,28 @@ pub extern "C" fn rt_err_name(err: c_int) -> *const c_char {
     }
 }
 
-/// The `-errno` code of an I/O error.
+/// The code of an I/O error: `-errno` for an OS error, `RT_ESHUTDOWN` for
+/// rt-core's "the runtime is shutting down" (it has no errno), `RT_ENOMEM`
+/// for out of memory, `RT_EINVAL` for anything else.
 pub(crate) fn from_io(e: &std::io::Error) -> c_int {
     match e.raw_os_error() {
         Some(errno) if errno > 0 => -errno,
+        _ if rt_core::io::RuntimeShutdown::is(e) => RT_ESHUTDOWN,
         _ if e.kind() == std::io::ErrorKind::OutOfMemory => RT_ENOMEM,
         _ => RT_EINVAL,
+    }
+}
+
+/// The status of a call on `rt` that failed with `code` because the
+/// entry it names is gone (`RT_ENOENT`): `RT_ESHUTDOWN` when the runtime's
+/// shutdown has begun (the shutdown took the entry: its final call, or the
+/// drain of the registry), else `code`. A call racing a shutdown so
+/// reports the shutdown, not a consequence of it.
+pub(crate) fn gone_or_shutdown(rt: &crate::runtime::rt_runtime, code: c_int) -> c_int {
+    if code == RT_ENOENT && rt.is_shutdown() {
+        RT_ESHUTDOWN
+    } else {
+        code
     }
 }
 
@@ -114,5 +130,22 @@ mod tests {
         // SAFETY: as above.
         let os = unsafe { CStr::from_ptr(rt_err_name(-9)) };
         assert_eq!(os.to_str().unwrap(), "RT_EOS");
+    }
+
+    #[test]
+    fn io_errors_map_to_codes() {
+        assert_eq!(from_io(&std::io::Error::from_raw_os_error(9)), -9);
+        assert_eq!(from_io(&std::io::ErrorKind::OutOfMemory.into()), RT_ENOMEM);
+        assert_eq!(from_io(&std::io::Error::other("x")), RT_EINVAL);
+        // rt-core's shutdown error has no errno: it must not read as EINVAL.
+        let rt = rt_core::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        let _enter = handle.enter();
+        let e = rt_core::io::AsyncFd::new(std::io::stdin()).unwrap_err();
+        assert_eq!(from_io(&e), RT_ESHUTDOWN);
     }
 }

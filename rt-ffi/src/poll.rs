@@ -34,6 +34,9 @@ struct CFuture {
     state: *mut c_void,
     shared: Arc<TaskShared>,
     done: bool,
+    /// Once set, `poll` is not called again (the task waits to be dropped
+    /// by the shutdown, which runs `drop`).
+    shutdown: crate::calls::ShutdownFlag,
 }
 
 // SAFETY: the API documents that `state` is used from runtime threads (one
@@ -46,6 +49,12 @@ impl Future for CFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.done {
             return Poll::Ready(());
+        }
+        if self.shutdown.is_set() {
+            // Shutdown has begun (maybe from the last poll: its worker would
+            // go on polling until it notices): no more polls, the shutdown
+            // drops the task.
+            return Poll::Pending;
         }
         // Never marked started: an abort cancels at the next RT_PENDING.
         let mut w = rt_waker {
@@ -81,7 +90,9 @@ impl Drop for CFuture {
 /// without keeping the waker is simply never polled again; it is not a
 /// leak: shutdown still drops it. `drop(state)` (if not NULL) runs exactly
 /// once after the last poll: after `RT_READY`, on abort (at the next
-/// `RT_PENDING`, or before the first poll), or at shutdown.
+/// `RT_PENDING`, or before the first poll), or at shutdown. No poll starts
+/// once the runtime's shutdown has begun (also when the poll function
+/// itself called `rt_runtime_shutdown`).
 ///
 /// `*out` (if not NULL) receives a task handle to release with
 /// `rt_task_release`. Returns 0; `RT_EINVAL` for a NULL `rt` or `poll`;
@@ -117,6 +128,7 @@ pub unsafe extern "C" fn rt_spawn_poll(
             state,
             shared: shared.clone(),
             done: false,
+            shutdown: rt.shutdown_flag(),
         };
         let join = handle.spawn(fut);
         set_abort(&shared, join.abort_handle());

@@ -86,8 +86,9 @@ pub struct rt_runtime {
     /// `None` once shut down.
     runtime: Mutex<Option<Runtime>>,
     /// Set when `runtime` is taken: lets every call check for shutdown
-    /// without the lock.
-    shut_down: AtomicBool,
+    /// without the lock. Shared with the tasks that make C calls: none is
+    /// made with status 0 once it is set.
+    shut_down: Arc<AtomicBool>,
     handle: Handle,
     timers: Arc<Timers>,
     io: IoRegistry,
@@ -118,6 +119,12 @@ impl rt_runtime {
 
     pub(crate) fn is_shutdown(&self) -> bool {
         self.shut_down.load(Acquire)
+    }
+
+    /// The flag `rt_runtime_shutdown` sets first, for tasks that may outlive
+    /// this struct (`crate::calls::ShutdownFlag`).
+    pub(crate) fn shutdown_flag(&self) -> crate::calls::ShutdownFlag {
+        crate::calls::ShutdownFlag(self.shut_down.clone())
     }
 }
 
@@ -242,7 +249,7 @@ pub unsafe extern "C" fn rt_runtime_new(
         let timers = Timers::new(handle.clone());
         let rt = Box::new(rt_runtime {
             runtime: Mutex::new(Some(runtime)),
-            shut_down: AtomicBool::new(false),
+            shut_down: Arc::new(AtomicBool::new(false)),
             handle,
             timers,
             io: IoRegistry::new(),

@@ -108,7 +108,8 @@ impl Drop for FinishOnDrop {
 
 /// Spawns a callback task: `func(arg, 0)` runs once on a runtime thread (on a
 /// current-thread runtime: on the thread that drives it). If the task is
-/// aborted before it started, or the runtime shuts down first, `func(arg,
+/// aborted before it started, or the runtime's shutdown begins first (also
+/// when a callback on that worker called `rt_runtime_shutdown`), `func(arg,
 /// RT_ECANCELED)` is called instead, exactly once, possibly on the thread
 /// calling `rt_task_abort` / `rt_runtime_shutdown`.
 ///
@@ -144,11 +145,20 @@ pub unsafe extern "C" fn rt_spawn(
             Ok(h) => h,
             Err(e) => return e,
         };
+        // Once shutdown has begun the task makes no call with status 0: its
+        // worker may still poll it before it notices (after a callback shut
+        // the runtime down, say); the callback, dropped uncalled, then gets
+        // RT_ECANCELED.
+        let shutdown = rt.shutdown_flag();
         if out.is_null() {
             // No handle: nobody can abort or join it, so no shared state.
             // Dropped unpolled (shutdown), the callback gets RT_ECANCELED.
             let callback = CallOnce::new(f, arg);
-            drop(handle.spawn(async move { callback.call(0) }));
+            drop(handle.spawn(async move {
+                if !shutdown.is_set() {
+                    callback.call(0)
+                }
+            }));
             return 0;
         }
         let shared = TaskShared::new();
@@ -158,7 +168,7 @@ pub unsafe extern "C" fn rt_spawn(
         };
         let join = handle.spawn(async move {
             let mut guard = guard;
-            if guard.shared.try_start() {
+            if !shutdown.is_set() && guard.shared.try_start() {
                 if let Some(cb) = guard.callback.take() {
                     cb.call(0);
                 }

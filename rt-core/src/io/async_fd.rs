@@ -100,6 +100,20 @@ impl<T: AsRawFd> AsyncFd<T> {
         }
     }
 
+    /// Leaves the reactor without touching the descriptor, for one that was
+    /// closed behind this `AsyncFd`'s back: its number may name another file
+    /// by now, which [`AsyncFd::deregister_now`] would take off the reactor
+    /// in its place. Afterwards no call on this `AsyncFd` (nor its drop)
+    /// makes a system call on the descriptor, and [`AsyncFd::reregister`]
+    /// fails with `NotFound`. The reactor keeps its state for the old file
+    /// until shutdown (if another descriptor keeps that file open, the kernel
+    /// may still report it, and waits may still see that readiness).
+    /// Idempotent.
+    pub fn forget_closed(&self) {
+        use std::sync::atomic::Ordering::Release;
+        self.deregistered.store(true, Release);
+    }
+
     /// Sets the interest the reactor watches, and has the kernel check the
     /// descriptor again: readiness it has now (for the new interest) is
     /// reported at the reactor's next turn, even if it was reported before.

@@ -24,9 +24,6 @@ const TOKEN_WAKEUP: Token = Token(usize::MAX);
 /// The host timer (`host_timer.rs`): it only makes the epoll fd readable.
 const TOKEN_HOST_TIMER: Token = Token(usize::MAX - 1);
 
-/// Message of the error readiness futures resolve with after shutdown.
-pub(crate) const SHUTDOWN_MSG: &str = "the rt runtime's I/O driver has shut down";
-
 /// The I/O driver (owned by whichever thread parks in it).
 pub(crate) struct Driver {
     poll: Poll,
@@ -158,7 +155,7 @@ impl Handle {
         {
             let mut set = self.inner.set.lock().unwrap_or_else(|e| e.into_inner());
             if set.is_shutdown {
-                return Err(io::Error::other(SHUTDOWN_MSG));
+                return Err(super::shutdown_error());
             }
             set.live.insert(addr, io.clone());
         }

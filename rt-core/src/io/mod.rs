@@ -19,10 +19,13 @@ pub(crate) mod poll_evented;
 mod ready;
 pub(crate) mod registration;
 pub(crate) mod scheduled_io;
+mod shutdown;
 mod util;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 pub use futures_io::{AsyncRead, AsyncWrite};
 pub use interest::Interest;
 pub use ready::Ready;
+pub(crate) use shutdown::error as shutdown_error;
+pub use shutdown::RuntimeShutdown;
 pub use util::{flush, read, read_exact, write_all};

@@ -1,7 +1,7 @@
 //! `Registration`: a resource registered with the current runtime's I/O
 //! driver, and the readiness loop every I/O future is built on.
 
-use super::driver::{self, SHUTDOWN_MSG};
+use super::driver;
 use super::scheduled_io::{Direction, ReadyEvent, ScheduledIo};
 use super::Interest;
 use crate::task::coop;
@@ -105,7 +105,7 @@ impl Registration {
 
 /// The error a readiness wait resolves with after the driver shut down.
 pub(crate) fn gone() -> io::Error {
-    io::Error::other(SHUTDOWN_MSG)
+    super::shutdown_error()
 }
 
 impl std::fmt::Debug for Registration {

@@ -259,8 +259,10 @@ pub unsafe extern "C" fn rt_timer_stop(rt: *const rt_runtime, id: rt_timer_id) -
         };
         let timers = rt.timers();
         let in_callback = crate::callback::is_in_callback();
-        timers.table.stop(id, this_thread(), in_callback, |key| {
+        // (A racing shutdown claimed the final call: RT_ESHUTDOWN.)
+        let status = timers.table.stop(id, this_thread(), in_callback, |key| {
             timers.alarms.disarm(key);
-        })
+        });
+        crate::error::gone_or_shutdown(rt, status)
     })
 }
