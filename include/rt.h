@@ -120,6 +120,11 @@ typedef int rt_fd;
 #define RT_PENDING 1
 
 /**
+ * The most worker threads `rt_config.worker_threads` may ask for.
+ */
+#define RT_MAX_WORKER_THREADS 4096
+
+/**
  * Major version: incompatible ABI changes bump it (and the soname).
  */
 #define RT_VERSION_MAJOR 0
@@ -217,6 +222,9 @@ typedef void (*rt_drop_fn)(void *state);
  * first, then change what you need: `rt_config_init` sets `struct_size`,
  * which lets newer libraries accept configs from older headers (fields
  * are only ever added at the end, before `reserved`).
+ *
+ * Every field has a documented range; `rt_runtime_new` returns
+ * `RT_EINVAL` for a value outside it (never a crash, whatever the value).
  */
 typedef struct {
   /**
@@ -228,24 +236,34 @@ typedef struct {
    */
   rt_flavor flavor;
   /**
-   * Worker threads of a multi-thread runtime; 0 means one per CPU (default).
+   * Worker threads of a multi-thread runtime: 0 means one per CPU
+   * (default; at most `RT_MAX_WORKER_THREADS`), else 1 to
+   * `RT_MAX_WORKER_THREADS` (4096), for both flavors (a current-thread
+   * runtime starts none). If the OS refuses one of the threads,
+   * `rt_runtime_new` fails with its error (`-EAGAIN`, `-ENOMEM`).
    */
   uint32_t worker_threads;
   /**
-   * Cap on blocking-pool threads (default 512).
+   * Cap on blocking-pool threads (default 512): at least 1, any value up
+   * to `UINT32_MAX` (threads start on demand, so a large cap costs
+   * nothing until used).
    */
   uint32_t max_blocking_threads;
   /**
    * Idle blocking-pool threads exit after this many ms (default 10000).
+   * Any value: 0 lets a thread exit as soon as no work is queued,
+   * `UINT64_MAX` keeps idle threads until shutdown.
    */
   uint64_t thread_keep_alive_ms;
   /**
    * Ticks between checks of the shared queue; 0 means the flavor's
-   * default (61 multi-thread, 31 current-thread).
+   * default (61 multi-thread, 31 current-thread). Any value.
    */
   uint32_t global_queue_interval;
   /**
-   * Ticks between I/O and timer polls of a busy scheduler (default 61).
+   * Ticks between I/O and timer polls of a busy scheduler (default 61):
+   * at least 1, any value up to `UINT32_MAX` (an idle scheduler polls
+   * whenever it waits, whatever this is).
    */
   uint32_t event_interval;
   /**
@@ -730,35 +748,70 @@ RT_API int rt_config_init(rt_config *config);
 RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
 
 /**
- * Shuts the runtime down: no new work is accepted (later calls return
- * `RT_ESHUTDOWN`), every pending callback gets its final call with
- * `RT_ECANCELED` (on the calling thread or a runtime thread), and the
- * threads are joined, waiting at most `timeout_ms` for work that is still
- * running (negative: no limit; 0: do not wait). Idempotent.
+ * Shuts the runtime down. From this call on no new work is accepted
+ * (calls that would add work return `RT_ESHUTDOWN`). Then:
  *
- * Returns 0; `RT_EINVAL` for NULL; `RT_ETIMEDOUT` if threads were still
- * busy at the timeout (they finish in the background); `RT_ESHUTDOWN` if
- * already shut down (also while another thread's shutdown is still
- * making the final calls: that call returns once they are done). Thread-safe; may be called from inside a callback
- * (it then does not wait for its own thread).
+ * 1. Every pending callback (one that is not running now) gets its final
+ *    call before this returns, whatever `timeout_ms`, on the calling
+ *    thread or a runtime thread: armed timers and timer calls queued
+ *    after an expiry (`RT_ECANCELED`), fd registrations (`RT_ECANCELED`,
+ *    events 0), `rt_spawn` callbacks not started (`RT_ECANCELED`), poll
+ *    tasks (their `drop`), queued blocking work (`done(arg,
+ *    RT_ECANCELED)`; `work` never runs), and blocking work that finished
+ *    but whose `done` had not run yet (`done(arg, 0)`). `rt_queue`
+ *    entries are not the runtime's: they stay queued until drained or
+ *    `rt_queue_free`.
+ * 2. It waits at most `timeout_ms` (negative: no limit; 0: no wait) for
+ *    the callbacks running now to return and the runtime's threads to
+ *    exit.
+ *
+ * Returns:
+ * - 0: done. No callback of this runtime runs or will be called again;
+ *   every `arg` may be freed.
+ * - `RT_ETIMEDOUT`: callbacks that were running (blocking their thread)
+ *   are still running; only they are outstanding. Each finishes on its
+ *   own thread, then makes there, at once, the one final call it may
+ *   still owe: a repeating timer whose callback runs gets its final
+ *   `RT_ECANCELED` call; an fd registration whose callback runs, its
+ *   final `RT_ECANCELED` call; a poll task inside `poll`, its `drop`;
+ *   blocking work inside `work`, `done(arg, 0)`. Until then their `arg`
+ *   must stay valid (also after `rt_runtime_free`, which does not wait
+ *   for them); every other callback has had its final call.
+ * - `RT_ESHUTDOWN`: an earlier call shut the runtime down. While that
+ *   shutdown is still under way (making its final calls, waiting for its
+ *   timeout) this call waits for it and returns once it returned, so its
+ *   final calls are all made; but only up to its own `timeout_ms`:
+ *   `RT_ETIMEDOUT` if that passes first (0: at once, no wait), and
+ *   `RT_EDEADLK` at once when called from inside a runtime callback or on
+ *   a runtime thread (the first shutdown may be waiting for this very
+ *   thread, or be the caller of this callback).
+ * - `RT_EINVAL` for NULL.
+ *
+ * Thread-safe. The first shutdown may be called from inside a callback:
+ * it then does not wait for its own thread (that callback counts as
+ * running: on a multi-thread runtime the result is `RT_ETIMEDOUT`).
  *
  * # Safety
  * `rt` is NULL or a live runtime from `rt_runtime_new`.
  */
-RT_API
-int rt_runtime_shutdown(rt_runtime *rt,
-                        int64_t timeout_ms);
+RT_API int rt_runtime_shutdown(rt_runtime *rt, int64_t timeout_ms);
 
 /**
- * Shuts the runtime down (as `rt_runtime_shutdown` with no time limit,
- * unless already shut down) and frees it. NULL is ignored. Every handle
- * obtained from this runtime (tasks, timers, I/O ids) must no longer be
- * used with it, except `rt_task_*` on `rt_task` handles, which stay valid
- * until released.
+ * Shuts the runtime down (as `rt_runtime_shutdown` with no time limit)
+ * and frees it. NULL is ignored. If another thread's `rt_runtime_shutdown`
+ * is under way, it waits for that call to return first (any time limit
+ * that call has still applies to the callbacks running: see
+ * `rt_runtime_shutdown` for what may be outstanding after
+ * `RT_ETIMEDOUT`). Every handle obtained from this runtime (tasks, timers,
+ * I/O ids) must no longer be used with it, except `rt_task_*` on `rt_task`
+ * handles, which stay valid until released.
  *
  * # Safety
- * `rt` is NULL or a runtime from `rt_runtime_new` not yet freed; no other
- * thread uses it during or after this call.
+ * `rt` is NULL or a runtime from `rt_runtime_new` not yet freed. No call
+ * on it may start during or after this one (a concurrent
+ * `rt_runtime_shutdown` that already started is waited for), and it is
+ * not called from inside one of the runtime's callbacks (callbacks still
+ * running after a timed-out shutdown must not use `rt` once it is freed).
  */
 RT_API void rt_runtime_free(rt_runtime *rt);
 
