@@ -421,7 +421,9 @@ RT_API const char *rt_err_name(int err);
  *   call) and returns; never blocks.
  *
  * A pending `rt_stop` makes it return 0 at once; every return consumes
- * pending `rt_stop` and `rt_wake` requests.
+ * pending `rt_stop` and `rt_wake` requests. A shutdown from another
+ * thread makes it return after the callback it runs (`rt_runtime_shutdown`
+ * waits for that, up to its timeout).
  *
  * Returns the number of C callbacks it ran (>= 0; the library's internal
  * steps, such as arming a timer, are not counted); `RT_EINVAL` for NULL,
@@ -655,6 +657,8 @@ RT_API void rt_waker_free(rt_waker *waker);
 /**
  * Creates a completion queue and stores it in `*out`. The queue does not
  * depend on `rt` afterwards (it may outlive it); works with both flavors.
+ * Its entries are not the runtime's: `rt_runtime_shutdown` leaves them
+ * queued (they run in a drain, or get `RT_ECANCELED` in `rt_queue_free`).
  *
  * Returns 0; `RT_EINVAL` for a NULL `rt` or `out`; `RT_ESHUTDOWN`;
  * `-errno` if the OS refuses the eventfd. Ownership: the caller owns the
@@ -763,7 +767,9 @@ RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
  *    `rt_queue_free`.
  * 2. It waits at most `timeout_ms` (negative: no limit; 0: no wait) for
  *    the callbacks running now to return and the runtime's threads to
- *    exit.
+ *    exit; on a current-thread runtime also for `rt_run` /
+ *    `rt_run_budget` calls under way on other threads (they return once
+ *    the callback they run returned).
  *
  * Returns:
  * - 0: done. No callback of this runtime runs or will be called again;
@@ -914,9 +920,11 @@ RT_API void rt_task_release(rt_task *task);
  *
  * `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
  * is done after its call (its id then gives `RT_ENOENT`). A timer still
- * armed at shutdown gets one final call with `RT_ECANCELED`; a stopped
- * one gets none. `arg` must stay valid until the final call or a
- * successful stop, and may be used from any thread.
+ * armed at shutdown (or fired, its call not started) gets one final call
+ * with `RT_ECANCELED` before `rt_runtime_shutdown` returns; a repeating
+ * timer whose call runs at shutdown gets it right after that call, on
+ * the same thread; a stopped one gets none. `arg` must stay valid until
+ * the final call or a successful stop, and may be used from any thread.
  *
  * Returns 0; `RT_EINVAL` for a NULL `rt`, `cb` or `out`; `RT_ESHUTDOWN`.
  * On error `cb` is never called. Thread-safe.

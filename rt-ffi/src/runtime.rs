@@ -8,7 +8,7 @@ use crate::timer::Timers;
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Acquire, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -111,6 +111,10 @@ pub struct rt_runtime {
     /// Set when a shutdown starts: lets every call check for shutdown
     /// without the lock.
     shut_down: AtomicBool,
+    /// `rt_run` / `rt_run_budget` calls under way: the host thread of a
+    /// current-thread runtime runs its callbacks inside them, so a
+    /// shutdown waits for them like for the runtime's threads.
+    host_runs: AtomicU32,
     handle: Handle,
     timers: Arc<Timers>,
     io: IoRegistry,
@@ -131,6 +135,17 @@ enum Phase {
     },
     /// The first shutdown returned: every final call it owed was made.
     Done,
+}
+
+/// An `rt_run*` call under way (see `rt_runtime::host_run`).
+pub(crate) struct HostRun<'a>(&'a rt_runtime);
+
+impl Drop for HostRun<'_> {
+    fn drop(&mut self) {
+        // The last touch of the runtime by this call: a shutdown waiting
+        // for host runs may return, and the runtime be freed, right after.
+        self.0.host_runs.fetch_sub(1, SeqCst);
+    }
 }
 
 /// Ends the first shutdown, also if it unwinds: later calls never wait for
@@ -164,10 +179,12 @@ impl rt_runtime {
             Phase::Live => {
                 let runtime = life.runtime.take();
                 life.phase = Phase::ShuttingDown { on: this_thread() };
-                self.shut_down.store(true, Release);
+                // SeqCst: pairs with `host_run` (either a host run sees
+                // the shutdown, or the shutdown sees it and waits for it).
+                self.shut_down.store(true, SeqCst);
                 drop(life);
                 let _end = EndShutdown(self);
-                self.finish_shutdown(runtime, timeout_ms)
+                self.finish_shutdown(runtime, timeout_ms, deadline.flatten())
             }
             Phase::Done => RT_ESHUTDOWN,
             Phase::ShuttingDown { on } => {
@@ -210,7 +227,12 @@ impl rt_runtime {
     /// The first shutdown's work: final calls for everything pending, then
     /// the runtime's own shutdown (waiting up to `timeout_ms` for the
     /// callbacks running).
-    fn finish_shutdown(&self, runtime: Option<Runtime>, timeout_ms: i64) -> c_int {
+    fn finish_shutdown(
+        &self,
+        runtime: Option<Runtime>,
+        timeout_ms: i64,
+        deadline: Option<Instant>,
+    ) -> c_int {
         // Timers armed or queued: their final calls now, here. From now on
         // none starts or re-arms (a repeat running now ends with its final
         // call, on its thread).
@@ -230,11 +252,45 @@ impl rt_runtime {
             }
         };
         drop(self.io.drain());
-        if completed {
+        // A host thread inside `rt_run` may still be running a callback of
+        // a current-thread runtime: wait for it too (it returns once it
+        // sees the shutdown).
+        let host_done = self.wait_for_host_runs(if timeout_ms < 0 { None } else { deadline });
+        if completed && host_done {
             0
         } else {
             RT_ETIMEDOUT
         }
+    }
+
+    /// Marks an `rt_run*` call under way until the guard drops. Then
+    /// checks for shutdown: `RT_ESHUTDOWN` once one started.
+    pub(crate) fn host_run(&self) -> Result<HostRun<'_>, c_int> {
+        self.host_runs.fetch_add(1, SeqCst);
+        let run = HostRun(self);
+        if self.shut_down.load(SeqCst) {
+            return Err(RT_ESHUTDOWN);
+        }
+        Ok(run)
+    }
+
+    /// Waits until no `rt_run*` call is under way, up to `deadline`
+    /// (`None`: no limit); false if one still is. Not from inside a
+    /// callback: that may be the host's own (it does not wait for its own
+    /// thread). Polls: a run that ends must not touch the runtime after
+    /// its count drops (the runtime may be freed right after), so it
+    /// cannot signal.
+    fn wait_for_host_runs(&self, deadline: Option<Instant>) -> bool {
+        if crate::callback::is_in_callback() {
+            return true;
+        }
+        while self.host_runs.load(SeqCst) != 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// The handle, or `RT_ESHUTDOWN`.
@@ -388,6 +444,7 @@ pub unsafe extern "C" fn rt_runtime_new(
             }),
             shutdown_over: Condvar::new(),
             shut_down: AtomicBool::new(false),
+            host_runs: AtomicU32::new(0),
             handle,
             timers,
             io: IoRegistry::new(),
@@ -413,7 +470,9 @@ pub unsafe extern "C" fn rt_runtime_new(
 ///    `rt_queue_free`.
 /// 2. It waits at most `timeout_ms` (negative: no limit; 0: no wait) for
 ///    the callbacks running now to return and the runtime's threads to
-///    exit.
+///    exit; on a current-thread runtime also for `rt_run` /
+///    `rt_run_budget` calls under way on other threads (they return once
+///    the callback they run returned).
 ///
 /// Returns:
 /// - 0: done. No callback of this runtime runs or will be called again;

@@ -449,6 +449,62 @@ static void test_timed_out_shutdown_current_thread(void) {
     sleep_ms(200);
 }
 
+/* A host thread inside rt_run runs a current-thread runtime's callbacks: a
+ * shutdown from another thread waits for that call to return like for the
+ * runtime's own threads (0 would tell the caller nothing runs). */
+static void test_shutdown_waits_for_the_host_run(void) {
+    static rec blocker;
+    rt_runtime *rt = new_runtime(RT_FLAVOR_CURRENT_THREAD, 0, 0);
+    run_arg host = {rt, 0};
+    pthread_t t;
+    shutdown_arg second = {rt, -1, 1};
+    pthread_t t2;
+    int64_t start;
+    memset(&blocker, 0, sizeof blocker);
+    atomic_store(&gate_open, 0);
+    atomic_store(&blocked_now, 0);
+    CHECK_EQ(rt_spawn(rt, blocking_rec_cb, &blocker, NULL), 0);
+    pthread_create(&t, NULL, host_thread, &host);
+    CHECK(wait_for(&blocked_now, 1, 5000));
+    start = now_us();
+    CHECK_EQ(rt_runtime_shutdown(rt, 50), RT_ETIMEDOUT);
+    CHECK(now_us() - start >= 45000);
+    /* A second shutdown without a limit returns once the first did. */
+    pthread_create(&t2, NULL, shutdown_thread, &second);
+    sleep_ms(50);
+    atomic_store(&gate_open, 1);
+    pthread_join(t, NULL);
+    pthread_join(t2, NULL);
+    CHECK_EQ(second.rc, RT_ESHUTDOWN);
+    CHECK_EQ(atomic_load(&blocker.calls), 1);
+    CHECK_EQ(host.rc, 1);
+    rt_runtime_free(rt);
+}
+
+static void test_shutdown_without_limit_waits_for_the_host_run(void) {
+    static rec blocker;
+    rt_runtime *rt = new_runtime(RT_FLAVOR_CURRENT_THREAD, 0, 0);
+    run_arg host = {rt, 0};
+    shutdown_arg first = {rt, -1, 1};
+    pthread_t t, t2;
+    memset(&blocker, 0, sizeof blocker);
+    atomic_store(&gate_open, 0);
+    atomic_store(&blocked_now, 0);
+    CHECK_EQ(rt_spawn(rt, blocking_rec_cb, &blocker, NULL), 0);
+    pthread_create(&t, NULL, host_thread, &host);
+    CHECK(wait_for(&blocked_now, 1, 5000));
+    pthread_create(&t2, NULL, shutdown_thread, &first);
+    sleep_ms(100);
+    /* Still waiting for the callback on the host thread. */
+    CHECK_EQ(first.rc, 1);
+    atomic_store(&gate_open, 1);
+    pthread_join(t2, NULL);
+    CHECK_EQ(first.rc, 0);
+    CHECK_EQ(atomic_load(&blocker.calls), 1);
+    pthread_join(t, NULL);
+    rt_runtime_free(rt);
+}
+
 /* ---- rt_config at its extremes ---- */
 
 static int new_with(rt_config *cfg, rt_runtime **out) {
@@ -611,7 +667,7 @@ static int spawn_failure_child(void) {
     rt_config_init(&cfg);
     cfg.worker_threads = RT_MAX_WORKER_THREADS;
     rc = rt_runtime_new(&cfg, &rt);
-    printf("  (child: rt_runtime_new returned %s)\n", rt_err_name(rc));
+    printf("  (child: rt_runtime_new returned %d, %s)\n", rc, rt_err_name(rc));
     if (rc == 0) {
         rt_runtime_free(rt);
         return 1;
@@ -647,6 +703,8 @@ int main(int argc, char **argv) {
         {"free_waits_for_a_shutdown_under_way", test_free_waits_for_a_shutdown_under_way},
         {"timed_out_shutdown_multi_thread", test_timed_out_shutdown_multi_thread},
         {"timed_out_shutdown_current_thread", test_timed_out_shutdown_current_thread},
+        {"shutdown_waits_for_the_host_run", test_shutdown_waits_for_the_host_run},
+        {"shutdown_without_limit_waits_for_the_host_run", test_shutdown_without_limit_waits_for_the_host_run},
         {"config_extremes_work", test_config_extremes_work},
         {"max_worker_threads", test_max_worker_threads},
         {"config_out_of_range_is_einval", test_config_out_of_range_is_einval},

@@ -24,7 +24,7 @@ use std::time::Duration;
 /// | `max_blocking_threads` | >= 1 (threads start on demand: a large cap costs nothing) |
 /// | `global_queue_interval` | >= 1 |
 /// | `event_interval` | >= 1 |
-/// | `thread_stack_size` | <= [`MAX_THREAD_STACK_SIZE`] (smaller than the OS minimum: raised to it) |
+/// | `thread_stack_size` | <= [`MAX_THREAD_STACK_SIZE`] (below the OS minimum: raised to it) |
 /// | `thread_keep_alive` | any (`Duration::MAX`: idle threads never exit) |
 ///
 /// A thread the OS refuses to start (too many threads, no memory for its
@@ -153,7 +153,9 @@ impl Builder {
     }
 
     /// Stack size of the runtime's threads (default: the standard
-    /// library's, 2 MiB). A size below the OS minimum is raised to it.
+    /// library's, 2 MiB). A size below the OS minimum is raised to it; the
+    /// stack must hold the deepest poll of the tasks (and blocking
+    /// closures): an overflow aborts the process, as on any thread.
     ///
     /// `build` returns `InvalidInput` above [`MAX_THREAD_STACK_SIZE`].
     pub fn thread_stack_size(&mut self, size: usize) -> &mut Self {

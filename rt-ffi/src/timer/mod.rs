@@ -195,9 +195,11 @@ impl Drop for QueuedCall {
 ///
 /// `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
 /// is done after its call (its id then gives `RT_ENOENT`). A timer still
-/// armed at shutdown gets one final call with `RT_ECANCELED`; a stopped
-/// one gets none. `arg` must stay valid until the final call or a
-/// successful stop, and may be used from any thread.
+/// armed at shutdown (or fired, its call not started) gets one final call
+/// with `RT_ECANCELED` before `rt_runtime_shutdown` returns; a repeating
+/// timer whose call runs at shutdown gets it right after that call, on
+/// the same thread; a stopped one gets none. `arg` must stay valid until
+/// the final call or a successful stop, and may be used from any thread.
 ///
 /// Returns 0; `RT_EINVAL` for a NULL `rt`, `cb` or `out`; `RT_ESHUTDOWN`.
 /// On error `cb` is never called. Thread-safe.

@@ -655,6 +655,37 @@ mod loom_tests {
     }
 
     #[test]
+    fn loom_close_racing_a_repeats_call_makes_one_final_call() {
+        loom::model(|| {
+            let t = Arc::new(TimerTable::<u32>::new(true));
+            let id = armed(&t, 5);
+            assert_eq!(t.fired(id, false), Then::Call(id));
+            let finals = Arc::new(AtomicUsize::new(0));
+            let worker = {
+                let (t, finals) = (t.clone(), finals.clone());
+                loom::thread::spawn(move || {
+                    let Some(call) = t.claim(id, 0, thread(1)) else {
+                        return;
+                    };
+                    // Closed meanwhile: the final call follows the call.
+                    if let Then::Cancel(id) = t.finish(call, |_, _| Some(2)) {
+                        let last = t.claim(id, crate::error::RT_ECANCELED, thread(1));
+                        let last = last.expect("the final call is claimed once");
+                        finals.fetch_add(1, SeqCst);
+                        let _ = t.finish(last, |_, _| panic!("re-armed after close"));
+                    }
+                })
+            };
+            // Queued, running or re-armed: close makes the final call only
+            // when no call runs.
+            finals.fetch_add(t.close(|_| {}).len(), SeqCst);
+            worker.join().unwrap();
+            assert_eq!(finals.load(SeqCst), 1, "exactly one final call");
+            assert_eq!(t.live(), 0);
+        });
+    }
+
+    #[test]
     fn loom_one_shot_stop_or_call_exactly_once() {
         loom::model(|| {
             let t = Arc::new(TimerTable::<u32>::new(true));
