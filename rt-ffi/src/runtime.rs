@@ -191,11 +191,12 @@ impl rt_runtime {
                 if timeout_ms == 0 {
                     return RT_ETIMEDOUT;
                 }
-                // Its final calls may be waiting for this thread: our own
-                // (re-entered from one of them), or any callback's, or a
-                // worker's.
+                // It may be waiting for this thread: our own (re-entered
+                // from one of its final calls), a callback's, a worker's,
+                // blocking work's.
                 if on == this_thread()
                     || crate::callback::is_in_callback()
+                    || crate::callback::is_in_blocking_work()
                     || rt_core::runtime::is_runtime_thread()
                 {
                     return RT_EDEADLK;
@@ -374,9 +375,13 @@ pub unsafe extern "C" fn rt_config_init(config: *mut rt_config) -> c_int {
 /// and stores it in `*out`. `config` may be NULL for the defaults.
 ///
 /// Returns 0; `RT_EINVAL` if `out` is NULL, `config->struct_size` is
-/// wrong, or a value is out of range (`max_blocking_threads` or
-/// `event_interval` of 0, unknown flavor); `-errno` if the OS refuses
-/// threads or the epoll instance; `RT_EPANIC`.
+/// wrong, or a field is outside its documented range (see `rt_config`:
+/// `worker_threads` above `RT_MAX_WORKER_THREADS`, `max_blocking_threads`
+/// or `event_interval` of 0, an unknown flavor); `-errno` if the OS
+/// refuses a thread (`-EAGAIN`: too many threads, no memory for a stack;
+/// the threads already started are shut down first) or the epoll
+/// instance; `RT_ENOMEM` if memory runs out where it can be reported;
+/// `RT_EPANIC`. On error `*out` is left as it was.
 ///
 /// Ownership: the caller owns the runtime and must release it with
 /// `rt_runtime_free`. Thread-safety: may be called from any thread.
@@ -491,9 +496,10 @@ pub unsafe extern "C" fn rt_runtime_new(
 ///   timeout) this call waits for it and returns once it returned, so its
 ///   final calls are all made; but only up to its own `timeout_ms`:
 ///   `RT_ETIMEDOUT` if that passes first (0: at once, no wait), and
-///   `RT_EDEADLK` at once when called from inside a runtime callback or on
-///   a runtime thread (the first shutdown may be waiting for this very
-///   thread, or be the caller of this callback).
+///   `RT_EDEADLK` at once when called from inside a runtime callback,
+///   blocking work (`rt_spawn_blocking`'s `work`) or on a runtime thread
+///   (the first shutdown may be waiting for this very thread, or be the
+///   caller of this callback).
 /// - `RT_EINVAL` for NULL.
 ///
 /// Thread-safe. The first shutdown may be called from inside a callback:

@@ -234,6 +234,41 @@ static void test_shutdown_from_a_callback_during_another_shutdown(void) {
     rt_runtime_free(rt);
 }
 
+/* The same from blocking work: the first shutdown waits for the work, so
+ * the work must not wait for it (a second shutdown with a limit would only
+ * return at that limit). */
+static void shutdown_inside_work(void *arg) {
+    int64_t start;
+    (void)arg;
+    block_until_open();
+    start = now_us();
+    atomic_store(&in_cb_rc, rt_runtime_shutdown(in_cb_rt, 3000));
+    atomic_store(&in_cb_us, (int)(now_us() - start));
+}
+
+static void test_shutdown_from_blocking_work_during_another_shutdown(void) {
+    static rec done;
+    rt_runtime *rt = new_runtime(RT_FLAVOR_MULTI_THREAD, 2, 0);
+    shutdown_arg first = {rt, -1, 1};
+    pthread_t t;
+    memset(&done, 0, sizeof done);
+    in_cb_rt = rt;
+    atomic_store(&gate_open, 0);
+    atomic_store(&blocked_now, 0);
+    atomic_store(&in_cb_rc, 1);
+    CHECK_EQ(rt_spawn_blocking(rt, shutdown_inside_work, rec_cb, &done, NULL), 0);
+    CHECK(wait_for(&blocked_now, 1, 5000));
+    pthread_create(&t, NULL, shutdown_thread, &first);
+    sleep_ms(50);
+    atomic_store(&gate_open, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(first.rc, 0);
+    CHECK_EQ(atomic_load(&in_cb_rc), RT_EDEADLK);
+    CHECK(atomic_load(&in_cb_us) < 1000000);
+    CHECK_EQ(atomic_load(&done.calls), 1);
+    rt_runtime_free(rt);
+}
+
 static void test_free_waits_for_a_shutdown_under_way(void) {
     rt_runtime *rt = runtime_with_slow_finals(2);
     shutdown_arg first = {rt, -1, 1};
@@ -700,6 +735,7 @@ int main(int argc, char **argv) {
         {"second_shutdown_respects_its_own_timeout", test_second_shutdown_respects_its_own_timeout},
         {"shutdown_from_the_first_shutdowns_final_call", test_shutdown_from_the_first_shutdowns_final_call},
         {"shutdown_from_a_callback_during_another_shutdown", test_shutdown_from_a_callback_during_another_shutdown},
+        {"shutdown_from_blocking_work_during_another_shutdown", test_shutdown_from_blocking_work_during_another_shutdown},
         {"free_waits_for_a_shutdown_under_way", test_free_waits_for_a_shutdown_under_way},
         {"timed_out_shutdown_multi_thread", test_timed_out_shutdown_multi_thread},
         {"timed_out_shutdown_current_thread", test_timed_out_shutdown_current_thread},
