@@ -813,7 +813,9 @@ RT_API int rt_runtime_shutdown(rt_runtime *rt, int64_t timeout_ms);
  * is under way, it waits for that call to return first (any time limit
  * that call has still applies to the callbacks running: see
  * `rt_runtime_shutdown` for what may be outstanding after
- * `RT_ETIMEDOUT`). Every handle obtained from this runtime (tasks, timers,
+ * `RT_ETIMEDOUT`). It also waits for `rt_run` / `rt_run_budget` calls
+ * still under way on other threads (after a shutdown that timed out, the
+ * callback they run must return first). Every handle obtained from this runtime (tasks, timers,
  * I/O ids) must no longer be used with it, except `rt_task_*` on `rt_task`
  * handles, which stay valid until released.
  *

@@ -524,7 +524,9 @@ pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i6
 /// is under way, it waits for that call to return first (any time limit
 /// that call has still applies to the callbacks running: see
 /// `rt_runtime_shutdown` for what may be outstanding after
-/// `RT_ETIMEDOUT`). Every handle obtained from this runtime (tasks, timers,
+/// `RT_ETIMEDOUT`). It also waits for `rt_run` / `rt_run_budget` calls
+/// still under way on other threads (after a shutdown that timed out, the
+/// callback they run must return first). Every handle obtained from this runtime (tasks, timers,
 /// I/O ids) must no longer be used with it, except `rt_task_*` on `rt_task`
 /// handles, which stay valid until released.
 ///
@@ -547,6 +549,9 @@ pub unsafe extern "C" fn rt_runtime_free(rt: *mut rt_runtime) {
             // runtime under it.
             return;
         }
+        // After a shutdown that timed out, a host thread may still be
+        // inside `rt_run`, in a callback: it returns once that returns.
+        runtime.wait_for_host_runs(None);
         // SAFETY: created by Box::into_raw in rt_runtime_new, freed once;
         // the shutdown above returned, so no call of ours uses it any more.
         drop(unsafe { Box::from_raw(rt) });

@@ -8,6 +8,7 @@
 #include "rt.h"
 #include "harness.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -540,6 +541,38 @@ static void test_shutdown_without_limit_waits_for_the_host_run(void) {
     rt_runtime_free(rt);
 }
 
+/* After a shutdown that timed out while the host thread runs a callback,
+ * rt_runtime_free waits for that rt_run call to return (it still uses the
+ * runtime). */
+static void *free_thread(void *p) {
+    rt_runtime_free(p);
+    return NULL;
+}
+
+static void test_free_waits_for_a_host_run_under_way(void) {
+    static rec blocker;
+    static atomic_int freed;
+    rt_runtime *rt = new_runtime(RT_FLAVOR_CURRENT_THREAD, 0, 0);
+    run_arg host = {rt, 0};
+    pthread_t t, t2;
+    memset(&blocker, 0, sizeof blocker);
+    atomic_store(&gate_open, 0);
+    atomic_store(&blocked_now, 0);
+    atomic_store(&freed, 0);
+    CHECK_EQ(rt_spawn(rt, blocking_rec_cb, &blocker, NULL), 0);
+    pthread_create(&t, NULL, host_thread, &host);
+    CHECK(wait_for(&blocked_now, 1, 5000));
+    CHECK_EQ(rt_runtime_shutdown(rt, 0), RT_ETIMEDOUT);
+    pthread_create(&t2, NULL, free_thread, rt);
+    sleep_ms(100);
+    /* Still inside the host's callback: free has not returned. */
+    CHECK_EQ(pthread_tryjoin_np(t2, NULL), EBUSY);
+    atomic_store(&gate_open, 1);
+    pthread_join(t, NULL);
+    pthread_join(t2, NULL);
+    CHECK_EQ(atomic_load(&blocker.calls), 1);
+}
+
 /* ---- rt_config at its extremes ---- */
 
 static int new_with(rt_config *cfg, rt_runtime **out) {
@@ -741,6 +774,7 @@ int main(int argc, char **argv) {
         {"timed_out_shutdown_current_thread", test_timed_out_shutdown_current_thread},
         {"shutdown_waits_for_the_host_run", test_shutdown_waits_for_the_host_run},
         {"shutdown_without_limit_waits_for_the_host_run", test_shutdown_without_limit_waits_for_the_host_run},
+        {"free_waits_for_a_host_run_under_way", test_free_waits_for_a_host_run_under_way},
         {"config_extremes_work", test_config_extremes_work},
         {"max_worker_threads", test_max_worker_threads},
         {"config_out_of_range_is_einval", test_config_out_of_range_is_einval},
