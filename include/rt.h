@@ -785,8 +785,9 @@ RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
  *   `RT_ECANCELED` call; an fd registration whose callback runs, its
  *   final `RT_ECANCELED` call; a poll task inside `poll`, its `drop`;
  *   blocking work inside `work`, `done(arg, 0)`. Until then their `arg`
- *   must stay valid (also after `rt_runtime_free`, which does not wait
- *   for them); every other callback has had its final call.
+ *   must stay valid, also after `rt_runtime_free` (which waits only for
+ *   the callback an `rt_run` call runs); every other callback has had
+ *   its final call.
  * - `RT_ESHUTDOWN`: an earlier call shut the runtime down. While that
  *   shutdown is still under way (making its final calls, waiting for its
  *   timeout) this call waits for it and returns once it returned, so its
@@ -815,9 +816,9 @@ RT_API int rt_runtime_shutdown(rt_runtime *rt, int64_t timeout_ms);
  * `rt_runtime_shutdown` for what may be outstanding after
  * `RT_ETIMEDOUT`). It also waits for `rt_run` / `rt_run_budget` calls
  * still under way on other threads (after a shutdown that timed out, the
- * callback they run must return first). Every handle obtained from this runtime (tasks, timers,
- * I/O ids) must no longer be used with it, except `rt_task_*` on `rt_task`
- * handles, which stay valid until released.
+ * callback they run must return first). Every handle obtained from this
+ * runtime (tasks, timers, I/O ids) must no longer be used with it, except
+ * `rt_task_*` on `rt_task` handles, which stay valid until released.
  *
  * # Safety
  * `rt` is NULL or a runtime from `rt_runtime_new` not yet freed. No call
