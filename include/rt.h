@@ -120,6 +120,11 @@ typedef int rt_fd;
 #define RT_PENDING 1
 
 /**
+ * The most worker threads `rt_config.worker_threads` may ask for.
+ */
+#define RT_MAX_WORKER_THREADS 4096
+
+/**
  * Major version: incompatible ABI changes bump it (and the soname).
  */
 #define RT_VERSION_MAJOR 0
@@ -217,6 +222,9 @@ typedef void (*rt_drop_fn)(void *state);
  * first, then change what you need: `rt_config_init` sets `struct_size`,
  * which lets newer libraries accept configs from older headers (fields
  * are only ever added at the end, before `reserved`).
+ *
+ * Every field has a documented range; `rt_runtime_new` returns
+ * `RT_EINVAL` for a value outside it (never a crash, whatever the value).
  */
 typedef struct {
   /**
@@ -228,24 +236,34 @@ typedef struct {
    */
   rt_flavor flavor;
   /**
-   * Worker threads of a multi-thread runtime; 0 means one per CPU (default).
+   * Worker threads of a multi-thread runtime: 0 means one per CPU
+   * (default; at most `RT_MAX_WORKER_THREADS`), else 1 to
+   * `RT_MAX_WORKER_THREADS` (4096), for both flavors (a current-thread
+   * runtime starts none). If the OS refuses one of the threads,
+   * `rt_runtime_new` fails with its error (`-EAGAIN`, `-ENOMEM`).
    */
   uint32_t worker_threads;
   /**
-   * Cap on blocking-pool threads (default 512).
+   * Cap on blocking-pool threads (default 512): at least 1, any value up
+   * to `UINT32_MAX` (threads start on demand, so a large cap costs
+   * nothing until used).
    */
   uint32_t max_blocking_threads;
   /**
    * Idle blocking-pool threads exit after this many ms (default 10000).
+   * Any value: 0 lets a thread exit as soon as no work is queued,
+   * `UINT64_MAX` keeps idle threads until shutdown.
    */
   uint64_t thread_keep_alive_ms;
   /**
    * Ticks between checks of the shared queue; 0 means the flavor's
-   * default (61 multi-thread, 31 current-thread).
+   * default (61 multi-thread, 31 current-thread). Any value.
    */
   uint32_t global_queue_interval;
   /**
-   * Ticks between I/O and timer polls of a busy scheduler (default 61).
+   * Ticks between I/O and timer polls of a busy scheduler (default 61):
+   * at least 1, any value up to `UINT32_MAX` (an idle scheduler polls
+   * whenever it waits, whatever this is).
    */
   uint32_t event_interval;
   /**
@@ -403,7 +421,9 @@ RT_API const char *rt_err_name(int err);
  *   call) and returns; never blocks.
  *
  * A pending `rt_stop` makes it return 0 at once; every return consumes
- * pending `rt_stop` and `rt_wake` requests.
+ * pending `rt_stop` and `rt_wake` requests. A shutdown from another
+ * thread makes it return after the callback it runs (`rt_runtime_shutdown`
+ * waits for that, up to its timeout).
  *
  * Returns the number of C callbacks it ran (>= 0; the library's internal
  * steps, such as arming a timer, are not counted); `RT_EINVAL` for NULL,
@@ -672,6 +692,8 @@ RT_API void rt_waker_free(rt_waker *waker);
 /**
  * Creates a completion queue and stores it in `*out`. The queue does not
  * depend on `rt` afterwards (it may outlive it); works with both flavors.
+ * Its entries are not the runtime's: `rt_runtime_shutdown` leaves them
+ * queued (they run in a drain, or get `RT_ECANCELED` in `rt_queue_free`).
  *
  * Returns 0; `RT_EINVAL` for a NULL `rt` or `out`; `RT_ESHUTDOWN`;
  * `-errno` if the OS refuses the eventfd. Ownership: the caller owns the
@@ -751,9 +773,13 @@ RT_API int rt_config_init(rt_config *config);
  * and stores it in `*out`. `config` may be NULL for the defaults.
  *
  * Returns 0; `RT_EINVAL` if `out` is NULL, `config->struct_size` is
- * wrong, or a value is out of range (`max_blocking_threads` or
- * `event_interval` of 0, unknown flavor); `-errno` if the OS refuses
- * threads or the epoll instance; `RT_EPANIC`.
+ * wrong, or a field is outside its documented range (see `rt_config`:
+ * `worker_threads` above `RT_MAX_WORKER_THREADS`, `max_blocking_threads`
+ * or `event_interval` of 0, an unknown flavor); `-errno` if the OS
+ * refuses a thread (`-EAGAIN`: too many threads, no memory for a stack;
+ * the threads already started are shut down first) or the epoll
+ * instance; `RT_ENOMEM` if memory runs out where it can be reported;
+ * `RT_EPANIC`. On error `*out` is left as it was.
  *
  * Ownership: the caller owns the runtime and must release it with
  * `rt_runtime_free`. Thread-safety: may be called from any thread.
@@ -765,35 +791,76 @@ RT_API int rt_config_init(rt_config *config);
 RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
 
 /**
- * Shuts the runtime down: no new work is accepted (later calls return
- * `RT_ESHUTDOWN`), every pending callback gets its final call with
- * `RT_ECANCELED` (on the calling thread or a runtime thread), and the
- * threads are joined, waiting at most `timeout_ms` for work that is still
- * running (negative: no limit; 0: do not wait). Idempotent.
+ * Shuts the runtime down. From this call on no new work is accepted
+ * (calls that would add work return `RT_ESHUTDOWN`). Then:
  *
- * Returns 0; `RT_EINVAL` for NULL; `RT_ETIMEDOUT` if threads were still
- * busy at the timeout (they finish in the background); `RT_ESHUTDOWN` if
- * already shut down (also while another thread's shutdown is still
- * making the final calls: that call returns once they are done). Thread-safe; may be called from inside a callback
- * (it then does not wait for its own thread).
+ * 1. Every pending callback (one that is not running now) gets its final
+ *    call before this returns, whatever `timeout_ms`, on the calling
+ *    thread or a runtime thread: armed timers and timer calls queued
+ *    after an expiry (`RT_ECANCELED`), fd registrations (`RT_ECANCELED`,
+ *    events 0), `rt_spawn` callbacks not started (`RT_ECANCELED`), poll
+ *    tasks (their `drop`), queued blocking work (`done(arg,
+ *    RT_ECANCELED)`; `work` never runs), and blocking work that finished
+ *    but whose `done` had not run yet (`done(arg, 0)`). `rt_queue`
+ *    entries are not the runtime's: they stay queued until drained or
+ *    `rt_queue_free`.
+ * 2. It waits at most `timeout_ms` (negative: no limit; 0: no wait) for
+ *    the callbacks running now to return and the runtime's threads to
+ *    exit; on a current-thread runtime also for `rt_run` /
+ *    `rt_run_budget` calls under way on other threads (they return once
+ *    the callback they run returned).
+ *
+ * Returns:
+ * - 0: done. No callback of this runtime runs or will be called again;
+ *   every `arg` may be freed.
+ * - `RT_ETIMEDOUT`: callbacks that were running (blocking their thread)
+ *   are still running; only they are outstanding. Each finishes on its
+ *   own thread, then makes there, at once, the one final call it may
+ *   still owe: a repeating timer whose callback runs gets its final
+ *   `RT_ECANCELED` call; an fd registration whose callback runs, its
+ *   final `RT_ECANCELED` call; a poll task inside `poll`, its `drop`;
+ *   blocking work inside `work`, `done(arg, 0)`. Until then their `arg`
+ *   must stay valid, also after `rt_runtime_free` (which waits only for
+ *   the callback an `rt_run` call runs); every other callback has had
+ *   its final call.
+ * - `RT_ESHUTDOWN`: an earlier call shut the runtime down. While that
+ *   shutdown is still under way (making its final calls, waiting for its
+ *   timeout) this call waits for it and returns once it returned, so its
+ *   final calls are all made; but only up to its own `timeout_ms`:
+ *   `RT_ETIMEDOUT` if that passes first (0: at once, no wait), and
+ *   `RT_EDEADLK` at once when called from inside a runtime callback,
+ *   blocking work (`rt_spawn_blocking`'s `work`) or on a runtime thread
+ *   (the first shutdown may be waiting for this very thread, or be the
+ *   caller of this callback).
+ * - `RT_EINVAL` for NULL.
+ *
+ * Thread-safe. The first shutdown may be called from inside a callback:
+ * it then does not wait for its own thread (that callback counts as
+ * running: on a multi-thread runtime the result is `RT_ETIMEDOUT`).
  *
  * # Safety
  * `rt` is NULL or a live runtime from `rt_runtime_new`.
  */
-RT_API
-int rt_runtime_shutdown(rt_runtime *rt,
-                        int64_t timeout_ms);
+RT_API int rt_runtime_shutdown(rt_runtime *rt, int64_t timeout_ms);
 
 /**
- * Shuts the runtime down (as `rt_runtime_shutdown` with no time limit,
- * unless already shut down) and frees it. NULL is ignored. Every handle
- * obtained from this runtime (tasks, timers, I/O ids) must no longer be
- * used with it, except `rt_task_*` on `rt_task` handles, which stay valid
- * until released.
+ * Shuts the runtime down (as `rt_runtime_shutdown` with no time limit)
+ * and frees it. NULL is ignored. If another thread's `rt_runtime_shutdown`
+ * is under way, it waits for that call to return first (any time limit
+ * that call has still applies to the callbacks running: see
+ * `rt_runtime_shutdown` for what may be outstanding after
+ * `RT_ETIMEDOUT`). It also waits for `rt_run` / `rt_run_budget` calls
+ * still under way on other threads (after a shutdown that timed out, the
+ * callback they run must return first). Every handle obtained from this
+ * runtime (tasks, timers, I/O ids) must no longer be used with it, except
+ * `rt_task_*` on `rt_task` handles, which stay valid until released.
  *
  * # Safety
- * `rt` is NULL or a runtime from `rt_runtime_new` not yet freed; no other
- * thread uses it during or after this call.
+ * `rt` is NULL or a runtime from `rt_runtime_new` not yet freed. No call
+ * on it may start during or after this one (a concurrent
+ * `rt_runtime_shutdown` that already started is waited for), and it is
+ * not called from inside one of the runtime's callbacks (callbacks still
+ * running after a timed-out shutdown must not use `rt` once it is freed).
  */
 RT_API void rt_runtime_free(rt_runtime *rt);
 
@@ -897,9 +964,11 @@ RT_API void rt_task_release(rt_task *task);
  *
  * `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
  * is done after its call (its id then gives `RT_ENOENT`). A timer still
- * armed at shutdown gets one final call with `RT_ECANCELED`; a stopped
- * one gets none. `arg` must stay valid until the final call or a
- * successful stop, and may be used from any thread.
+ * armed at shutdown (or fired, its call not started) gets one final call
+ * with `RT_ECANCELED` before `rt_runtime_shutdown` returns; a repeating
+ * timer whose call runs at shutdown gets it right after that call, on
+ * the same thread; a stopped one gets none. `arg` must stay valid until
+ * the final call or a successful stop, and may be used from any thread.
  *
  * Returns 0; `RT_EINVAL` for a NULL `rt`, `cb` or `out`; `RT_ESHUTDOWN`.
  * On error `cb` is never called. Thread-safe.

@@ -93,7 +93,7 @@ pub unsafe extern "C" fn rt_spawn_blocking(
             }
             let work = work;
             // SAFETY: a C function pointer with the documented signature.
-            unsafe { (work.f)(work.arg) };
+            crate::callback::in_blocking_work(|| unsafe { (work.f)(work.arg) });
             // From now on `done` reports success even if the runtime drops
             // the completion task (a shutdown racing with this).
             if let Some(f) = finish.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {

@@ -34,6 +34,30 @@ pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+thread_local! {
+    /// True while this thread runs the `work` of `rt_spawn_blocking`.
+    static IN_WORK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (blocking work calling into C) marked as such: blocking calls
+/// are fine there, except waiting for a shutdown that waits for this work
+/// (`rt_runtime_shutdown` answers `RT_EDEADLK` instead).
+pub(crate) fn in_blocking_work<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave(bool);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            let _ = IN_WORK.try_with(|c| c.set(self.0));
+        }
+    }
+    let _leave = Leave(IN_WORK.with(|c| c.replace(true)));
+    f()
+}
+
+/// True while this thread runs blocking work (`rt_spawn_blocking`).
+pub(crate) fn is_in_blocking_work() -> bool {
+    IN_WORK.try_with(|c| c.get()).unwrap_or(false)
+}
+
 /// True while this thread runs a C callback for the runtime.
 pub(crate) fn is_in_callback() -> bool {
     IN_CALLBACK.try_with(|c| c.get() > 0).unwrap_or(false)

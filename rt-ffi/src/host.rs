@@ -3,7 +3,7 @@
 
 use crate::error::*;
 use crate::guard::ffi_guard;
-use crate::runtime::{rt_runtime, runtime_ref};
+use crate::runtime::{rt_runtime, runtime_ref, HostRun};
 use rt_core::runtime::{Handle, RunMode, RuntimeFlavor};
 use std::ffi::c_int;
 use std::time::Duration;
@@ -36,17 +36,21 @@ unsafe fn host_handle<'a>(rt: *const rt_runtime) -> Result<&'a Handle, c_int> {
 }
 
 /// As `host_handle`, and refuses a call from inside a callback (the run
-/// would be re-entrant) with `RT_EDEADLK`.
+/// would be re-entrant) with `RT_EDEADLK`. The run is marked under way
+/// until the guard drops: a shutdown waits for it.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime.
-unsafe fn run_handle<'a>(rt: *const rt_runtime) -> Result<&'a Handle, c_int> {
+unsafe fn run_handle<'a>(rt: *const rt_runtime) -> Result<(&'a Handle, HostRun<'a>), c_int> {
     // SAFETY: forwarded from the caller.
+    let runtime = unsafe { runtime_ref(rt) }?;
+    let run = runtime.host_run()?;
+    // SAFETY: as above.
     let handle = unsafe { host_handle(rt) }?;
     if rt_core::runtime::is_runtime_thread() || crate::callback::is_in_callback() {
         return Err(RT_EDEADLK);
     }
-    Ok(handle)
+    Ok((handle, run))
 }
 
 /// C callbacks this thread made since `before`, as a return value.
@@ -72,7 +76,9 @@ fn callbacks_since(before: u64) -> c_int {
 ///   call) and returns; never blocks.
 ///
 /// A pending `rt_stop` makes it return 0 at once; every return consumes
-/// pending `rt_stop` and `rt_wake` requests.
+/// pending `rt_stop` and `rt_wake` requests. A shutdown from another
+/// thread makes it return after the callback it runs (`rt_runtime_shutdown`
+/// waits for that, up to its timeout).
 ///
 /// Returns the number of C callbacks it ran (>= 0; the library's internal
 /// steps, such as arming a timer, are not counted); `RT_EINVAL` for NULL,
@@ -92,8 +98,8 @@ pub unsafe extern "C" fn rt_run(rt: *const rt_runtime, mode: rt_run_mode) -> c_i
             _ => return RT_EINVAL,
         };
         // SAFETY: forwarded from the caller.
-        let handle = match unsafe { run_handle(rt) } {
-            Ok(handle) => handle,
+        let (handle, _run) = match unsafe { run_handle(rt) } {
+            Ok(run) => run,
             Err(e) => return e,
         };
         let before = crate::callback::calls_made();
@@ -129,8 +135,8 @@ pub unsafe extern "C" fn rt_run_budget(
 ) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        let handle = match unsafe { run_handle(rt) } {
-            Ok(handle) => handle,
+        let (handle, _run) = match unsafe { run_handle(rt) } {
+            Ok(run) => run,
             Err(e) => return e,
         };
         let before = crate::callback::calls_made();

@@ -66,6 +66,8 @@ unsafe fn queue_ref<'a>(q: *const rt_queue) -> Result<&'a rt_queue, c_int> {
 
 /// Creates a completion queue and stores it in `*out`. The queue does not
 /// depend on `rt` afterwards (it may outlive it); works with both flavors.
+/// Its entries are not the runtime's: `rt_runtime_shutdown` leaves them
+/// queued (they run in a drain, or get `RT_ECANCELED` in `rt_queue_free`).
 ///
 /// Returns 0; `RT_EINVAL` for a NULL `rt` or `out`; `RT_ESHUTDOWN`;
 /// `-errno` if the OS refuses the eventfd. Ownership: the caller owns the

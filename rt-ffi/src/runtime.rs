@@ -1,14 +1,21 @@
 //! `rt_runtime`: create, configure, shut down and inspect a runtime.
 
+use crate::calls::this_thread;
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::io::IoRegistry;
 use crate::timer::Timers;
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Acquire, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The most worker threads `rt_config.worker_threads` may ask for.
+pub const RT_MAX_WORKER_THREADS: u32 = 4096;
+// The builder's limit, spelled out above for cbindgen.
+const _: () = assert!(RT_MAX_WORKER_THREADS as usize == rt_core::runtime::MAX_WORKER_THREADS);
 
 /// Runtime flavor.
 #[repr(C)]
@@ -24,6 +31,9 @@ pub enum rt_flavor {
 /// first, then change what you need: `rt_config_init` sets `struct_size`,
 /// which lets newer libraries accept configs from older headers (fields
 /// are only ever added at the end, before `reserved`).
+///
+/// Every field has a documented range; `rt_runtime_new` returns
+/// `RT_EINVAL` for a value outside it (never a crash, whatever the value).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct rt_config {
@@ -31,16 +41,26 @@ pub struct rt_config {
     pub struct_size: u32,
     /// Multi-thread (default) or current-thread.
     pub flavor: rt_flavor,
-    /// Worker threads of a multi-thread runtime; 0 means one per CPU (default).
+    /// Worker threads of a multi-thread runtime: 0 means one per CPU
+    /// (default; at most `RT_MAX_WORKER_THREADS`), else 1 to
+    /// `RT_MAX_WORKER_THREADS` (4096), for both flavors (a current-thread
+    /// runtime starts none). If the OS refuses one of the threads,
+    /// `rt_runtime_new` fails with its error (`-EAGAIN`, `-ENOMEM`).
     pub worker_threads: u32,
-    /// Cap on blocking-pool threads (default 512).
+    /// Cap on blocking-pool threads (default 512): at least 1, any value up
+    /// to `UINT32_MAX` (threads start on demand, so a large cap costs
+    /// nothing until used).
     pub max_blocking_threads: u32,
     /// Idle blocking-pool threads exit after this many ms (default 10000).
+    /// Any value: 0 lets a thread exit as soon as no work is queued,
+    /// `UINT64_MAX` keeps idle threads until shutdown.
     pub thread_keep_alive_ms: u64,
     /// Ticks between checks of the shared queue; 0 means the flavor's
-    /// default (61 multi-thread, 31 current-thread).
+    /// default (61 multi-thread, 31 current-thread). Any value.
     pub global_queue_interval: u32,
-    /// Ticks between I/O and timer polls of a busy scheduler (default 61).
+    /// Ticks between I/O and timer polls of a busy scheduler (default 61):
+    /// at least 1, any value up to `UINT32_MAX` (an idle scheduler polls
+    /// whenever it waits, whatever this is).
     pub event_interval: u32,
     /// Room for future fields; set to zero by `rt_config_init`.
     pub reserved: [u64; 8],
@@ -83,18 +103,198 @@ pub struct rt_metrics {
 
 /// An opaque runtime.
 pub struct rt_runtime {
-    /// `None` once shut down.
-    runtime: Mutex<Option<Runtime>>,
-    /// Set when `runtime` is taken: lets every call check for shutdown
+    /// The runtime (`None` once a shutdown took it) and where its shutdown
+    /// stands.
+    life: Mutex<Life>,
+    /// Signalled when a shutdown is over (`Phase::Done`).
+    shutdown_over: Condvar,
+    /// Set when a shutdown starts: lets every call check for shutdown
     /// without the lock. Shared with the tasks that make C calls: none is
     /// made with status 0 once it is set.
     shut_down: Arc<AtomicBool>,
+    /// `rt_run` / `rt_run_budget` calls under way: the host thread of a
+    /// current-thread runtime runs its callbacks inside them, so a
+    /// shutdown waits for them like for the runtime's threads.
+    host_runs: AtomicU32,
     handle: Handle,
     timers: Arc<Timers>,
     io: IoRegistry,
 }
 
+struct Life {
+    runtime: Option<Runtime>,
+    phase: Phase,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Live,
+    /// The first `rt_runtime_shutdown` runs, on thread `on`: it makes the
+    /// final calls. Later calls wait for it.
+    ShuttingDown {
+        on: NonZeroUsize,
+    },
+    /// The first shutdown returned: every final call it owed was made.
+    Done,
+}
+
+/// An `rt_run*` call under way (see `rt_runtime::host_run`).
+pub(crate) struct HostRun<'a>(&'a rt_runtime);
+
+impl Drop for HostRun<'_> {
+    fn drop(&mut self) {
+        // The last touch of the runtime by this call: a shutdown waiting
+        // for host runs may return, and the runtime be freed, right after.
+        self.0.host_runs.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Ends the first shutdown, also if it unwinds: later calls never wait for
+/// a shutdown that will not finish.
+struct EndShutdown<'a>(&'a rt_runtime);
+
+impl Drop for EndShutdown<'_> {
+    fn drop(&mut self) {
+        let rt = self.0;
+        let mut life = rt.lock_life();
+        life.phase = Phase::Done;
+        rt.shutdown_over.notify_all();
+        // The guard drops last: the runtime is not touched after the
+        // unlock, so a waiter woken here may free it at once.
+    }
+}
+
 impl rt_runtime {
+    fn lock_life(&self) -> MutexGuard<'_, Life> {
+        self.life.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `rt_runtime_shutdown`: the first call shuts down; a call during it
+    /// waits for it (up to `timeout_ms`); a call after it `RT_ESHUTDOWN`.
+    fn shutdown(&self, timeout_ms: i64) -> c_int {
+        let deadline = u64::try_from(timeout_ms)
+            .ok()
+            .map(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
+        let mut life = self.lock_life();
+        match life.phase {
+            Phase::Live => {
+                let runtime = life.runtime.take();
+                life.phase = Phase::ShuttingDown { on: this_thread() };
+                // SeqCst: pairs with `host_run` (either a host run sees
+                // the shutdown, or the shutdown sees it and waits for it).
+                self.shut_down.store(true, SeqCst);
+                drop(life);
+                let _end = EndShutdown(self);
+                self.finish_shutdown(runtime, timeout_ms, deadline.flatten())
+            }
+            Phase::Done => RT_ESHUTDOWN,
+            Phase::ShuttingDown { on } => {
+                if timeout_ms == 0 {
+                    return RT_ETIMEDOUT;
+                }
+                // It may be waiting for this thread: our own (re-entered
+                // from one of its final calls), a callback's, a worker's,
+                // blocking work's.
+                if on == this_thread()
+                    || crate::callback::is_in_callback()
+                    || crate::callback::is_in_blocking_work()
+                    || rt_core::runtime::is_runtime_thread()
+                {
+                    return RT_EDEADLK;
+                }
+                while life.phase != Phase::Done {
+                    life = match deadline {
+                        // No limit (or one too far to represent).
+                        None | Some(None) => self
+                            .shutdown_over
+                            .wait(life)
+                            .unwrap_or_else(|e| e.into_inner()),
+                        Some(Some(d)) => {
+                            let now = Instant::now();
+                            if now >= d {
+                                return RT_ETIMEDOUT;
+                            }
+                            self.shutdown_over
+                                .wait_timeout(life, d - now)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0
+                        }
+                    };
+                }
+                RT_ESHUTDOWN
+            }
+        }
+    }
+
+    /// The first shutdown's work: final calls for everything pending, then
+    /// the runtime's own shutdown (waiting up to `timeout_ms` for the
+    /// callbacks running).
+    fn finish_shutdown(
+        &self,
+        runtime: Option<Runtime>,
+        timeout_ms: i64,
+        deadline: Option<Instant>,
+    ) -> c_int {
+        // Timers armed or queued: their final calls now, here. From now on
+        // none starts or re-arms (a repeat running now ends with its final
+        // call, on its thread).
+        self.timers.close();
+        let completed = match (runtime, u64::try_from(timeout_ms)) {
+            (None, _) => true,
+            // Waits up to the timeout; then every task not running (queued
+            // callbacks, fd registrations, poll tasks, blocking completions)
+            // is cancelled here: its final call is made before this returns.
+            // Queued blocking work was cancelled first thing.
+            (Some(runtime), Ok(ms)) => {
+                runtime.shutdown_timeout_completed(Duration::from_millis(ms))
+            }
+            (Some(runtime), Err(_)) => {
+                drop(runtime);
+                true
+            }
+        };
+        drop(self.io.drain());
+        // A host thread inside `rt_run` may still be running a callback of
+        // a current-thread runtime: wait for it too (it returns once it
+        // sees the shutdown).
+        let host_done = self.wait_for_host_runs(if timeout_ms < 0 { None } else { deadline });
+        if completed && host_done {
+            0
+        } else {
+            RT_ETIMEDOUT
+        }
+    }
+
+    /// Marks an `rt_run*` call under way until the guard drops. Then
+    /// checks for shutdown: `RT_ESHUTDOWN` once one started.
+    pub(crate) fn host_run(&self) -> Result<HostRun<'_>, c_int> {
+        self.host_runs.fetch_add(1, SeqCst);
+        let run = HostRun(self);
+        if self.shut_down.load(SeqCst) {
+            return Err(RT_ESHUTDOWN);
+        }
+        Ok(run)
+    }
+
+    /// Waits until no `rt_run*` call is under way, up to `deadline`
+    /// (`None`: no limit); false if one still is. Not from inside a
+    /// callback: that may be the host's own (it does not wait for its own
+    /// thread). Polls: a run that ends must not touch the runtime after
+    /// its count drops (the runtime may be freed right after), so it
+    /// cannot signal.
+    fn wait_for_host_runs(&self, deadline: Option<Instant>) -> bool {
+        if crate::callback::is_in_callback() {
+            return true;
+        }
+        while self.host_runs.load(SeqCst) != 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
     /// The handle, or `RT_ESHUTDOWN`.
     pub(crate) fn handle(&self) -> Result<&Handle, c_int> {
         if self.is_shutdown() {
@@ -182,9 +382,13 @@ pub unsafe extern "C" fn rt_config_init(config: *mut rt_config) -> c_int {
 /// and stores it in `*out`. `config` may be NULL for the defaults.
 ///
 /// Returns 0; `RT_EINVAL` if `out` is NULL, `config->struct_size` is
-/// wrong, or a value is out of range (`max_blocking_threads` or
-/// `event_interval` of 0, unknown flavor); `-errno` if the OS refuses
-/// threads or the epoll instance; `RT_EPANIC`.
+/// wrong, or a field is outside its documented range (see `rt_config`:
+/// `worker_threads` above `RT_MAX_WORKER_THREADS`, `max_blocking_threads`
+/// or `event_interval` of 0, an unknown flavor); `-errno` if the OS
+/// refuses a thread (`-EAGAIN`: too many threads, no memory for a stack;
+/// the threads already started are shut down first) or the epoll
+/// instance; `RT_ENOMEM` if memory runs out where it can be reported;
+/// `RT_EPANIC`. On error `*out` is left as it was.
 ///
 /// Ownership: the caller owns the runtime and must release it with
 /// `rt_runtime_free`. Thread-safety: may be called from any thread.
@@ -222,9 +426,7 @@ pub unsafe extern "C" fn rt_runtime_new(
             }
             c
         };
-        if cfg.max_blocking_threads == 0 || cfg.event_interval == 0 {
-            return RT_EINVAL;
-        }
+        // Ranges are checked by the builder (InvalidInput -> RT_EINVAL).
         let mut builder = match cfg.flavor {
             rt_flavor::RT_FLAVOR_MULTI_THREAD => Builder::new_multi_thread(),
             rt_flavor::RT_FLAVOR_CURRENT_THREAD => Builder::new_current_thread(),
@@ -248,8 +450,13 @@ pub unsafe extern "C" fn rt_runtime_new(
         let handle = runtime.handle().clone();
         let timers = Timers::new(handle.clone());
         let rt = Box::new(rt_runtime {
-            runtime: Mutex::new(Some(runtime)),
+            life: Mutex::new(Life {
+                runtime: Some(runtime),
+                phase: Phase::Live,
+            }),
+            shutdown_over: Condvar::new(),
             shut_down: Arc::new(AtomicBool::new(false)),
+            host_runs: AtomicU32::new(0),
             handle,
             timers,
             io: IoRegistry::new(),
@@ -260,17 +467,52 @@ pub unsafe extern "C" fn rt_runtime_new(
     })
 }
 
-/// Shuts the runtime down: no new work is accepted (later calls return
-/// `RT_ESHUTDOWN`), every pending callback gets its final call with
-/// `RT_ECANCELED` (on the calling thread or a runtime thread), and the
-/// threads are joined, waiting at most `timeout_ms` for work that is still
-/// running (negative: no limit; 0: do not wait). Idempotent.
+/// Shuts the runtime down. From this call on no new work is accepted
+/// (calls that would add work return `RT_ESHUTDOWN`). Then:
 ///
-/// Returns 0; `RT_EINVAL` for NULL; `RT_ETIMEDOUT` if threads were still
-/// busy at the timeout (they finish in the background); `RT_ESHUTDOWN` if
-/// already shut down (also while another thread's shutdown is still
-/// making the final calls: that call returns once they are done). Thread-safe; may be called from inside a callback
-/// (it then does not wait for its own thread).
+/// 1. Every pending callback (one that is not running now) gets its final
+///    call before this returns, whatever `timeout_ms`, on the calling
+///    thread or a runtime thread: armed timers and timer calls queued
+///    after an expiry (`RT_ECANCELED`), fd registrations (`RT_ECANCELED`,
+///    events 0), `rt_spawn` callbacks not started (`RT_ECANCELED`), poll
+///    tasks (their `drop`), queued blocking work (`done(arg,
+///    RT_ECANCELED)`; `work` never runs), and blocking work that finished
+///    but whose `done` had not run yet (`done(arg, 0)`). `rt_queue`
+///    entries are not the runtime's: they stay queued until drained or
+///    `rt_queue_free`.
+/// 2. It waits at most `timeout_ms` (negative: no limit; 0: no wait) for
+///    the callbacks running now to return and the runtime's threads to
+///    exit; on a current-thread runtime also for `rt_run` /
+///    `rt_run_budget` calls under way on other threads (they return once
+///    the callback they run returned).
+///
+/// Returns:
+/// - 0: done. No callback of this runtime runs or will be called again;
+///   every `arg` may be freed.
+/// - `RT_ETIMEDOUT`: callbacks that were running (blocking their thread)
+///   are still running; only they are outstanding. Each finishes on its
+///   own thread, then makes there, at once, the one final call it may
+///   still owe: a repeating timer whose callback runs gets its final
+///   `RT_ECANCELED` call; an fd registration whose callback runs, its
+///   final `RT_ECANCELED` call; a poll task inside `poll`, its `drop`;
+///   blocking work inside `work`, `done(arg, 0)`. Until then their `arg`
+///   must stay valid, also after `rt_runtime_free` (which waits only for
+///   the callback an `rt_run` call runs); every other callback has had
+///   its final call.
+/// - `RT_ESHUTDOWN`: an earlier call shut the runtime down. While that
+///   shutdown is still under way (making its final calls, waiting for its
+///   timeout) this call waits for it and returns once it returned, so its
+///   final calls are all made; but only up to its own `timeout_ms`:
+///   `RT_ETIMEDOUT` if that passes first (0: at once, no wait), and
+///   `RT_EDEADLK` at once when called from inside a runtime callback,
+///   blocking work (`rt_spawn_blocking`'s `work`) or on a runtime thread
+///   (the first shutdown may be waiting for this very thread, or be the
+///   caller of this callback).
+/// - `RT_EINVAL` for NULL.
+///
+/// Thread-safe. The first shutdown may be called from inside a callback:
+/// it then does not wait for its own thread (that callback counts as
+/// running: on a multi-thread runtime the result is `RT_ETIMEDOUT`).
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime from `rt_runtime_new`.
@@ -278,50 +520,48 @@ pub unsafe extern "C" fn rt_runtime_new(
 pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i64) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        let rt = match unsafe { runtime_ref(rt) } {
-            Ok(rt) => rt,
-            Err(e) => return e,
-        };
-        let runtime = {
-            let mut slot = rt.runtime.lock().unwrap_or_else(|e| e.into_inner());
-            rt.shut_down.store(true, Release);
-            slot.take()
-        };
-        let Some(runtime) = runtime else {
-            return RT_ESHUTDOWN;
-        };
-        let completed = match u64::try_from(timeout_ms) {
-            Ok(ms) => runtime.shutdown_timeout_completed(Duration::from_millis(ms)),
-            Err(_) => {
-                drop(runtime);
-                true
-            }
-        };
-        drop(rt.io.drain());
-        if completed {
-            0
-        } else {
-            RT_ETIMEDOUT
+        match unsafe { runtime_ref(rt) } {
+            Ok(rt) => rt.shutdown(timeout_ms),
+            Err(e) => e,
         }
     })
 }
 
-/// Shuts the runtime down (as `rt_runtime_shutdown` with no time limit,
-/// unless already shut down) and frees it. NULL is ignored. Every handle
-/// obtained from this runtime (tasks, timers, I/O ids) must no longer be
-/// used with it, except `rt_task_*` on `rt_task` handles, which stay valid
-/// until released.
+/// Shuts the runtime down (as `rt_runtime_shutdown` with no time limit)
+/// and frees it. NULL is ignored. If another thread's `rt_runtime_shutdown`
+/// is under way, it waits for that call to return first (any time limit
+/// that call has still applies to the callbacks running: see
+/// `rt_runtime_shutdown` for what may be outstanding after
+/// `RT_ETIMEDOUT`). It also waits for `rt_run` / `rt_run_budget` calls
+/// still under way on other threads (after a shutdown that timed out, the
+/// callback they run must return first). Every handle obtained from this
+/// runtime (tasks, timers, I/O ids) must no longer be used with it, except
+/// `rt_task_*` on `rt_task` handles, which stay valid until released.
 ///
 /// # Safety
-/// `rt` is NULL or a runtime from `rt_runtime_new` not yet freed; no other
-/// thread uses it during or after this call.
+/// `rt` is NULL or a runtime from `rt_runtime_new` not yet freed. No call
+/// on it may start during or after this one (a concurrent
+/// `rt_runtime_shutdown` that already started is waited for), and it is
+/// not called from inside one of the runtime's callbacks (callbacks still
+/// running after a timed-out shutdown must not use `rt` once it is freed).
 #[no_mangle]
 pub unsafe extern "C" fn rt_runtime_free(rt: *mut rt_runtime) {
     crate::guard::ffi_guard_void(|| {
-        if rt.is_null() {
+        // SAFETY: forwarded from the caller.
+        let Ok(runtime) = (unsafe { runtime_ref(rt) }) else {
+            return;
+        };
+        if runtime.shutdown(-1) == RT_EDEADLK {
+            // Another shutdown is under way and this thread cannot wait
+            // for it (the contract was broken): leak rather than free the
+            // runtime under it.
             return;
         }
-        // SAFETY: created by Box::into_raw in rt_runtime_new, freed once.
+        // After a shutdown that timed out, a host thread may still be
+        // inside `rt_run`, in a callback: it returns once that returns.
+        runtime.wait_for_host_runs(None);
+        // SAFETY: created by Box::into_raw in rt_runtime_new, freed once;
+        // the shutdown above returned, so no call of ours uses it any more.
         drop(unsafe { Box::from_raw(rt) });
     })
 }

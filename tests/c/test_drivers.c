@@ -887,7 +887,7 @@ static void test_timer_stop_races_fire_exactly_once(void) {
 
 /* A shutdown that times out while a timer callback still runs, then
  * rt_runtime_free: a timer still armed gets its final RT_ECANCELED call
- * exactly once all the same (the freed runtime's timer table makes it). */
+ * exactly once all the same (made before the shutdown returns). */
 static atomic_int slow_running;
 
 static void slow_cb(void *arg, int status) {

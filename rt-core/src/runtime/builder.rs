@@ -13,6 +13,24 @@ use std::time::Duration;
 
 /// Builds a [`Runtime`] with custom settings.
 ///
+/// Setters only record values; [`Builder::build`] checks them and returns
+/// an [`io::Error`] of kind [`io::ErrorKind::InvalidInput`] for one out of
+/// range (where Tokio's setters panic), so a bad setting from a C caller
+/// or a config file never takes the process down. The limits:
+///
+/// | setting | accepted |
+/// |---|---|
+/// | `worker_threads` | 1 ..= [`MAX_WORKER_THREADS`] (checked for both flavors) |
+/// | `max_blocking_threads` | >= 1 (threads start on demand: a large cap costs nothing) |
+/// | `global_queue_interval` | >= 1 |
+/// | `event_interval` | >= 1 |
+/// | `thread_stack_size` | <= [`MAX_THREAD_STACK_SIZE`] (below the OS minimum: raised to it) |
+/// | `thread_keep_alive` | any (`Duration::MAX`: idle threads never exit) |
+///
+/// A thread the OS refuses to start (too many threads, no memory for its
+/// stack) makes `build` return that OS error; what did start is shut
+/// down first.
+///
 /// ```
 /// let rt = rt_core::runtime::Builder::new_multi_thread()
 ///     .worker_threads(4)
@@ -50,6 +68,16 @@ const MULTI_THREAD_GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// Default ticks between driver turns.
 const EVENT_INTERVAL: u32 = 61;
 
+/// Most worker threads a multi-thread runtime may have (the idle
+/// accounting packs worker counts in 16 bits; far more than any machine
+/// has CPUs). The default, one per CPU, is capped to it.
+pub const MAX_WORKER_THREADS: usize = 4096;
+
+/// Largest stack size the runtime's threads may ask for (1 GiB): beyond
+/// it, [`Builder::build`] refuses the setting instead of asking the OS
+/// for an address range it cannot map.
+pub const MAX_THREAD_STACK_SIZE: usize = 1 << 30;
+
 impl Builder {
     /// A builder for a current-thread runtime: tasks run on the thread that
     /// calls `block_on` (or `run_for`).
@@ -81,13 +109,11 @@ impl Builder {
     }
 
     /// Worker threads of a multi-thread runtime (default: the number of
-    /// CPUs). Ignored by the current-thread flavor.
+    /// CPUs, at most [`MAX_WORKER_THREADS`]). The current-thread flavor
+    /// starts none, but `build` checks the value all the same.
     ///
-    /// # Panics
-    /// If `n` is zero.
-    #[track_caller]
+    /// `build` returns `InvalidInput` unless `1 <= n <= MAX_WORKER_THREADS`.
     pub fn worker_threads(&mut self, n: usize) -> &mut Self {
-        assert!(n > 0, "worker threads cannot be set to 0");
         self.worker_threads = Some(n);
         self
     }
@@ -95,11 +121,8 @@ impl Builder {
     /// Ticks between checks of the shared queue before the local one
     /// (default 31 for current-thread, 61 for multi-thread).
     ///
-    /// # Panics
-    /// If `n` is zero.
-    #[track_caller]
+    /// `build` returns `InvalidInput` for 0.
     pub fn global_queue_interval(&mut self, n: u32) -> &mut Self {
-        assert!(n > 0, "global_queue_interval must be greater than 0");
         self.global_queue_interval = Some(n);
         self
     }
@@ -107,11 +130,8 @@ impl Builder {
     /// Ticks between driver turns (I/O and timers) of a busy scheduler
     /// (default 61).
     ///
-    /// # Panics
-    /// If `n` is zero.
-    #[track_caller]
+    /// `build` returns `InvalidInput` for 0.
     pub fn event_interval(&mut self, n: u32) -> &mut Self {
-        assert!(n > 0, "event_interval must be greater than 0");
         self.event_interval = n;
         self
     }
@@ -132,7 +152,12 @@ impl Builder {
         self
     }
 
-    /// Stack size of the runtime's threads.
+    /// Stack size of the runtime's threads (default: the standard
+    /// library's, 2 MiB). A size below the OS minimum is raised to it; the
+    /// stack must hold the deepest poll of the tasks (and blocking
+    /// closures): an overflow aborts the process, as on any thread.
+    ///
+    /// `build` returns `InvalidInput` above [`MAX_THREAD_STACK_SIZE`].
     pub fn thread_stack_size(&mut self, size: usize) -> &mut Self {
         self.thread_stack_size = Some(size);
         self
@@ -182,25 +207,30 @@ impl Builder {
 
     /// Cap on the blocking pool's threads for `spawn_blocking` (default
     /// 512); further calls queue. The multi-thread workers do not count.
+    /// Threads start on demand, so a large cap costs nothing until used.
     ///
-    /// # Panics
-    /// If `n` is zero.
-    #[track_caller]
+    /// `build` returns `InvalidInput` for 0.
     pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
-        assert!(n > 0, "max_blocking_threads cannot be set to 0");
         self.max_blocking_threads = n;
         self
     }
 
     /// How long an idle blocking-pool thread waits for work before it exits
-    /// (default 10 s).
+    /// (default 10 s). Any value: zero lets a thread exit as soon as the
+    /// queue is empty, `Duration::MAX` keeps idle threads until shutdown.
     pub fn thread_keep_alive(&mut self, duration: Duration) -> &mut Self {
         self.thread_keep_alive = duration;
         self
     }
 
     /// Creates the runtime.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a setting out of range (see the table on
+    /// [`Builder`]); the OS error if the reactor or a worker thread cannot
+    /// be created.
     pub fn build(&mut self) -> io::Result<Runtime> {
+        self.check()?;
         let (park, driver_handle) = driver::create(DriverConfig {
             enable_io: self.enable_io,
             enable_time: self.enable_time,
@@ -247,6 +277,34 @@ impl Builder {
         }
     }
 
+    /// Checks every setting against its documented range.
+    fn check(&self) -> io::Result<()> {
+        fn invalid(what: &str) -> io::Result<()> {
+            Err(io::Error::new(io::ErrorKind::InvalidInput, what))
+        }
+        if let Some(n) = self.worker_threads {
+            if n == 0 || n > MAX_WORKER_THREADS {
+                return invalid("worker_threads must be between 1 and MAX_WORKER_THREADS (4096)");
+            }
+        }
+        if self.max_blocking_threads == 0 {
+            return invalid("max_blocking_threads must be at least 1");
+        }
+        if self.global_queue_interval == Some(0) {
+            return invalid("global_queue_interval must be at least 1");
+        }
+        if self.event_interval == 0 {
+            return invalid("event_interval must be at least 1");
+        }
+        if self
+            .thread_stack_size
+            .is_some_and(|s| s > MAX_THREAD_STACK_SIZE)
+        {
+            return invalid("thread_stack_size must be at most MAX_THREAD_STACK_SIZE (1 GiB)");
+        }
+        Ok(())
+    }
+
     fn config(&self, default_global_queue_interval: u32) -> Config {
         Config {
             global_queue_interval: self
@@ -262,7 +320,9 @@ fn default_worker_threads() -> usize {
     static CACHED: AtomicUsize = AtomicUsize::new(0);
     match CACHED.load(Ordering::Relaxed) {
         0 => {
-            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let n = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_WORKER_THREADS);
             CACHED.store(n, Ordering::Relaxed);
             n
         }

@@ -18,7 +18,7 @@ mod metrics_api;
 pub(crate) mod park;
 
 pub use crate::scheduler::current_thread::RunMode;
-pub use builder::Builder;
+pub use builder::{Builder, MAX_THREAD_STACK_SIZE, MAX_WORKER_THREADS};
 pub use handle::{EnterGuard, Handle, RuntimeFlavor, TryCurrentError};
 pub use metrics_api::RuntimeMetrics;
 
@@ -125,7 +125,9 @@ impl Runtime {
     }
 
     /// Shuts down, waiting at most `timeout` for the worker threads to stop.
-    /// Threads still busy then (a task that blocks its thread) are detached.
+    /// Threads still busy then (a task that blocks its thread) are detached;
+    /// every task not running at that point is cancelled (its future
+    /// dropped) before this returns, on this thread if no worker got to it.
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(Some(timeout));
     }
@@ -149,7 +151,16 @@ impl Runtime {
         }
         // Workers and blocking closures run on the pool: wait for them (the
         // pool does not wait when called from one of its own threads).
-        self.blocking_pool.shutdown(timeout)
+        let done = self.blocking_pool.shutdown(timeout);
+        if !done {
+            // Timed out: a worker may be blocked in a task, leaving tasks
+            // uncancelled. Cancel them here, so no task that is not running
+            // outlives this call. (A current-thread shutdown did it already.)
+            if let scheduler::Handle::MultiThread(h) = &self.handle.inner {
+                scheduler::multi_thread::Handle::shutdown_remaining_tasks(h);
+            }
+        }
+        done
     }
 }
 

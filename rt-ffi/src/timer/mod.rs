@@ -102,13 +102,27 @@ impl Timers {
     }
 }
 
+impl Timers {
+    /// Runtime shutdown: no timer starts or re-arms from now on, and every
+    /// timer armed or queued gets its final `RT_ECANCELED` call here, on
+    /// this thread, before this returns. A call running now is left to end
+    /// on its thread (a repeat's final call follows it there).
+    pub(crate) fn close(&self) {
+        let pending = self.table.close(|key| {
+            self.alarms.disarm(key);
+        });
+        for cb in pending {
+            cb.call(RT_ECANCELED);
+        }
+    }
+}
+
 impl Drop for Timers {
     fn drop(&mut self) {
-        // The last reference went (the runtime was freed while a shutdown
-        // that timed out still runs in the background): alarms still in
-        // the wheel can no longer reach the table (the wheel holds it
-        // weakly), so the timers still armed or queued get their final
-        // call here. After a shutdown that completed, none are left.
+        // The last reference went. Shutdown closed the table, so no timer
+        // is left armed or queued; this only guards the "exactly one final
+        // call" rule should one ever be (alarms still in the wheel can no
+        // longer reach the table: the wheel holds it weakly).
         for cb in self.table.take_pending() {
             cb.call(RT_ECANCELED);
         }
@@ -181,9 +195,11 @@ impl Drop for QueuedCall {
 ///
 /// `*out` receives the timer's id (for `rt_timer_stop`). A one-shot timer
 /// is done after its call (its id then gives `RT_ENOENT`). A timer still
-/// armed at shutdown gets one final call with `RT_ECANCELED`; a stopped
-/// one gets none. `arg` must stay valid until the final call or a
-/// successful stop, and may be used from any thread.
+/// armed at shutdown (or fired, its call not started) gets one final call
+/// with `RT_ECANCELED` before `rt_runtime_shutdown` returns; a repeating
+/// timer whose call runs at shutdown gets it right after that call, on
+/// the same thread; a stopped one gets none. `arg` must stay valid until
+/// the final call or a successful stop, and may be used from any thread.
 ///
 /// Returns 0; `RT_EINVAL` for a NULL `rt`, `cb` or `out`; `RT_ESHUTDOWN`.
 /// On error `cb` is never called. Thread-safe.

@@ -12,7 +12,7 @@
 //! generation moves on when an id dies (a stop, a one-shot's call), so a
 //! stale id never names a later timer.
 
-use crate::error::{RT_EDEADLK, RT_ENOENT, RT_ENOMEM};
+use crate::error::{RT_EDEADLK, RT_ENOENT, RT_ENOMEM, RT_ESHUTDOWN};
 use crate::loom::{Condvar, Mutex, MutexGuard};
 use rt_core::time::Instant;
 use rt_core::util::Chunked;
@@ -59,6 +59,8 @@ struct Table<K> {
     waiters: u32,
     /// Calls get a task each (multi-thread runtime) instead of the queue.
     task_per_call: bool,
+    /// Set by [`TimerTable::close`] (shutdown): no timer starts or re-arms.
+    closed: bool,
 }
 
 const NIL: u32 = u32::MAX;
@@ -195,6 +197,7 @@ impl<K: Copy> TimerTable<K> {
                 caller: false,
                 waiters: 0,
                 task_per_call,
+                closed: false,
             }),
             call_ended: Condvar::new(),
         }
@@ -206,7 +209,7 @@ impl<K: Copy> TimerTable<K> {
 
     /// Starts a timer: `out` gets its id, then `arm` puts it in the wheel,
     /// both under the lock (no call can run before `out` has the id: the
-    /// first call may stop the timer).
+    /// first call may stop the timer). `RT_ESHUTDOWN` once closed.
     pub(crate) fn start(
         &self,
         cb: Cb,
@@ -216,6 +219,9 @@ impl<K: Copy> TimerTable<K> {
         arm: impl FnOnce(Instant, u64) -> Option<K>,
     ) -> Result<Then, c_int> {
         let mut t = self.lock();
+        if t.closed {
+            return Err(RT_ESHUTDOWN);
+        }
         let index = t.alloc(cb, period_ms, deadline)?;
         out(t.id_of(index));
         Ok(t.arm(index, arm))
@@ -271,7 +277,9 @@ impl<K: Copy> TimerTable<K> {
 
     /// Ends a claimed call: frees the slot of a finished timer, or moves a
     /// repeat's deadline one period on (skipping the periods it fell
-    /// behind) and re-arms it through `arm`. Wakes the stoppers waiting.
+    /// behind) and re-arms it through `arm`; once the table is closed, a
+    /// repeat is not re-armed but queued for its final call
+    /// ([`Then::Cancel`]). Wakes the stoppers waiting.
     pub(crate) fn finish(
         &self,
         call: Claimed,
@@ -285,6 +293,10 @@ impl<K: Copy> TimerTable<K> {
         let then = if done {
             t.release(index);
             Then::Nothing
+        } else if t.closed {
+            // Shut down while its call ran: the final call follows at once.
+            t.slots[index].state = State::Queued;
+            Then::Cancel(t.id_of(index))
         } else {
             let slot = &mut t.slots[index];
             slot.deadline = next_deadline(slot.deadline, slot.period_ms);
@@ -348,6 +360,28 @@ impl<K: Copy> TimerTable<K> {
         }
     }
 
+    /// Closes the table (runtime shutdown): no timer starts or re-arms any
+    /// more; every timer armed (taken off the wheel through `disarm`) or
+    /// queued is freed, and their callbacks are returned for their final
+    /// `RT_ECANCELED` calls, to make outside the lock. A call running now
+    /// is left to end: a repeat's final call follows it ([`Self::finish`]).
+    pub(crate) fn close(&self, mut disarm: impl FnMut(K)) -> Vec<Cb> {
+        let mut t = self.lock();
+        t.closed = true;
+        let mut pending = Vec::new();
+        for index in 0..t.slots.len() {
+            match t.slots[index].state {
+                State::Armed(key) => disarm(key),
+                State::Queued => {}
+                State::Free { .. } | State::Running { .. } => continue,
+            }
+            pending.extend(t.slots[index].cb);
+            t.release(index);
+        }
+        // Their queued ids are dead now: the caller skips them.
+        pending
+    }
+
     /// Frees every timer still armed or queued and returns their
     /// callbacks, for their final `RT_ECANCELED` calls: the table is being
     /// dropped, and alarms still in the wheel can no longer reach it. (A
@@ -407,6 +441,8 @@ pub(crate) fn later(t: Instant, d: Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(not(loom))]
+    use crate::error::RT_ECANCELED;
 
     pub(super) unsafe extern "C" fn nop(_: *mut c_void, _: c_int) {}
 
@@ -524,6 +560,42 @@ mod tests {
 
     #[cfg(not(loom))]
     #[test]
+    fn close_hands_back_pending_timers_and_ends_a_running_repeat() {
+        let t = TimerTable::<u32>::new(true);
+        let armed_id = armed(&t, 0);
+        let queued = armed(&t, 0);
+        let running = armed(&t, 5);
+        assert_eq!(t.fired(queued, false), Then::Call(queued));
+        assert_eq!(t.fired(running, false), Then::Call(running));
+        let call = t.claim(running, 0, thread(1)).unwrap();
+        let mut disarmed = Vec::new();
+        assert_eq!(
+            t.close(|k| disarmed.push(k)).len(),
+            2,
+            "the armed and the queued one"
+        );
+        assert_eq!(disarmed, vec![1], "the armed one left the wheel");
+        assert!(
+            t.claim(queued, 0, thread(1)).is_none(),
+            "its queued call is skipped"
+        );
+        assert_eq!(t.stop(armed_id, thread(1), false, |_| {}), RT_ENOENT);
+        // The running repeat is not re-armed: its final call follows.
+        assert_eq!(
+            t.finish(call, |_, _| panic!("re-armed after close")),
+            Then::Cancel(running)
+        );
+        let last = t.claim(running, RT_ECANCELED, thread(1)).unwrap();
+        assert_eq!(t.finish(last, |_, _| panic!("re-armed")), Then::Nothing);
+        assert_eq!(t.live(), 0);
+        let mut id = 0;
+        let started = t.start(cb(), Instant::now(), 0, |i| id = i, |_, _| Some(1));
+        assert_eq!(started, Err(RT_ESHUTDOWN), "no start once closed");
+        assert!(t.close(|_| {}).is_empty());
+    }
+
+    #[cfg(not(loom))]
+    #[test]
     fn a_one_shot_is_gone_once_its_call_is_claimed() {
         let t = TimerTable::<u32>::new(true);
         let id = armed(&t, 0);
@@ -579,6 +651,37 @@ mod loom_tests {
             worker.join().unwrap();
             assert_eq!(calls.load(SeqCst), calls_at_stop);
             assert_eq!(t.live(), 0, "the slot is freed");
+        });
+    }
+
+    #[test]
+    fn loom_close_racing_a_repeats_call_makes_one_final_call() {
+        loom::model(|| {
+            let t = Arc::new(TimerTable::<u32>::new(true));
+            let id = armed(&t, 5);
+            assert_eq!(t.fired(id, false), Then::Call(id));
+            let finals = Arc::new(AtomicUsize::new(0));
+            let worker = {
+                let (t, finals) = (t.clone(), finals.clone());
+                loom::thread::spawn(move || {
+                    let Some(call) = t.claim(id, 0, thread(1)) else {
+                        return;
+                    };
+                    // Closed meanwhile: the final call follows the call.
+                    if let Then::Cancel(id) = t.finish(call, |_, _| Some(2)) {
+                        let last = t.claim(id, crate::error::RT_ECANCELED, thread(1));
+                        let last = last.expect("the final call is claimed once");
+                        finals.fetch_add(1, SeqCst);
+                        let _ = t.finish(last, |_, _| panic!("re-armed after close"));
+                    }
+                })
+            };
+            // Queued, running or re-armed: close makes the final call only
+            // when no call runs.
+            finals.fetch_add(t.close(|_| {}).len(), SeqCst);
+            worker.join().unwrap();
+            assert_eq!(finals.load(SeqCst), 1, "exactly one final call");
+            assert_eq!(t.live(), 0);
         });
     }
 

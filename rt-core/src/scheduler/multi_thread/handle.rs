@@ -180,6 +180,20 @@ impl Handle {
         }
     }
 
+    /// After a shutdown whose wait for the workers timed out (a task blocks
+    /// its worker): cancels, on the calling thread, every task the workers
+    /// have not cancelled yet. Tasks not running are dropped here, now; a
+    /// running one is dropped by its poller once its poll returns. (Each
+    /// worker cancels every shard as it stops; with all of them blocked,
+    /// nobody else would until they return.)
+    pub(crate) fn shutdown_remaining_tasks(me: &Arc<Handle>) {
+        let handle = scheduler::Handle::MultiThread(me.clone());
+        // Task destructors may call `spawn`: let them find this runtime
+        // (closed, so they get cancelled handles).
+        let _current = context::set_current(&handle);
+        me.shared.owned.close_and_shutdown_all(0);
+    }
+
     /// True once shutdown started.
     pub(crate) fn is_shutdown(&self) -> bool {
         self.shared.inject.is_closed()
