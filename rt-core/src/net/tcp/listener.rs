@@ -24,6 +24,7 @@ impl TcpListener {
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         super::super::addr::each_addr(addr, |addr| async move {
             let l = mio::net::TcpListener::bind(addr)?;
+            set_backlog(&l, BACKLOG)?;
             TcpListener::new(l)
         })
         .await
@@ -62,6 +63,22 @@ impl TcpListener {
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl(ttl)
     }
+}
+
+/// The accept queue length `bind` asks for (Tokio's; mio binds with 128,
+/// the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: libc::c_int = 1024;
+
+/// Sets the accept queue length of a listening socket: `listen(2)` again,
+/// which Linux allows on a socket that already listens.
+fn set_backlog(l: &mio::net::TcpListener, backlog: libc::c_int) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: `l` owns a valid socket descriptor for the whole call; listen
+    // only reads its arguments.
+    if unsafe { libc::listen(l.as_raw_fd(), backlog) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl fmt::Debug for TcpListener {
