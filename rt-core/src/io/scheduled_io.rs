@@ -377,11 +377,330 @@ mod tests {
         assert!(io.ready_event(Direction::Read).ready.is_read_closed());
     }
 
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// Counts its wakes; `Arc::strong_count` tells whether a waker is held.
+    #[derive(Default)]
+    struct Tracked(AtomicUsize);
+
+    impl Wake for Tracked {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn tracked() -> (Arc<Tracked>, Waker) {
+        let t = Arc::new(Tracked::default());
+        (t.clone(), Waker::from(t))
+    }
+
+    fn poll(wait: &mut Readiness<'_>, waker: &Waker) -> Poll<ReadyEvent> {
+        wait.poll_ready(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn every_async_waiter_is_woken() {
+        // More than a wake batch (32).
+        let io = ScheduledIo::default();
+        let (t, waker) = tracked();
+        let mut waits: Vec<_> = (0..100).map(|_| io.readiness(Direction::Read)).collect();
+        for w in &mut waits {
+            assert!(poll(w, &waker).is_pending());
+        }
+        assert_eq!(io.num_waiters(Direction::Read), 100);
+        io.set_readiness(1, Ready::READABLE);
+        io.wake(Ready::READABLE);
+        assert_eq!(t.0.load(SeqCst), 100);
+        assert_eq!(io.num_waiters(Direction::Read), 0);
+        for w in &mut waits {
+            assert!(poll(w, &waker).is_ready());
+        }
+        drop(waits);
+        drop(waker);
+        assert_eq!(Arc::strong_count(&t), 1, "a waker leaked");
+    }
+
+    #[test]
+    fn a_wake_concerns_its_direction_only() {
+        let io = ScheduledIo::default();
+        let (r, rw) = tracked();
+        let (w, ww) = tracked();
+        let mut read = io.readiness(Direction::Read);
+        let mut write = io.readiness(Direction::Write);
+        assert!(poll(&mut read, &rw).is_pending());
+        assert!(poll(&mut write, &ww).is_pending());
+        io.set_readiness(1, Ready::WRITABLE);
+        io.wake(Ready::WRITABLE);
+        assert_eq!((r.0.load(SeqCst), w.0.load(SeqCst)), (0, 1));
+        assert!(poll(&mut write, &ww).is_ready());
+        assert!(poll(&mut read, &rw).is_pending());
+        // Errors wake both directions.
+        let mut write = io.readiness(Direction::Write);
+        io.clear_readiness(io.ready_event(Direction::Write));
+        assert!(poll(&mut write, &ww).is_pending());
+        io.set_readiness(2, Ready::ERROR);
+        io.wake(Ready::ERROR);
+        assert_eq!((r.0.load(SeqCst), w.0.load(SeqCst)), (1, 2));
+    }
+
+    #[test]
+    fn a_dropped_waiter_leaves_and_releases_its_waker() {
+        let io = ScheduledIo::default();
+        let (t, waker) = tracked();
+        let mut wait = io.readiness(Direction::Read);
+        assert!(poll(&mut wait, &waker).is_pending());
+        // Polled again with another waker: the first is released.
+        let (t2, waker2) = tracked();
+        assert!(poll(&mut wait, &waker2).is_pending());
+        drop(waker);
+        assert_eq!(Arc::strong_count(&t), 1);
+        drop(wait);
+        drop(waker2);
+        assert_eq!(Arc::strong_count(&t2), 1);
+        assert_eq!(io.num_waiters(Direction::Read), 0);
+        io.set_readiness(1, Ready::READABLE);
+        io.wake(Ready::READABLE);
+        assert_eq!(t2.0.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_woken_waiter_waits_again_when_the_readiness_is_gone() {
+        let io = ScheduledIo::default();
+        let (t, waker) = tracked();
+        let mut wait = io.readiness(Direction::Read);
+        assert!(poll(&mut wait, &waker).is_pending());
+        io.set_readiness(1, Ready::READABLE);
+        io.wake(Ready::READABLE);
+        assert_eq!(t.0.load(SeqCst), 1);
+        // Another task consumed it (read until WouldBlock) first.
+        io.clear_readiness(io.ready_event(Direction::Read));
+        assert!(poll(&mut wait, &waker).is_pending());
+        assert_eq!(io.num_waiters(Direction::Read), 1);
+        io.set_readiness(2, Ready::READABLE);
+        io.wake(Ready::READABLE);
+        assert_eq!(t.0.load(SeqCst), 2);
+        assert!(poll(&mut wait, &waker).is_ready());
+    }
+
+    #[test]
+    fn shutdown_wakes_slots_and_lists() {
+        let io = ScheduledIo::default();
+        let (t, waker) = tracked();
+        let mut cx = Context::from_waker(&waker);
+        assert!(io.poll_readiness(&mut cx, Direction::Read).is_pending());
+        assert!(io.poll_readiness(&mut cx, Direction::Write).is_pending());
+        let mut waits: Vec<_> = [Direction::Read, Direction::Write]
+            .into_iter()
+            .cycle()
+            .take(10)
+            .map(|d| io.readiness(d))
+            .collect();
+        for w in &mut waits {
+            assert!(poll(w, &waker).is_pending());
+        }
+        io.shutdown();
+        assert_eq!(t.0.load(SeqCst), 12);
+        for w in &mut waits {
+            assert!(matches!(poll(w, &waker), Poll::Ready(ev) if ev.is_shutdown));
+        }
+        // A wait that starts after shutdown resolves at once.
+        assert!(matches!(
+            poll(&mut io.readiness(Direction::Read), &waker),
+            Poll::Ready(ev) if ev.is_shutdown
+        ));
+    }
+
+    #[test]
+    fn clear_wakers_releases_without_waking() {
+        let io = ScheduledIo::default();
+        let (t, waker) = tracked();
+        let mut cx = Context::from_waker(&waker);
+        assert!(io.poll_readiness(&mut cx, Direction::Read).is_pending());
+        let mut wait = io.readiness(Direction::Write);
+        assert!(poll(&mut wait, &waker).is_pending());
+        drop(cx);
+        drop(waker);
+        io.clear_wakers();
+        assert_eq!(Arc::strong_count(&t), 1);
+        assert_eq!(t.0.load(SeqCst), 0);
+        drop(wait);
+    }
+
+    #[test]
+    fn a_waker_may_come_back_to_the_resource() {
+        // Woken outside the lock: a waker that polls or drops a wait on the
+        // same resource must not deadlock.
+        struct Reenter(Arc<ScheduledIo>);
+        impl Wake for Reenter {
+            fn wake(self: Arc<Self>) {
+                let mut wait = self.0.readiness(Direction::Read);
+                let _ = wait.poll_ready(&mut Context::from_waker(Waker::noop()));
+                drop(wait);
+                let _ = self
+                    .0
+                    .poll_readiness(&mut Context::from_waker(Waker::noop()), Direction::Write);
+            }
+        }
+        let io = Arc::new(ScheduledIo::default());
+        let waker = Waker::from(Arc::new(Reenter(io.clone())));
+        let mut cx = Context::from_waker(&waker);
+        assert!(io.poll_readiness(&mut cx, Direction::Read).is_pending());
+        let mut waits: Vec<_> = (0..40).map(|_| io.readiness(Direction::Read)).collect();
+        for w in &mut waits {
+            assert!(poll(w, &waker).is_pending());
+        }
+        io.set_readiness(1, Ready::READABLE);
+        io.wake(Ready::READABLE);
+        assert_eq!(io.num_waiters(Direction::Read), 0);
+    }
+
     #[test]
     fn directions_are_separate() {
         let io = ScheduledIo::default();
         io.set_readiness(1, Ready::WRITABLE);
         assert!(io.ready_event(Direction::Read).ready.is_empty());
         assert!(io.ready_event(Direction::Write).ready.is_writable());
+    }
+}
+
+/// Model checks (`RUSTFLAGS="--cfg loom" cargo test --lib loom_`): the
+/// waiter list's register / wake / drop races.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::Arc;
+    use ::loom::thread;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    /// Drives `future` on the current loom thread, parking between polls
+    /// (a lost wakeup leaves every thread parked: loom reports it).
+    fn block_on<F: Future>(future: F) -> F::Output {
+        struct Unparker(::loom::thread::Thread);
+        impl std::task::Wake for Unparker {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let mut future = std::pin::pin!(future);
+        let waker = Waker::from(std::sync::Arc::new(Unparker(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+            thread::park();
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = ::loom::model::Builder::new();
+        builder.preemption_bound.get_or_insert(3);
+        builder.check(f);
+    }
+
+    /// The driver's side of an event.
+    fn event(io: &ScheduledIo, ready: Ready) {
+        io.set_readiness(1, ready);
+        io.wake(ready);
+    }
+
+    #[test]
+    fn loom_async_waiter_never_misses_a_wake() {
+        model(|| {
+            let io = Arc::new(ScheduledIo::default());
+            let driver = {
+                let io = io.clone();
+                thread::spawn(move || event(&io, Ready::READABLE))
+            };
+            let ev = block_on(io.readiness(Direction::Read));
+            assert!(ev.ready.is_readable());
+            driver.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_two_async_waiters_both_woken() {
+        model(|| {
+            let io = Arc::new(ScheduledIo::default());
+            let other = {
+                let io = io.clone();
+                thread::spawn(move || block_on(io.readiness(Direction::Read)).ready)
+            };
+            let driver = {
+                let io = io.clone();
+                thread::spawn(move || event(&io, Ready::READABLE))
+            };
+            assert!(block_on(io.readiness(Direction::Read)).ready.is_readable());
+            assert!(other.join().unwrap().is_readable());
+            driver.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_poll_slot_never_misses_a_wake() {
+        model(|| {
+            let io = Arc::new(ScheduledIo::default());
+            let driver = {
+                let io = io.clone();
+                thread::spawn(move || event(&io, Ready::WRITABLE))
+            };
+            let ev = block_on(std::future::poll_fn(|cx| {
+                io.poll_readiness(cx, Direction::Write)
+            }));
+            assert!(ev.ready.is_writable());
+            driver.join().unwrap();
+        });
+    }
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    #[test]
+    fn loom_dropped_waiter_races_a_wake() {
+        // A waiter registers then is dropped while the driver wakes: the
+        // list ends empty and the waker is released, whoever wins.
+        model(|| {
+            let io = Arc::new(ScheduledIo::default());
+            let counting = std::sync::Arc::new(Counting::default());
+            let waiter = {
+                let io = io.clone();
+                let waker = Waker::from(counting.clone());
+                thread::spawn(move || {
+                    let mut wait = io.readiness(Direction::Read);
+                    let first = wait.poll_ready(&mut Context::from_waker(&waker));
+                    drop(wait);
+                    first.is_ready()
+                })
+            };
+            event(&io, Ready::READABLE);
+            let was_ready = waiter.join().unwrap();
+            assert_eq!(io.num_waiters(Direction::Read), 0);
+            assert_eq!(std::sync::Arc::strong_count(&counting), 1, "waker kept");
+            if was_ready {
+                assert_eq!(counting.0.load(SeqCst), 0);
+            }
+        });
+    }
+
+    #[test]
+    fn loom_shutdown_races_registration() {
+        model(|| {
+            let io = Arc::new(ScheduledIo::default());
+            let waiter = {
+                let io = io.clone();
+                thread::spawn(move || block_on(io.readiness(Direction::Write)))
+            };
+            io.shutdown();
+            assert!(waiter.join().unwrap().is_shutdown);
+            assert_eq!(io.num_waiters(Direction::Write), 0);
+        });
     }
 }
