@@ -296,3 +296,64 @@ fn async_fd_readable_loop_yields() {
         OPS
     });
 }
+
+/// Polls `consume_budget` until it is `Pending`: the units left in this
+/// task poll.
+fn budget_left(cx: &mut std::task::Context<'_>) -> usize {
+    let mut n = 0;
+    loop {
+        let mut unit = Box::pin(rt_core::task::consume_budget());
+        if unit.as_mut().poll(cx).is_pending() {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+#[test]
+fn io_polls_without_progress_give_the_budget_unit_back() {
+    with_deadline("no progress, no budget", 30, || {
+        let rt = Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let task = rt_core::spawn(async {
+                let (mut a, b) = tcp_pair().await;
+                let (tx, rx) = udp_pair().await;
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                // Stale readiness: the driver reported data, which was then
+                // taken without a `WouldBlock` (so the readiness stays set).
+                a.write_all(b"hello").await.unwrap();
+                b.readable().await.unwrap();
+                let mut buf = [0u8; 16];
+                assert_eq!(b.try_read(&mut buf).unwrap(), 5);
+                tx.send(b"x").await.unwrap();
+                rx.readable().await.unwrap();
+                assert_eq!(rx.try_recv_from(&mut buf).unwrap().0, 1);
+                // A fresh task poll (a full budget) for what follows.
+                rt_core::task::yield_now().await;
+                std::future::poll_fn(|cx| {
+                    use rt_core::io::AsyncRead;
+                    let mut buf = [0u8; 16];
+                    // poll_* API: stale readiness, `WouldBlock`, then waits.
+                    assert!(std::pin::Pin::new(&mut &b)
+                        .poll_read(cx, &mut buf)
+                        .is_pending());
+                    // Async API: the same.
+                    assert!(Box::pin(rx.recv(&mut buf)).as_mut().poll(cx).is_pending());
+                    // Plain waits, many times over.
+                    for _ in 0..200 {
+                        assert!(std::pin::Pin::new(&mut &b)
+                            .poll_read(cx, &mut buf)
+                            .is_pending());
+                        assert!(Box::pin(rx.recv(&mut buf)).as_mut().poll(cx).is_pending());
+                        assert!(Box::pin(rx.readable()).as_mut().poll(cx).is_pending());
+                        assert!(Box::pin(listener.accept()).as_mut().poll(cx).is_pending());
+                        assert!(listener.poll_accept(cx).is_pending());
+                    }
+                    std::task::Poll::Ready(budget_left(cx))
+                })
+                .await
+            });
+            assert_eq!(task.await.unwrap(), BUDGET, "units spent without progress");
+        });
+    });
+}
