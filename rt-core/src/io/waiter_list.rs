@@ -184,13 +184,6 @@ impl WakeList {
     }
 }
 
-impl Drop for WakeList {
-    fn drop(&mut self) {
-        // Wakers collected but not woken (a waker panicked): wake the rest.
-        self.wake_all();
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
