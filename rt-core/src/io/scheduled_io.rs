@@ -639,6 +639,28 @@ mod loom_tests {
     }
 
     #[test]
+    fn loom_woken_waiter_whose_readiness_was_consumed_waits_again() {
+        // Woken by a first event whose readiness another consumer cleared
+        // before the waiter looked: it registers again and the second
+        // event reaches it.
+        model(|| {
+            let io = Arc::new(ScheduledIo::default());
+            let driver = {
+                let io = io.clone();
+                thread::spawn(move || {
+                    io.set_readiness(1, Ready::READABLE);
+                    io.wake(Ready::READABLE);
+                    io.clear_readiness(io.ready_event(Direction::Read));
+                    io.set_readiness(2, Ready::READABLE);
+                    io.wake(Ready::READABLE);
+                })
+            };
+            assert!(block_on(io.readiness(Direction::Read)).ready.is_readable());
+            driver.join().unwrap();
+        });
+    }
+
+    #[test]
     fn loom_poll_slot_never_misses_a_wake() {
         model(|| {
             let io = Arc::new(ScheduledIo::default());
@@ -665,8 +687,10 @@ mod loom_tests {
 
     #[test]
     fn loom_dropped_waiter_races_a_wake() {
-        // A waiter registers then is dropped while the driver wakes: the
-        // list ends empty and the waker is released, whoever wins.
+        // Waiters register then are dropped while the driver wakes: the
+        // lists end empty and the wakers are released, whoever wins. The
+        // write waiter is not concerned by the (read) wake: only its own
+        // unlinking takes it out.
         model(|| {
             let io = Arc::new(ScheduledIo::default());
             let counting = std::sync::Arc::new(Counting::default());
@@ -674,15 +698,20 @@ mod loom_tests {
                 let io = io.clone();
                 let waker = Waker::from(counting.clone());
                 thread::spawn(move || {
-                    let mut wait = io.readiness(Direction::Read);
-                    let first = wait.poll_ready(&mut Context::from_waker(&waker));
-                    drop(wait);
+                    let mut cx = Context::from_waker(&waker);
+                    let mut write = io.readiness(Direction::Write);
+                    assert!(write.poll_ready(&mut cx).is_pending());
+                    let mut read = io.readiness(Direction::Read);
+                    let first = read.poll_ready(&mut cx);
+                    drop(read);
+                    drop(write);
                     first.is_ready()
                 })
             };
             event(&io, Ready::READABLE);
             let was_ready = waiter.join().unwrap();
             assert_eq!(io.num_waiters(Direction::Read), 0);
+            assert_eq!(io.num_waiters(Direction::Write), 0);
             assert_eq!(std::sync::Arc::strong_count(&counting), 1, "waker kept");
             if was_ready {
                 assert_eq!(counting.0.load(SeqCst), 0);
