@@ -161,6 +161,11 @@ static void test_spawned_tasks_after_shutdown_from_a_callback_are_cancelled(void
             CHECK_EQ(rt_task_join(s->handles[k], 5000), 0);
             rt_task_release(s->handles[k]);
         }
+        /* The final calls can all be made before the shutdown call
+         * inside spawner_cb has returned: wait for its return. */
+        for (k = 0; k < 10000 && atomic_load(&s->shutdown_rc) == 99; k++) {
+            sleep_ms(1);
+        }
         CHECK_EQ(atomic_load(&s->shutdown_rc), 0);
         rt_runtime_free(s->rt);
         free(s);

@@ -6,7 +6,6 @@ use super::scheduled_io::{Direction, ReadyEvent};
 use super::{Interest, Ready};
 use mio::unix::SourceFd;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::task::{ready, Context, Poll};
@@ -130,7 +129,8 @@ impl<T: AsRawFd> AsyncFd<T> {
         self.registration.reregister(&mut SourceFd(&fd), interest)
     }
 
-    /// Polls for read readiness.
+    /// Polls for read readiness. Only the task of the last call is woken
+    /// (one slot per direction); [`AsyncFd::readable`] has no such limit.
     pub fn poll_read_ready<'a>(
         &'a self,
         cx: &mut Context<'_>,
@@ -142,7 +142,8 @@ impl<T: AsRawFd> AsyncFd<T> {
         }))
     }
 
-    /// Polls for write readiness.
+    /// Polls for write readiness. Only the task of the last call is woken
+    /// (one slot per direction); [`AsyncFd::writable`] has no such limit.
     pub fn poll_write_ready<'a>(
         &'a self,
         cx: &mut Context<'_>,
@@ -155,8 +156,9 @@ impl<T: AsRawFd> AsyncFd<T> {
     }
 
     /// Waits until the descriptor is readable (or closed, or in error).
+    /// Any number of tasks may wait at once.
     pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
-        let event = poll_fn(|cx| self.registration.poll_ready(cx, Direction::Read)).await?;
+        let event = self.registration.readiness(Direction::Read).await?;
         Ok(AsyncFdReadyGuard {
             fd: self,
             event: Some(event),
@@ -164,8 +166,9 @@ impl<T: AsRawFd> AsyncFd<T> {
     }
 
     /// Waits until the descriptor is writable (or closed, or in error).
+    /// Any number of tasks may wait at once.
     pub async fn writable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
-        let event = poll_fn(|cx| self.registration.poll_ready(cx, Direction::Write)).await?;
+        let event = self.registration.readiness(Direction::Write).await?;
         Ok(AsyncFdReadyGuard {
             fd: self,
             event: Some(event),
@@ -173,7 +176,8 @@ impl<T: AsRawFd> AsyncFd<T> {
     }
 
     /// Runs `f` when the descriptor is ready for `interest` (readable if it
-    /// includes reads), retrying after `WouldBlock`.
+    /// includes reads), retrying after `WouldBlock`. Any number of tasks
+    /// may do this at once.
     pub async fn async_io<R>(
         &self,
         interest: Interest,
@@ -185,7 +189,7 @@ impl<T: AsRawFd> AsyncFd<T> {
             Direction::Write
         };
         let inner = self.get_ref();
-        poll_fn(|cx| self.registration.poll_io(cx, direction, || f(inner))).await
+        self.registration.async_io(direction, || f(inner)).await
     }
 }
 

@@ -7,7 +7,9 @@
 //!   the net types implement.
 //!
 //! Internals: `driver.rs` (the mio reactor), `scheduled_io.rs` (per-resource
-//! readiness word and waker slots), `registration.rs` (the readiness loop),
+//! readiness word, `poll_*` waker slots and async waiter lists),
+//! `waiter_list.rs` (the slab of async waiters), `registration.rs` (the
+//! readiness loops, with the coop budget),
 //! `poll_evented.rs` (a registered mio source), `host_timer.rs` (the
 //! timerfd that makes the epoll fd readable for a host's own wait).
 
@@ -21,6 +23,7 @@ pub(crate) mod registration;
 pub(crate) mod scheduled_io;
 mod shutdown;
 mod util;
+mod waiter_list;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 pub use futures_io::{AsyncRead, AsyncWrite};

@@ -40,8 +40,9 @@ impl<E: Source> PollEvented<E> {
         &self.registration
     }
 
-    /// Waits for `direction`, then runs `f` on the source, retrying after
-    /// `WouldBlock`.
+    /// The `poll_*` API: waits for `direction`, then runs `f` on the
+    /// source, retrying after `WouldBlock` (one waker slot per direction:
+    /// the last poller is woken).
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
@@ -50,6 +51,22 @@ impl<E: Source> PollEvented<E> {
     ) -> Poll<io::Result<R>> {
         let io = self.get_ref();
         self.registration.poll_io(cx, direction, || f(io))
+    }
+
+    /// The async form of [`PollEvented::poll_io`]: any number of tasks may
+    /// wait at once.
+    pub(crate) async fn async_io<R>(
+        &self,
+        direction: Direction,
+        mut f: impl FnMut(&E) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let io = self.get_ref();
+        self.registration.async_io(direction, || f(io)).await
+    }
+
+    /// Waits (async API) until the source is ready in `direction`.
+    pub(crate) async fn readiness(&self, direction: Direction) -> io::Result<()> {
+        self.registration.readiness(direction).await.map(|_| ())
     }
 }
 

@@ -1,11 +1,14 @@
 //! `Registration`: a resource registered with the current runtime's I/O
-//! driver, and the readiness loop every I/O future is built on.
+//! driver, and the readiness loops every I/O future is built on: the
+//! `poll_*` API (one waker slot per direction) and the async API (a waiter
+//! list per direction, any number of waiting tasks).
 
 use super::driver;
 use super::scheduled_io::{Direction, ReadyEvent, ScheduledIo};
 use super::Interest;
 use crate::task::coop;
 use mio::event::Source;
+use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -28,8 +31,10 @@ impl Registration {
         Ok(Registration { handle, shared })
     }
 
-    /// Waits until the resource is ready in `direction`. Spends a unit of
-    /// coop budget; fails once the driver has shut down.
+    /// The `poll_*` API: waits until the resource is ready in `direction`
+    /// (one waker slot per direction: the last poller is woken). Spends a
+    /// unit of coop budget (`Pending` once it is spent); fails once the
+    /// driver has shut down.
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
@@ -37,10 +42,10 @@ impl Registration {
     ) -> Poll<io::Result<ReadyEvent>> {
         let coop = ready!(coop::poll_proceed(cx));
         let ev = ready!(self.shared.poll_readiness(cx, direction));
+        coop.made_progress();
         if ev.is_shutdown {
             return Poll::Ready(Err(gone()));
         }
-        coop.made_progress();
         Poll::Ready(Ok(ev))
     }
 
@@ -49,20 +54,78 @@ impl Registration {
         self.shared.clear_readiness(event);
     }
 
-    /// Runs `f` when ready; on `WouldBlock` clears readiness and waits again.
+    /// The `poll_*` API: runs `f` when ready; on `WouldBlock` clears
+    /// readiness and waits again. Spends a unit of coop budget when `f`
+    /// makes progress (`Pending` once the budget is spent; the unit comes
+    /// back if the poll ends `Pending`).
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
         mut f: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        let coop = ready!(coop::poll_proceed(cx));
         loop {
-            let ev = ready!(self.poll_ready(cx, direction))?;
+            let ev = ready!(self.shared.poll_readiness(cx, direction));
+            if ev.is_shutdown {
+                coop.made_progress();
+                return Poll::Ready(Err(gone()));
+            }
             match f() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
-                res => return Poll::Ready(res),
+                res => {
+                    coop.made_progress();
+                    return Poll::Ready(res);
+                }
             }
         }
+    }
+
+    /// The async API: waits until the resource is ready in `direction`.
+    /// Any number of tasks may wait at once (each has a place in the
+    /// resource's waiter list). Spends a unit of coop budget; fails once
+    /// the driver has shut down.
+    pub(crate) async fn readiness(&self, direction: Direction) -> io::Result<ReadyEvent> {
+        let mut wait = self.shared.readiness(direction);
+        poll_fn(|cx| {
+            let coop = ready!(coop::poll_proceed(cx));
+            let ev = ready!(wait.poll_ready(cx));
+            coop.made_progress();
+            if ev.is_shutdown {
+                return Poll::Ready(Err(gone()));
+            }
+            Poll::Ready(Ok(ev))
+        })
+        .await
+    }
+
+    /// The async API: runs `f` when ready; on `WouldBlock` clears readiness
+    /// and waits again. Any number of tasks may do this at once. Budget as
+    /// [`Registration::poll_io`].
+    pub(crate) async fn async_io<R>(
+        &self,
+        direction: Direction,
+        mut f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut wait = self.shared.readiness(direction);
+        poll_fn(|cx| {
+            let coop = ready!(coop::poll_proceed(cx));
+            loop {
+                let ev = ready!(wait.poll_ready(cx));
+                if ev.is_shutdown {
+                    coop.made_progress();
+                    return Poll::Ready(Err(gone()));
+                }
+                match f() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
+                    res => {
+                        coop.made_progress();
+                        return Poll::Ready(res);
+                    }
+                }
+            }
+        })
+        .await
     }
 
     /// Runs `f` if the resource looks ready, without waiting.

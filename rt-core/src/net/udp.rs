@@ -3,7 +3,6 @@
 use crate::io::poll_evented::PollEvented;
 use crate::io::scheduled_io::Direction;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
@@ -53,19 +52,22 @@ impl UdpSocket {
         super::addr::each_addr(addr, |addr| async move { self.io.get_ref().connect(addr) }).await
     }
 
-    /// Sends a datagram to the connected peer.
+    /// Sends a datagram to the connected peer. Any number of tasks may
+    /// send (and receive) at once through `&self`.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_send(cx, buf)).await
+        self.io.async_io(Direction::Write, |s| s.send(buf)).await
     }
 
-    /// Polls sending a datagram to the connected peer.
+    /// Polls sending a datagram to the connected peer. Only the task of the
+    /// last `poll_send` / `poll_send_to` call is woken; the async methods
+    /// have no such limit.
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.io.poll_io(cx, Direction::Write, |s| s.send(buf))
     }
 
     /// Receives a datagram from the connected peer.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |s| s.recv(buf))).await
+        self.io.async_io(Direction::Read, |s| s.recv(buf)).await
     }
 
     /// Sends a datagram to `target`.
@@ -74,10 +76,13 @@ impl UdpSocket {
         let target = addrs.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
-        poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
+        self.io
+            .async_io(Direction::Write, |s| s.send_to(buf, target))
+            .await
     }
 
-    /// Polls sending a datagram to `target`.
+    /// Polls sending a datagram to `target` (the last poller of the
+    /// `poll_send*` methods is the one woken).
     pub fn poll_send_to(
         &self,
         cx: &mut Context<'_>,
@@ -90,10 +95,13 @@ impl UdpSocket {
 
     /// Receives a datagram and its sender's address.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+        self.io
+            .async_io(Direction::Read, |s| s.recv_from(buf))
+            .await
     }
 
-    /// Polls receiving a datagram and its sender's address.
+    /// Polls receiving a datagram and its sender's address (only the task
+    /// of the last call is woken).
     pub fn poll_recv_from(
         &self,
         cx: &mut Context<'_>,
@@ -118,16 +126,12 @@ impl UdpSocket {
 
     /// Waits until a datagram can be received.
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Read))
-            .await
-            .map(|_| ())
+        self.io.readiness(Direction::Read).await
     }
 
     /// Waits until a datagram can be sent.
     pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Write))
-            .await
-            .map(|_| ())
+        self.io.readiness(Direction::Write).await
     }
 
     /// Sets `SO_BROADCAST`.

@@ -200,12 +200,18 @@ impl<T> Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut state = self.inner.lock();
-        if state.tx_done {
-            return;
-        }
-        state.tx_done = true;
-        let waker = state.rx_waker.take();
+        // The sender's own `closed` waker: nobody polls it any more, and the
+        // receiver keeps the state (and so the waker) alive.
+        let own_waker = state.tx_waker.take();
+        let waker = if state.tx_done {
+            // `send` already woke the receiver.
+            None
+        } else {
+            state.tx_done = true;
+            state.rx_waker.take()
+        };
         drop(state);
+        drop(own_waker);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -283,11 +289,15 @@ impl<T> Drop for Receiver<T> {
         let mut state = self.inner.lock();
         state.rx_closed = true;
         let waker = state.tx_waker.take();
+        // The receiver's own waker: nobody will wake it any more, and the
+        // sender keeps the state (and so the waker) alive.
+        let own_waker = state.rx_waker.take();
         let value = state.value.take();
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }
+        drop(own_waker);
         drop(value);
     }
 }
@@ -409,6 +419,43 @@ mod tests {
         assert!(!waiter.is_finished());
         rx.close();
         assert!(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn dropped_handles_release_the_wakers_stored_for_them() {
+        // The receiver's waker, receiver dropped while the sender lives.
+        let (tx, mut rx) = channel::<u8>();
+        let (waker, wakes) = counting_waker();
+        assert!(poll_once(&mut rx, &waker).is_pending());
+        drop(waker);
+        assert_eq!(wakes.alive(), 1);
+        drop(rx);
+        assert_eq!(wakes.alive(), 0, "the receiver's waker outlived it");
+        drop(tx);
+
+        // The sender's `closed` waker, sender dropped while the receiver
+        // lives.
+        let (mut tx, rx) = channel::<u8>();
+        let (waker, wakes) = counting_waker();
+        assert!(tx
+            .poll_closed(&mut Context::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        drop(tx);
+        assert_eq!(wakes.alive(), 0, "the sender's waker outlived it");
+        drop(rx);
+
+        // ... or consumed by `send`.
+        let (mut tx, mut rx) = channel::<u8>();
+        let (waker, wakes) = counting_waker();
+        assert!(tx
+            .poll_closed(&mut Context::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        tx.send(1).unwrap();
+        assert_eq!(wakes.alive(), 0, "the sender's waker outlived send");
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(wakes.get(), 0);
     }
 
     #[test]

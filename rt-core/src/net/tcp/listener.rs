@@ -5,7 +5,6 @@ use crate::io::poll_evented::PollEvented;
 use crate::io::scheduled_io::Direction;
 use crate::io::Interest;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
@@ -24,6 +23,7 @@ impl TcpListener {
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         super::super::addr::each_addr(addr, |addr| async move {
             let l = mio::net::TcpListener::bind(addr)?;
+            set_backlog(&l, BACKLOG)?;
             TcpListener::new(l)
         })
         .await
@@ -41,12 +41,15 @@ impl TcpListener {
         TcpListener::new(mio::net::TcpListener::from_std(listener))
     }
 
-    /// Waits for the next connection.
+    /// Waits for the next connection. Any number of tasks may wait at once
+    /// on one listener; each connection goes to one of them.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        poll_fn(|cx| self.poll_accept(cx)).await
+        let (stream, addr) = self.io.async_io(Direction::Read, |l| l.accept()).await?;
+        TcpStream::from_mio(stream).map(|s| (s, addr))
     }
 
-    /// Polls for the next connection.
+    /// Polls for the next connection. Only the task of the last call is
+    /// woken; [`TcpListener::accept`] has no such limit.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (stream, addr) =
             std::task::ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
@@ -62,6 +65,22 @@ impl TcpListener {
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl(ttl)
     }
+}
+
+/// The accept queue length `bind` asks for (Tokio's; mio binds with 128,
+/// the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: libc::c_int = 1024;
+
+/// Sets the accept queue length of a listening socket: `listen(2)` again,
+/// which Linux allows on a socket that already listens.
+fn set_backlog(l: &mio::net::TcpListener, backlog: libc::c_int) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: `l` owns a valid socket descriptor for the whole call; listen
+    // only reads its arguments.
+    if unsafe { libc::listen(l.as_raw_fd(), backlog) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl fmt::Debug for TcpListener {

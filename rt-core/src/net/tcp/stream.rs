@@ -5,7 +5,6 @@ use crate::io::poll_evented::PollEvented;
 use crate::io::scheduled_io::Direction;
 use futures_io::{AsyncRead, AsyncWrite};
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
@@ -34,7 +33,7 @@ impl TcpStream {
         let stream = TcpStream::from_mio(sys)?;
         // A non-blocking connect completes when the socket turns writable;
         // then SO_ERROR tells whether it succeeded.
-        poll_fn(|cx| stream.io.registration().poll_ready(cx, Direction::Write)).await?;
+        stream.io.readiness(Direction::Write).await?;
         if let Some(e) = stream.io.get_ref().take_error()? {
             return Err(e);
         }
@@ -92,18 +91,16 @@ impl TcpStream {
         self.shutdown_std(Shutdown::Write)
     }
 
-    /// Waits until the stream is readable.
+    /// Waits until the stream is readable. Any number of tasks may wait at
+    /// once.
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Read))
-            .await
-            .map(|_| ())
+        self.io.readiness(Direction::Read).await
     }
 
-    /// Waits until the stream is writable.
+    /// Waits until the stream is writable. Any number of tasks may wait at
+    /// once.
     pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Write))
-            .await
-            .map(|_| ())
+        self.io.readiness(Direction::Write).await
     }
 
     /// Reads without waiting; `WouldBlock` if nothing is there.

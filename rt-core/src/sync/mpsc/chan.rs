@@ -342,8 +342,13 @@ impl<T> Drop for Rx<T> {
         let mut state = self.chan.lock();
         let wakers = state.close();
         let buffered = mem::take(&mut state.buffer);
+        // The receiver's own waker: nobody will wake it any more, and the
+        // senders keep the channel (and so a stored waker, and through it
+        // the receiving task) alive.
+        let own_waker = state.rx_waker.take();
         drop(state);
         wakers.into_iter().for_each(Waker::wake);
+        drop(own_waker);
         drop(buffered);
     }
 }
@@ -494,6 +499,51 @@ mod tests {
 
     fn state<T>(rx: &Rx<T>) -> MutexGuard<'_, State<T>> {
         rx.chan.lock()
+    }
+
+    #[test]
+    fn dropping_the_receiver_releases_its_waker() {
+        for bound in [None, Some(1)] {
+            let (tx, mut rx) = channel::<u8>(bound);
+            let (waker, wakes) = counting_waker();
+            assert!(rx.poll_recv(&mut Context::from_waker(&waker)).is_pending());
+            drop(waker);
+            assert_eq!(wakes.alive(), 1, "stored for the receiver");
+            drop(rx);
+            assert_eq!(
+                wakes.alive(),
+                0,
+                "{bound:?}: the channel kept the receiver's waker"
+            );
+            assert_eq!(wakes.get(), 0);
+            drop(tx);
+        }
+    }
+
+    #[test]
+    fn dropped_send_and_closed_futures_release_their_wakers() {
+        let (tx, rx) = channel(Some(1));
+        tx.try_send(0).unwrap();
+        let (waker, wakes) = counting_waker();
+        let mut send = tx.send(1);
+        let mut closed = tx.closed();
+        assert!(poll_once(&mut send, &waker).is_pending());
+        assert!(poll_once(&mut closed, &waker).is_pending());
+        drop(waker);
+        assert_eq!(wakes.alive(), 2);
+        drop(send);
+        drop(closed);
+        assert_eq!(wakes.alive(), 0);
+        // Closed by the receiver: the wakers are woken and let go.
+        let (waker, wakes) = counting_waker();
+        let mut send = tx.send(2);
+        let mut closed = tx.closed();
+        assert!(poll_once(&mut send, &waker).is_pending());
+        assert!(poll_once(&mut closed, &waker).is_pending());
+        drop(waker);
+        drop(rx);
+        assert_eq!((wakes.get(), wakes.alive()), (2, 0));
+        drop(send);
     }
 
     #[test]

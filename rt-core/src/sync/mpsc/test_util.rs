@@ -78,6 +78,12 @@ impl WakeCount {
     pub(crate) fn get(&self) -> usize {
         self.0 .0.load(Ordering::SeqCst)
     }
+
+    /// How many wakers from [`counting_waker`] (the original and its
+    /// clones) are alive: each keeps the shared state alive.
+    pub(crate) fn alive(&self) -> usize {
+        Arc::strong_count(&self.0) - 1
+    }
 }
 
 /// A waker that only counts its wakeups.
