@@ -263,7 +263,9 @@ pub unsafe extern "C" fn rt_runtime_new(
 /// busy at the timeout (they finish in the background); `RT_ESHUTDOWN` if
 /// already shut down (also while another thread's shutdown is still
 /// making the final calls: that call returns once they are done). Thread-safe; may be called from inside a callback
-/// (it then does not wait for its own thread).
+/// (of this runtime or another): it then does not wait for the threads at
+/// all (a thread running callbacks must not block on a runtime's threads)
+/// and returns `RT_ETIMEDOUT` if some are still finishing.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime from `rt_runtime_new`.
@@ -283,7 +285,13 @@ pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i6
         let Some(runtime) = runtime else {
             return RT_ESHUTDOWN;
         };
+        // A thread that runs a runtime (inside a callback) may not wait for
+        // a runtime's threads: rt-core panics there, as Tokio does. Shut
+        // down without waiting instead (RT_ETIMEDOUT if threads are left).
         let completed = match u64::try_from(timeout_ms) {
+            _ if rt_core::runtime::is_runtime_thread() => {
+                runtime.shutdown_timeout_completed(Duration::ZERO)
+            }
             Ok(ms) => runtime.shutdown_timeout_completed(Duration::from_millis(ms)),
             Err(_) => {
                 drop(runtime);
@@ -300,7 +308,8 @@ pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i6
 }
 
 /// Shuts the runtime down (as `rt_runtime_shutdown` with no time limit,
-/// unless already shut down) and frees it. NULL is ignored. Every handle
+/// unless already shut down; from inside a callback without waiting, its
+/// threads finishing in the background) and frees it. NULL is ignored. Every handle
 /// obtained from this runtime (tasks, timers, I/O ids) must no longer be
 /// used with it, except `rt_task_*` on `rt_task` handles, which stay valid
 /// until released.
@@ -315,7 +324,21 @@ pub unsafe extern "C" fn rt_runtime_free(rt: *mut rt_runtime) {
             return;
         }
         // SAFETY: created by Box::into_raw in rt_runtime_new, freed once.
-        drop(unsafe { Box::from_raw(rt) });
+        let rt = unsafe { Box::from_raw(rt) };
+        if rt_core::runtime::is_runtime_thread() {
+            // Inside a callback: dropping the runtime would wait for its
+            // threads, which rt-core refuses there (a panic). Shut it
+            // down without waiting; its threads finish in the background.
+            let runtime = {
+                let mut slot = rt.runtime.lock().unwrap_or_else(|e| e.into_inner());
+                rt.shut_down.store(true, Release);
+                slot.take()
+            };
+            if let Some(runtime) = runtime {
+                runtime.shutdown_background();
+            }
+        }
+        drop(rt);
     })
 }
 

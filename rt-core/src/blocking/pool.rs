@@ -103,7 +103,8 @@ impl BlockingPool {
     /// own threads would wait for itself, so it does not wait then.
     pub(crate) fn shutdown(&mut self, timeout: Option<Duration>) -> bool {
         let inner = &self.spawner.inner;
-        let own_thread = CURRENT_POOL.with(|c| c.get()) == Arc::as_ptr(inner) as usize;
+        let own_thread =
+            CURRENT_POOL.try_with(|c| c.get()).unwrap_or(0) == Arc::as_ptr(inner) as usize;
         let timeout = if own_thread {
             Some(Duration::ZERO)
         } else {
@@ -288,7 +289,7 @@ impl Drop for JobInFlight {
 /// The body of a thread: runs `mandatory` if given, else serves the queue
 /// of blocking closures until idle past the keep-alive, or shutdown.
 fn run(inner: Arc<Inner>, mandatory: Option<Mandatory>) {
-    CURRENT_POOL.with(|c| c.set(Arc::as_ptr(&inner) as usize));
+    let _ = CURRENT_POOL.try_with(|c| c.set(Arc::as_ptr(&inner) as usize));
     if let Some(f) = &inner.config.after_start {
         // A panicking hook must not take the pool's bookkeeping with it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
@@ -350,7 +351,7 @@ fn exit(inner: &Inner, counted: bool) {
     if let Some(f) = &inner.config.before_stop {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
     }
-    CURRENT_POOL.with(|c| c.set(0));
+    let _ = CURRENT_POOL.try_with(|c| c.set(0));
     let mut shared = inner.shared.lock().unwrap();
     shared.num_th -= 1;
     if counted {

@@ -2,12 +2,19 @@
 //!
 //! Three things are tracked per thread:
 //! - the *current handle*: which runtime `spawn` and `Handle::current` use
-//!   (set by `Runtime::enter`, `block_on` and on worker threads);
+//!   (set by `Runtime::enter`, `block_on`, on worker threads and around
+//!   `spawn_blocking` closures);
 //! - whether the thread is *inside a runtime* (driving one): then a nested
-//!   `block_on` would deadlock and is refused;
+//!   `block_on` would deadlock and is refused, and so is a wait for a
+//!   runtime's threads (dropping a runtime);
 //! - the *scheduler context*: the scheduler state of the worker (or
 //!   `block_on` thread) running right now, so a wake from a task running
 //!   on this thread can go to the local queue instead of the shared one.
+//!
+//! Every access tolerates the thread-local storage being torn down (a
+//! runtime or `LocalSet` kept in a user's `thread_local!` is dropped during
+//! the thread's exit, maybe after these): the value then reads as unset
+//! and a set is skipped.
 
 use crate::scheduler;
 use std::cell::{Cell, RefCell};
@@ -22,6 +29,8 @@ thread_local! {
 /// Restores the previous current handle on drop.
 pub(crate) struct SetCurrentGuard {
     prev: Option<scheduler::Handle>,
+    /// False if the thread-local was gone, so nothing was set.
+    set: bool,
 }
 
 impl std::fmt::Debug for SetCurrentGuard {
@@ -30,16 +39,30 @@ impl std::fmt::Debug for SetCurrentGuard {
     }
 }
 
-/// Makes `handle` the current one until the guard drops.
+/// Makes `handle` the current one until the guard drops (nothing, during
+/// thread-local teardown).
 pub(crate) fn set_current(handle: &scheduler::Handle) -> SetCurrentGuard {
-    let prev = CURRENT.with(|c| c.borrow_mut().replace(handle.clone()));
-    SetCurrentGuard { prev }
+    match CURRENT.try_with(|c| c.borrow_mut().replace(handle.clone())) {
+        Ok(prev) => SetCurrentGuard { prev, set: true },
+        Err(_) => SetCurrentGuard {
+            prev: None,
+            set: false,
+        },
+    }
 }
 
 impl Drop for SetCurrentGuard {
     fn drop(&mut self) {
+        if !self.set {
+            return;
+        }
         let prev = self.prev.take();
-        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+        // Take the replaced handle out before dropping it: its drop may run
+        // code that reads the current handle.
+        let replaced = CURRENT
+            .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev))
+            .ok();
+        drop(replaced);
     }
 }
 
@@ -56,7 +79,9 @@ pub(crate) struct EnterRuntimeGuard {
 /// Enters the runtime on this thread, or `None` if the thread already
 /// drives one (a nested `block_on` would block the outer runtime's tasks).
 pub(crate) fn try_enter_runtime(handle: &scheduler::Handle) -> Option<EnterRuntimeGuard> {
-    if IN_RUNTIME.with(|c| c.replace(true)) {
+    // During thread-local teardown the flag is still readable (it has no
+    // destructor); if it were not, entering is refused.
+    if IN_RUNTIME.try_with(|c| c.replace(true)).unwrap_or(true) {
         return None;
     }
     Some(EnterRuntimeGuard {
@@ -80,15 +105,16 @@ pub(crate) fn is_in_runtime() -> bool {
     IN_RUNTIME.try_with(|c| c.get()).unwrap_or(false)
 }
 
-/// Leaves the "driving a runtime" state until the guard drops (used by
-/// `block_in_place`, whose closure may call `block_on`).
+/// Leaves the "driving a runtime" state until the guard drops, also when
+/// unwinding (used by `block_in_place`, whose closure may call `block_on`
+/// or drop a runtime). The current handle stays.
 pub(crate) struct ExitRuntimeGuard {
     was_in: bool,
 }
 
 pub(crate) fn exit_runtime() -> ExitRuntimeGuard {
     ExitRuntimeGuard {
-        was_in: IN_RUNTIME.with(|c| c.replace(false)),
+        was_in: IN_RUNTIME.try_with(|c| c.replace(false)).unwrap_or(false),
     }
 }
 
@@ -114,7 +140,12 @@ pub(crate) fn set_scheduler<R>(cx: &scheduler::Context, f: impl FnOnce() -> R) -
             let _ = SCHEDULER.try_with(|c| c.set(prev));
         }
     }
-    let prev = SCHEDULER.with(|c| c.replace(Some(NonNull::from(cx))));
+    // If the thread-local is gone, `f` runs without a scheduler context:
+    // its wakes take the remote path.
+    let prev = SCHEDULER
+        .try_with(|c| c.replace(Some(NonNull::from(cx))))
+        .ok()
+        .flatten();
     let _reset = Reset(prev);
     f()
 }

@@ -1,0 +1,249 @@
+//! The runtime context seen by blocking code and by nested runtimes, as in
+//! Tokio: `spawn_blocking` closures run inside their runtime's context;
+//! `block_in_place` leaves the runtime for its closure (so it may
+//! `block_on` another runtime) and comes back afterwards, also when the
+//! closure panics; dropping a runtime where blocking is not allowed panics
+//! with a clear message (`shutdown_background` is allowed there).
+
+mod support;
+
+use rt_core::net::{TcpListener, UdpSocket};
+use rt_core::runtime::{Builder, Handle, Runtime};
+use rt_core::task::{block_in_place, spawn_blocking};
+use rt_core::time::sleep;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+use support::{flavors_with_drivers, with_deadline};
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+fn current_thread() -> Runtime {
+    Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn multi_thread(workers: usize) -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+const DROP_MSG: &str = "Cannot drop a runtime in a context where blocking is not allowed";
+
+// ---------------------------------------------------------------------------
+// spawn_blocking runs inside the runtime's context
+// ---------------------------------------------------------------------------
+
+/// Tokio: `spawn`, `sleep` and a socket created inside a `spawn_blocking`
+/// closure belong to the closure's runtime.
+#[test]
+fn spawn_blocking_closure_has_the_runtime_context() {
+    for (name, rt) in flavors_with_drivers(2) {
+        let v = rt.block_on(async {
+            let (task, timer, udp, tcp) = spawn_blocking(|| {
+                let task = rt_core::spawn(async { 5 });
+                let timer = sleep(Duration::from_millis(5));
+                let udp =
+                    UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+                let std_tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                std_tcp.set_nonblocking(true).unwrap();
+                let tcp = TcpListener::from_std(std_tcp).unwrap();
+                (task, timer, udp, tcp)
+            })
+            .await
+            .unwrap();
+            timer.await;
+            // The socket works on this runtime's reactor.
+            let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            peer.send_to(b"hi", udp.local_addr().unwrap()).await.unwrap();
+            let mut buf = [0u8; 4];
+            let n = udp.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"hi");
+            drop(tcp);
+            task.await.unwrap()
+        });
+        assert_eq!(v, 5, "{name}");
+    }
+}
+
+/// `Handle::current().block_on` (and `Handle::current()` itself) inside a
+/// `spawn_blocking` closure, as Tokio allows.
+#[test]
+fn block_on_the_current_handle_inside_spawn_blocking() {
+    for (name, rt) in flavors_with_drivers(2) {
+        let v = rt.block_on(async {
+            spawn_blocking(|| {
+                let handle = Handle::current();
+                handle.block_on(async {
+                    sleep(Duration::from_millis(2)).await;
+                    rt_core::spawn(async { 7 }).await.unwrap()
+                })
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(v, 7, "{name}");
+    }
+}
+
+/// A blocking closure spawned through a handle from outside the runtime
+/// also runs in the runtime's context.
+#[test]
+fn spawn_blocking_from_a_handle_outside_the_runtime() {
+    let rt = multi_thread(1);
+    let join = rt.handle().spawn_blocking(|| Handle::try_current().is_ok());
+    assert!(rt.block_on(join).unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// block_in_place leaves the runtime for its closure
+// ---------------------------------------------------------------------------
+
+/// On a worker: the closure may `block_on` another runtime (of either
+/// flavor), and the current runtime is still the worker's afterwards.
+#[test]
+fn block_on_another_runtime_inside_block_in_place_on_a_worker() {
+    with_deadline("block_in_place_worker", 30, || {
+        let outer = multi_thread(2);
+        let v = outer.block_on(outer.spawn(async {
+            let a = block_in_place(|| {
+                let inner = current_thread();
+                let x = inner.block_on(async {
+                    sleep(Duration::from_millis(2)).await;
+                    rt_core::spawn(async { 1 }).await.unwrap()
+                });
+                let inner = multi_thread(1);
+                let y = inner.block_on(async { rt_core::spawn(async { 2 }).await.unwrap() });
+                x + y
+            });
+            // Back in the outer runtime.
+            let b = rt_core::spawn(async { 10 }).await.unwrap();
+            a + b
+        }));
+        assert_eq!(v.unwrap(), 13);
+    });
+}
+
+/// On the thread inside a multi-thread runtime's `block_on` (no core to
+/// hand off): the closure still leaves the runtime, as in Tokio.
+#[test]
+fn block_on_another_runtime_inside_block_in_place_on_the_block_on_thread() {
+    with_deadline("block_in_place_block_on_thread", 30, || {
+        let outer = multi_thread(1);
+        let v = outer.block_on(async {
+            let a = block_in_place(|| {
+                let inner = current_thread();
+                inner.block_on(async { rt_core::spawn(async { 1 }).await.unwrap() })
+            });
+            // The outer runtime's `Handle::block_on` too.
+            let b = block_in_place(|| Handle::current().block_on(async { 2 }));
+            a + b
+        });
+        assert_eq!(v, 3);
+    });
+}
+
+/// The runtime state comes back after the closure, also when it panics:
+/// a nested `block_on` is refused again.
+#[test]
+fn block_in_place_restores_the_runtime_after_a_panic() {
+    let outer = multi_thread(2);
+    let join = outer.spawn(async {
+        let r = catch_unwind(AssertUnwindSafe(|| block_in_place(|| panic!("boom"))));
+        assert!(r.is_err());
+        assert!(rt_core::runtime::is_runtime_thread());
+        let nested = catch_unwind(AssertUnwindSafe(|| {
+            current_thread().block_on(async {});
+        }));
+        let msg = panic_message(&*nested.unwrap_err());
+        assert!(msg.contains("Cannot start a runtime from within a runtime"), "{msg}");
+        rt_core::spawn(async { 4 }).await.unwrap()
+    });
+    assert_eq!(outer.block_on(join).unwrap(), 4);
+    let v = outer.block_on(async {
+        let r = catch_unwind(AssertUnwindSafe(|| block_in_place(|| panic!("boom"))));
+        assert!(r.is_err());
+        rt_core::runtime::is_runtime_thread()
+    });
+    assert!(v);
+}
+
+// ---------------------------------------------------------------------------
+// Dropping a runtime where blocking is not allowed
+// ---------------------------------------------------------------------------
+
+/// Tokio panics with a clear message when a runtime is dropped from inside
+/// an asynchronous context (a task or a `block_on`), for both flavors of
+/// the dropped runtime.
+#[test]
+fn dropping_a_runtime_inside_a_task_panics() {
+    with_deadline("drop_in_task", 30, || {
+        let outer = multi_thread(2);
+        for (name, inner) in flavors_with_drivers(1) {
+            let err = outer
+                .block_on(outer.spawn(async move { drop(inner) }))
+                .unwrap_err();
+            assert!(err.is_panic(), "{name}");
+            let msg = panic_message(&*err.into_panic());
+            assert!(msg.contains(DROP_MSG), "{name}: {msg}");
+        }
+        // The outer runtime still works.
+        assert_eq!(outer.block_on(outer.spawn(async { 1 })).unwrap(), 1);
+    });
+}
+
+#[test]
+fn dropping_a_runtime_inside_block_on_panics() {
+    with_deadline("drop_in_block_on", 30, || {
+        for (name, outer) in flavors_with_drivers(1) {
+            let inner = multi_thread(1);
+            let r = catch_unwind(AssertUnwindSafe(|| outer.block_on(async move { drop(inner) })));
+            let msg = panic_message(&*r.unwrap_err());
+            assert!(msg.contains(DROP_MSG), "{name}: {msg}");
+            // A timed shutdown waits too: same answer.
+            let inner = multi_thread(1);
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                outer.block_on(async move { inner.shutdown_timeout(Duration::from_secs(1)) })
+            }));
+            let msg = panic_message(&*r.unwrap_err());
+            assert!(msg.contains(DROP_MSG), "{name}: {msg}");
+        }
+    });
+}
+
+/// `shutdown_background` does not wait, so it is allowed there; so is a
+/// zero timeout.
+#[test]
+fn shutdown_background_inside_async_context_is_allowed() {
+    with_deadline("shutdown_background_in_async", 30, || {
+        let outer = multi_thread(2);
+        let inner = multi_thread(1);
+        let h = inner.handle().clone();
+        outer
+            .block_on(outer.spawn(async move { inner.shutdown_background() }))
+            .unwrap();
+        // The dropped runtime refuses new work.
+        assert!(outer.block_on(h.spawn(async {})).unwrap_err().is_cancelled());
+        let inner = current_thread();
+        outer.block_on(async move { inner.shutdown_timeout(Duration::ZERO) });
+    });
+}
+
+/// Outside any runtime (and inside `block_in_place`, which leaves it),
+/// dropping a runtime is fine.
+#[test]
+fn dropping_a_runtime_inside_block_in_place_is_allowed() {
+    with_deadline("drop_in_block_in_place", 30, || {
+        let outer = multi_thread(2);
+        let inner = multi_thread(1);
+        outer
+            .block_on(outer.spawn(async move { block_in_place(move || drop(inner)) }))
+            .unwrap();
+    });
+}
