@@ -740,7 +740,9 @@ RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
  * busy at the timeout (they finish in the background); `RT_ESHUTDOWN` if
  * already shut down (also while another thread's shutdown is still
  * making the final calls: that call returns once they are done). Thread-safe; may be called from inside a callback
- * (it then does not wait for its own thread).
+ * (of this runtime or another): it then does not wait for the threads at
+ * all (a thread running callbacks must not block on a runtime's threads)
+ * and returns `RT_ETIMEDOUT` if some are still finishing.
  *
  * # Safety
  * `rt` is NULL or a live runtime from `rt_runtime_new`.
@@ -751,7 +753,8 @@ int rt_runtime_shutdown(rt_runtime *rt,
 
 /**
  * Shuts the runtime down (as `rt_runtime_shutdown` with no time limit,
- * unless already shut down) and frees it. NULL is ignored. Every handle
+ * unless already shut down; from inside a callback without waiting, its
+ * threads finishing in the background) and frees it. NULL is ignored. Every handle
  * obtained from this runtime (tasks, timers, I/O ids) must no longer be
  * used with it, except `rt_task_*` on `rt_task` handles, which stay valid
  * until released.

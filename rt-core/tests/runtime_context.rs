@@ -61,7 +61,9 @@ fn spawn_blocking_closure_has_the_runtime_context() {
             timer.await;
             // The socket works on this runtime's reactor.
             let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            peer.send_to(b"hi", udp.local_addr().unwrap()).await.unwrap();
+            peer.send_to(b"hi", udp.local_addr().unwrap())
+                .await
+                .unwrap();
             let mut buf = [0u8; 4];
             let n = udp.recv(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"hi");
@@ -113,6 +115,18 @@ fn block_on_another_runtime_inside_block_in_place_on_a_worker() {
         let outer = multi_thread(2);
         let v = outer.block_on(outer.spawn(async {
             let a = block_in_place(|| {
+                // The runtime stays current for the closure.
+                let spawned = rt_core::spawn(async { 100 });
+                let timer = sleep(Duration::from_millis(1));
+                let std_udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let udp = UdpSocket::from_std(std_udp).unwrap();
+                let handle = Handle::current();
+                let z = handle.block_on(async move {
+                    timer.await;
+                    drop(udp);
+                    spawned.await.unwrap()
+                });
+                assert_eq!(z, 100);
                 let inner = current_thread();
                 let x = inner.block_on(async {
                     sleep(Duration::from_millis(2)).await;
@@ -162,7 +176,10 @@ fn block_in_place_restores_the_runtime_after_a_panic() {
             current_thread().block_on(async {});
         }));
         let msg = panic_message(&*nested.unwrap_err());
-        assert!(msg.contains("Cannot start a runtime from within a runtime"), "{msg}");
+        assert!(
+            msg.contains("Cannot start a runtime from within a runtime"),
+            "{msg}"
+        );
         rt_core::spawn(async { 4 }).await.unwrap()
     });
     assert_eq!(outer.block_on(join).unwrap(), 4);
@@ -203,7 +220,9 @@ fn dropping_a_runtime_inside_block_on_panics() {
     with_deadline("drop_in_block_on", 30, || {
         for (name, outer) in flavors_with_drivers(1) {
             let inner = multi_thread(1);
-            let r = catch_unwind(AssertUnwindSafe(|| outer.block_on(async move { drop(inner) })));
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                outer.block_on(async move { drop(inner) })
+            }));
             let msg = panic_message(&*r.unwrap_err());
             assert!(msg.contains(DROP_MSG), "{name}: {msg}");
             // A timed shutdown waits too: same answer.
@@ -229,7 +248,10 @@ fn shutdown_background_inside_async_context_is_allowed() {
             .block_on(outer.spawn(async move { inner.shutdown_background() }))
             .unwrap();
         // The dropped runtime refuses new work.
-        assert!(outer.block_on(h.spawn(async {})).unwrap_err().is_cancelled());
+        assert!(outer
+            .block_on(h.spawn(async {}))
+            .unwrap_err()
+            .is_cancelled());
         let inner = current_thread();
         outer.block_on(async move { inner.shutdown_timeout(Duration::ZERO) });
     });

@@ -29,12 +29,14 @@ pub fn block_in_place<F, R>(f: F) -> R
 where
     F: FnOnce() -> R,
 {
-    let handed_off = context::with_scheduler(|cx| match cx {
+    let handed_off = context::with_scheduler(|cx| {
+        match cx {
         Some(scheduler::Context::MultiThread(cx)) => cx.hand_off_core(),
         Some(scheduler::Context::CurrentThread(_)) => panic!(
             "block_in_place can only be used on a multi-thread runtime; use spawn_blocking on a current-thread runtime"
         ),
         None => false,
+    }
     });
     struct Reclaim;
     impl Drop for Reclaim {

@@ -172,8 +172,9 @@ impl Runtime {
         }
         // Refused only if there would be a wait: `shutdown_background` is
         // allowed anywhere. Not while unwinding (a panic in a panic aborts).
-        let refused =
-            timeout != Some(Duration::ZERO) && context::is_in_runtime() && !std::thread::panicking();
+        let refused = timeout != Some(Duration::ZERO)
+            && context::is_in_runtime()
+            && !std::thread::panicking();
         match &self.handle.inner {
             scheduler::Handle::CurrentThread(h) => scheduler::current_thread::Handle::shutdown(h),
             scheduler::Handle::MultiThread(h) => h.shutdown(),
