@@ -269,3 +269,31 @@ fn dropping_a_runtime_inside_block_in_place_is_allowed() {
             .unwrap();
     });
 }
+
+/// Tokio refuses `block_in_place` inside a current-thread runtime's
+/// `block_on`, also when that `block_on` only waits because another thread
+/// drives the runtime (no scheduler context on this thread, but inside the
+/// runtime all the same).
+#[test]
+fn block_in_place_in_a_waiting_current_thread_block_on_panics() {
+    with_deadline("block_in_place_waiting_ct_block_on", 30, || {
+        let rt = current_thread();
+        let handle = rt.handle().clone();
+        let (stop_tx, stop_rx) = rt_core::sync::oneshot::channel::<()>();
+        let (driving_tx, driving_rx) = std::sync::mpsc::channel();
+        let driver = std::thread::spawn(move || {
+            rt.block_on(async move {
+                driving_tx.send(()).unwrap();
+                let _ = stop_rx.await;
+            });
+        });
+        driving_rx.recv().unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            handle.block_on(async { block_in_place(|| 1) })
+        }));
+        let msg = panic_message(&*r.unwrap_err());
+        assert!(msg.contains("multi-thread"), "{msg}");
+        stop_tx.send(()).unwrap();
+        driver.join().unwrap();
+    });
+}

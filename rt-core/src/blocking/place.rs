@@ -29,15 +29,19 @@ pub fn block_in_place<F, R>(f: F) -> R
 where
     F: FnOnce() -> R,
 {
-    let handed_off = context::with_scheduler(|cx| {
-        match cx {
+    const CURRENT_THREAD: &str = "block_in_place can only be used on a multi-thread runtime; \
+         use spawn_blocking on a current-thread runtime";
+    let handed_off = context::with_scheduler(|cx| match cx {
         Some(scheduler::Context::MultiThread(cx)) => cx.hand_off_core(),
-        Some(scheduler::Context::CurrentThread(_)) => panic!(
-            "block_in_place can only be used on a multi-thread runtime; use spawn_blocking on a current-thread runtime"
-        ),
+        Some(scheduler::Context::CurrentThread(_)) => panic!("{CURRENT_THREAD}"),
         None => false,
-    }
     });
+    // A current-thread `Handle::block_on` waiting while another thread
+    // drives the runtime has no scheduler context, but is inside that
+    // runtime all the same.
+    if !handed_off && context::is_in_current_thread_runtime() {
+        panic!("{CURRENT_THREAD}");
+    }
     struct Reclaim;
     impl Drop for Reclaim {
         fn drop(&mut self) {

@@ -22,8 +22,19 @@ use std::ptr::NonNull;
 
 thread_local! {
     static CURRENT: RefCell<Option<scheduler::Handle>> = const { RefCell::new(None) };
-    static IN_RUNTIME: Cell<bool> = const { Cell::new(false) };
+    static IN_RUNTIME: Cell<Entered> = const { Cell::new(Entered::No) };
     static SCHEDULER: Cell<Option<NonNull<scheduler::Context>>> = const { Cell::new(None) };
+}
+
+/// Whether, and into which flavor, this thread entered a runtime (drives it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Entered {
+    No,
+    /// A worker or `block_on` of a multi-thread runtime: `block_in_place`
+    /// is allowed.
+    MultiThread,
+    /// A current-thread runtime's `block_on` / run: `block_in_place` is not.
+    CurrentThread,
 }
 
 /// Restores the previous current handle on drop.
@@ -81,7 +92,20 @@ pub(crate) struct EnterRuntimeGuard {
 pub(crate) fn try_enter_runtime(handle: &scheduler::Handle) -> Option<EnterRuntimeGuard> {
     // During thread-local teardown the flag is still readable (it has no
     // destructor); if it were not, entering is refused.
-    if IN_RUNTIME.try_with(|c| c.replace(true)).unwrap_or(true) {
+    let entered = match handle {
+        scheduler::Handle::CurrentThread(_) => Entered::CurrentThread,
+        scheduler::Handle::MultiThread(_) => Entered::MultiThread,
+    };
+    let prev = IN_RUNTIME
+        .try_with(|c| {
+            let prev = c.get();
+            if prev == Entered::No {
+                c.set(entered);
+            }
+            prev
+        })
+        .unwrap_or(Entered::MultiThread);
+    if prev != Entered::No {
         return None;
     }
     Some(EnterRuntimeGuard {
@@ -102,19 +126,27 @@ pub(crate) fn enter_runtime(handle: &scheduler::Handle) -> EnterRuntimeGuard {
 /// True if this thread drives a runtime now (a worker, or inside
 /// `block_on`): blocking it would stall that runtime's tasks.
 pub(crate) fn is_in_runtime() -> bool {
-    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(false)
+    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(Entered::No) != Entered::No
+}
+
+/// True if this thread drives a current-thread runtime now (where
+/// `block_in_place` has no other thread to hand the work to).
+pub(crate) fn is_in_current_thread_runtime() -> bool {
+    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(Entered::No) == Entered::CurrentThread
 }
 
 /// Leaves the "driving a runtime" state until the guard drops, also when
 /// unwinding (used by `block_in_place`, whose closure may call `block_on`
 /// or drop a runtime). The current handle stays.
 pub(crate) struct ExitRuntimeGuard {
-    was_in: bool,
+    was_in: Entered,
 }
 
 pub(crate) fn exit_runtime() -> ExitRuntimeGuard {
     ExitRuntimeGuard {
-        was_in: IN_RUNTIME.try_with(|c| c.replace(false)).unwrap_or(false),
+        was_in: IN_RUNTIME
+            .try_with(|c| c.replace(Entered::No))
+            .unwrap_or(Entered::No),
     }
 }
 
@@ -127,7 +159,7 @@ impl Drop for ExitRuntimeGuard {
 
 impl Drop for EnterRuntimeGuard {
     fn drop(&mut self) {
-        let _ = IN_RUNTIME.try_with(|c| c.set(false));
+        let _ = IN_RUNTIME.try_with(|c| c.set(Entered::No));
     }
 }
 
