@@ -297,3 +297,114 @@ fn block_in_place_in_a_waiting_current_thread_block_on_panics() {
         driver.join().unwrap();
     });
 }
+
+// ---------------------------------------------------------------------------
+// Blocking sections are not subject to the cooperative budget
+// ---------------------------------------------------------------------------
+
+/// A minimal executor that, unlike the runtime's, never resets the
+/// cooperative budget (like `futures::executor::block_on`).
+fn foreign_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+/// Tokio's `coop_disabled_in_block_in_place` (and `_in_block_on`): 200
+/// receives inside `block_in_place`, on a foreign executor, must not run
+/// out of budget (which would leave them pending forever).
+#[test]
+fn coop_budget_disabled_in_block_in_place() {
+    with_deadline("coop_block_in_place", 30, || {
+        let outer = multi_thread(2);
+        let (tx, mut rx) = rt_core::sync::mpsc::unbounded_channel();
+        for i in 0..200 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        let n = outer.block_on(outer.spawn(async move {
+            block_in_place(move || {
+                foreign_block_on(async move {
+                    let mut n = 0;
+                    while rx.recv().await.is_some() {
+                        n += 1;
+                    }
+                    n
+                })
+            })
+        }));
+        assert_eq!(n.unwrap(), 200);
+        // The same on the block_on thread.
+        let (tx, mut rx) = rt_core::sync::mpsc::unbounded_channel();
+        for i in 0..200 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        let n = outer.block_on(async move {
+            block_in_place(move || {
+                foreign_block_on(async move {
+                    let mut n = 0;
+                    while rx.recv().await.is_some() {
+                        n += 1;
+                    }
+                    n
+                })
+            })
+        });
+        assert_eq!(n, 200);
+    });
+}
+
+/// Tokio's `block_in_block` and `block_in_blocking`: nested
+/// `block_in_place`, and `block_in_place` inside `spawn_blocking`.
+#[test]
+fn nested_block_in_place_and_inside_spawn_blocking() {
+    with_deadline("nested_block_in_place", 30, || {
+        let rt = multi_thread(2);
+        for _ in 0..20 {
+            let v = rt.block_on(rt.spawn(async {
+                block_in_place(|| {
+                    block_in_place(|| std::thread::sleep(Duration::from_millis(1)));
+                    "hello"
+                })
+            }));
+            assert_eq!(v.unwrap(), "hello");
+            let v = rt.block_on(rt.spawn(async {
+                spawn_blocking(|| {
+                    block_in_place(|| std::thread::sleep(Duration::from_millis(1)));
+                    "hello"
+                })
+                .await
+                .unwrap()
+            }));
+            assert_eq!(v.unwrap(), "hello");
+        }
+    });
+}
+
+/// Tokio's `useful_panic_message_when_dropping_rt_in_rt`: the payload is
+/// a `&'static str`.
+#[test]
+fn drop_panic_payload_is_a_static_str() {
+    let outer = multi_thread(1);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        outer.block_on(async {
+            let _ = Builder::new_current_thread().build().unwrap();
+        })
+    }));
+    let err = r.unwrap_err();
+    let msg = err.downcast_ref::<&'static str>().unwrap();
+    assert!(msg.contains("Cannot drop a runtime"), "{msg}");
+}
