@@ -100,3 +100,38 @@ fn running_job_result_survives_drop() {
         }
     });
 }
+
+/// Tokio's `spawn_blocking_started_before_shutdown_continues`: a job
+/// submitted right before the shutdown, that got a thread of its own (the
+/// pool is below its cap), runs and delivers, even if that thread had not
+/// picked it up yet when the shutdown came. Repeated to hit that window.
+#[test]
+fn job_submitted_right_before_shutdown_runs() {
+    with_deadline("job_right_before_shutdown", 60, || {
+        for workers in [None, Some(1), Some(4)] {
+            for _ in 0..20 {
+                let rt = rt(workers, 512);
+                let _enter = rt.enter();
+                let join = rt_core::task::spawn_blocking(|| {
+                    std::thread::sleep(Duration::from_millis(5));
+                    42
+                });
+                rt.shutdown_timeout(Duration::from_secs(1000));
+                assert_eq!(outcome(join).unwrap(), 42, "{workers:?}");
+            }
+        }
+    });
+}
+
+/// A job submitted after the shutdown is refused (cancelled), as in Tokio's
+/// `spawn_blocking_after_shutdown_fails`.
+#[test]
+fn job_submitted_after_shutdown_is_cancelled() {
+    for workers in [None, Some(1)] {
+        let rt = rt(workers, 4);
+        let handle = rt.handle().clone();
+        rt.shutdown_timeout(Duration::from_secs(1000));
+        let join = handle.spawn_blocking(|| 42);
+        assert!(outcome(join).unwrap_err().is_cancelled(), "{workers:?}");
+    }
+}

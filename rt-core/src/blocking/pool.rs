@@ -49,8 +49,8 @@ struct Inner {
 type Cvar = Condvar;
 
 struct Shared {
-    /// `spawn_blocking` closures waiting for a pool thread.
-    queue: VecDeque<UnownedTask<BlockingSchedule>>,
+    /// `spawn_blocking` closures not picked up by a thread yet.
+    queue: VecDeque<Queued>,
     /// Threads alive.
     num_th: usize,
     /// Of those, running non-mandatory work or waiting (counted against the
@@ -61,6 +61,16 @@ struct Shared {
     /// Wakeups sent to idle threads and not consumed yet.
     num_notify: usize,
     shutdown: bool,
+}
+
+/// A closure in the queue.
+struct Queued {
+    task: UnownedTask<BlockingSchedule>,
+    /// A thread was started or woken for it when it was submitted: it
+    /// counts as started (as in Tokio), so a shutdown lets it run. Else it
+    /// waits for a busy thread to free up (the pool is at its cap), and a
+    /// shutdown cancels it.
+    has_thread: bool,
 }
 
 /// Runtime work (a worker thread body) that gets a thread of its own.
@@ -97,8 +107,10 @@ impl BlockingPool {
         &self.spawner
     }
 
-    /// Stops the pool: queued closures are cancelled, idle threads exit, and
-    /// this waits up to `timeout` (`None`: no limit) for running ones.
+    /// Stops the pool: closures still waiting for a thread (the pool at its
+    /// cap) are cancelled; those a thread was started or woken for run, as
+    /// running ones finish; idle threads exit; and this waits up to
+    /// `timeout` (`None`: no limit) for the threads.
     /// Returns true if every thread exited. Waiting from one of the pool's
     /// own threads would wait for itself, so it does not wait then.
     pub(crate) fn shutdown(&mut self, timeout: Option<Duration>) -> bool {
@@ -110,7 +122,7 @@ impl BlockingPool {
         } else {
             timeout
         };
-        let cancelled: VecDeque<UnownedTask<BlockingSchedule>> = {
+        let cancelled: Vec<UnownedTask<BlockingSchedule>> = {
             let mut shared = inner.shared.lock().unwrap();
             if shared.shutdown {
                 // Already shut down (and waited, as the first caller chose).
@@ -118,7 +130,12 @@ impl BlockingPool {
             }
             shared.shutdown = true;
             inner.condvar.notify_all();
-            std::mem::take(&mut shared.queue)
+            let (run, cancel): (VecDeque<Queued>, VecDeque<Queued>) =
+                std::mem::take(&mut shared.queue)
+                    .into_iter()
+                    .partition(|q| q.has_thread);
+            shared.queue = run;
+            cancel.into_iter().map(|q| q.task).collect()
         };
         // Threads may outlive this call by a moment (they drop their
         // reference to the pool after counting themselves out): let go of
@@ -187,15 +204,18 @@ impl Spawner {
             task.shutdown();
             return;
         }
-        shared.queue.push_back(task);
-        if shared.num_idle > 0 {
+        let has_thread = if shared.num_idle > 0 {
             shared.num_idle -= 1;
             shared.num_notify += 1;
             inner.condvar.notify_one();
+            true
         } else if shared.num_blocking_th < inner.config.max_blocking_threads {
             // On failure the closure stays queued for a thread that frees up.
-            let _ = self.spawn_thread(&mut shared, None);
-        }
+            self.spawn_thread(&mut shared, None).is_ok()
+        } else {
+            false
+        };
+        shared.queue.push_back(Queued { task, has_thread });
     }
 
     /// Starts a pool thread (`None`) or a dedicated thread for `mandatory`.
@@ -302,14 +322,11 @@ fn run(inner: Arc<Inner>, mandatory: Option<Mandatory>) {
     }
     let mut shared = inner.shared.lock().unwrap();
     'main: loop {
-        while let Some(task) = shared.queue.pop_front() {
-            let is_shutdown = shared.shutdown;
+        // After a shutdown, only closures that had a thread when they were
+        // submitted are left here: they run.
+        while let Some(queued) = shared.queue.pop_front() {
             drop(shared);
-            if is_shutdown {
-                task.shutdown();
-            } else {
-                task.run();
-            }
+            queued.task.run();
             shared = inner.shared.lock().unwrap();
         }
         if shared.shutdown {
