@@ -408,3 +408,29 @@ fn drop_panic_payload_is_a_static_str() {
     let msg = err.downcast_ref::<&'static str>().unwrap();
     assert!(msg.contains("Cannot drop a runtime"), "{msg}");
 }
+
+/// Tokio's `spawn_blocking_from_blocking` and `sleep_from_blocking`: a
+/// nested `spawn_blocking`, and a timer awaited on a foreign executor
+/// inside a blocking closure (the runtime's driver fires it).
+#[test]
+fn spawn_blocking_and_sleep_from_blocking() {
+    with_deadline("from_blocking", 30, || {
+        for (name, rt) in flavors_with_drivers(2) {
+            let out = rt.block_on(async {
+                let inner = spawn_blocking(|| spawn_blocking(|| "hello")).await.unwrap();
+                inner.await.unwrap()
+            });
+            assert_eq!(out, "hello", "{name}");
+            rt.block_on(async {
+                spawn_blocking(|| {
+                    let start = std::time::Instant::now();
+                    let dur = Duration::from_millis(5);
+                    foreign_block_on(sleep(dur));
+                    assert!(start.elapsed() >= dur);
+                })
+                .await
+                .unwrap()
+            });
+        }
+    });
+}
