@@ -434,3 +434,56 @@ fn spawn_blocking_and_sleep_from_blocking() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------
+// Thread hooks run inside the runtime's context
+// ---------------------------------------------------------------------------
+
+/// Tokio runs `on_thread_start` / `on_thread_stop` with the runtime entered
+/// (its pool threads enter it for their lifetime): `Handle::current()`
+/// works there, on worker threads and blocking threads alike.
+#[test]
+fn thread_hooks_see_the_runtime() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    with_deadline("thread_hooks_context", 30, || {
+        for multi in [false, true] {
+            let with = Arc::new(AtomicUsize::new(0));
+            let without = Arc::new(AtomicUsize::new(0));
+            let mut b = if multi {
+                let mut b = Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            } else {
+                Builder::new_current_thread()
+            };
+            let (w1, wo1) = (with.clone(), without.clone());
+            let (w2, wo2) = (with.clone(), without.clone());
+            let rt = b
+                .on_thread_start(move || {
+                    let c = if Handle::try_current().is_ok() {
+                        &w1
+                    } else {
+                        &wo1
+                    };
+                    c.fetch_add(1, SeqCst);
+                })
+                .on_thread_stop(move || {
+                    let c = if Handle::try_current().is_ok() {
+                        &w2
+                    } else {
+                        &wo2
+                    };
+                    c.fetch_add(1, SeqCst);
+                })
+                .build()
+                .unwrap();
+            rt.block_on(async { spawn_blocking(|| ()).await.unwrap() });
+            rt.shutdown_timeout(Duration::from_secs(10));
+            assert_eq!(without.load(SeqCst), 0, "multi: {multi}");
+            // Start and stop of every thread (2 workers + 1 blocking, or 1).
+            let threads = if multi { 3 } else { 1 };
+            assert_eq!(with.load(SeqCst), 2 * threads, "multi: {multi}");
+        }
+    });
+}

@@ -2,7 +2,9 @@
 
 use super::task::{BlockingSchedule, BlockingTask};
 use crate::runtime::config::Callback;
+use crate::runtime::context::{self, WeakHandle};
 use crate::runtime::park::Unpark;
+use crate::scheduler;
 use crate::task::{self, JoinHandle, UnownedTask};
 use std::collections::VecDeque;
 use std::fmt;
@@ -44,6 +46,11 @@ struct Inner {
     /// `shutdown` waits here for the threads to exit.
     exited: Cvar,
     config: PoolConfig,
+    /// The runtime that owns the pool (set once it exists): the threads'
+    /// start and stop hooks run in its context, as in Tokio. Weak: the
+    /// runtime owns the pool, and a thread still exiting must not keep the
+    /// runtime's drivers alive.
+    runtime: std::sync::OnceLock<WeakHandle>,
 }
 
 type Cvar = Condvar;
@@ -98,6 +105,7 @@ impl BlockingPool {
                     condvar: Condvar::new(),
                     exited: Condvar::new(),
                     config,
+                    runtime: std::sync::OnceLock::new(),
                 }),
             },
         }
@@ -169,6 +177,12 @@ impl Drop for BlockingPool {
 }
 
 impl Spawner {
+    /// Tells the pool which runtime owns it (before any thread starts):
+    /// the start and stop hooks then run in that runtime's context.
+    pub(crate) fn set_runtime(&self, handle: &scheduler::Handle) {
+        let _ = self.inner.runtime.set(WeakHandle::new(handle));
+    }
+
     /// Runs `func` on the pool; the handle resolves to its result.
     pub(crate) fn spawn_blocking<F, R>(&self, func: F) -> JoinHandle<R>
     where
@@ -312,7 +326,9 @@ fn run(inner: Arc<Inner>, mandatory: Option<Mandatory>) {
     let _ = CURRENT_POOL.try_with(|c| c.set(Arc::as_ptr(&inner) as usize));
     if let Some(f) = &inner.config.after_start {
         // A panicking hook must not take the pool's bookkeeping with it.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            context::with_weak_current(inner.runtime.get(), || f())
+        }));
     }
     let counted = mandatory.is_none();
     if let Some(f) = mandatory {
@@ -366,7 +382,9 @@ fn run(inner: Arc<Inner>, mandatory: Option<Mandatory>) {
 /// Last steps of a thread: the stop hook, then count it out.
 fn exit(inner: &Inner, counted: bool) {
     if let Some(f) = &inner.config.before_stop {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            context::with_weak_current(inner.runtime.get(), || f())
+        }));
     }
     let _ = CURRENT_POOL.try_with(|c| c.set(0));
     let mut shared = inner.shared.lock().unwrap();

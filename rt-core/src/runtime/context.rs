@@ -191,3 +191,40 @@ pub(crate) fn with_scheduler<R>(f: impl FnOnce(Option<&scheduler::Context>) -> R
     let cx = ptr.map(|p| unsafe { p.as_ref() });
     f(cx)
 }
+
+/// A runtime handle that does not keep the runtime alive: held by the
+/// blocking pool (which the runtime owns) to run its threads' start and
+/// stop hooks inside the runtime's context.
+pub(crate) enum WeakHandle {
+    CurrentThread(std::sync::Weak<scheduler::current_thread::Handle>),
+    MultiThread(std::sync::Weak<scheduler::multi_thread::Handle>),
+}
+
+impl WeakHandle {
+    pub(crate) fn new(handle: &scheduler::Handle) -> WeakHandle {
+        match handle {
+            scheduler::Handle::CurrentThread(h) => {
+                WeakHandle::CurrentThread(std::sync::Arc::downgrade(h))
+            }
+            scheduler::Handle::MultiThread(h) => {
+                WeakHandle::MultiThread(std::sync::Arc::downgrade(h))
+            }
+        }
+    }
+
+    /// The runtime's handle, if it is still alive.
+    pub(crate) fn upgrade(&self) -> Option<scheduler::Handle> {
+        match self {
+            WeakHandle::CurrentThread(h) => h.upgrade().map(scheduler::Handle::CurrentThread),
+            WeakHandle::MultiThread(h) => h.upgrade().map(scheduler::Handle::MultiThread),
+        }
+    }
+}
+
+/// Runs `f` with the runtime behind `weak` as the current one (if it is
+/// still alive), holding it only while `f` runs.
+pub(crate) fn with_weak_current<R>(weak: Option<&WeakHandle>, f: impl FnOnce() -> R) -> R {
+    let handle = weak.and_then(WeakHandle::upgrade);
+    let _guard = handle.as_ref().map(set_current);
+    f()
+}

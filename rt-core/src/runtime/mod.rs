@@ -56,6 +56,8 @@ pub struct Runtime {
 
 impl Runtime {
     fn new(handle: Handle, blocking_pool: BlockingPool) -> Runtime {
+        // Before any pool thread starts: their hooks run in this context.
+        blocking_pool.spawner().set_runtime(&handle.inner);
         Runtime {
             handle,
             blocking_pool,
