@@ -741,9 +741,11 @@ RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
  * busy at the timeout (they finish in the background); `RT_ESHUTDOWN` if
  * already shut down (also while another thread's shutdown is still
  * making the final calls: that call returns once they are done). Thread-safe; may be called from inside a callback
- * (of this runtime or another): it then does not wait for the threads at
- * all (a thread running callbacks must not block on a runtime's threads)
- * and returns `RT_ETIMEDOUT` if some are still finishing.
+ * (of this runtime or another). From a thread that runs a runtime's
+ * callbacks (a worker, or a host inside `rt_run*`) it does not wait for
+ * the threads at all (that thread must not block on a runtime's threads)
+ * and returns `RT_ETIMEDOUT` if some are still finishing; from a blocking
+ * pool thread (`rt_spawn_blocking` work) it does not wait for that thread.
  *
  * # Safety
  * `rt` is NULL or a live runtime from `rt_runtime_new`.
