@@ -487,3 +487,22 @@ fn thread_hooks_see_the_runtime() {
         }
     });
 }
+
+/// A runtime dropped while a task unwinds (from another panic) does not
+/// panic again (that would abort the process): the task's own panic is
+/// what its JoinHandle reports.
+#[test]
+fn runtime_dropped_during_unwinding_in_a_task() {
+    with_deadline("drop_during_unwind", 30, || {
+        let outer = multi_thread(2);
+        let inner = multi_thread(1);
+        let err = outer
+            .block_on(outer.spawn(async move {
+                let _inner = inner;
+                panic!("first panic");
+            }))
+            .unwrap_err();
+        let msg = panic_message(&*err.into_panic());
+        assert!(msg.contains("first panic"), "{msg}");
+    });
+}
