@@ -365,7 +365,8 @@ extern "C" {
 /**
  * Runs `work(arg)` on the blocking pool (a thread where blocking is fine),
  * then `done(arg, 0)` exactly once on a runtime thread. If `work` never
- * started (aborted first, or the runtime shut down while it was queued),
+ * started (aborted first, or the runtime shut down while it waited for a
+ * free pool thread, the pool being at `max_blocking_threads`),
  * `done(arg, RT_ECANCELED)` is called instead and `work` never runs. If the
  * runtime shuts down while `work` runs, `done(arg, 0)` runs on the pool
  * thread right after `work`. An abort of queued work makes the
@@ -834,9 +835,13 @@ RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
  *   caller of this callback).
  * - `RT_EINVAL` for NULL.
  *
- * Thread-safe. The first shutdown may be called from inside a callback:
- * it then does not wait for its own thread (that callback counts as
- * running: on a multi-thread runtime the result is `RT_ETIMEDOUT`).
+ * Thread-safe. The first shutdown may be called from inside a callback
+ * (of this runtime or another). From a thread that runs a runtime's
+ * callbacks (a worker, or a host inside `rt_run*`) it makes the final
+ * calls of step 1 but does not wait in step 2: a runtime thread must not
+ * block on a runtime's threads, and its own callback counts as running;
+ * so on a multi-thread runtime the result is then `RT_ETIMEDOUT`. From
+ * blocking work it does not wait for its own pool thread.
  *
  * # Safety
  * `rt` is NULL or a live runtime from `rt_runtime_new`.
@@ -849,7 +854,8 @@ RT_API int rt_runtime_shutdown(rt_runtime *rt, int64_t timeout_ms);
  * is under way, it waits for that call to return first (any time limit
  * that call has still applies to the callbacks running: see
  * `rt_runtime_shutdown` for what may be outstanding after
- * `RT_ETIMEDOUT`). It also waits for `rt_run` / `rt_run_budget` calls
+ * `RT_ETIMEDOUT`). Called from inside another runtime's callback it does
+ * not wait for this runtime's threads: they finish in the background. It also waits for `rt_run` / `rt_run_budget` calls
  * still under way on other threads (after a shutdown that timed out, the
  * callback they run must return first). Every handle obtained from this
  * runtime (tasks, timers, I/O ids) must no longer be used with it, except
@@ -862,7 +868,8 @@ RT_API int rt_runtime_shutdown(rt_runtime *rt, int64_t timeout_ms);
  * not called from inside one of the runtime's callbacks (callbacks still
  * running after a timed-out shutdown must not use `rt` once it is freed).
  */
-RT_API void rt_runtime_free(rt_runtime *rt);
+RT_API
+void rt_runtime_free(rt_runtime *rt);
 
 /**
  * Copies the runtime's counters into `*out`. Works after shutdown too (the

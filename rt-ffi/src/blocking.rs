@@ -22,7 +22,8 @@ unsafe impl Send for Work {}
 
 /// Runs `work(arg)` on the blocking pool (a thread where blocking is fine),
 /// then `done(arg, 0)` exactly once on a runtime thread. If `work` never
-/// started (aborted first, or the runtime shut down while it was queued),
+/// started (aborted first, or the runtime shut down while it waited for a
+/// free pool thread, the pool being at `max_blocking_threads`),
 /// `done(arg, RT_ECANCELED)` is called instead and `work` never runs. If the
 /// runtime shuts down while `work` runs, `done(arg, 0)` runs on the pool
 /// thread right after `work`. An abort of queued work makes the

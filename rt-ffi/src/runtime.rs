@@ -241,6 +241,12 @@ impl rt_runtime {
         self.timers.close();
         let completed = match (runtime, u64::try_from(timeout_ms)) {
             (None, _) => true,
+            // A thread that runs a runtime's callbacks may not wait for a
+            // runtime's threads (rt-core panics there, as Tokio does):
+            // shut down without waiting (RT_ETIMEDOUT if threads are left).
+            (Some(runtime), _) if rt_core::runtime::is_runtime_thread() => {
+                runtime.shutdown_timeout_completed(Duration::ZERO)
+            }
             // Waits up to the timeout; then every task not running (queued
             // callbacks, fd registrations, poll tasks, blocking completions)
             // is cancelled here: its final call is made before this returns.
@@ -510,9 +516,13 @@ pub unsafe extern "C" fn rt_runtime_new(
 ///   caller of this callback).
 /// - `RT_EINVAL` for NULL.
 ///
-/// Thread-safe. The first shutdown may be called from inside a callback:
-/// it then does not wait for its own thread (that callback counts as
-/// running: on a multi-thread runtime the result is `RT_ETIMEDOUT`).
+/// Thread-safe. The first shutdown may be called from inside a callback
+/// (of this runtime or another). From a thread that runs a runtime's
+/// callbacks (a worker, or a host inside `rt_run*`) it makes the final
+/// calls of step 1 but does not wait in step 2: a runtime thread must not
+/// block on a runtime's threads, and its own callback counts as running;
+/// so on a multi-thread runtime the result is then `RT_ETIMEDOUT`. From
+/// blocking work it does not wait for its own pool thread.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime from `rt_runtime_new`.
@@ -532,7 +542,8 @@ pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i6
 /// is under way, it waits for that call to return first (any time limit
 /// that call has still applies to the callbacks running: see
 /// `rt_runtime_shutdown` for what may be outstanding after
-/// `RT_ETIMEDOUT`). It also waits for `rt_run` / `rt_run_budget` calls
+/// `RT_ETIMEDOUT`). Called from inside another runtime's callback it does
+/// not wait for this runtime's threads: they finish in the background. It also waits for `rt_run` / `rt_run_budget` calls
 /// still under way on other threads (after a shutdown that timed out, the
 /// callback they run must return first). Every handle obtained from this
 /// runtime (tasks, timers, I/O ids) must no longer be used with it, except

@@ -324,6 +324,70 @@ static void test_bad_inputs(void) {
     CHECK_EQ(atomic_load(&never), 0);
 }
 
+/* ---- shutdown and free from inside a callback ---- */
+
+/* A callback runs on a thread that drives a runtime, where rt-core refuses
+ * to wait for a runtime's threads (it panics there, as Tokio does): the C
+ * calls must shut down without waiting instead, never answer RT_EPANIC. */
+static rt_runtime *cb_victim;
+static atomic_int cb_result;
+
+static void shutdown_victim_cb(void *arg, int status) {
+    if (status == 0) {
+        atomic_store(&cb_result, rt_runtime_shutdown(cb_victim, (int64_t)(size_t)arg - 1));
+    }
+}
+
+static void free_victim_cb(void *arg, int status) {
+    (void)arg;
+    if (status == 0) {
+        rt_runtime_free(cb_victim);
+        cb_victim = NULL;
+        atomic_store(&cb_result, 0);
+    }
+}
+
+static void test_shutdown_and_free_inside_a_callback(void) {
+    rt_runtime *rt = new_runtime(RT_FLAVOR_MULTI_THREAD, 2);
+    rt_task *t = NULL;
+    long timeout;
+    int r;
+    /* Another runtime, no limit and a positive limit. */
+    for (timeout = -1; timeout <= 1000; timeout += 1001) {
+        atomic_int never = 0;
+        cb_victim = new_runtime(RT_FLAVOR_MULTI_THREAD, 1);
+        atomic_store(&cb_result, 1);
+        CHECK_EQ(rt_spawn(rt, shutdown_victim_cb, (void *)(size_t)(timeout + 1), &t), 0);
+        CHECK_EQ(rt_task_join(t, 5000), 0);
+        rt_task_release(t);
+        r = atomic_load(&cb_result);
+        CHECK(r == 0 || r == RT_ETIMEDOUT);
+        CHECK_EQ(rt_spawn(cb_victim, never_cb, &never, NULL), RT_ESHUTDOWN);
+        rt_runtime_free(cb_victim);
+        CHECK_EQ(atomic_load(&never), 0);
+    }
+    /* rt_runtime_free of another runtime. */
+    cb_victim = new_runtime(RT_FLAVOR_CURRENT_THREAD, 0);
+    atomic_store(&cb_result, 1);
+    CHECK_EQ(rt_spawn(rt, free_victim_cb, NULL, &t), 0);
+    CHECK_EQ(rt_task_join(t, 5000), 0);
+    rt_task_release(t);
+    CHECK_EQ(atomic_load(&cb_result), 0);
+    CHECK(cb_victim == NULL);
+    /* Its own runtime: the callback's thread is not waited for. */
+    cb_victim = rt;
+    atomic_store(&cb_result, 1);
+    CHECK_EQ(rt_spawn(rt, shutdown_victim_cb, (void *)(size_t)0, &t), 0);
+    CHECK_EQ(rt_task_join(t, 5000), 0);
+    rt_task_release(t);
+    r = atomic_load(&cb_result);
+    CHECK(r == 0 || r == RT_ETIMEDOUT);
+    rt_runtime_free(rt);
+    /* Let the threads shut down in the background exit before valgrind's
+     * leak check. */
+    sleep_ms(200);
+}
+
 int main(void) {
     static const rt_test_case cases[] = {
         {"version_and_errors", test_version_and_errors},
@@ -334,6 +398,7 @@ int main(void) {
         {"join_on_worker_is_edeadlk", test_join_on_worker_is_edeadlk},
         {"shutdown_gives_pending_callbacks_their_final_call", test_shutdown_gives_pending_callbacks_their_final_call},
         {"shutdown_timeout_with_busy_worker", test_shutdown_timeout_with_busy_worker},
+        {"shutdown_and_free_inside_a_callback", test_shutdown_and_free_inside_a_callback},
         {"bad_inputs", test_bad_inputs},
     };
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);

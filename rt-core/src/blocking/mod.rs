@@ -20,12 +20,19 @@ use crate::task::JoinHandle;
 /// result. Use it for code that blocks (file I/O, a synchronous library,
 /// heavy computation) so the async workers keep running other tasks.
 ///
+/// `f` runs with the runtime as the current one, as in Tokio: `spawn`,
+/// `sleep`, sockets and `Handle::current()` work in it, and so does
+/// `Handle::current().block_on(..)` (a blocking thread does not drive the
+/// runtime).
+///
 /// Threads are created on demand up to `Builder::max_blocking_threads`
 /// (default 512); beyond that, calls queue. Once `f` has started it cannot
 /// be aborted (abort only prevents a queued `f` from starting). At runtime
-/// shutdown, queued closures that never started are dropped and their
-/// handles report cancellation; running ones are waited for up to the
-/// shutdown timeout.
+/// shutdown, closures still waiting for a free thread (the pool at its cap)
+/// are dropped and their handles report cancellation; a closure a thread
+/// was started or woken for counts as started (as in Tokio) and runs.
+/// Running ones are waited for up to the shutdown timeout, and one still
+/// running then finishes in the background and delivers its result.
 ///
 /// # Panics
 /// Outside a runtime context.

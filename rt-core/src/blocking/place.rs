@@ -3,6 +3,7 @@
 
 use crate::runtime::context;
 use crate::scheduler;
+use crate::task::coop;
 
 /// Runs `f`, which may block, on the current thread. On a multi-thread
 /// runtime's worker, the worker's run queue (its "core") is first handed to
@@ -10,6 +11,12 @@ use crate::scheduler;
 /// keep running while `f` blocks; afterwards this thread takes the core back
 /// if it is still free, else it leaves the worker role once the current
 /// task yields.
+///
+/// While `f` runs the thread is not driving the runtime (on a worker, and
+/// on a multi-thread runtime's `block_on` thread): `f` may call `block_on`
+/// on another runtime, or on this one through
+/// [`Handle::block_on`](crate::runtime::Handle::block_on). The runtime stays current (`spawn`
+/// works), and the state comes back when `f` returns or panics.
 ///
 /// Outside any runtime, `f` simply runs.
 ///
@@ -22,19 +29,18 @@ pub fn block_in_place<F, R>(f: F) -> R
 where
     F: FnOnce() -> R,
 {
-    let handed_off = context::with_scheduler(|cx| {
-        match cx {
+    const CURRENT_THREAD: &str = "block_in_place can only be used on a multi-thread runtime; \
+         use spawn_blocking on a current-thread runtime";
+    let handed_off = context::with_scheduler(|cx| match cx {
         Some(scheduler::Context::MultiThread(cx)) => cx.hand_off_core(),
-        Some(scheduler::Context::CurrentThread(_)) => panic!(
-            "block_in_place can only be used on a multi-thread runtime; use spawn_blocking on a current-thread runtime"
-        ),
+        Some(scheduler::Context::CurrentThread(_)) => panic!("{CURRENT_THREAD}"),
         None => false,
-    }
     });
-    if !handed_off {
-        // Not a worker with a core (outside any runtime, on a block_on
-        // thread, or nested): nothing to hand off.
-        return f();
+    // A current-thread `Handle::block_on` waiting while another thread
+    // drives the runtime has no scheduler context, but is inside that
+    // runtime all the same.
+    if !handed_off && context::is_in_current_thread_runtime() {
+        panic!("{CURRENT_THREAD}");
     }
     struct Reclaim;
     impl Drop for Reclaim {
@@ -46,9 +52,16 @@ where
             });
         }
     }
-    let _reclaim = Reclaim;
-    // `f` may call `Handle::block_on`: this thread does not drive the
-    // scheduler while it runs.
+    // Declared before the exit guard, so it runs after the runtime state
+    // came back (also when `f` panics).
+    let _reclaim = handed_off.then_some(Reclaim);
+    // Whether or not a core was handed off (none on a multi-thread
+    // runtime's `block_on` thread, or in a nested call), the thread leaves
+    // the runtime while `f` runs, as in Tokio: `f` may `block_on` another
+    // runtime (or this one through its handle) and may drop a runtime.
+    // The current handle stays, so `spawn` still works. Outside any
+    // runtime this changes nothing.
     let _exit = context::exit_runtime();
-    f()
+    // Blocking code is not subject to the cooperative budget.
+    coop::with_budget(coop::Budget::unconstrained(), f)
 }

@@ -2,7 +2,9 @@
 
 use super::task::{BlockingSchedule, BlockingTask};
 use crate::runtime::config::Callback;
+use crate::runtime::context::{self, WeakHandle};
 use crate::runtime::park::Unpark;
+use crate::scheduler;
 use crate::task::{self, JoinHandle, UnownedTask};
 use std::collections::VecDeque;
 use std::fmt;
@@ -44,13 +46,18 @@ struct Inner {
     /// `shutdown` waits here for the threads to exit.
     exited: Cvar,
     config: PoolConfig,
+    /// The runtime that owns the pool (set once it exists): the threads'
+    /// start and stop hooks run in its context, as in Tokio. Weak: the
+    /// runtime owns the pool, and a thread still exiting must not keep the
+    /// runtime's drivers alive.
+    runtime: std::sync::OnceLock<WeakHandle>,
 }
 
 type Cvar = Condvar;
 
 struct Shared {
-    /// `spawn_blocking` closures waiting for a pool thread.
-    queue: VecDeque<UnownedTask<BlockingSchedule>>,
+    /// `spawn_blocking` closures not picked up by a thread yet.
+    queue: VecDeque<Queued>,
     /// Threads alive.
     num_th: usize,
     /// Of those, running non-mandatory work or waiting (counted against the
@@ -61,6 +68,16 @@ struct Shared {
     /// Wakeups sent to idle threads and not consumed yet.
     num_notify: usize,
     shutdown: bool,
+}
+
+/// A closure in the queue.
+struct Queued {
+    task: UnownedTask<BlockingSchedule>,
+    /// A thread was started or woken for it when it was submitted: it
+    /// counts as started (as in Tokio), so a shutdown lets it run. Else it
+    /// waits for a busy thread to free up (the pool is at its cap), and a
+    /// shutdown cancels it.
+    has_thread: bool,
 }
 
 /// Runtime work (a worker thread body) that gets a thread of its own.
@@ -88,6 +105,7 @@ impl BlockingPool {
                     condvar: Condvar::new(),
                     exited: Condvar::new(),
                     config,
+                    runtime: std::sync::OnceLock::new(),
                 }),
             },
         }
@@ -97,19 +115,22 @@ impl BlockingPool {
         &self.spawner
     }
 
-    /// Stops the pool: queued closures are cancelled, idle threads exit, and
-    /// this waits up to `timeout` (`None`: no limit) for running ones.
+    /// Stops the pool: closures still waiting for a thread (the pool at its
+    /// cap) are cancelled; those a thread was started or woken for run, as
+    /// running ones finish; idle threads exit; and this waits up to
+    /// `timeout` (`None`: no limit) for the threads.
     /// Returns true if every thread exited. Waiting from one of the pool's
     /// own threads would wait for itself, so it does not wait then.
     pub(crate) fn shutdown(&mut self, timeout: Option<Duration>) -> bool {
         let inner = &self.spawner.inner;
-        let own_thread = CURRENT_POOL.with(|c| c.get()) == Arc::as_ptr(inner) as usize;
+        let own_thread =
+            CURRENT_POOL.try_with(|c| c.get()).unwrap_or(0) == Arc::as_ptr(inner) as usize;
         let timeout = if own_thread {
             Some(Duration::ZERO)
         } else {
             timeout
         };
-        let cancelled: VecDeque<UnownedTask<BlockingSchedule>> = {
+        let cancelled: Vec<UnownedTask<BlockingSchedule>> = {
             let mut shared = inner.shared.lock().unwrap();
             if shared.shutdown {
                 // Already shut down (and waited, as the first caller chose).
@@ -117,7 +138,12 @@ impl BlockingPool {
             }
             shared.shutdown = true;
             inner.condvar.notify_all();
-            std::mem::take(&mut shared.queue)
+            let (run, cancel): (VecDeque<Queued>, VecDeque<Queued>) =
+                std::mem::take(&mut shared.queue)
+                    .into_iter()
+                    .partition(|q| q.has_thread);
+            shared.queue = run;
+            cancel.into_iter().map(|q| q.task).collect()
         };
         // Threads may outlive this call by a moment (they drop their
         // reference to the pool after counting themselves out): let go of
@@ -151,6 +177,12 @@ impl Drop for BlockingPool {
 }
 
 impl Spawner {
+    /// Tells the pool which runtime owns it (before any thread starts):
+    /// the start and stop hooks then run in that runtime's context.
+    pub(crate) fn set_runtime(&self, handle: &scheduler::Handle) {
+        let _ = self.inner.runtime.set(WeakHandle::new(handle));
+    }
+
     /// Runs `func` on the pool; the handle resolves to its result.
     pub(crate) fn spawn_blocking<F, R>(&self, func: F) -> JoinHandle<R>
     where
@@ -186,15 +218,18 @@ impl Spawner {
             task.shutdown();
             return;
         }
-        shared.queue.push_back(task);
-        if shared.num_idle > 0 {
+        let has_thread = if shared.num_idle > 0 {
             shared.num_idle -= 1;
             shared.num_notify += 1;
             inner.condvar.notify_one();
+            true
         } else if shared.num_blocking_th < inner.config.max_blocking_threads {
             // On failure the closure stays queued for a thread that frees up.
-            let _ = self.spawn_thread(&mut shared, None);
-        }
+            self.spawn_thread(&mut shared, None).is_ok()
+        } else {
+            false
+        };
+        shared.queue.push_back(Queued { task, has_thread });
     }
 
     /// Starts a pool thread (`None`) or a dedicated thread for `mandatory`.
@@ -288,10 +323,12 @@ impl Drop for JobInFlight {
 /// The body of a thread: runs `mandatory` if given, else serves the queue
 /// of blocking closures until idle past the keep-alive, or shutdown.
 fn run(inner: Arc<Inner>, mandatory: Option<Mandatory>) {
-    CURRENT_POOL.with(|c| c.set(Arc::as_ptr(&inner) as usize));
+    let _ = CURRENT_POOL.try_with(|c| c.set(Arc::as_ptr(&inner) as usize));
     if let Some(f) = &inner.config.after_start {
         // A panicking hook must not take the pool's bookkeeping with it.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            context::with_weak_current(inner.runtime.get(), || f())
+        }));
     }
     let counted = mandatory.is_none();
     if let Some(f) = mandatory {
@@ -301,14 +338,11 @@ fn run(inner: Arc<Inner>, mandatory: Option<Mandatory>) {
     }
     let mut shared = inner.shared.lock().unwrap();
     'main: loop {
-        while let Some(task) = shared.queue.pop_front() {
-            let is_shutdown = shared.shutdown;
+        // After a shutdown, only closures that had a thread when they were
+        // submitted are left here: they run.
+        while let Some(queued) = shared.queue.pop_front() {
             drop(shared);
-            if is_shutdown {
-                task.shutdown();
-            } else {
-                task.run();
-            }
+            queued.task.run();
             shared = inner.shared.lock().unwrap();
         }
         if shared.shutdown {
@@ -348,9 +382,11 @@ fn run(inner: Arc<Inner>, mandatory: Option<Mandatory>) {
 /// Last steps of a thread: the stop hook, then count it out.
 fn exit(inner: &Inner, counted: bool) {
     if let Some(f) = &inner.config.before_stop {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            context::with_weak_current(inner.runtime.get(), || f())
+        }));
     }
-    CURRENT_POOL.with(|c| c.set(0));
+    let _ = CURRENT_POOL.try_with(|c| c.set(0));
     let mut shared = inner.shared.lock().unwrap();
     shared.num_th -= 1;
     if counted {

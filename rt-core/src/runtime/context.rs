@@ -2,12 +2,19 @@
 //!
 //! Three things are tracked per thread:
 //! - the *current handle*: which runtime `spawn` and `Handle::current` use
-//!   (set by `Runtime::enter`, `block_on` and on worker threads);
+//!   (set by `Runtime::enter`, `block_on`, on worker threads and around
+//!   `spawn_blocking` closures);
 //! - whether the thread is *inside a runtime* (driving one): then a nested
-//!   `block_on` would deadlock and is refused;
+//!   `block_on` would deadlock and is refused, and so is a wait for a
+//!   runtime's threads (dropping a runtime);
 //! - the *scheduler context*: the scheduler state of the worker (or
 //!   `block_on` thread) running right now, so a wake from a task running
 //!   on this thread can go to the local queue instead of the shared one.
+//!
+//! Every access tolerates the thread-local storage being torn down (a
+//! runtime or `LocalSet` kept in a user's `thread_local!` is dropped during
+//! the thread's exit, maybe after these): the value then reads as unset
+//! and a set is skipped.
 
 use crate::scheduler;
 use std::cell::{Cell, RefCell};
@@ -15,13 +22,26 @@ use std::ptr::NonNull;
 
 thread_local! {
     static CURRENT: RefCell<Option<scheduler::Handle>> = const { RefCell::new(None) };
-    static IN_RUNTIME: Cell<bool> = const { Cell::new(false) };
+    static IN_RUNTIME: Cell<Entered> = const { Cell::new(Entered::No) };
     static SCHEDULER: Cell<Option<NonNull<scheduler::Context>>> = const { Cell::new(None) };
+}
+
+/// Whether, and into which flavor, this thread entered a runtime (drives it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Entered {
+    No,
+    /// A worker or `block_on` of a multi-thread runtime: `block_in_place`
+    /// is allowed.
+    MultiThread,
+    /// A current-thread runtime's `block_on` / run: `block_in_place` is not.
+    CurrentThread,
 }
 
 /// Restores the previous current handle on drop.
 pub(crate) struct SetCurrentGuard {
     prev: Option<scheduler::Handle>,
+    /// False if the thread-local was gone, so nothing was set.
+    set: bool,
 }
 
 impl std::fmt::Debug for SetCurrentGuard {
@@ -30,16 +50,30 @@ impl std::fmt::Debug for SetCurrentGuard {
     }
 }
 
-/// Makes `handle` the current one until the guard drops.
+/// Makes `handle` the current one until the guard drops (nothing, during
+/// thread-local teardown).
 pub(crate) fn set_current(handle: &scheduler::Handle) -> SetCurrentGuard {
-    let prev = CURRENT.with(|c| c.borrow_mut().replace(handle.clone()));
-    SetCurrentGuard { prev }
+    match CURRENT.try_with(|c| c.borrow_mut().replace(handle.clone())) {
+        Ok(prev) => SetCurrentGuard { prev, set: true },
+        Err(_) => SetCurrentGuard {
+            prev: None,
+            set: false,
+        },
+    }
 }
 
 impl Drop for SetCurrentGuard {
     fn drop(&mut self) {
+        if !self.set {
+            return;
+        }
         let prev = self.prev.take();
-        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+        // Take the replaced handle out before dropping it: its drop may run
+        // code that reads the current handle.
+        let replaced = CURRENT
+            .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev))
+            .ok();
+        drop(replaced);
     }
 }
 
@@ -56,7 +90,22 @@ pub(crate) struct EnterRuntimeGuard {
 /// Enters the runtime on this thread, or `None` if the thread already
 /// drives one (a nested `block_on` would block the outer runtime's tasks).
 pub(crate) fn try_enter_runtime(handle: &scheduler::Handle) -> Option<EnterRuntimeGuard> {
-    if IN_RUNTIME.with(|c| c.replace(true)) {
+    // During thread-local teardown the flag is still readable (it has no
+    // destructor); if it were not, entering is refused.
+    let entered = match handle {
+        scheduler::Handle::CurrentThread(_) => Entered::CurrentThread,
+        scheduler::Handle::MultiThread(_) => Entered::MultiThread,
+    };
+    let prev = IN_RUNTIME
+        .try_with(|c| {
+            let prev = c.get();
+            if prev == Entered::No {
+                c.set(entered);
+            }
+            prev
+        })
+        .unwrap_or(Entered::MultiThread);
+    if prev != Entered::No {
         return None;
     }
     Some(EnterRuntimeGuard {
@@ -77,18 +126,27 @@ pub(crate) fn enter_runtime(handle: &scheduler::Handle) -> EnterRuntimeGuard {
 /// True if this thread drives a runtime now (a worker, or inside
 /// `block_on`): blocking it would stall that runtime's tasks.
 pub(crate) fn is_in_runtime() -> bool {
-    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(false)
+    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(Entered::No) != Entered::No
 }
 
-/// Leaves the "driving a runtime" state until the guard drops (used by
-/// `block_in_place`, whose closure may call `block_on`).
+/// True if this thread drives a current-thread runtime now (where
+/// `block_in_place` has no other thread to hand the work to).
+pub(crate) fn is_in_current_thread_runtime() -> bool {
+    IN_RUNTIME.try_with(|c| c.get()).unwrap_or(Entered::No) == Entered::CurrentThread
+}
+
+/// Leaves the "driving a runtime" state until the guard drops, also when
+/// unwinding (used by `block_in_place`, whose closure may call `block_on`
+/// or drop a runtime). The current handle stays.
 pub(crate) struct ExitRuntimeGuard {
-    was_in: bool,
+    was_in: Entered,
 }
 
 pub(crate) fn exit_runtime() -> ExitRuntimeGuard {
     ExitRuntimeGuard {
-        was_in: IN_RUNTIME.with(|c| c.replace(false)),
+        was_in: IN_RUNTIME
+            .try_with(|c| c.replace(Entered::No))
+            .unwrap_or(Entered::No),
     }
 }
 
@@ -101,7 +159,7 @@ impl Drop for ExitRuntimeGuard {
 
 impl Drop for EnterRuntimeGuard {
     fn drop(&mut self) {
-        let _ = IN_RUNTIME.try_with(|c| c.set(false));
+        let _ = IN_RUNTIME.try_with(|c| c.set(Entered::No));
     }
 }
 
@@ -114,7 +172,12 @@ pub(crate) fn set_scheduler<R>(cx: &scheduler::Context, f: impl FnOnce() -> R) -
             let _ = SCHEDULER.try_with(|c| c.set(prev));
         }
     }
-    let prev = SCHEDULER.with(|c| c.replace(Some(NonNull::from(cx))));
+    // If the thread-local is gone, `f` runs without a scheduler context:
+    // its wakes take the remote path.
+    let prev = SCHEDULER
+        .try_with(|c| c.replace(Some(NonNull::from(cx))))
+        .ok()
+        .flatten();
     let _reset = Reset(prev);
     f()
 }
@@ -127,4 +190,41 @@ pub(crate) fn with_scheduler<R>(f: impl FnOnce(Option<&scheduler::Context>) -> R
     // reference ends), and it is only used on this thread.
     let cx = ptr.map(|p| unsafe { p.as_ref() });
     f(cx)
+}
+
+/// A runtime handle that does not keep the runtime alive: held by the
+/// blocking pool (which the runtime owns) to run its threads' start and
+/// stop hooks inside the runtime's context.
+pub(crate) enum WeakHandle {
+    CurrentThread(std::sync::Weak<scheduler::current_thread::Handle>),
+    MultiThread(std::sync::Weak<scheduler::multi_thread::Handle>),
+}
+
+impl WeakHandle {
+    pub(crate) fn new(handle: &scheduler::Handle) -> WeakHandle {
+        match handle {
+            scheduler::Handle::CurrentThread(h) => {
+                WeakHandle::CurrentThread(std::sync::Arc::downgrade(h))
+            }
+            scheduler::Handle::MultiThread(h) => {
+                WeakHandle::MultiThread(std::sync::Arc::downgrade(h))
+            }
+        }
+    }
+
+    /// The runtime's handle, if it is still alive.
+    pub(crate) fn upgrade(&self) -> Option<scheduler::Handle> {
+        match self {
+            WeakHandle::CurrentThread(h) => h.upgrade().map(scheduler::Handle::CurrentThread),
+            WeakHandle::MultiThread(h) => h.upgrade().map(scheduler::Handle::MultiThread),
+        }
+    }
+}
+
+/// Runs `f` with the runtime behind `weak` as the current one (if it is
+/// still alive), holding it only while `f` runs.
+pub(crate) fn with_weak_current<R>(weak: Option<&WeakHandle>, f: impl FnOnce() -> R) -> R {
+    let handle = weak.and_then(WeakHandle::upgrade);
+    let _guard = handle.as_ref().map(set_current);
+    f()
 }

@@ -82,14 +82,28 @@ impl Handle {
     }
 
     /// Runs a blocking closure on the runtime's blocking pool; see
-    /// [`spawn_blocking`](crate::task::spawn_blocking).
+    /// [`spawn_blocking`](crate::task::spawn_blocking). The closure runs
+    /// with this runtime as the current one (as in Tokio): `spawn`,
+    /// timers, sockets and [`Handle::current`] work in it, and so does
+    /// `Handle::current().block_on(..)` (a pool thread does not drive the
+    /// runtime).
     #[track_caller]
     pub fn spawn_blocking<F, R>(&self, func: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.inner.blocking_spawner().spawn_blocking(func)
+        let handle = self.inner.clone();
+        self.inner.blocking_spawner().spawn_blocking(move || {
+            let entered = context::set_current(&handle);
+            // The handle is let go of when `func` returns, before the
+            // JoinHandle sees the result: once a runtime's jobs are done,
+            // none of them keeps its drivers alive.
+            drop(handle);
+            let ret = func();
+            drop(entered);
+            ret
+        })
     }
 
     /// Runs a future to completion on this thread, with this runtime as the

@@ -42,18 +42,26 @@ pub fn is_runtime_thread() -> bool {
 ///
 /// Dropping the runtime shuts it down: no new task is accepted, every
 /// outstanding task is cancelled (its future dropped, exactly once), and
-/// the worker threads are joined.
+/// the worker threads are joined. Dropping it from an asynchronous context
+/// (a task, a `block_on`) panics, as in Tokio: use
+/// [`Runtime::shutdown_background`] there.
 pub struct Runtime {
     handle: Handle,
     /// Runs the multi-thread workers and `spawn_blocking` work.
     blocking_pool: BlockingPool,
+    /// Set once shut down (by a `shutdown_*` call: the drop that follows
+    /// has nothing left to do).
+    is_shut_down: bool,
 }
 
 impl Runtime {
     fn new(handle: Handle, blocking_pool: BlockingPool) -> Runtime {
+        // Before any pool thread starts: their hooks run in this context.
+        blocking_pool.spawner().set_runtime(&handle.inner);
         Runtime {
             handle,
             blocking_pool,
+            is_shut_down: false,
         }
     }
 
@@ -125,9 +133,19 @@ impl Runtime {
     }
 
     /// Shuts down, waiting at most `timeout` for the worker threads to stop.
-    /// Threads still busy then (a task that blocks its thread) are detached;
-    /// every task not running at that point is cancelled (its future
-    /// dropped) before this returns, on this thread if no worker got to it.
+    /// Threads still busy then (a task that blocks its thread, a
+    /// `spawn_blocking` closure still running) are detached: a running
+    /// blocking closure finishes in the background and its `JoinHandle`
+    /// gets its result; closures still queued are cancelled. Every task not
+    /// running at that point is cancelled (its future dropped) before this
+    /// returns, on this thread if no worker got to it.
+    ///
+    /// # Panics
+    /// With a non-zero `timeout`, from an asynchronous context (a task, a
+    /// `block_on`), where blocking is not allowed, as in Tokio: the
+    /// runtime is then shut down without waiting, and the call panics.
+    /// Use [`shutdown_background`](Self::shutdown_background) there.
+    #[track_caller]
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(Some(timeout));
     }
@@ -135,36 +153,72 @@ impl Runtime {
     /// Like [`Runtime::shutdown_timeout`], and tells whether every thread
     /// stopped within the timeout (false: some are still finishing work in
     /// the background).
+    ///
+    /// # Panics
+    /// As [`Runtime::shutdown_timeout`].
+    #[track_caller]
     pub fn shutdown_timeout_completed(mut self, timeout: Duration) -> bool {
         self.shutdown(Some(timeout))
     }
 
-    /// Shuts down without waiting for the worker threads.
+    /// Shuts down without waiting for the worker threads. Allowed
+    /// anywhere, also from an asynchronous context.
     pub fn shutdown_background(self) {
         self.shutdown_timeout(Duration::ZERO);
     }
 
+    /// Shuts down, waiting at most `timeout` (`None`: no limit). Returns
+    /// true if every thread stopped.
+    #[track_caller]
     fn shutdown(&mut self, timeout: Option<Duration>) -> bool {
+        if std::mem::replace(&mut self.is_shut_down, true) {
+            return true;
+        }
+        // Refused only if there would be a wait: `shutdown_background` is
+        // allowed anywhere. Not while unwinding (a panic in a panic aborts).
+        let refused = timeout != Some(Duration::ZERO)
+            && context::is_in_runtime()
+            && !std::thread::panicking();
         match &self.handle.inner {
             scheduler::Handle::CurrentThread(h) => scheduler::current_thread::Handle::shutdown(h),
             scheduler::Handle::MultiThread(h) => h.shutdown(),
         }
         // Workers and blocking closures run on the pool: wait for them (the
-        // pool does not wait when called from one of its own threads).
-        let done = self.blocking_pool.shutdown(timeout);
-        if !done {
-            // Timed out: a worker may be blocked in a task, leaving tasks
-            // uncancelled. Cancel them here, so no task that is not running
-            // outlives this call. (A current-thread shutdown did it already.)
+        // pool does not wait when called from one of its own threads). From
+        // where blocking is not allowed, or while unwinding, do not wait:
+        // the threads finish in the background.
+        let wait = if refused || context::is_in_runtime() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        let completed = self.blocking_pool.shutdown(wait);
+        if !completed {
+            // Timed out (or not waiting): a worker may be blocked in a task,
+            // leaving tasks uncancelled. Cancel them here, so no task that is
+            // not running outlives this call. (A current-thread shutdown did
+            // it already.)
             if let scheduler::Handle::MultiThread(h) = &self.handle.inner {
                 scheduler::multi_thread::Handle::shutdown_remaining_tasks(h);
             }
         }
-        done
+        if refused {
+            panic!(
+                "Cannot drop a runtime in a context where blocking is not allowed. This \
+                 happens when a runtime is dropped from within an asynchronous context."
+            );
+        }
+        completed
     }
 }
 
 impl Drop for Runtime {
+    /// Shuts the runtime down and waits for its threads.
+    ///
+    /// # Panics
+    /// From an asynchronous context (a task, a `block_on`), where blocking
+    /// is not allowed, as in Tokio (the runtime is still shut down, in the
+    /// background). Use [`Runtime::shutdown_background`] there.
     fn drop(&mut self) {
         self.shutdown(None);
     }

@@ -8,6 +8,10 @@
 //!
 //! Unparks are never lost: an `unpark` that comes before `park` makes the
 //! next `park` return at once (a "token", as in `std::thread::park`).
+//!
+//! [`CachedParker`] is the same parker, one cached per thread, for a
+//! `block_on` that does not drive a scheduler: the runtime never waits in
+//! `std::thread::park`, whose token belongs to user code.
 
 use crate::loom::{AtomicUsize, Condvar, Mutex};
 use std::future::Future;
@@ -165,27 +169,78 @@ impl Unpark for Inner {
     }
 }
 
-/// Wakes a thread blocked in `std::thread::park`.
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
+impl Wake for Inner {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.unpark();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.unpark();
     }
 }
 
-/// A waker that unparks the calling thread (`std::thread::park`).
-pub(crate) fn thread_waker() -> Waker {
-    Waker::from(Arc::new(ThreadWaker(std::thread::current())))
+/// The runtime's own parker for a thread that waits in `block_on` without
+/// driving a scheduler. It is not `std::thread::park`: user code that
+/// parks or unparks the thread itself can neither consume the runtime's
+/// wake-ups nor lose its own tokens to the runtime.
+///
+/// One parker per thread is cached in a thread-local and lent to one wait
+/// at a time: a nested wait on the same thread (a `block_on` inside
+/// `block_in_place` inside a `block_on`) gets a fresh one, so a wake of the
+/// outer future cannot be consumed by the inner wait. During thread-local
+/// teardown every wait gets a fresh parker.
+pub(crate) struct CachedParker {
+    inner: Arc<Inner>,
+}
+
+// Not under loom: loom's objects must not outlive one model run.
+#[cfg(not(loom))]
+thread_local! {
+    /// This thread's parker while no wait borrows it.
+    static CACHED: std::cell::Cell<Option<Arc<Inner>>> = const { std::cell::Cell::new(None) };
+}
+
+impl CachedParker {
+    /// Borrows this thread's parker (a fresh one if it is lent already or
+    /// the thread-local is gone).
+    pub(crate) fn new() -> CachedParker {
+        #[cfg(not(loom))]
+        let cached = CACHED.try_with(|c| c.take()).ok().flatten();
+        #[cfg(loom)]
+        let cached = None;
+        let inner = cached.unwrap_or_else(|| ParkThread::new().inner);
+        CachedParker { inner }
+    }
+
+    /// A waker that unparks this parker.
+    pub(crate) fn waker(&self) -> Waker {
+        Waker::from(self.inner.clone())
+    }
+
+    /// Blocks until woken; a wake that came first makes it return at once.
+    /// May return spuriously (a stale wake from an earlier wait).
+    pub(crate) fn park(&self) {
+        self.inner.park(None);
+    }
+}
+
+#[cfg(not(loom))]
+impl Drop for CachedParker {
+    fn drop(&mut self) {
+        // Hand it back for the next wait, unless the slot was refilled
+        // meanwhile (then this one, a nested wait's, is just dropped).
+        let inner = self.inner.clone();
+        let _ = CACHED.try_with(|c| {
+            let kept = c.take().unwrap_or(inner);
+            c.set(Some(kept));
+        });
+    }
 }
 
 /// Runs a future to completion on this thread, parking between polls.
 /// Used by `block_on` on threads that do not drive the scheduler.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let waker = thread_waker();
+    let parker = CachedParker::new();
+    let waker = parker.waker();
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     loop {
@@ -193,7 +248,7 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
             return v;
         }
         // Spurious returns are fine: the loop polls again.
-        std::thread::park();
+        parker.park();
     }
 }
 
@@ -215,6 +270,40 @@ mod tests {
         let start = Instant::now();
         p.park_timeout(Duration::from_millis(20));
         assert!(start.elapsed() >= Duration::from_millis(15));
+    }
+
+    #[test]
+    fn cached_parker_is_reused_and_nested_waits_get_their_own() {
+        let outer = CachedParker::new();
+        let inner = CachedParker::new();
+        assert!(!Arc::ptr_eq(&outer.inner, &inner.inner));
+        let (a, b) = (Arc::as_ptr(&outer.inner), Arc::as_ptr(&inner.inner));
+        drop(inner);
+        drop(outer);
+        // One of the two went back to the cache; the next wait reuses it.
+        let again = CachedParker::new();
+        let p = Arc::as_ptr(&again.inner);
+        assert!(p == a || p == b);
+        drop(again);
+    }
+
+    #[test]
+    fn cached_parker_ignores_thread_unpark() {
+        let parker = CachedParker::new();
+        // A std token does not wake it, and its wake leaves the std token.
+        std::thread::current().unpark();
+        let w = parker.waker();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            w.wake();
+        });
+        let start = Instant::now();
+        parker.park();
+        assert!(start.elapsed() >= Duration::from_millis(10));
+        t.join().unwrap();
+        let start = Instant::now();
+        std::thread::park_timeout(Duration::from_secs(5));
+        assert!(start.elapsed() < Duration::from_secs(2));
     }
 
     #[test]
@@ -242,6 +331,27 @@ mod loom_tests {
             let u = p.unparker();
             let t = loom::thread::spawn(move || u.unpark());
             p.park();
+            t.join().unwrap();
+        });
+    }
+
+    /// A wake through the `block_on` waker racing with the wait is never
+    /// lost, also when the waker is woken twice.
+    #[test]
+    fn cached_parker_waker_wake_not_lost() {
+        loom::model(|| {
+            let parker = CachedParker::new();
+            let w = parker.waker();
+            let flag = Arc::new(crate::loom::AtomicBool::new(false));
+            let f2 = flag.clone();
+            let t = loom::thread::spawn(move || {
+                w.wake_by_ref();
+                f2.store(true, SeqCst);
+                w.wake();
+            });
+            while !flag.load(SeqCst) {
+                parker.park();
+            }
             t.join().unwrap();
         });
     }

@@ -76,7 +76,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let cx = CURRENT.with(|c| c.borrow().clone());
+    let cx = CURRENT.try_with(|c| c.borrow().clone()).ok().flatten();
     match cx {
         Some(cx) => cx.spawn(future),
         None => panic!("`spawn_local` called from outside of a `task::LocalSet`"),
@@ -152,12 +152,25 @@ impl LocalSet {
         impl Drop for Reset {
             fn drop(&mut self) {
                 let prev = self.0.take();
-                let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+                // Dropped outside the borrow: the last reference to a set's
+                // context may drop tasks, whose destructors may look here.
+                let replaced = CURRENT
+                    .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev))
+                    .ok();
+                drop(replaced);
             }
         }
-        let prev = CURRENT.with(|c| c.borrow_mut().replace(self.context.clone()));
-        let _reset = Reset(prev);
-        f()
+        // During thread-local teardown (a set kept in a `thread_local!` is
+        // dropped at thread exit) the context cannot be set: `f` runs
+        // without it (a `spawn_local` from a destructor then panics, as
+        // outside a set; cancelling the tasks needs no context).
+        match CURRENT.try_with(|c| c.borrow_mut().replace(self.context.clone())) {
+            Ok(prev) => {
+                let _reset = Reset(prev);
+                f()
+            }
+            Err(_) => f(),
+        }
     }
 }
 

@@ -143,7 +143,10 @@ impl Handle {
         let handle = scheduler::Handle::CurrentThread(me.clone());
         let _enter = context::enter_runtime(&handle);
         let mut future = std::pin::pin!(future);
-        let waker = crate::runtime::park::thread_waker();
+        // The runtime's own parker, not `std::thread::park` (user code may
+        // park and unpark this thread itself).
+        let parker = crate::runtime::park::CachedParker::new();
+        let waker = parker.waker();
         let mut cx = std::task::Context::from_waker(&waker);
         loop {
             if let Some(core) = me.take_core() {
@@ -165,7 +168,7 @@ impl Handle {
             {
                 return v;
             }
-            std::thread::park();
+            parker.park();
         }
     }
 
