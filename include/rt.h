@@ -377,7 +377,10 @@ extern "C" {
  * `done` to return. Release it with `rt_task_release`.
  *
  * Returns 0; `RT_EINVAL` for a NULL `rt`, `work` or `done`;
- * `RT_ESHUTDOWN`. On error neither function is called. Thread-safe.
+ * `RT_ESHUTDOWN`; `-errno` (`-EAGAIN`) when the pool has no thread and
+ * the OS refuses to start one (with a pool thread alive, the work waits
+ * for a free one instead). On error neither function is called.
+ * Thread-safe.
  *
  * # Safety
  * `rt` is NULL or a live runtime; `out` is NULL or writable.
@@ -793,7 +796,11 @@ RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
 
 /**
  * Shuts the runtime down. From this call on no new work is accepted
- * (calls that would add work return `RT_ESHUTDOWN`). Then:
+ * (calls that would add work return `RT_ESHUTDOWN`), and no callback is
+ * called with status 0 any more (also when this call is made from inside
+ * a callback: its other registrations, timers and tasks get only their
+ * final call), except `done(arg, 0)` of blocking work whose `work` ran.
+ * Then:
  *
  * 1. Every pending callback (one that is not running now) gets its final
  *    call before this returns, whatever `timeout_ms`, on the calling

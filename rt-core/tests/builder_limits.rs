@@ -4,6 +4,8 @@
 
 use rt_core::runtime::{Builder, MAX_THREAD_STACK_SIZE, MAX_WORKER_THREADS};
 use std::io::ErrorKind;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn builders() -> [(&'static str, Builder); 2] {
@@ -158,6 +160,101 @@ fn a_refused_thread_is_an_error() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("REFUSED_THREAD_OK"),
+        "child failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The child half of `a_refused_pool_thread_is_reported`: a current-thread
+/// runtime (no worker threads) whose pool has no thread yet, in an address
+/// space too small for a 1 GiB stack. `try_spawn_blocking` gives the closure
+/// back unrun with the OS error, `spawn_blocking` panics (as Tokio does);
+/// once the limit is lifted, both work.
+#[test]
+fn refused_pool_thread_child() {
+    if std::env::var_os("RT_REFUSED_POOL_THREAD_CHILD").is_none() {
+        return;
+    }
+    let rt = Builder::new_current_thread()
+        .thread_stack_size(MAX_THREAD_STACK_SIZE)
+        .enable_all()
+        .build()
+        .unwrap();
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid, writable rlimit on the stack.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) }, 0);
+    // Room for the test, not for a 1 GiB stack. Only the soft limit: it
+    // is raised again below.
+    let lim = libc::rlimit {
+        rlim_cur: pages * page + (256 << 20),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: a valid rlimit on the stack.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let (err, job) = rt
+        .handle()
+        .try_spawn_blocking(move || r.fetch_add(1, SeqCst))
+        .expect_err("a 1 GiB stack fits in 256 MiB");
+    assert!(err.raw_os_error().is_some(), "not the OS error: {err}");
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.handle().spawn_blocking(|| ());
+    }))
+    .expect_err("spawn_blocking without a thread must panic");
+    let msg = panicked
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        msg.contains("OS can't spawn a blocking pool thread"),
+        "{msg}"
+    );
+    // The closure came back unrun: calling it runs it here.
+    assert_eq!(ran.load(SeqCst), 0);
+    job();
+    assert_eq!(ran.load(SeqCst), 1);
+
+    // SAFETY: a valid rlimit on the stack.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
+    let r = ran.clone();
+    let join = rt
+        .handle()
+        .try_spawn_blocking(move || r.fetch_add(1, SeqCst))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    assert_eq!(rt.block_on(join).unwrap(), 1);
+    assert_eq!(ran.load(SeqCst), 2);
+    println!("REFUSED_POOL_THREAD_OK {err}");
+}
+
+/// A blocking closure no thread can run is reported, never queued forever
+/// (run in a child process: the address space limit must not touch the
+/// other tests).
+#[test]
+fn a_refused_pool_thread_is_reported() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "refused_pool_thread_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RT_REFUSED_POOL_THREAD_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("REFUSED_POOL_THREAD_OK"),
         "child failed: {}\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)

@@ -34,7 +34,10 @@ unsafe impl Send for Work {}
 /// `done` to return. Release it with `rt_task_release`.
 ///
 /// Returns 0; `RT_EINVAL` for a NULL `rt`, `work` or `done`;
-/// `RT_ESHUTDOWN`. On error neither function is called. Thread-safe.
+/// `RT_ESHUTDOWN`; `-errno` (`-EAGAIN`) when the pool has no thread and
+/// the OS refuses to start one (with a pool thread alive, the work waits
+/// for a free one instead). On error neither function is called.
+/// Thread-safe.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime; `out` is NULL or writable.
@@ -73,6 +76,7 @@ pub unsafe extern "C" fn rt_spawn_blocking(
         // guard points back to; a strong reference would be a cycle that keeps
         // `done` from ever being called if the work is dropped unrun.
         let on_abort = Arc::downgrade(&finish);
+        let weak_finish = on_abort.clone();
         // The closure holds the only strong reference outside the runtime:
         // this thread keeps none, or it could be the last to let go (and so
         // make the call) after a racing shutdown already returned.
@@ -87,7 +91,7 @@ pub unsafe extern "C" fn rt_spawn_blocking(
         );
         let task_shared = shared.clone();
         let rt_handle = handle.clone();
-        let join = handle.spawn_blocking(move || {
+        let spawned = handle.try_spawn_blocking(move || {
             let finish = in_pool;
             if !task_shared.try_start() {
                 return; // aborted: `finish` drops -> RT_ECANCELED
@@ -121,6 +125,24 @@ pub unsafe extern "C" fn rt_spawn_blocking(
                 }
             }
         });
+        let join = match spawned {
+            Ok(join) => join,
+            // No pool thread and the OS refused one: a failed call, so
+            // `done` is never called. Take it out before the closure (which
+            // holds `finish`, alive until then) is dropped.
+            Err((e, job)) => {
+                if let Some(finish) = weak_finish.upgrade() {
+                    let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(mut f) = taken {
+                        if let Some(cb) = f.callback.take() {
+                            cb.disarm();
+                        }
+                    }
+                }
+                drop(job);
+                return from_io(&e);
+            }
+        };
         // If the pool refused the closure (a shutdown racing with this call),
         // dropping it made `done`'s RT_ECANCELED call: still a success.
         crate::task::set_abort(&shared, join.abort_handle());

@@ -104,6 +104,12 @@ impl CallOnce {
 }
 
 impl CallOnce {
+    /// Lets it go uncalled: for a callback handed to a call that failed,
+    /// which is never called.
+    pub(crate) fn disarm(self) {
+        std::mem::forget(self);
+    }
+
     /// Calls it with `status` without the "inside a runtime callback"
     /// mark: for calls the host makes on its own thread (draining a
     /// completion queue), where blocking calls and `rt_run` are fine.

@@ -474,7 +474,11 @@ pub unsafe extern "C" fn rt_runtime_new(
 }
 
 /// Shuts the runtime down. From this call on no new work is accepted
-/// (calls that would add work return `RT_ESHUTDOWN`). Then:
+/// (calls that would add work return `RT_ESHUTDOWN`), and no callback is
+/// called with status 0 any more (also when this call is made from inside
+/// a callback: its other registrations, timers and tasks get only their
+/// final call), except `done(arg, 0)` of blocking work whose `work` ran.
+/// Then:
 ///
 /// 1. Every pending callback (one that is not running now) gets its final
 ///    call before this returns, whatever `timeout_ms`, on the calling

@@ -761,9 +761,95 @@ static void test_thread_spawn_failure_is_an_error(void) {
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* In a child process, a current-thread runtime (its blocking pool has no
+ * thread yet) in an address space with no room for a thread stack:
+ * rt_spawn_blocking returns the OS error and calls neither function (not
+ * even a final RT_ECANCELED); with the limit lifted it works. */
+static atomic_int refused_work_calls, refused_done_calls, refused_done_status;
+
+static void refused_work(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&refused_work_calls, 1);
+}
+
+static void refused_done(void *arg, int status) {
+    (void)arg;
+    atomic_store(&refused_done_status, status);
+    atomic_fetch_add(&refused_done_calls, 1);
+}
+
+static int blocking_refused_child(void) {
+    struct rlimit old, lim;
+    rt_config cfg;
+    rt_runtime *rt = NULL;
+    long pages = 0;
+    int rc, run;
+    FILE *f;
+    rt_config_init(&cfg);
+    cfg.flavor = RT_FLAVOR_CURRENT_THREAD;
+    if (rt_runtime_new(&cfg, &rt) != 0) {
+        return 3;
+    }
+    f = fopen("/proc/self/statm", "r");
+    if (f == NULL || fscanf(f, "%ld", &pages) != 1 || getrlimit(RLIMIT_AS, &old) != 0) {
+        return 3;
+    }
+    fclose(f);
+    /* Room for small allocations, not for a thread's stack. */
+    lim = old;
+    lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (1u << 20);
+    if (setrlimit(RLIMIT_AS, &lim) != 0) {
+        return 4;
+    }
+    rc = rt_spawn_blocking(rt, refused_work, refused_done, NULL, NULL);
+    if (setrlimit(RLIMIT_AS, &old) != 0) {
+        return 4;
+    }
+    printf("  (child: rt_spawn_blocking returned %d, %s)\n", rc, rt_err_name(rc));
+    if (rc >= 0 || rc == RT_EINVAL || rc == RT_EPANIC) {
+        return 5;
+    }
+    run = rt_run(rt, RT_RUN_NOWAIT);
+    if (run != 0 || atomic_load(&refused_work_calls) != 0 || atomic_load(&refused_done_calls) != 0) {
+        return 6;
+    }
+    /* The limit lifted: the same call works, done(0) on the host. */
+    if (rt_spawn_blocking(rt, refused_work, refused_done, NULL, NULL) != 0) {
+        return 7;
+    }
+    if (rt_run(rt, RT_RUN_DEFAULT) < 0) {
+        return 8;
+    }
+    if (atomic_load(&refused_work_calls) != 1 || atomic_load(&refused_done_calls) != 1 ||
+        atomic_load(&refused_done_status) != 0) {
+        return 9;
+    }
+    rt_runtime_free(rt);
+    return 0;
+}
+
+static void test_blocking_thread_refused_is_an_error(void) {
+    pid_t pid;
+    int status = 0;
+    if (under_valgrind()) {
+        return;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_runtime_contract", "blocking-refused-child", (char *)NULL);
+        _exit(5);
+    }
+    CHECK(pid > 0);
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 int main(int argc, char **argv) {
     static const rt_test_case cases[] = {
         {"thread_spawn_failure_is_an_error", test_thread_spawn_failure_is_an_error},
+        {"blocking_thread_refused_is_an_error", test_blocking_thread_refused_is_an_error},
         {"second_shutdown_waits_for_the_first", test_second_shutdown_waits_for_the_first},
         {"second_shutdown_respects_its_own_timeout", test_second_shutdown_respects_its_own_timeout},
         {"shutdown_from_the_first_shutdowns_final_call", test_shutdown_from_the_first_shutdowns_final_call},
@@ -781,6 +867,9 @@ int main(int argc, char **argv) {
     };
     if (argc > 1 && strcmp(argv[1], "spawn-failure-child") == 0) {
         return spawn_failure_child();
+    }
+    if (argc > 1 && strcmp(argv[1], "blocking-refused-child") == 0) {
+        return blocking_refused_child();
     }
     return rt_run_tests(cases, sizeof cases / sizeof cases[0]);
 }

@@ -183,22 +183,55 @@ impl Spawner {
         let _ = self.inner.runtime.set(WeakHandle::new(handle));
     }
 
-    /// Runs `func` on the pool; the handle resolves to its result.
-    pub(crate) fn spawn_blocking<F, R>(&self, func: F) -> JoinHandle<R>
+    /// Runs the closure `make` returns on the pool (the handle resolves to
+    /// its result), unless the pool has no thread and the OS refuses to
+    /// start one: then `make` is not called (whatever it owns stays with
+    /// the caller) and the OS error is returned. With a thread alive (busy
+    /// ones included) a refused new thread is not an error: the closure
+    /// waits for a free one. `make` runs under the pool's lock: it only
+    /// builds the closure.
+    pub(crate) fn try_spawn_blocking_with<M, F, R>(&self, make: M) -> std::io::Result<JoinHandle<R>>
     where
+        M: FnOnce() -> F,
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let in_flight = JobInFlight::new(&self.inner);
-        let func = move || {
-            // Counted out once `func` returned (or, unrun, when dropped).
-            let _in_flight = in_flight;
-            func()
+        let inner = &self.inner;
+        let new_task = |func: F| {
+            let in_flight = JobInFlight::new(inner);
+            let func = move || {
+                // Counted out once `func` returned (or, unrun, when dropped).
+                let _in_flight = in_flight;
+                func()
+            };
+            task::unowned(BlockingTask::new(func), BlockingSchedule, task::Id::next())
         };
-        let (task, join) =
-            task::unowned(BlockingTask::new(func), BlockingSchedule, task::Id::next());
-        self.submit(task);
-        join
+        let mut shared = inner.shared.lock().unwrap();
+        if shared.shutdown {
+            drop(shared);
+            let (task, join) = new_task(make());
+            task.shutdown();
+            return Ok(join);
+        }
+        let has_thread = if shared.num_idle > 0 {
+            shared.num_idle -= 1;
+            shared.num_notify += 1;
+            inner.condvar.notify_one();
+            true
+        } else if shared.num_blocking_th < inner.config.max_blocking_threads {
+            match self.spawn_thread(&mut shared, None) {
+                Ok(()) => true,
+                // No thread would ever run it.
+                Err(e) if shared.num_blocking_th == 0 => return Err(e),
+                // It waits for a thread that frees up.
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
+        let (task, join) = new_task(make());
+        shared.queue.push_back(Queued { task, has_thread });
+        Ok(join)
     }
 
     /// Runs runtime work (a worker body, a `block_in_place` handoff) on a
@@ -208,28 +241,6 @@ impl Spawner {
     pub(crate) fn spawn_mandatory(&self, func: Mandatory) -> std::io::Result<()> {
         let mut shared = self.inner.shared.lock().unwrap();
         self.spawn_thread(&mut shared, Some(func))
-    }
-
-    fn submit(&self, task: UnownedTask<BlockingSchedule>) {
-        let inner = &self.inner;
-        let mut shared = inner.shared.lock().unwrap();
-        if shared.shutdown {
-            drop(shared);
-            task.shutdown();
-            return;
-        }
-        let has_thread = if shared.num_idle > 0 {
-            shared.num_idle -= 1;
-            shared.num_notify += 1;
-            inner.condvar.notify_one();
-            true
-        } else if shared.num_blocking_th < inner.config.max_blocking_threads {
-            // On failure the closure stays queued for a thread that frees up.
-            self.spawn_thread(&mut shared, None).is_ok()
-        } else {
-            false
-        };
-        shared.queue.push_back(Queued { task, has_thread });
     }
 
     /// Starts a pool thread (`None`) or a dedicated thread for `mandatory`.

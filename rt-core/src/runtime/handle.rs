@@ -87,23 +87,53 @@ impl Handle {
     /// timers, sockets and [`Handle::current`] work in it, and so does
     /// `Handle::current().block_on(..)` (a pool thread does not drive the
     /// runtime).
+    ///
+    /// # Panics
+    /// When the pool has no thread and the OS refuses to start one (as
+    /// Tokio does); [`try_spawn_blocking`](Self::try_spawn_blocking)
+    /// returns that error instead.
     #[track_caller]
     pub fn spawn_blocking<F, R>(&self, func: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let handle = self.inner.clone();
-        self.inner.blocking_spawner().spawn_blocking(move || {
-            let entered = context::set_current(&handle);
-            // The handle is let go of when `func` returns, before the
-            // JoinHandle sees the result: once a runtime's jobs are done,
-            // none of them keeps its drivers alive.
-            drop(handle);
-            let ret = func();
-            drop(entered);
-            ret
-        })
+        match self.try_spawn_blocking(func) {
+            Ok(join) => join,
+            Err((e, _)) => panic!("OS can't spawn a blocking pool thread: {e}"),
+        }
+    }
+
+    /// [`spawn_blocking`](Self::spawn_blocking) that reports, rather than
+    /// panics on, the one way it can fail: the pool has no thread and the
+    /// OS refuses to start one (`EAGAIN`: too many threads, no memory for
+    /// a stack). `func` then comes back unrun, with the OS error. (An rt
+    /// extension: the C API returns the error to its caller.)
+    pub fn try_spawn_blocking<F, R>(&self, func: F) -> Result<JoinHandle<R>, (std::io::Error, F)>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let mut slot = Some(func);
+        let spawned = self.inner.blocking_spawner().try_spawn_blocking_with(|| {
+            let func = slot.take().expect("called once");
+            let handle = self.inner.clone();
+            move || {
+                let entered = context::set_current(&handle);
+                // The handle is let go of when `func` returns, before the
+                // JoinHandle sees the result: once a runtime's jobs are
+                // done, none of them keeps its drivers alive.
+                drop(handle);
+                let ret = func();
+                drop(entered);
+                ret
+            }
+        });
+        match (spawned, slot) {
+            (Ok(join), _) => Ok(join),
+            (Err(e), Some(func)) => Err((e, func)),
+            (Err(_), None) => unreachable!("the pool builds the job only to run it"),
+        }
     }
 
     /// Runs a future to completion on this thread, with this runtime as the
