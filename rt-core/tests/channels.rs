@@ -163,3 +163,86 @@ fn public_types_are_send_and_sync() {
     send::<oneshot::Sender<u32>>();
     send::<oneshot::Receiver<u32>>();
 }
+
+/// `blocking_recv` / `blocking_send` from plain threads, with tasks on the
+/// other end; a bounded `blocking_send` waits for room.
+#[test]
+fn blocking_recv_and_send_from_plain_threads() {
+    for (name, rt) in flavors() {
+        let (tx, mut rx) = mpsc::channel::<usize>(1);
+        let (back_tx, mut back_rx) = mpsc::unbounded_channel::<usize>();
+        let (done_tx, done_rx) = oneshot::channel::<&'static str>();
+        let plain = std::thread::spawn(move || {
+            // More values than the buffer holds: every send past the first
+            // waits for the task to take one.
+            for i in 0..50 {
+                tx.blocking_send(i).unwrap();
+            }
+            drop(tx);
+            let mut sum = 0;
+            while let Some(v) = back_rx.blocking_recv() {
+                sum += v;
+            }
+            (sum, done_rx.blocking_recv())
+        });
+        rt.block_on(async move {
+            while let Some(v) = rx.recv().await {
+                back_tx.send(v * 2).unwrap();
+                yield_now().await;
+            }
+            drop(back_tx);
+            done_tx.send("done").unwrap();
+        });
+        let (sum, done) = plain.join().unwrap();
+        assert_eq!(sum, 2 * (0..50).sum::<usize>(), "{name}");
+        assert_eq!(done, Ok("done"), "{name}");
+    }
+}
+
+/// A oneshot `blocking_recv` waits for the value (unparks of its thread are
+/// not values), and an mpsc `blocking_recv` works inside `spawn_blocking`.
+#[test]
+fn blocking_recv_waits_for_the_value_and_works_in_spawn_blocking() {
+    for (name, rt) in flavors() {
+        let (tx, rx) = oneshot::channel::<u32>();
+        let waiter = std::thread::spawn(move || rx.blocking_recv());
+        // Unparks aimed at the waiting thread are not wake-ups of the wait.
+        for _ in 0..100 {
+            waiter.thread().unpark();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "{name}: returned without a value");
+        tx.send(7).unwrap();
+        assert_eq!(waiter.join().unwrap(), Ok(7), "{name}");
+
+        let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+        let got = rt.block_on(async move {
+            let reader = rt_core::task::spawn_blocking(move || rx.blocking_recv());
+            tx.send(9).unwrap();
+            reader.await.unwrap()
+        });
+        assert_eq!(got, Some(9), "{name}");
+    }
+}
+
+/// Blocking on a channel from a thread that drives a runtime panics, with
+/// Tokio's message.
+#[test]
+fn blocking_recv_inside_the_runtime_panics() {
+    for (name, rt) in flavors() {
+        let (_tx, mut rx) = mpsc::channel::<u32>(1);
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(async move { rx.blocking_recv() })
+        }))
+        .expect_err("blocking_recv inside block_on must panic");
+        let msg = err
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| err.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("Cannot block the current thread from within a runtime"),
+            "{name}: {msg}"
+        );
+    }
+}

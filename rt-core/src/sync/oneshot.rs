@@ -238,6 +238,18 @@ pub struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
+    /// Blocks this thread until the value arrives, for code outside the
+    /// runtime (a plain thread, a `spawn_blocking` closure): as awaiting
+    /// the receiver.
+    ///
+    /// # Panics
+    /// On a thread that drives a runtime (a worker, inside `block_on`), as
+    /// in Tokio.
+    #[track_caller]
+    pub fn blocking_recv(self) -> Result<T, RecvError> {
+        crate::sync::blocking_wait(self)
+    }
+
     /// Takes the value if it was sent.
     ///
     /// [`TryRecvError::Empty`] means a value may still come;

@@ -43,6 +43,18 @@ impl<T> Sender<T> {
         self.tx.send(value).await
     }
 
+    /// Blocks this thread until `value` is sent (waiting for room while
+    /// the channel is full), for code outside the runtime: as
+    /// [`send`](Self::send).
+    ///
+    /// # Panics
+    /// On a thread that drives a runtime (a worker, inside `block_on`), as
+    /// in Tokio.
+    #[track_caller]
+    pub fn blocking_send(&self, value: T) -> Result<(), SendError<T>> {
+        crate::sync::blocking_wait(self.send(value))
+    }
+
     /// Sends `value` only if that can be done without waiting.
     ///
     /// Fails with [`TrySendError::Full`] when no slot is free, or when other

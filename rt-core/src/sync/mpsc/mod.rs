@@ -52,6 +52,18 @@ macro_rules! receiver_methods {
             std::future::poll_fn(|cx| self.poll_recv(cx)).await
         }
 
+        /// Blocks this thread until the next value arrives, for code outside
+        /// the runtime (a plain thread, a `spawn_blocking` closure): as
+        /// [`recv`](Self::recv).
+        ///
+        /// # Panics
+        /// On a thread that drives a runtime (a worker, inside
+        /// `block_on`), as in Tokio.
+        #[track_caller]
+        pub fn blocking_recv(&mut self) -> Option<T> {
+            crate::sync::blocking_wait(self.recv())
+        }
+
         /// Polls for the next value: the building block of
         /// [`recv`](Self::recv).
         ///
