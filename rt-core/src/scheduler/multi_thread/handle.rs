@@ -94,6 +94,8 @@ impl Handle {
             if let Some(scheduler::Context::MultiThread(cx)) = cx {
                 if Arc::ptr_eq(self, &cx.worker.handle) {
                     if let Some(core) = cx.core.borrow_mut().as_mut() {
+                        // Deferred wakes of yielded tasks are yields too.
+                        let is_yield = is_yield || cx.defer.is_waking();
                         self.schedule_local(core, task, is_yield);
                         return;
                     }

@@ -5,7 +5,10 @@
 //! inject queue first, otherwise the LIFO slot, the local queue, then a
 //! batch from the inject queue; if all are empty it searches (steals half
 //! of a random victim's queue) and finally parks. Every `event_interval`
-//! ticks the driver gets a zero-timeout turn.
+//! ticks the driver gets a zero-timeout turn. Tasks that yielded wait in
+//! the context's defer list until the next driver turn (a zero-timeout one
+//! instead of the park when nothing else is ready), then go to the back of
+//! the local queue.
 
 use super::handle::{Entry, Handle};
 use super::park::Parker;
@@ -13,6 +16,7 @@ use super::queue::Local;
 use crate::runtime::context;
 use crate::runtime::metrics::WorkerStats;
 use crate::scheduler;
+use crate::scheduler::Defer;
 use crate::task::coop;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -55,6 +59,8 @@ pub(crate) struct Context {
     pub(super) worker: Arc<Worker>,
     /// The core while a task runs or the worker parks.
     pub(super) core: RefCell<Option<Box<Core>>>,
+    /// Wakers of tasks that yielded, woken after the next driver turn.
+    pub(super) defer: Defer,
 }
 
 /// `Err` means the core left this thread (reserved for `block_in_place`).
@@ -263,6 +269,7 @@ fn run(worker: Arc<Worker>) {
     let cx = scheduler::Context::MultiThread(Context {
         worker,
         core: RefCell::new(None),
+        defer: Defer::new(),
     });
     context::set_scheduler(&cx, || {
         let scheduler::Context::MultiThread(cx) = &cx else {
@@ -271,10 +278,23 @@ fn run(worker: Arc<Worker>) {
         // The loop only ends by handing the core in (Err).
         let res = cx.run(core);
         debug_assert!(res.is_err());
+        // The core left (shutdown, or `block_in_place` after the last
+        // driver turn): what yielded goes to the inject queue.
+        cx.defer.wake();
     });
 }
 
 impl Context {
+    /// Keeps `waker` until after the next driver turn (`yield_now`). False
+    /// if this thread has no core now (then the caller wakes it at once).
+    pub(crate) fn defer(&self, waker: &std::task::Waker) -> bool {
+        if self.core.borrow().is_none() {
+            return false;
+        }
+        self.defer.defer(waker);
+        true
+    }
+
     fn run(&self, mut core: Box<Core>) -> RunResult {
         while !core.is_shutdown {
             core.tick = core.tick.wrapping_add(1);
@@ -297,6 +317,10 @@ impl Context {
             }
             if let Some(task) = core.steal_work(&self.worker) {
                 core = self.run_task(task, core)?;
+            } else if !self.defer.is_empty() {
+                // Only yielded tasks: a driver turn without sleeping wakes
+                // them.
+                core = self.park_timeout(core, Some(Duration::ZERO));
             } else {
                 core = self.park(core);
             }
@@ -352,6 +376,8 @@ impl Context {
     /// the queued tasks keep running. False if this thread has no core (a
     /// nested call).
     pub(crate) fn hand_off_core(&self) -> bool {
+        // Yielded tasks must not wait for us either: into the local queue.
+        self.defer.wake();
         let Some(mut core) = self.core.borrow_mut().take() else {
             return false;
         };
@@ -437,6 +463,9 @@ impl Context {
             Some(timeout) => park.park_timeout(timeout),
             None => park.park(),
         }
+        // After the driver turn: the tasks that yielded, behind what the
+        // drivers woke.
+        self.defer.wake();
         let mut core = self.core.borrow_mut().take().expect("core missing");
         core.park = Some(park);
         if core.should_notify_others() {
