@@ -4,6 +4,7 @@
 
 use super::idle::Idle;
 use super::inject::Inject;
+use super::lifo::Lifo;
 use super::park::Unparker;
 use super::queue::Steal;
 use super::worker::Core;
@@ -16,6 +17,8 @@ use crate::scheduler;
 use crate::task::list::OwnedTasks;
 use crate::task::{Id, JoinHandle, Notified, Schedule, Task};
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 
 /// A run-queue entry of this scheduler.
@@ -38,6 +41,10 @@ pub(super) struct Shared {
     /// overflow from full local queues.
     pub(super) inject: Inject<Entry>,
     pub(super) idle: Idle,
+    /// A parked worker checks the other workers' LIFO slots periodically
+    /// (see `worker.rs`, "stuck LIFO slots"). While nobody does, a task
+    /// put in a LIFO slot wakes a sleeper to take the role.
+    pub(super) lifo_watch: AtomicBool,
     pub(super) owned: OwnedTasks<Arc<Handle>>,
     /// Cores handed in by workers that stopped; the last one in finishes
     /// the shutdown. (Cores live in boxes everywhere: they move between
@@ -50,6 +57,8 @@ pub(super) struct Shared {
 
 pub(super) struct Remote {
     pub(super) steal: Steal<Entry>,
+    /// The worker's LIFO slot: taken by others only when it is stuck.
+    pub(super) lifo: Arc<Lifo<Entry>>,
     pub(super) unpark: Unparker,
 }
 
@@ -120,8 +129,7 @@ impl Handle {
         } else {
             // The LIFO slot: the newest task runs next. Whatever was there
             // moves to the back of the queue.
-            let prev = core.lifo_slot.replace(task);
-            match prev {
+            match core.lifo.slot.push(task) {
                 Some(prev) => {
                     core.run_queue.push_back_or_overflow(
                         prev,
@@ -130,7 +138,13 @@ impl Handle {
                     );
                     true
                 }
-                None => false,
+                None => {
+                    // Only this worker can run the task now, unless a
+                    // parked worker watches the LIFO slots: this one may be
+                    // about to block (a C callback). Two plain loads; a
+                    // wake only when workers sleep and none watches.
+                    !self.shared.lifo_watch.load(SeqCst) && self.shared.idle.has_sleepers()
+                }
             }
         };
         // While the worker parks (its `park` is taken out), wakes come in

@@ -9,8 +9,29 @@
 //! the context's defer list until the next driver turn (a zero-timeout one
 //! instead of the park when nothing else is ready), then go to the back of
 //! the local queue.
+//!
+//! # Stuck LIFO slots
+//!
+//! The task a running task spawns or wakes goes to the worker's LIFO slot
+//! and, normally, runs right after it on the same worker. If the running
+//! task blocks its thread instead (a C callback that sleeps or waits), that
+//! task would wait for the whole block. So another worker may take it: one
+//! that finds the slot full while the owner's poll count (bumped at each
+//! poll) has not moved for [`STUCK_POLL`]. Who looks:
+//! - a parked worker, while some other worker runs, holds the watch
+//!   (`Shared::lifo_watch`, one holder) and parks at most
+//!   [`LIFO_WATCH_INTERVAL`] at a time, checking the slots each time;
+//! - busy workers check at their maintenance (every `event_interval`);
+//! - a task put in a LIFO slot while workers sleep and nobody holds the
+//!   watch wakes a sleeper, which takes it when it parks again (the owner
+//!   may not get another chance: it may be about to block).
+//!
+//! The ping-pong fast path is kept: the owner still runs its LIFO task
+//! next; filling an empty slot is a plain store and taking it one CAS (see
+//! `lifo.rs`); the watch costs two plain loads per LIFO push.
 
 use super::handle::{Entry, Handle};
+use super::lifo::Lifo;
 use super::park::Parker;
 use super::queue::Local;
 use crate::runtime::context;
@@ -19,11 +40,20 @@ use crate::scheduler;
 use crate::scheduler::Defer;
 use crate::task::coop;
 use std::cell::RefCell;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// LIFO polls in a row before the slot is turned off until the chain ends.
 const MAX_LIFO_POLLS_PER_TICK: usize = 3;
+
+/// How long a worker must have been inside one poll before another takes
+/// the task in its LIFO slot.
+const STUCK_POLL: Duration = Duration::from_millis(5);
+
+/// How often the parked worker that holds the LIFO watch wakes to check
+/// the slots (only while some other worker runs).
+const LIFO_WATCH_INTERVAL: Duration = Duration::from_millis(5);
 
 /// One worker thread's identity; its core travels with the thread.
 pub(super) struct Worker {
@@ -36,9 +66,14 @@ pub(super) struct Worker {
 /// The state only the running worker touches.
 pub(crate) struct Core {
     tick: u32,
-    /// The task to run next (spawned or woken by the current task).
-    pub(super) lifo_slot: Option<Entry>,
+    /// The LIFO slot (the task to run next, spawned or woken by the
+    /// current task) and the poll count others watch.
+    pub(super) lifo: Arc<Lifo<Entry>>,
     pub(super) lifo_enabled: bool,
+    /// Per worker: what this one last saw of that worker's LIFO slot.
+    lifo_seen: Box<[LifoSeen]>,
+    /// This worker holds `Shared::lifo_watch`.
+    holds_lifo_watch: bool,
     pub(super) run_queue: Local<Entry>,
     is_searching: bool,
     is_shutdown: bool,
@@ -66,17 +101,29 @@ pub(crate) struct Context {
 /// `Err` means the core left this thread (reserved for `block_in_place`).
 type RunResult = Result<Box<Core>, ()>;
 
+/// Another worker's LIFO slot as last seen full: its poll count then, and
+/// since when that count has not moved.
+#[derive(Clone, Copy, Default)]
+struct LifoSeen {
+    polls: u32,
+    since: Option<Instant>,
+}
+
 impl Core {
     pub(super) fn new(
         index: usize,
+        num_workers: usize,
         run_queue: Local<Entry>,
+        lifo: Arc<Lifo<Entry>>,
         park: Parker,
         handle_cfg: &crate::runtime::config::Config,
     ) -> Box<Core> {
         Box::new(Core {
             tick: 0,
-            lifo_slot: None,
+            lifo,
             lifo_enabled: !handle_cfg.disable_lifo_slot,
+            lifo_seen: vec![LifoSeen::default(); num_workers].into_boxed_slice(),
+            holds_lifo_watch: false,
             run_queue,
             is_searching: false,
             is_shutdown: false,
@@ -113,7 +160,81 @@ impl Core {
     }
 
     fn next_local_task(&mut self) -> Option<Entry> {
-        self.lifo_slot.take().or_else(|| self.run_queue.pop())
+        self.lifo.slot.take().or_else(|| self.run_queue.pop())
+    }
+
+    /// Takes the task in another worker's LIFO slot if that worker has been
+    /// inside one poll for at least [`STUCK_POLL`] (see "Stuck LIFO slots").
+    fn steal_stuck_lifo(&mut self, worker: &Worker) -> Option<Entry> {
+        let mut now = None;
+        for (i, remote) in worker.handle.shared.remotes.iter().enumerate() {
+            if i == self.index {
+                continue;
+            }
+            let seen = &mut self.lifo_seen[i];
+            if !remote.lifo.slot.is_full() {
+                seen.since = None;
+                continue;
+            }
+            let polls = remote.lifo.polls();
+            let now = *now.get_or_insert_with(Instant::now);
+            match seen.since {
+                Some(since) if seen.polls == polls => {
+                    if now.saturating_duration_since(since) >= STUCK_POLL {
+                        if let Some(task) = remote.lifo.slot.take() {
+                            seen.since = None;
+                            self.stats.steals += 1;
+                            return Some(task);
+                        }
+                    }
+                }
+                _ => {
+                    *seen = LifoSeen {
+                        polls,
+                        since: Some(now),
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Before a park: whether this worker holds the LIFO watch now (then it
+    /// parks at most [`LIFO_WATCH_INTERVAL`]). It takes or keeps the watch
+    /// while another worker runs, and lets it go when all others are parked.
+    fn watch_lifo_slots(&mut self, worker: &Worker) -> bool {
+        let shared = &worker.handle.shared;
+        if shared.remotes.len() == 1 {
+            return false;
+        }
+        // This worker is parked already: any unparked one is another.
+        if shared.idle.num_unparked() > 0 {
+            if !self.holds_lifo_watch {
+                self.holds_lifo_watch = shared
+                    .lifo_watch
+                    .compare_exchange(false, true, SeqCst, SeqCst)
+                    .is_ok();
+            }
+        } else if self.holds_lifo_watch {
+            self.release_lifo_watch(worker);
+            // Look again: a worker unparked since the load above and
+            // filling its slot saw the watch taken and woke nobody. (It
+            // sees the watch free if this look misses it: SeqCst.)
+            if shared.idle.num_unparked() > 0 {
+                self.holds_lifo_watch = shared
+                    .lifo_watch
+                    .compare_exchange(false, true, SeqCst, SeqCst)
+                    .is_ok();
+            }
+        }
+        self.holds_lifo_watch
+    }
+
+    fn release_lifo_watch(&mut self, worker: &Worker) {
+        if self.holds_lifo_watch {
+            self.holds_lifo_watch = false;
+            worker.handle.shared.lifo_watch.store(false, SeqCst);
+        }
     }
 
     /// Steals from a random victim, then falls back on the inject queue.
@@ -155,7 +276,7 @@ impl Core {
     }
 
     fn has_tasks(&self) -> bool {
-        self.lifo_slot.is_some() || self.run_queue.has_tasks()
+        self.lifo.slot.is_full() || self.run_queue.has_tasks()
     }
 
     /// Others should be woken if this worker has more than it can run now.
@@ -163,7 +284,7 @@ impl Core {
         if self.is_searching {
             return false;
         }
-        usize::from(self.lifo_slot.is_some()) + self.run_queue.len() > 1
+        usize::from(self.lifo.slot.is_full()) + self.run_queue.len() > 1
     }
 
     /// Prepares to park. False if the worker has work after all.
@@ -215,7 +336,7 @@ impl Core {
 
     /// Drops every queued entry and shuts the driver down (last worker).
     pub(super) fn shutdown(&mut self) {
-        drop(self.lifo_slot.take());
+        drop(self.lifo.slot.take());
         self.run_queue.clear();
         if let Some(park) = self.park.as_mut() {
             park.shutdown();
@@ -340,6 +461,7 @@ impl Context {
         // Stop searching first, so another idle worker may start.
         core.transition_from_searching(&self.worker);
         core.stats.polls += 1;
+        core.lifo.poll_started();
         *self.core.borrow_mut() = Some(core);
         // The LIFO chain shares this task's budget.
         coop::budget(|| {
@@ -349,7 +471,7 @@ impl Context {
                 let Some(mut core) = self.core.borrow_mut().take() else {
                     return Err(());
                 };
-                let Some(task) = core.lifo_slot.take() else {
+                let Some(task) = core.lifo.slot.take() else {
                     core.lifo_enabled = !self.worker.handle.config.disable_lifo_slot;
                     return Ok(core);
                 };
@@ -366,6 +488,7 @@ impl Context {
                     core.lifo_enabled = false;
                 }
                 core.stats.polls += 1;
+                core.lifo.poll_started();
                 *self.core.borrow_mut() = Some(core);
                 task.run();
             }
@@ -382,7 +505,7 @@ impl Context {
             return false;
         };
         // The LIFO task must not wait for us: the new thread runs it.
-        if let Some(task) = core.lifo_slot.take() {
+        if let Some(task) = core.lifo.slot.take() {
             core.run_queue.push_back_or_overflow(
                 task,
                 &self.worker.handle.shared.inject,
@@ -422,6 +545,11 @@ impl Context {
             // A driver turn without sleeping.
             core = self.park_timeout(core, Some(Duration::ZERO));
             core.maintenance(&self.worker);
+            if let Some(task) = core.steal_stuck_lifo(&self.worker) {
+                let handle = &self.worker.handle;
+                core.run_queue
+                    .push_back_or_overflow(task, &handle.shared.inject, &mut core.stats);
+            }
         }
         core
     }
@@ -441,28 +569,53 @@ impl Context {
             while !core.is_shutdown {
                 core.stats.parks += 1;
                 core.submit_metrics(&self.worker);
-                core = self.park_timeout(core, None);
+                if core.watch_lifo_slots(&self.worker) {
+                    core = self.park_for(core, LIFO_WATCH_INTERVAL);
+                } else {
+                    core = self.park_timeout(core, None);
+                }
                 // Local tasks after a park were woken by the drivers (others
                 // wake into the inject queue): I/O is hot.
                 core.io_first = core.has_tasks();
+                if core.holds_lifo_watch {
+                    if let Some(task) = core.steal_stuck_lifo(&self.worker) {
+                        let handle = &self.worker.handle;
+                        core.run_queue.push_back_or_overflow(
+                            task,
+                            &handle.shared.inject,
+                            &mut core.stats,
+                        );
+                    }
+                }
                 core.maintenance(&self.worker);
                 if core.transition_from_parked(&self.worker) {
                     break;
                 }
             }
+            core.release_lifo_watch(&self.worker);
         }
         core
     }
 
-    fn park_timeout(&self, mut core: Box<Core>, duration: Option<Duration>) -> Box<Core> {
+    fn park_timeout(&self, core: Box<Core>, duration: Option<Duration>) -> Box<Core> {
+        self.park_with(core, |park| match duration {
+            Some(timeout) => park.park_timeout(timeout),
+            None => park.park(),
+        })
+    }
+
+    /// Parks until unparked or `timeout` passed, in the driver or on the
+    /// condvar (the LIFO watch).
+    fn park_for(&self, core: Box<Core>, timeout: Duration) -> Box<Core> {
+        self.park_with(core, |park| park.park_for(timeout))
+    }
+
+    fn park_with(&self, mut core: Box<Core>, park_fn: impl FnOnce(&mut Parker)) -> Box<Core> {
         let mut park = core.park.take().expect("park missing");
         // The core stays reachable while parked, so wakes from the driver
         // on this thread go to the local queue.
         *self.core.borrow_mut() = Some(core);
-        match duration {
-            Some(timeout) => park.park_timeout(timeout),
-            None => park.park(),
-        }
+        park_fn(&mut park);
         // After the driver turn: the tasks that yielded, behind what the
         // drivers woke.
         self.defer.wake();
