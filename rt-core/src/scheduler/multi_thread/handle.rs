@@ -18,7 +18,6 @@ use crate::task::list::OwnedTasks;
 use crate::task::{Id, JoinHandle, Notified, Schedule, Task};
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 
 /// A run-queue entry of this scheduler.
@@ -42,8 +41,7 @@ pub(super) struct Shared {
     pub(super) inject: Inject<Entry>,
     pub(super) idle: Idle,
     /// A parked worker checks the other workers' LIFO slots periodically
-    /// (see `worker.rs`, "stuck LIFO slots"). While nobody does, a task
-    /// put in a LIFO slot wakes a sleeper to take the role.
+    /// (see `worker.rs`, "stuck LIFO slots").
     pub(super) lifo_watch: AtomicBool,
     pub(super) owned: OwnedTasks<Arc<Handle>>,
     /// Cores handed in by workers that stopped; the last one in finishes
@@ -138,13 +136,7 @@ impl Handle {
                     );
                     true
                 }
-                None => {
-                    // Only this worker can run the task now, unless a
-                    // parked worker watches the LIFO slots: this one may be
-                    // about to block (a C callback). Two plain loads; a
-                    // wake only when workers sleep and none watches.
-                    !self.shared.lifo_watch.load(SeqCst) && self.shared.idle.has_sleepers()
-                }
+                None => false,
             }
         };
         // While the worker parks (its `park` is taken out), wakes come in
