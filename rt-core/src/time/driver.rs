@@ -35,13 +35,10 @@ struct Inner {
     /// Tick 0 of the wheel.
     start: Instant,
     state: Mutex<State>,
-    /// The tick the driver parks until: the wheel's earliest deadline
-    /// (exactly: not a cascade point before it, so the driver, and a host
-    /// waiting on the backend fd, wake once per deadline), never later,
-    /// u64::MAX for no timer. Kept by registers (which lower it and unpark
-    /// the driver) and by processing (which recomputes it), so parking
-    /// needs no lock. Nothing is due before it; the wheel cascades whatever
-    /// it skipped when it is polled then.
+    /// The tick the driver parks until: never later than the wheel's next
+    /// expiration (cascade points included), u64::MAX for no timer. Kept
+    /// by registers (which lower it and unpark the driver) and by
+    /// processing (which recomputes it), so parking needs no lock.
     next_wake: AtomicU64,
     unpark: Arc<dyn Unpark>,
 }
@@ -96,7 +93,7 @@ impl Driver {
     }
 
     fn park_internal(&mut self, limit: Option<Duration>) {
-        // `next_wake` is never later than the wheel's earliest deadline: a
+        // `next_wake` is never later than the wheel's next expiration: a
         // register lowers it under the wheel lock (then unparks us), and
         // processing recomputes it. A timer registered after this load
         // unparks us if it is due earlier; one registered before lowered
@@ -199,14 +196,16 @@ impl Handle {
                 // Wake the parked driver if this timer is due before it
                 // planned to wake, and remember the new wake tick so a burst
                 // of later timers does not unpark it again. The wake tick is
-                // the wheel's earliest deadline: this timer's (as stored:
-                // maybe clamped) if it is earlier than the current one.
+                // the wheel's next expiration: this timer's tick, or the
+                // cascade point before it, where a timer on a higher level
+                // moves down. (A timer due at or after the wake tick never
+                // has a cascade point before it.)
                 // (`u64::MAX` means no timer: a first timer always sets it,
                 // even one clamped from a tick of `u64::MAX`.)
                 let current = self.inner.next_wake.load(Relaxed);
                 if tick < current || current == u64::MAX {
-                    let next = state.wheel.deadline(key).unwrap_or(tick);
-                    if next < current || current == u64::MAX {
+                    let next = state.wheel.next_expiration().map_or(tick, |n| n.min(tick));
+                    if next < current {
                         self.inner.next_wake.store(next, Relaxed);
                         drop(state);
                         self.inner.unpark.unpark();
@@ -230,11 +229,10 @@ impl Handle {
     /// Fires every timer due by now, in batches, with the lock released
     /// while the wakers run.
     pub(crate) fn process(&self) {
-        // `next_wake` is never later than the wheel's earliest deadline (a
+        // `next_wake` is never later than the wheel's next expiration (a
         // register lowers it under the lock; processing recomputes it):
         // nothing is due before it, so skip the lock and the batch (and
-        // with no timer at all, the clock too). Cascade points before it
-        // are left for the poll that comes at or after it.
+        // with no timer at all, the clock too).
         let next_wake = self.inner.next_wake.load(SeqCst);
         if next_wake == u64::MAX {
             return;
@@ -254,7 +252,7 @@ impl Handle {
                     }
                 }
                 if batch.is_empty() {
-                    let next = state.wheel.next_deadline().unwrap_or(u64::MAX);
+                    let next = state.wheel.next_expiration().unwrap_or(u64::MAX);
                     self.inner.next_wake.store(next, SeqCst);
                     return;
                 }
@@ -287,7 +285,10 @@ impl Handle {
 
     /// When the earliest timer in the wheel is due (its tick, exactly: not
     /// a cascade point before it), if any; for a host that waits outside
-    /// the driver (`Handle::backend_timeout`, the host timer).
+    /// the driver (`Handle::backend_timeout`, the host timer), so it wakes
+    /// once per deadline. (The driver itself keeps waking at cascade
+    /// points, `next_wake`: finding the exact deadline may scan a slot of
+    /// a higher level, too slow for every turn of a busy wheel.)
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let next = self.lock().wheel.next_deadline()?;
         Some(self.tick_to_instant(next))

@@ -190,6 +190,8 @@ impl<T> Wheel<T> {
 
     /// The deadline stored for `key` (clamped as described in
     /// [`insert`](Self::insert)), if the timer is still in the wheel.
+    // Part of the wheel's API; the driver does not need it today.
+    #[allow(dead_code)]
     pub(crate) fn deadline(&self, key: TimerKey) -> Option<u64> {
         let idx = self.slab.lookup(key)?;
         Some(self.slab.get(idx).deadline)
@@ -202,9 +204,6 @@ impl<T> Wheel<T> {
     /// `elapsed` unless due timers are waiting to be returned (then it is
     /// `elapsed`, their deadline). Polling with any `now` below it only moves
     /// `elapsed` to `now`. O(number of levels).
-    // Part of the wheel's API (and its tests); the driver sleeps until
-    // `next_deadline`.
-    #[allow(dead_code)]
     pub(crate) fn next_expiration(&self) -> Option<u64> {
         if self.levels[0].is_occupied(self.due_slot()) {
             return Some(self.elapsed);
