@@ -210,20 +210,21 @@ fn backend_fd_is_readable_for_cross_thread_spawn_timer_and_io() {
     let timeout = rt.handle().backend_timeout().expect("a timer is armed");
     assert!(timeout > Duration::ZERO && timeout <= Duration::from_millis(101));
     assert!(!readable(fd, 0));
-    // The fd alone wakes the host: at the deadline, or first at the cascade
-    // point (a wakeup that runs nothing).
+    // The fd alone wakes the host, once: at the deadline (not first at the
+    // wheel's cascade point, a wakeup that would run nothing).
     let start = Instant::now();
     let mut wakeups = 0;
     while fired.load(SeqCst) == 0 {
         assert!(readable(fd, 2000), "the timer did not make the fd readable");
         rt.run(RunMode::NoWait);
         wakeups += 1;
-        assert!(wakeups <= 3, "woken {wakeups} times for one timer");
+        assert!(wakeups <= 1, "woken {wakeups} times for one timer");
     }
     assert!(start.elapsed() >= Duration::from_millis(90));
-    while readable(fd, 0) {
-        assert_eq!(rt.run(RunMode::NoWait), 0);
-    }
+    assert!(
+        !readable(fd, 0),
+        "readable after the run that fired the timer"
+    );
 
     // An I/O event: a UDP datagram to a socket a task waits on.
     let recv = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -328,4 +329,61 @@ fn run_until_waits_for_progress_but_not_past_a_wake() {
     let start = Instant::now();
     assert_eq!(rt.handle().run_until(RunMode::Once, || false), 1);
     assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+/// A host that waits on the backend fd with `backend_timeout` wakes exactly
+/// once per timer deadline: the timeout is the time to the earliest
+/// deadline (not to a cascade point of the wheel before it), the fd becomes
+/// readable then and not before, and a run that consumed all the work
+/// leaves it unreadable.
+#[test]
+fn the_host_wakes_once_per_timer_deadline() {
+    let rt = runtime();
+    let fd = rt.handle().backend_fd().unwrap();
+    // Timer ticks count from the runtime's start: 40 ms in, a 50 ms timer
+    // is due at tick 90, in the wheel's second level, whose slot is
+    // processed at tick 64, 24 ms before the deadline.
+    std::thread::sleep(Duration::from_millis(40));
+    let fired = Arc::new(AtomicUsize::new(0));
+    let armed = Instant::now();
+    for ms in [50, 120, 200] {
+        count_after(&rt, ms, &fired);
+    }
+    assert_eq!(rt.run(RunMode::NoWait), 3);
+    assert!(!readable(fd, 0), "readable after a run with nothing left");
+    let timeout = rt.handle().backend_timeout().expect("timers are armed");
+    let left = Duration::from_millis(50).saturating_sub(armed.elapsed());
+    // The deadline rounds up to the next 1 ms tick.
+    assert!(
+        timeout + Duration::from_millis(1) >= left && timeout <= left + Duration::from_millis(1),
+        "backend_timeout {timeout:?} for a timer due in {left:?}"
+    );
+    let mut wakeups = Vec::new();
+    while fired.load(SeqCst) < 3 && armed.elapsed() < Duration::from_secs(5) {
+        let timeout = rt.handle().backend_timeout().expect("timers are armed");
+        let ms = i32::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap();
+        // Wait as a host does: the fd, with the timeout as a bound. Only
+        // the fd counts as a wakeup; the bound must not be needed.
+        let woke = readable(fd, ms + 1000);
+        let before = fired.load(SeqCst);
+        let ran = rt.run(RunMode::NoWait);
+        wakeups.push((armed.elapsed(), woke, ran, fired.load(SeqCst) - before));
+        assert!(
+            !readable(fd, 0),
+            "readable after a run that consumed all the work: {wakeups:?}"
+        );
+    }
+    assert_eq!(fired.load(SeqCst), 3, "{wakeups:?}");
+    // At most one wakeup per deadline, none before the first deadline, and
+    // every one fires a timer. (A host descheduled past a later deadline
+    // may fire two timers in one wakeup.)
+    assert!(wakeups.len() <= 3, "{wakeups:?}");
+    for (i, &(at, woke, ran, fired)) in wakeups.iter().enumerate() {
+        assert!(woke && ran >= 1 && fired >= 1, "wakeup {i}: {wakeups:?}");
+        assert!(
+            at >= Duration::from_millis(50),
+            "woken before the deadline: {wakeups:?}"
+        );
+    }
+    assert_eq!(rt.handle().backend_timeout(), None);
 }

@@ -25,8 +25,9 @@ fn tasks_spawned_on_a_blocked_worker_are_stolen() {
                 });
             }
             // Block this worker: its queue can only drain if another worker
-            // steals. The newest task sits in the LIFO slot, which cannot be
-            // stolen, so wait for the other 999.
+            // steals. The newest task sits in the LIFO slot, taken only once
+            // this worker looks stuck (see the test below): wait for the
+            // other 999.
             let deadline = Instant::now() + Duration::from_secs(20);
             while d.load(Ordering::SeqCst) < 999 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
@@ -38,11 +39,14 @@ fn tasks_spawned_on_a_blocked_worker_are_stolen() {
         finished >= 999,
         "only {finished} tasks ran while their worker was blocked"
     );
-    let threads = threads.lock().unwrap();
-    assert!(
-        threads.iter().any(|t| *t != spawner_thread),
-        "no task ran on another worker"
-    );
+    {
+        // Not held while the last task may still run (it takes this lock).
+        let threads = threads.lock().unwrap();
+        assert!(
+            threads.iter().any(|t| *t != spawner_thread),
+            "no task ran on another worker"
+        );
+    }
     // Let the LIFO task finish too.
     let deadline = Instant::now() + Duration::from_secs(10);
     while done.load(Ordering::SeqCst) < 1_000 && Instant::now() < deadline {
@@ -133,4 +137,49 @@ fn all_workers_take_part() {
         threads.lock().unwrap().len() >= 2,
         "work did not spread over the workers"
     );
+}
+
+/// A task that a task spawns (or wakes) just before it blocks its thread
+/// (a C callback that sleeps: no `block_in_place`) sits in that worker's
+/// LIFO slot. Another worker takes it long before the block ends.
+#[test]
+fn a_lifo_task_escapes_a_blocked_worker() {
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let block = Duration::from_millis(500);
+    for round in 0..3 {
+        for wake in [false, true] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            rt.block_on(rt.spawn(async move {
+                let start = Instant::now();
+                if wake {
+                    // Woken rather than spawned: the wake goes to the slot.
+                    let (otx, orx) = rt_core::sync::oneshot::channel::<()>();
+                    rt_core::spawn(async move {
+                        orx.await.unwrap();
+                        tx.send(start.elapsed()).unwrap();
+                    });
+                    // Let the child wait first (its spawn went to the slot).
+                    rt_core::task::yield_now().await;
+                    otx.send(()).unwrap();
+                } else {
+                    rt_core::spawn(async move {
+                        tx.send(start.elapsed()).unwrap();
+                    });
+                }
+                std::thread::sleep(block);
+            }))
+            .unwrap();
+            let ran_after = rx.recv().unwrap();
+            assert!(
+                ran_after < block / 2,
+                "round {round}, wake {wake}: the LIFO task ran {ran_after:?} after its \
+                 worker blocked for {block:?}"
+            );
+        }
+        // Let both workers go idle before the next round.
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

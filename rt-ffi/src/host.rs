@@ -207,9 +207,10 @@ pub unsafe extern "C" fn rt_wake(rt: *const rt_runtime) -> c_int {
 /// spawned from another thread, work left over by `rt_run_budget`,
 /// `rt_wake`). Pattern: wait for it with `rt_backend_timeout` as the
 /// timeout, then call `rt_run(rt, RT_RUN_NOWAIT)` or `rt_run_budget`.
-/// Level-triggered: it stays readable until such a call ran the work. It
-/// may also become readable with nothing to run (the timer wheel moving a
-/// far timer closer, a stale wake): the run call then returns 0.
+/// Level-triggered: it stays readable until such a call ran the work, and
+/// a call that left nothing to do leaves it unreadable (one wake per timer
+/// deadline). It may also become readable with nothing to run (a stale
+/// wake): the run call then returns 0.
 ///
 /// Ownership: the runtime owns the fd; do not read from it or close it. It
 /// stays valid until `rt_runtime_free`. Every call returns the same fd.
@@ -236,12 +237,12 @@ pub unsafe extern "C" fn rt_backend_fd(rt: *const rt_runtime) -> c_int {
 
 /// How long (in ms) a host may wait on `rt_backend_fd` before it must run
 /// the current-thread runtime: 0 if callbacks are ready now, else the time
-/// until the timer wheel's next step (rounded up to whole ms, at most
-/// `INT_MAX`), -1 if no timer is armed (only an fd event or another thread
-/// can bring work). The next step is the next timer's deadline, or an
-/// earlier point where the wheel moves far timers closer (a wakeup that
-/// runs nothing, after which the timeout is recomputed): never later than
-/// the next timer.
+/// until the earliest timer deadline (rounded up to whole ms, at most
+/// `INT_MAX`; timer deadlines themselves round up to the runtime's 1 ms
+/// tick, so a timer started with `timeout_ms` reports up to
+/// `timeout_ms + 1`), -1 if no timer is armed (only an fd event or another
+/// thread can bring work). The backend fd becomes readable at that
+/// deadline, once.
 ///
 /// Returns the timeout (>= -1); `RT_EINVAL` for NULL or a multi-thread
 /// runtime; `RT_ESHUTDOWN`. Thread-safe.

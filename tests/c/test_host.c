@@ -757,6 +757,61 @@ static void test_backend_fd_wakes_host_poll(void) {
     rt_runtime_free(rt);
 }
 
+/* A host that waits on the backend fd with rt_backend_timeout wakes once per
+ * timer deadline: the timeout is the time to the deadline (not to an earlier
+ * step of the timer wheel), the fd becomes readable then, and the run that
+ * fired the timer leaves it unreadable. */
+static void test_backend_fd_wakes_once_per_timer(void) {
+    rt_runtime *rt = new_current_thread();
+    atomic_int fired = 0, ticks = 0;
+    rt_timer_id tid;
+    int fd, timeout, wakeups = 0;
+    int64_t armed;
+    fd = rt_backend_fd(rt);
+    CHECK(fd >= 0);
+    /* 40 ms after the runtime started, a 50 ms timer lies past the wheel's
+     * next cascade point (its 64 ms step, 24 ms before the deadline). */
+    sleep_ms(40);
+    armed = now_us();
+    CHECK_EQ(rt_timer_start(rt, 50, 0, count_cb, &fired, &tid), 0);
+    CHECK_EQ(rt_run(rt, RT_RUN_NOWAIT), 0);
+    CHECK(!readable(fd, 0));
+    timeout = rt_backend_timeout(rt);
+    /* 50 ms, + up to 1 ms: deadlines round up to the runtime's 1 ms tick. */
+    CHECK(timeout >= 49 && timeout <= 51);
+    while (atomic_load(&fired) == 0 && now_us() - armed < 5000000) {
+        /* The fd wakes the host; the bound is only a safety net. */
+        CHECK(readable(fd, rt_backend_timeout(rt) + 1000));
+        CHECK(rt_run(rt, RT_RUN_NOWAIT) >= 0);
+        wakeups++;
+        CHECK(!readable(fd, 0)); /* the run consumed all the work */
+    }
+    CHECK_EQ(atomic_load(&fired), 1);
+    CHECK_EQ(wakeups, 1);
+    CHECK(now_us() - armed >= 50000);
+    CHECK_EQ(rt_backend_timeout(rt), -1);
+
+    /* A repeating timer: one wake per period. */
+    wakeups = 0;
+    armed = now_us();
+    CHECK_EQ(rt_timer_start(rt, 40, 40, count_cb, &ticks, &tid), 0);
+    CHECK_EQ(rt_run(rt, RT_RUN_NOWAIT), 0);
+    while (atomic_load(&ticks) < 3 && now_us() - armed < 5000000) {
+        timeout = rt_backend_timeout(rt);
+        CHECK(timeout >= 0 && timeout <= 41);
+        CHECK(readable(fd, timeout + 1000));
+        CHECK(rt_run(rt, RT_RUN_NOWAIT) >= 0);
+        wakeups++;
+        CHECK(!readable(fd, 0));
+    }
+    CHECK_EQ(atomic_load(&ticks), 3);
+    CHECK_EQ(wakeups, 3);
+    CHECK_EQ(rt_timer_stop(rt, tid), 0);
+    CHECK(rt_run(rt, RT_RUN_NOWAIT) >= 0); /* its final call */
+    CHECK(!readable(fd, 0));
+    rt_runtime_free(rt);
+}
+
 /* ---------------- completion queue ---------------- */
 
 enum { PRODUCERS = 4, POSTS = 25000 };
@@ -1004,6 +1059,7 @@ int main(void) {
         {"wake_from_signal_handler", test_wake_from_signal_handler},
         {"run_budget_spends_its_budget_in_fifo_order", test_run_budget_spends_its_budget_in_fifo_order},
         {"backend_fd_wakes_host_poll", test_backend_fd_wakes_host_poll},
+        {"backend_fd_wakes_once_per_timer", test_backend_fd_wakes_once_per_timer},
         {"queue_four_producers_per_producer_order", test_queue_four_producers_per_producer_order},
         {"queue_from_runtime_callbacks_and_final_cancel", test_queue_from_runtime_callbacks_and_final_cancel},
         {"wrong_flavor_reentrancy_and_bad_input", test_wrong_flavor_reentrancy_and_bad_input},

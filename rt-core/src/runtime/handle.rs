@@ -273,9 +273,9 @@ impl Handle {
     }
 
     /// How long a host may wait before running the runtime again: zero if
-    /// tasks are ready, else the time until the timer wheel's next step
-    /// (the next timer's deadline, or an earlier point where the wheel
-    /// moves far timers closer), `None` if no timer is armed.
+    /// tasks are ready, else the time until the earliest timer deadline
+    /// (exactly: the backend fd becomes readable then, once), `None` if no
+    /// timer is armed.
     ///
     /// # Panics
     /// On a multi-thread runtime.

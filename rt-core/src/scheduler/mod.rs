@@ -10,12 +10,16 @@
 //! keeps while a scheduler runs on that thread.
 
 pub(crate) mod current_thread;
+mod defer;
 pub(crate) mod multi_thread;
+
+pub(crate) use defer::Defer;
 
 use crate::runtime::metrics::{SchedulerMetrics, WorkerMetrics};
 use crate::task::{Id, JoinHandle};
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Waker;
 
 /// A handle to either scheduler flavor.
 #[derive(Clone)]
@@ -96,6 +100,23 @@ impl Handle {
             Handle::MultiThread(h) => h.worker_metrics(),
         }
     }
+}
+
+/// Wakes `waker` after the next driver turn of the scheduler running on
+/// this thread (`yield_now`: I/O and timers get in before the yielder runs
+/// again); at once if no scheduler runs here, or it cannot run tasks now
+/// (its core is away).
+pub(crate) fn defer(waker: &Waker) {
+    crate::runtime::context::with_scheduler(|cx| {
+        let deferred = match cx {
+            Some(Context::CurrentThread(cx)) => cx.defer(waker),
+            Some(Context::MultiThread(cx)) => cx.defer(waker),
+            None => false,
+        };
+        if !deferred {
+            waker.wake_by_ref();
+        }
+    });
 }
 
 impl Context {

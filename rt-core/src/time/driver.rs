@@ -283,10 +283,14 @@ impl Handle {
         }
     }
 
-    /// When the earliest timer in the wheel is due, if any (for a host
-    /// that waits outside the driver: `Handle::backend_timeout`).
+    /// When the earliest timer in the wheel is due (its tick, exactly: not
+    /// a cascade point before it), if any; for a host that waits outside
+    /// the driver (`Handle::backend_timeout`, the host timer), so it wakes
+    /// once per deadline. (The driver itself keeps waking at cascade
+    /// points, `next_wake`: finding the exact deadline may scan a slot of
+    /// a higher level, too slow for every turn of a busy wheel.)
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let next = self.lock().wheel.next_expiration()?;
+        let next = self.lock().wheel.next_deadline()?;
         Some(self.tick_to_instant(next))
     }
 

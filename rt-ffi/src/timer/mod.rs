@@ -58,6 +58,7 @@ impl Timers {
             Then::Caller => {
                 let caller = Caller {
                     timers: self.clone(),
+                    next: None,
                     finished: false,
                 };
                 // Refused after shutdown: dropping `caller` gives what is
@@ -140,15 +141,25 @@ impl AlarmTarget for Timers {
 /// The task that makes queued calls on a current-thread runtime.
 struct Caller {
     timers: Arc<Timers>,
+    /// The next call, taken off the queue, waiting for the next poll.
+    next: Option<u64>,
     /// Set when it returns normally: a new caller may own the queue then.
     finished: bool,
 }
 
 impl Caller {
+    /// One call per poll. It yields only while calls are left: a yield
+    /// after the last one would leave a task ready for nothing (one more
+    /// host wake per timer expiry, the backend fd readable after a run
+    /// that made every call).
     async fn run(mut self) {
-        while let Some(id) = self.timers.table.next_queued() {
+        self.next = self.timers.table.next_queued();
+        while let Some(id) = self.next.take() {
             self.timers.make_call(id, 0);
-            rt_core::task::yield_now().await;
+            self.next = self.timers.table.next_queued();
+            if self.next.is_some() {
+                rt_core::task::yield_now().await;
+            }
         }
         self.finished = true;
     }
@@ -157,6 +168,10 @@ impl Caller {
 impl Drop for Caller {
     fn drop(&mut self) {
         if !self.finished {
+            // In firing order: the call it held, then the queue.
+            if let Some(id) = self.next.take() {
+                self.timers.make_call(id, RT_ECANCELED);
+            }
             self.timers.cancel_queued();
         }
     }

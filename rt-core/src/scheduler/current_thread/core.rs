@@ -6,7 +6,9 @@
 //! Each tick takes one task: from the shared queue first every
 //! `global_queue_interval` ticks (or when the local queue is empty), else
 //! from the local one; the driver is polled (zero timeout) every
-//! `event_interval` ticks and parked in when there is no work.
+//! `event_interval` ticks and parked in when there is no work. Tasks that
+//! yielded (`yield_now`) wait in the context's defer list until the next
+//! driver turn; with nothing else to run, that turn has a zero timeout.
 
 use super::{Handle, RunMode};
 use crate::runtime::config::Config;
@@ -14,6 +16,7 @@ use crate::runtime::context;
 use crate::runtime::metrics::WorkerStats;
 use crate::runtime::park::Park;
 use crate::scheduler;
+use crate::scheduler::Defer;
 use crate::task::{coop, Notified};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -37,6 +40,8 @@ pub(crate) struct Core {
 pub(crate) struct Context {
     pub(super) handle: Arc<Handle>,
     pub(super) core: RefCell<Option<Box<Core>>>,
+    /// Wakers of tasks that yielded, woken after the next driver turn.
+    defer: Defer,
 }
 
 impl Core {
@@ -82,6 +87,24 @@ impl Core {
 }
 
 impl Context {
+    /// Keeps `waker` until after the next driver turn (`yield_now`). False
+    /// if the core is not here (then the caller wakes it at once).
+    pub(crate) fn defer(&self, waker: &std::task::Waker) -> bool {
+        if self.core.borrow().is_none() {
+            return false;
+        }
+        self.defer.defer(waker);
+        true
+    }
+
+    /// Wakes the deferred wakers into the local queue.
+    fn wake_deferred(&self, core: Box<Core>) -> Box<Core> {
+        if self.defer.is_empty() {
+            return core;
+        }
+        self.enter(core, || self.defer.wake()).0
+    }
+
     /// Puts the core in the context while `f` runs, then takes it back.
     fn enter<R>(&self, core: Box<Core>, f: impl FnOnce() -> R) -> (Box<Core>, R) {
         *self.core.borrow_mut() = Some(core);
@@ -100,7 +123,12 @@ impl Context {
     }
 
     /// Blocks in the driver until woken, unless work is already waiting.
+    /// With only yielded tasks waiting, polls the driver without blocking
+    /// and wakes them.
     fn park(&self, mut core: Box<Core>, handle: &Handle) -> Box<Core> {
+        if !self.defer.is_empty() {
+            return self.park_yield(core);
+        }
         let mut driver = core.driver.take().expect("driver missing");
         if core.tasks.is_empty()
             && handle.inject_len() == 0
@@ -114,10 +142,16 @@ impl Context {
         core
     }
 
-    /// Polls the driver without blocking.
+    /// Polls the driver without blocking, then wakes the yielded tasks
+    /// (behind what the driver woke).
     fn park_yield(&self, mut core: Box<Core>) -> Box<Core> {
         let mut driver = core.driver.take().expect("driver missing");
-        core = self.enter(core, || driver.park_timeout(Duration::ZERO)).0;
+        core = self
+            .enter(core, || {
+                driver.park_timeout(Duration::ZERO);
+                self.defer.wake();
+            })
+            .0;
         core.driver = Some(driver);
         core
     }
@@ -135,6 +169,7 @@ impl CoreGuard {
             context: scheduler::Context::CurrentThread(Context {
                 handle: handle.clone(),
                 core: RefCell::new(Some(core)),
+                defer: Defer::new(),
             }),
         }
     }
@@ -152,6 +187,11 @@ impl CoreGuard {
 impl Drop for CoreGuard {
     fn drop(&mut self) {
         let cx = self.context.expect_current_thread();
+        // Tasks that yielded are ready: into the local queue (the core is
+        // still in the context), so the next run finds them.
+        if !cx.defer.is_empty() && cx.core.borrow().is_some() {
+            context::set_scheduler(&self.context, || cx.defer.wake());
+        }
         let core = cx.core.borrow_mut().take();
         if let Some(core) = core {
             core.submit_metrics(&cx.handle);
@@ -221,7 +261,7 @@ pub(super) fn run_for(
         } else {
             // Collect what the driver has ready before running tasks.
             let core = context.park_yield(core);
-            run_ready(handle, core, context, max_tasks, deadline)
+            run_ready(handle, core, context, max_tasks, deadline, true)
         };
         (end_run(handle, core, context), ran)
     })
@@ -253,9 +293,11 @@ pub(super) fn run(
 /// readable with nothing to do. What it reports is run next time, and the
 /// fd is armed accordingly when the core is handed back.
 fn end_run(handle: &Handle, mut core: Box<Core>, context: &Context) -> Box<Core> {
-    if handle.host.timer().is_some() {
-        core = context.park_yield(core);
-    }
+    core = if handle.host.timer().is_some() {
+        context.park_yield(core)
+    } else {
+        context.wake_deferred(core)
+    };
     handle.host.take_stop();
     handle.host.take_wake();
     core
@@ -263,13 +305,16 @@ fn end_run(handle: &Handle, mut core: Box<Core>, context: &Context) -> Box<Core>
 
 /// Runs tasks in scheduler order (polling the driver every
 /// `event_interval` ticks) until none is ready, `max_tasks` ran, the
-/// deadline passed or a stop was requested.
+/// deadline passed or a stop was requested. With only yielded tasks left,
+/// `run_yielded` decides: poll the driver (zero timeout), wake them and go
+/// on, or end (they run next time).
 fn run_ready(
     handle: &Arc<Handle>,
     mut core: Box<Core>,
     context: &Context,
     max_tasks: usize,
     deadline: Option<Instant>,
+    run_yielded: bool,
 ) -> (Box<Core>, usize) {
     let mut ran = 0;
     while ran < max_tasks && !handle.host.stop_requested() {
@@ -281,6 +326,10 @@ fn run_ready(
             core = context.park_yield(core);
         }
         let Some(task) = core.next_task(handle) else {
+            if run_yielded && !context.defer.is_empty() {
+                core = context.park_yield(core);
+                continue;
+            }
             break;
         };
         core = context.run_task(core, task);
@@ -297,7 +346,7 @@ fn run_nowait(handle: &Arc<Handle>, core: Box<Core>, context: &Context) -> (Box<
     }
     let core = context.park_yield(core);
     let queued = core.tasks.len() + handle.inject_len();
-    run_ready(handle, core, context, queued, None)
+    run_ready(handle, core, context, queued, None, false)
 }
 
 /// Passes until at least one task ran and `progress()` holds; blocks in

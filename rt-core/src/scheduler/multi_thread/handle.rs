@@ -4,6 +4,7 @@
 
 use super::idle::Idle;
 use super::inject::Inject;
+use super::lifo::Lifo;
 use super::park::Unparker;
 use super::queue::Steal;
 use super::worker::Core;
@@ -16,6 +17,7 @@ use crate::scheduler;
 use crate::task::list::OwnedTasks;
 use crate::task::{Id, JoinHandle, Notified, Schedule, Task};
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 /// A run-queue entry of this scheduler.
@@ -38,6 +40,9 @@ pub(super) struct Shared {
     /// overflow from full local queues.
     pub(super) inject: Inject<Entry>,
     pub(super) idle: Idle,
+    /// A parked worker checks the other workers' LIFO slots periodically
+    /// (see `worker.rs`, "stuck LIFO slots").
+    pub(super) lifo_watch: AtomicBool,
     pub(super) owned: OwnedTasks<Arc<Handle>>,
     /// Cores handed in by workers that stopped; the last one in finishes
     /// the shutdown. (Cores live in boxes everywhere: they move between
@@ -50,6 +55,8 @@ pub(super) struct Shared {
 
 pub(super) struct Remote {
     pub(super) steal: Steal<Entry>,
+    /// The worker's LIFO slot: taken by others only when it is stuck.
+    pub(super) lifo: Arc<Lifo<Entry>>,
     pub(super) unpark: Unparker,
 }
 
@@ -94,6 +101,8 @@ impl Handle {
             if let Some(scheduler::Context::MultiThread(cx)) = cx {
                 if Arc::ptr_eq(self, &cx.worker.handle) {
                     if let Some(core) = cx.core.borrow_mut().as_mut() {
+                        // Deferred wakes of yielded tasks are yields too.
+                        let is_yield = is_yield || cx.defer.is_waking();
                         self.schedule_local(core, task, is_yield);
                         return;
                     }
@@ -118,8 +127,7 @@ impl Handle {
         } else {
             // The LIFO slot: the newest task runs next. Whatever was there
             // moves to the back of the queue.
-            let prev = core.lifo_slot.replace(task);
-            match prev {
+            match core.lifo.slot.push(task) {
                 Some(prev) => {
                     core.run_queue.push_back_or_overflow(
                         prev,

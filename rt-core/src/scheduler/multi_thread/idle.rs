@@ -105,6 +105,17 @@ impl Idle {
         self.sleepers.lock().unwrap().contains(&worker)
     }
 
+    /// Workers not parked now (running, searching or about to park).
+    pub(super) fn num_unparked(&self) -> usize {
+        num_unparked(self.state.load(SeqCst))
+    }
+
+    /// True if some worker is parked now (a plain load: cheap enough for
+    /// a hot path, unlike `worker_to_notify`).
+    pub(super) fn has_sleepers(&self) -> bool {
+        self.num_unparked() < self.num_workers
+    }
+
     fn notify_should_wakeup(&self) -> bool {
         let state = self.state.fetch_add(0, SeqCst);
         num_searching(state) == 0 && num_unparked(state) < self.num_workers

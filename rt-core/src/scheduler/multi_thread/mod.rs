@@ -5,6 +5,8 @@
 //! - `worker.rs`: a worker's `Core` and its run loop.
 //! - `queue.rs`: the bounded local queue on crossbeam-deque, overflow and
 //!   steal-half.
+//! - `lifo.rs`: the LIFO slot, which another worker may take when its owner
+//!   is stuck in one poll.
 //! - `inject.rs`: the global inject queue.
 //! - `idle.rs`: searching/unparked accounting.
 //! - `park.rs`: worker parking, in the shared driver or on a condvar.
@@ -12,6 +14,7 @@
 mod handle;
 mod idle;
 mod inject;
+mod lifo;
 mod park;
 mod queue;
 mod worker;
@@ -28,6 +31,8 @@ use crate::task::list::OwnedTasks;
 use handle::{Remote, Shared};
 use idle::Idle;
 use inject::Inject;
+use lifo::Lifo;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use worker::{Core, Worker};
 
@@ -49,17 +54,20 @@ pub(crate) fn create(
     let mut remotes = Vec::with_capacity(size);
     for (index, parker) in parkers.into_iter().enumerate() {
         let (steal, run_queue) = queue::local();
+        let lifo = Arc::new(Lifo::new());
         remotes.push(Remote {
             steal,
+            lifo: lifo.clone(),
             unpark: parker.unparker(),
         });
-        cores.push(Core::new(index, run_queue, parker, &config));
+        cores.push(Core::new(index, size, run_queue, lifo, parker, &config));
     }
     let handle = Arc::new(Handle {
         shared: Shared {
             remotes: remotes.into_boxed_slice(),
             inject: Inject::new(),
             idle: Idle::new(size),
+            lifo_watch: AtomicBool::new(false),
             owned: OwnedTasks::new(4 * size),
             shutdown_cores: Mutex::new(Vec::with_capacity(size)),
             worker_metrics: (0..size).map(|_| WorkerMetrics::default()).collect(),

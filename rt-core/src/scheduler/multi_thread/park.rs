@@ -68,7 +68,13 @@ impl Parker {
 
     /// Blocks until unparked.
     pub(super) fn park(&mut self) {
-        self.inner.park();
+        self.inner.park(None);
+    }
+
+    /// Blocks until unparked or until `timeout` passed (in the driver, or
+    /// on the condvar if another worker holds the driver).
+    pub(super) fn park_for(&mut self, timeout: Duration) {
+        self.inner.park(Some(timeout));
     }
 
     /// Polls the driver with `duration` as timeout, if no other worker holds
@@ -95,7 +101,7 @@ impl Unparker {
 }
 
 impl Inner {
-    fn park(&self) {
+    fn park(&self, timeout: Option<Duration>) {
         // A few spins first: the notification often comes right away.
         for _ in 0..3 {
             if self
@@ -108,13 +114,13 @@ impl Inner {
             crate::loom::spin_loop();
         }
         if let Ok(mut driver) = self.shared.driver.try_lock() {
-            self.park_driver(&mut **driver);
+            self.park_driver(&mut **driver, timeout);
         } else {
-            self.park_condvar();
+            self.park_condvar(timeout);
         }
     }
 
-    fn park_condvar(&self) {
+    fn park_condvar(&self, timeout: Option<Duration>) {
         let mut guard = self.mutex.lock().unwrap();
         match self
             .state
@@ -128,19 +134,29 @@ impl Inner {
             }
             Err(actual) => panic!("inconsistent park state: {actual}"),
         }
-        loop {
-            guard = self.condvar.wait(guard).unwrap();
-            if self
-                .state
-                .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
-                .is_ok()
-            {
-                return;
+        let Some(timeout) = timeout else {
+            loop {
+                guard = self.condvar.wait(guard).unwrap();
+                if self
+                    .state
+                    .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
+                    .is_ok()
+                {
+                    return;
+                }
             }
+        };
+        // Timed: one wait (a spurious wakeup only ends it early). Then back
+        // to EMPTY, taking a notification that came meanwhile with it.
+        let (guard, _) = self.condvar.wait_timeout(guard, timeout).unwrap();
+        drop(guard);
+        match self.state.swap(EMPTY, SeqCst) {
+            NOTIFIED | PARKED_CONDVAR => {}
+            n => panic!("inconsistent park_condvar state: {n}"),
         }
     }
 
-    fn park_driver(&self, driver: &mut dyn Park) {
+    fn park_driver(&self, driver: &mut dyn Park, timeout: Option<Duration>) {
         match self
             .state
             .compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst)
@@ -153,7 +169,10 @@ impl Inner {
             }
             Err(actual) => panic!("inconsistent park state: {actual}"),
         }
-        driver.park();
+        match timeout {
+            Some(timeout) => driver.park_timeout(timeout),
+            None => driver.park(),
+        }
         match self.state.swap(EMPTY, SeqCst) {
             NOTIFIED | PARKED_DRIVER => {}
             n => panic!("inconsistent park_driver state: {n}"),
@@ -195,6 +214,33 @@ mod loom_tests {
             p0.park();
             t1.join().unwrap();
             t.join().unwrap();
+        });
+    }
+
+    /// A timed park (the LIFO watcher's) racing an unpark: the park
+    /// returns, and the state is left consistent whether the notification
+    /// came before, during or after it: a later untimed park still returns
+    /// once unparked again.
+    #[test]
+    fn timed_park_vs_unpark() {
+        loom::model(|| {
+            let mut ps = parkers(Box::new(ParkThread::new()), 2);
+            let mut p1 = ps.pop().unwrap();
+            let mut p0 = ps.pop().unwrap();
+            let (u0, u1) = (p0.unparker(), p1.unparker());
+            // p1 holds nothing: it parks on the condvar or in the driver,
+            // whichever it gets.
+            let t = loom::thread::spawn(move || {
+                u1.unpark();
+                u0.unpark();
+            });
+            p1.park_for(Duration::from_millis(1));
+            p0.park();
+            t.join().unwrap();
+            // After the unpark thread is done, one more round trip.
+            let u1 = p1.unparker();
+            u1.unpark();
+            p1.park();
         });
     }
 }

@@ -5,21 +5,60 @@
 //! inject queue first, otherwise the LIFO slot, the local queue, then a
 //! batch from the inject queue; if all are empty it searches (steals half
 //! of a random victim's queue) and finally parks. Every `event_interval`
-//! ticks the driver gets a zero-timeout turn.
+//! ticks the driver gets a zero-timeout turn. Tasks that yielded wait in
+//! the context's defer list until the next driver turn (a zero-timeout one
+//! instead of the park when nothing else is ready), then go to the back of
+//! the local queue.
+//!
+//! # Stuck LIFO slots
+//!
+//! The task a running task spawns or wakes goes to the worker's LIFO slot
+//! and, normally, runs right after it on the same worker. If the running
+//! task blocks its thread instead (a C callback that sleeps or waits), that
+//! task would wait for the whole block. So another worker may take it: one
+//! that finds the slot full while the owner's poll count (bumped at each
+//! poll) has not moved for [`STUCK_POLL`]. Who looks:
+//! - a parked worker, while some other worker runs, holds the watch
+//!   (`Shared::lifo_watch`, one holder) and parks at most
+//!   [`LIFO_WATCH_INTERVAL`] at a time, checking the slots each time;
+//! - busy workers check at their maintenance (every `event_interval`).
+//!
+//! A worker that starts running while the others sleep untimed (nobody
+//! watching) makes sure one of them takes the watch: unparked by a
+//! notification, it is a searcher, and the last searcher to find work
+//! wakes another (the idle protocol); unparked by its own driver turn, it
+//! wakes a sleeper itself if nobody holds the watch. The woken worker
+//! takes the watch when it parks again. The holder lets the watch go when
+//! it finds every other worker parked, or leaves its park.
+//!
+//! The ping-pong fast path is kept: the owner still runs its LIFO task
+//! next; filling an empty slot is a plain store and taking it one CAS (see
+//! `lifo.rs`); nothing else is added per task.
 
 use super::handle::{Entry, Handle};
+use super::lifo::Lifo;
 use super::park::Parker;
 use super::queue::Local;
 use crate::runtime::context;
 use crate::runtime::metrics::WorkerStats;
 use crate::scheduler;
+use crate::scheduler::Defer;
 use crate::task::coop;
 use std::cell::RefCell;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// LIFO polls in a row before the slot is turned off until the chain ends.
 const MAX_LIFO_POLLS_PER_TICK: usize = 3;
+
+/// How long a worker must have been inside one poll before another takes
+/// the task in its LIFO slot.
+const STUCK_POLL: Duration = Duration::from_millis(5);
+
+/// How often the parked worker that holds the LIFO watch wakes to check
+/// the slots (only while some other worker runs).
+const LIFO_WATCH_INTERVAL: Duration = Duration::from_millis(5);
 
 /// One worker thread's identity; its core travels with the thread.
 pub(super) struct Worker {
@@ -32,9 +71,14 @@ pub(super) struct Worker {
 /// The state only the running worker touches.
 pub(crate) struct Core {
     tick: u32,
-    /// The task to run next (spawned or woken by the current task).
-    pub(super) lifo_slot: Option<Entry>,
+    /// The LIFO slot (the task to run next, spawned or woken by the
+    /// current task) and the poll count others watch.
+    pub(super) lifo: Arc<Lifo<Entry>>,
     pub(super) lifo_enabled: bool,
+    /// Per worker: what this one last saw of that worker's LIFO slot.
+    lifo_seen: Box<[LifoSeen]>,
+    /// This worker holds `Shared::lifo_watch`.
+    holds_lifo_watch: bool,
     pub(super) run_queue: Local<Entry>,
     is_searching: bool,
     is_shutdown: bool,
@@ -55,22 +99,36 @@ pub(crate) struct Context {
     pub(super) worker: Arc<Worker>,
     /// The core while a task runs or the worker parks.
     pub(super) core: RefCell<Option<Box<Core>>>,
+    /// Wakers of tasks that yielded, woken after the next driver turn.
+    pub(super) defer: Defer,
 }
 
 /// `Err` means the core left this thread (reserved for `block_in_place`).
 type RunResult = Result<Box<Core>, ()>;
 
+/// Another worker's LIFO slot as last seen full: its poll count then, and
+/// since when that count has not moved.
+#[derive(Clone, Copy, Default)]
+struct LifoSeen {
+    polls: u32,
+    since: Option<Instant>,
+}
+
 impl Core {
     pub(super) fn new(
         index: usize,
+        num_workers: usize,
         run_queue: Local<Entry>,
+        lifo: Arc<Lifo<Entry>>,
         park: Parker,
         handle_cfg: &crate::runtime::config::Config,
     ) -> Box<Core> {
         Box::new(Core {
             tick: 0,
-            lifo_slot: None,
+            lifo,
             lifo_enabled: !handle_cfg.disable_lifo_slot,
+            lifo_seen: vec![LifoSeen::default(); num_workers].into_boxed_slice(),
+            holds_lifo_watch: false,
             run_queue,
             is_searching: false,
             is_shutdown: false,
@@ -107,7 +165,85 @@ impl Core {
     }
 
     fn next_local_task(&mut self) -> Option<Entry> {
-        self.lifo_slot.take().or_else(|| self.run_queue.pop())
+        self.lifo.slot.take().or_else(|| self.run_queue.pop())
+    }
+
+    /// Takes the task in another worker's LIFO slot if that worker has been
+    /// inside one poll for at least [`STUCK_POLL`] (see "Stuck LIFO slots").
+    fn steal_stuck_lifo(&mut self, worker: &Worker) -> Option<Entry> {
+        let mut now = None;
+        for (i, remote) in worker.handle.shared.remotes.iter().enumerate() {
+            if i == self.index {
+                continue;
+            }
+            let seen = &mut self.lifo_seen[i];
+            if !remote.lifo.slot.is_full() {
+                seen.since = None;
+                continue;
+            }
+            let polls = remote.lifo.polls();
+            let now = *now.get_or_insert_with(Instant::now);
+            match seen.since {
+                Some(since) if seen.polls == polls => {
+                    if now.saturating_duration_since(since) >= STUCK_POLL {
+                        if let Some(task) = remote.lifo.slot.take() {
+                            seen.since = None;
+                            self.stats.steals += 1;
+                            return Some(task);
+                        }
+                    }
+                }
+                _ => {
+                    *seen = LifoSeen {
+                        polls,
+                        since: Some(now),
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Before a park: whether this worker holds the LIFO watch now (then it
+    /// parks at most [`LIFO_WATCH_INTERVAL`]). It takes or keeps the watch
+    /// while another worker runs, and lets it go when all others are parked.
+    /// A searcher that found nothing (`searched`: maybe woken to take the
+    /// watch by a worker that has parked again since) takes a free watch
+    /// for one interval anyway: otherwise a worker woken by its own driver
+    /// again and again would wake a sleeper each time.
+    fn watch_lifo_slots(&mut self, worker: &Worker, searched: bool) -> bool {
+        let shared = &worker.handle.shared;
+        if shared.remotes.len() == 1 {
+            return false;
+        }
+        // This worker is parked already: any unparked one is another.
+        if searched || shared.idle.num_unparked() > 0 {
+            if !self.holds_lifo_watch {
+                self.holds_lifo_watch = shared
+                    .lifo_watch
+                    .compare_exchange(false, true, SeqCst, SeqCst)
+                    .is_ok();
+            }
+        } else if self.holds_lifo_watch {
+            self.release_lifo_watch(worker);
+            // Look again: a worker unparked since the load above and
+            // filling its slot saw the watch taken and woke nobody. (It
+            // sees the watch free if this look misses it: SeqCst.)
+            if shared.idle.num_unparked() > 0 {
+                self.holds_lifo_watch = shared
+                    .lifo_watch
+                    .compare_exchange(false, true, SeqCst, SeqCst)
+                    .is_ok();
+            }
+        }
+        self.holds_lifo_watch
+    }
+
+    fn release_lifo_watch(&mut self, worker: &Worker) {
+        if self.holds_lifo_watch {
+            self.holds_lifo_watch = false;
+            worker.handle.shared.lifo_watch.store(false, SeqCst);
+        }
     }
 
     /// Steals from a random victim, then falls back on the inject queue.
@@ -149,7 +285,7 @@ impl Core {
     }
 
     fn has_tasks(&self) -> bool {
-        self.lifo_slot.is_some() || self.run_queue.has_tasks()
+        self.lifo.slot.is_full() || self.run_queue.has_tasks()
     }
 
     /// Others should be woken if this worker has more than it can run now.
@@ -157,7 +293,7 @@ impl Core {
         if self.is_searching {
             return false;
         }
-        usize::from(self.lifo_slot.is_some()) + self.run_queue.len() > 1
+        usize::from(self.lifo.slot.is_full()) + self.run_queue.len() > 1
     }
 
     /// Prepares to park. False if the worker has work after all.
@@ -179,16 +315,30 @@ impl Core {
 
     /// After a park returned: true if the worker should run again.
     fn transition_from_parked(&mut self, worker: &Worker) -> bool {
+        let shared = &worker.handle.shared;
         if self.has_tasks() {
+            self.release_lifo_watch(worker);
             // Woken by its own driver turn with local work: leave the
             // sleepers list by itself.
-            self.is_searching = !worker.handle.shared.idle.unpark_worker_by_id(worker.index);
+            self.is_searching = !shared.idle.unpark_worker_by_id(worker.index);
+            // The others may sleep untimed: if nobody watches the LIFO
+            // slots, get a sleeper to (see "Stuck LIFO slots"). SeqCst:
+            // a holder letting the watch go either sees this worker
+            // unparked, or this load sees the watch free.
+            if !self.is_searching
+                && shared.remotes.len() > 1
+                && !shared.lifo_watch.load(SeqCst)
+                && shared.idle.has_sleepers()
+            {
+                worker.handle.notify_parked();
+            }
             return true;
         }
-        if worker.handle.shared.idle.is_parked(worker.index) {
+        if shared.idle.is_parked(worker.index) {
             return false;
         }
         // Unparked by a notification: it is searching now.
+        self.release_lifo_watch(worker);
         self.is_searching = true;
         true
     }
@@ -209,7 +359,7 @@ impl Core {
 
     /// Drops every queued entry and shuts the driver down (last worker).
     pub(super) fn shutdown(&mut self) {
-        drop(self.lifo_slot.take());
+        drop(self.lifo.slot.take());
         self.run_queue.clear();
         if let Some(park) = self.park.as_mut() {
             park.shutdown();
@@ -263,6 +413,7 @@ fn run(worker: Arc<Worker>) {
     let cx = scheduler::Context::MultiThread(Context {
         worker,
         core: RefCell::new(None),
+        defer: Defer::new(),
     });
     context::set_scheduler(&cx, || {
         let scheduler::Context::MultiThread(cx) = &cx else {
@@ -271,10 +422,23 @@ fn run(worker: Arc<Worker>) {
         // The loop only ends by handing the core in (Err).
         let res = cx.run(core);
         debug_assert!(res.is_err());
+        // The core left (shutdown, or `block_in_place` after the last
+        // driver turn): what yielded goes to the inject queue.
+        cx.defer.wake();
     });
 }
 
 impl Context {
+    /// Keeps `waker` until after the next driver turn (`yield_now`). False
+    /// if this thread has no core now (then the caller wakes it at once).
+    pub(crate) fn defer(&self, waker: &std::task::Waker) -> bool {
+        if self.core.borrow().is_none() {
+            return false;
+        }
+        self.defer.defer(waker);
+        true
+    }
+
     fn run(&self, mut core: Box<Core>) -> RunResult {
         while !core.is_shutdown {
             core.tick = core.tick.wrapping_add(1);
@@ -297,6 +461,10 @@ impl Context {
             }
             if let Some(task) = core.steal_work(&self.worker) {
                 core = self.run_task(task, core)?;
+            } else if !self.defer.is_empty() {
+                // Only yielded tasks: a driver turn without sleeping wakes
+                // them.
+                core = self.park_timeout(core, Some(Duration::ZERO));
             } else {
                 core = self.park(core);
             }
@@ -316,6 +484,7 @@ impl Context {
         // Stop searching first, so another idle worker may start.
         core.transition_from_searching(&self.worker);
         core.stats.polls += 1;
+        core.lifo.poll_started();
         *self.core.borrow_mut() = Some(core);
         // The LIFO chain shares this task's budget.
         coop::budget(|| {
@@ -325,7 +494,7 @@ impl Context {
                 let Some(mut core) = self.core.borrow_mut().take() else {
                     return Err(());
                 };
-                let Some(task) = core.lifo_slot.take() else {
+                let Some(task) = core.lifo.slot.take() else {
                     core.lifo_enabled = !self.worker.handle.config.disable_lifo_slot;
                     return Ok(core);
                 };
@@ -342,6 +511,7 @@ impl Context {
                     core.lifo_enabled = false;
                 }
                 core.stats.polls += 1;
+                core.lifo.poll_started();
                 *self.core.borrow_mut() = Some(core);
                 task.run();
             }
@@ -352,11 +522,13 @@ impl Context {
     /// the queued tasks keep running. False if this thread has no core (a
     /// nested call).
     pub(crate) fn hand_off_core(&self) -> bool {
+        // Yielded tasks must not wait for us either: into the local queue.
+        self.defer.wake();
         let Some(mut core) = self.core.borrow_mut().take() else {
             return false;
         };
         // The LIFO task must not wait for us: the new thread runs it.
-        if let Some(task) = core.lifo_slot.take() {
+        if let Some(task) = core.lifo.slot.take() {
             core.run_queue.push_back_or_overflow(
                 task,
                 &self.worker.handle.shared.inject,
@@ -396,6 +568,11 @@ impl Context {
             // A driver turn without sleeping.
             core = self.park_timeout(core, Some(Duration::ZERO));
             core.maintenance(&self.worker);
+            if let Some(task) = core.steal_stuck_lifo(&self.worker) {
+                let handle = &self.worker.handle;
+                core.run_queue
+                    .push_back_or_overflow(task, &handle.shared.inject, &mut core.stats);
+            }
         }
         core
     }
@@ -411,32 +588,63 @@ impl Context {
     }
 
     fn park(&self, mut core: Box<Core>) -> Box<Core> {
+        let mut searched = core.is_searching;
         if core.transition_to_parked(&self.worker) {
             while !core.is_shutdown {
                 core.stats.parks += 1;
                 core.submit_metrics(&self.worker);
-                core = self.park_timeout(core, None);
+                let watch = core.watch_lifo_slots(&self.worker, searched);
+                searched = false;
+                if watch {
+                    core = self.park_for(core, LIFO_WATCH_INTERVAL);
+                } else {
+                    core = self.park_timeout(core, None);
+                }
                 // Local tasks after a park were woken by the drivers (others
                 // wake into the inject queue): I/O is hot.
                 core.io_first = core.has_tasks();
+                if core.holds_lifo_watch {
+                    if let Some(task) = core.steal_stuck_lifo(&self.worker) {
+                        let handle = &self.worker.handle;
+                        core.run_queue.push_back_or_overflow(
+                            task,
+                            &handle.shared.inject,
+                            &mut core.stats,
+                        );
+                    }
+                }
                 core.maintenance(&self.worker);
                 if core.transition_from_parked(&self.worker) {
                     break;
                 }
             }
+            core.release_lifo_watch(&self.worker);
         }
         core
     }
 
-    fn park_timeout(&self, mut core: Box<Core>, duration: Option<Duration>) -> Box<Core> {
+    fn park_timeout(&self, core: Box<Core>, duration: Option<Duration>) -> Box<Core> {
+        self.park_with(core, |park| match duration {
+            Some(timeout) => park.park_timeout(timeout),
+            None => park.park(),
+        })
+    }
+
+    /// Parks until unparked or `timeout` passed, in the driver or on the
+    /// condvar (the LIFO watch).
+    fn park_for(&self, core: Box<Core>, timeout: Duration) -> Box<Core> {
+        self.park_with(core, |park| park.park_for(timeout))
+    }
+
+    fn park_with(&self, mut core: Box<Core>, park_fn: impl FnOnce(&mut Parker)) -> Box<Core> {
         let mut park = core.park.take().expect("park missing");
         // The core stays reachable while parked, so wakes from the driver
         // on this thread go to the local queue.
         *self.core.borrow_mut() = Some(core);
-        match duration {
-            Some(timeout) => park.park_timeout(timeout),
-            None => park.park(),
-        }
+        park_fn(&mut park);
+        // After the driver turn: the tasks that yielded, behind what the
+        // drivers woke.
+        self.defer.wake();
         let mut core = self.core.borrow_mut().take().expect("core missing");
         core.park = Some(park);
         if core.should_notify_others() {

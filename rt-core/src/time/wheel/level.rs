@@ -159,6 +159,13 @@ impl Level {
         Some(idx)
     }
 
+    /// The first entry of `slot` ([`NIL`](super::slab::NIL) if none); the
+    /// rest follow through the entries' `next` links.
+    #[inline]
+    pub(super) fn slot_head(&self, slot: usize) -> u32 {
+        self.slots[slot].head
+    }
+
     /// Whether `slot` holds an entry.
     #[inline]
     pub(super) fn is_occupied(&self, slot: usize) -> bool {

@@ -49,6 +49,20 @@
 //! - Deadlines more than [`MAX_DURATION`] ticks after `elapsed` are clamped to
 //!   `elapsed + MAX_DURATION` at insertion (about 2.2 years at 1 ms a tick);
 //!   [`Wheel::deadline`] and [`Wheel::poll`] report the clamped value.
+//!
+//! # The earliest deadline
+//!
+//! [`Wheel::next_expiration`] is the next tick at which `poll` has work,
+//! which may be a cascade point before any deadline. A sleeper that wants to
+//! wake once per deadline (a host waiting on the backend fd) asks
+//! [`Wheel::next_deadline`] instead: the earliest stored deadline, exactly.
+//! It lies in the slot `next_expiration` names (every entry of a lower
+//! level, or of an earlier slot, would come first), so it is found by
+//! scanning that one slot, and a level-0 slot needs no scan (all its
+//! entries share one deadline). The result is cached: an insert lowers the
+//! cache in O(1), and only removing or firing an entry that carries the
+//! cached deadline forgets it; cascading moves entries without changing the
+//! set of deadlines. Insert, remove and poll stay O(1) per entry.
 
 mod level;
 mod slab;
@@ -96,6 +110,9 @@ pub(crate) struct Wheel<T> {
     levels: Box<[Level; NUM_LEVELS]>,
     /// Storage for all entries.
     slab: Slab<T>,
+    /// The earliest stored deadline if known (`None`: unknown, computed by
+    /// the next `next_deadline`).
+    min_deadline: Option<u64>,
 }
 
 impl<T> Wheel<T> {
@@ -106,6 +123,7 @@ impl<T> Wheel<T> {
             elapsed: 0,
             levels: Box::new(std::array::from_fn(Level::new)),
             slab: Slab::new(),
+            min_deadline: None,
         }
     }
 
@@ -149,6 +167,12 @@ impl<T> Wheel<T> {
         let deadline = deadline.min(self.elapsed.saturating_add(MAX_DURATION));
         let idx = self.slab.alloc(deadline, value);
         self.link(idx, deadline);
+        self.min_deadline = match self.min_deadline {
+            Some(min) => Some(min.min(deadline)),
+            // The only entry: its deadline is the earliest.
+            None if self.slab.len() == 1 => Some(deadline),
+            None => None,
+        };
         Ok(self.slab.key(idx))
     }
 
@@ -159,7 +183,8 @@ impl<T> Wheel<T> {
         let idx = self.slab.lookup(key)?;
         let (level, slot) = untag(self.slab.get(idx).list);
         self.levels[level].remove(&mut self.slab, idx, slot);
-        let (_, _, value) = self.slab.release(idx);
+        let (_, deadline, value) = self.slab.release(idx);
+        self.forget_min_if(deadline);
         Some(value)
     }
 
@@ -186,6 +211,52 @@ impl<T> Wheel<T> {
         self.next_slot().map(|exp| exp.deadline)
     }
 
+    /// The earliest stored deadline (clamped as described in
+    /// [`insert`](Self::insert)), exactly; `None` if the wheel is empty. Not
+    /// before [`next_expiration`](Self::next_expiration): polling with any
+    /// `now` below it returns nothing.
+    ///
+    /// Cached; when the cache was forgotten (the entry carrying it left),
+    /// scans the one slot `next_expiration` names: O(entries in that slot)
+    /// at a level above 0, O(number of levels) otherwise.
+    pub(crate) fn next_deadline(&mut self) -> Option<u64> {
+        if self.slab.len() == 0 {
+            return None;
+        }
+        if let Some(min) = self.min_deadline {
+            return Some(min);
+        }
+        let min = if self.levels[0].is_occupied(self.due_slot()) {
+            self.elapsed
+        } else {
+            let exp = self.next_slot()?;
+            if exp.level == 0 {
+                // One tick per slot: every entry is due at its first tick.
+                exp.deadline
+            } else {
+                let mut min = u64::MAX;
+                let mut cur = self.levels[exp.level].slot_head(exp.slot);
+                while cur != slab::NIL {
+                    let entry = self.slab.get(cur);
+                    min = min.min(entry.deadline);
+                    cur = entry.next;
+                }
+                min
+            }
+        };
+        self.min_deadline = Some(min);
+        Some(min)
+    }
+
+    /// An entry with `deadline` left the wheel: if it carried the cached
+    /// earliest deadline, forget it.
+    #[inline]
+    fn forget_min_if(&mut self, deadline: u64) {
+        if self.min_deadline == Some(deadline) {
+            self.min_deadline = None;
+        }
+    }
+
     /// Returns one expired timer (deadline `<= now`) with its key and
     /// deadline, advancing `elapsed` and cascading slots as needed; call it
     /// until it returns `None`.
@@ -204,7 +275,9 @@ impl<T> Wheel<T> {
             let due = self.due_slot();
             if let Some(idx) = self.levels[0].pop(&mut self.slab, due) {
                 debug_assert_eq!(self.slab.get(idx).deadline, self.elapsed);
-                return Some(self.slab.release(idx));
+                let fired = self.slab.release(idx);
+                self.forget_min_if(fired.1);
+                return Some(fired);
             }
             match self.next_slot() {
                 Some(exp) if exp.deadline <= now => {
@@ -802,6 +875,8 @@ mod tests {
                 assert_eq!(wheel.len(), model.len());
                 let expected = brute_next(wheel.elapsed(), model.values().map(|v| v.0));
                 assert_eq!(wheel.next_expiration(), expected, "seed {seed} op {op}");
+                let min = model.values().map(|v| v.0).min();
+                assert_eq!(wheel.next_deadline(), min, "seed {seed} op {op}");
                 if let (Some(n), Some(min)) = (expected, model.values().map(|v| v.0).min()) {
                     assert!(n <= min);
                 }
@@ -814,6 +889,44 @@ mod tests {
             }
             assert!(wheel.is_empty());
         }
+    }
+
+    #[test]
+    fn next_deadline_is_exact_past_cascade_points() {
+        let mut wheel = Wheel::new();
+        assert_eq!(wheel.next_deadline(), None);
+        assert_eq!(wheel.poll(40), None);
+        // 50 ticks out from 40: level 1, whose slot is processed at 64.
+        let a = wheel.insert(90, 'a').unwrap();
+        assert_eq!(wheel.next_expiration(), Some(64));
+        assert_eq!(wheel.next_deadline(), Some(90));
+        // Same slot, earlier: the cache is lowered.
+        let b = wheel.insert(70, 'b').unwrap();
+        assert_eq!(wheel.next_deadline(), Some(70));
+        // Removing the earliest forgets it; the slot is scanned again.
+        assert_eq!(wheel.remove(b), Some('b'));
+        assert_eq!(wheel.next_deadline(), Some(90));
+        let c = wheel.insert(100, 'c').unwrap();
+        let far = wheel.insert(1 << 20, 'f').unwrap();
+        assert_eq!(wheel.next_deadline(), Some(90));
+        // The cascade at 64 changes nothing.
+        assert_eq!(wheel.poll(64), None);
+        assert_eq!(wheel.next_deadline(), Some(90));
+        assert_eq!(wheel.poll(90).map(|f| f.2), Some('a'));
+        assert_eq!(wheel.next_deadline(), Some(100));
+        assert_eq!(wheel.remove(a), None);
+        assert_eq!(wheel.remove(c), Some('c'));
+        assert_eq!(wheel.next_deadline(), Some(1 << 20));
+        assert_eq!(wheel.remove(far), Some('f'));
+        assert_eq!(wheel.next_deadline(), None);
+        // A partial poll leaves due entries: their deadline is `elapsed`.
+        for t in [200, 200, 300] {
+            wheel.insert(t, 'x').unwrap();
+        }
+        assert!(wheel.poll(250).is_some());
+        assert_eq!(wheel.next_deadline(), Some(200));
+        assert!(wheel.poll(250).is_some());
+        assert_eq!(wheel.next_deadline(), Some(300));
     }
 
     #[test]
