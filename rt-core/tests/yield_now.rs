@@ -1,4 +1,5 @@
-//! `yield_now` lets the drivers in: a task yielding in a loop while a timer
+//! `yield_now` (and an exhausted coop budget) lets the drivers in: a task
+//! yielding in a loop while a timer
 //! is due or a datagram is pending lets the task waiting for it run after
 //! at most one yield round, on both schedulers and in every host-run mode.
 
@@ -200,5 +201,55 @@ fn yielding_tasks_alone_keep_running() {
         });
         assert_eq!(rt.run_for(Duration::from_secs(5), 100), 100);
         assert_eq!(count.load(SeqCst), 100);
+    });
+}
+
+/// A task that runs out of its cooperative budget is set aside like a
+/// yield (as in Tokio): a due timer's task runs after at most a couple of
+/// budget rounds (128 units each), not after `event_interval` of them.
+#[test]
+fn an_exhausted_budget_lets_a_due_timer_in() {
+    support::with_deadline("budget", 60, || {
+        for (name, rt) in [
+            ("current_thread", current_thread()),
+            (
+                "multi_thread",
+                Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .unwrap(),
+            ),
+        ] {
+            let spent = rt.block_on(async {
+                rt_core::spawn(async {
+                    let polled = Arc::new(AtomicBool::new(false));
+                    let done = Arc::new(AtomicBool::new(false));
+                    let (p, d) = (polled.clone(), done.clone());
+                    rt_core::spawn(async move {
+                        p.store(true, SeqCst);
+                        rt_core::time::sleep(Duration::from_millis(1)).await;
+                        d.store(true, SeqCst);
+                    });
+                    while !polled.load(SeqCst) {
+                        yield_now().await;
+                    }
+                    // The timer is due once this returns.
+                    std::thread::sleep(Duration::from_millis(20));
+                    let mut units = 0;
+                    while !done.load(SeqCst) && units < 100_000 {
+                        rt_core::task::consume_budget().await;
+                        units += 1;
+                    }
+                    units
+                })
+                .await
+                .unwrap()
+            });
+            assert!(
+                spent <= 3 * 128,
+                "{name}: the timer's task ran after {spent} budget units"
+            );
+        }
     });
 }

@@ -73,8 +73,8 @@ pub(crate) fn has_budget_remaining() -> bool {
 
 /// Spends one unit of budget if some is left.
 ///
-/// Returns `Pending` (after waking the task so it is polled again later) when
-/// the budget is exhausted. On `Ready`, the returned guard gives the unit back
+/// Returns `Pending` when the budget is exhausted, after deferring the
+/// task's wake to the scheduler's next driver turn (as `yield_now` does). On `Ready`, the returned guard gives the unit back
 /// if it is dropped without [`RestoreOnPending::made_progress`] being called,
 /// so a leaf that turns out not to be ready does not consume budget.
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
@@ -84,7 +84,9 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
             match budget.0 {
                 None => Poll::Ready(RestoreOnPending(Cell::new(budget))),
                 Some(0) => {
-                    cx.waker().wake_by_ref();
+                    // As a yield (and as in Tokio): woken after the
+                    // scheduler's next driver turn, so I/O and timers get in.
+                    crate::scheduler::defer(cx.waker());
                     Poll::Pending
                 }
                 Some(n) => {
