@@ -1,7 +1,7 @@
 //! `yield_now` (and an exhausted coop budget) lets the drivers in: a task
-//! yielding in a loop while a timer
-//! is due or a datagram is pending lets the task waiting for it run after
-//! at most one yield round, on both schedulers and in every host-run mode.
+//! yielding in a loop while a timer is due or a datagram is pending lets
+//! the task waiting for it run after at most one yield round, on both
+//! schedulers and in every host-run mode.
 
 mod support;
 
