@@ -20,8 +20,8 @@
 //!   instructions until it is EMPTY when filling.
 
 use crate::loom::{AtomicUsize, UnsafeCell};
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 const EMPTY: usize = 0;
 const FULL: usize = 1;
@@ -118,6 +118,29 @@ pub(super) struct Lifo<T> {
     /// that sees it unchanged for a while, with a task in the slot, knows
     /// the owner is stuck in one poll.
     polls: AtomicU32,
+    /// The other workers' last look at `polls`, shared by all of them (so
+    /// a runtime keeps one per worker, not one per pair of workers).
+    seen: Seen,
+}
+
+/// The last poll count some other worker saw, and since when it has not
+/// moved: `(polls << 32) | milliseconds on the stuck clock`, one word so a
+/// reader never pairs a count with another count's time (`NOT_SEEN`: no
+/// look yet). Written only by workers looking for a stuck slot (at
+/// maintenance and parks), on a line of its own.
+#[repr(align(128))]
+struct Seen(AtomicU64);
+
+const NOT_SEEN: u64 = u64::MAX;
+
+/// Milliseconds since the first use, wrapping every 49 days (only
+/// differences of a few milliseconds are taken).
+pub(super) fn stuck_clock_ms() -> u32 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u32
 }
 
 impl<T> Lifo<T> {
@@ -125,7 +148,24 @@ impl<T> Lifo<T> {
         Lifo {
             slot: LifoSlot::new(),
             polls: AtomicU32::new(0),
+            seen: Seen(AtomicU64::new(NOT_SEEN)),
         }
+    }
+
+    /// Another worker's look, at `now_ms` on the stuck clock: for how many
+    /// milliseconds the owner's poll count has not moved, as far as the
+    /// looks of all workers tell (0 when it moved since the last look). Two
+    /// workers looking at once may both record their look; either is right.
+    pub(super) fn unmoved_for_ms(&self, now_ms: u32) -> u32 {
+        let polls = self.polls();
+        let seen = self.seen.0.load(Relaxed);
+        if seen != NOT_SEEN && (seen >> 32) as u32 == polls {
+            return now_ms.wrapping_sub(seen as u32);
+        }
+        self.seen
+            .0
+            .store((u64::from(polls) << 32) | u64::from(now_ms), Relaxed);
+        0
     }
 
     /// Owner only: a poll starts.
@@ -167,6 +207,21 @@ mod tests {
         assert_eq!(std::sync::Arc::strong_count(&task), 2);
         drop(slot);
         assert_eq!(std::sync::Arc::strong_count(&task), 1);
+    }
+
+    #[test]
+    fn unmoved_for_counts_from_the_first_look_at_a_count() {
+        let lifo = Lifo::<()>::new();
+        assert_eq!(lifo.unmoved_for_ms(100), 0);
+        assert_eq!(lifo.unmoved_for_ms(103), 3);
+        assert_eq!(lifo.unmoved_for_ms(107), 7);
+        lifo.poll_started();
+        assert_eq!(lifo.unmoved_for_ms(108), 0);
+        assert_eq!(lifo.unmoved_for_ms(110), 2);
+        // The clock wraps.
+        let lifo = Lifo::<()>::new();
+        assert_eq!(lifo.unmoved_for_ms(u32::MAX - 1), 0);
+        assert_eq!(lifo.unmoved_for_ms(3), 5);
     }
 
     #[test]

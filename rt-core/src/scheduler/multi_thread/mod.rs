@@ -60,7 +60,7 @@ pub(crate) fn create(
             lifo: lifo.clone(),
             unpark: parker.unparker(),
         });
-        cores.push(Core::new(index, size, run_queue, lifo, parker, &config));
+        cores.push(Core::new(index, run_queue, lifo, parker, &config));
     }
     let handle = Arc::new(Handle {
         shared: Shared {

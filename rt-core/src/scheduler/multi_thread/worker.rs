@@ -47,7 +47,7 @@ use crate::task::coop;
 use std::cell::RefCell;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// LIFO polls in a row before the slot is turned off until the chain ends.
 const MAX_LIFO_POLLS_PER_TICK: usize = 3;
@@ -75,8 +75,6 @@ pub(crate) struct Core {
     /// current task) and the poll count others watch.
     pub(super) lifo: Arc<Lifo<Entry>>,
     pub(super) lifo_enabled: bool,
-    /// Per worker: what this one last saw of that worker's LIFO slot.
-    lifo_seen: Box<[LifoSeen]>,
     /// This worker holds `Shared::lifo_watch`.
     holds_lifo_watch: bool,
     pub(super) run_queue: Local<Entry>,
@@ -106,18 +104,9 @@ pub(crate) struct Context {
 /// `Err` means the core left this thread (reserved for `block_in_place`).
 type RunResult = Result<Box<Core>, ()>;
 
-/// Another worker's LIFO slot as last seen full: its poll count then, and
-/// since when that count has not moved.
-#[derive(Clone, Copy, Default)]
-struct LifoSeen {
-    polls: u32,
-    since: Option<Instant>,
-}
-
 impl Core {
     pub(super) fn new(
         index: usize,
-        num_workers: usize,
         run_queue: Local<Entry>,
         lifo: Arc<Lifo<Entry>>,
         park: Parker,
@@ -127,7 +116,6 @@ impl Core {
             tick: 0,
             lifo,
             lifo_enabled: !handle_cfg.disable_lifo_slot,
-            lifo_seen: vec![LifoSeen::default(); num_workers].into_boxed_slice(),
             holds_lifo_watch: false,
             run_queue,
             is_searching: false,
@@ -173,31 +161,14 @@ impl Core {
     fn steal_stuck_lifo(&mut self, worker: &Worker) -> Option<Entry> {
         let mut now = None;
         for (i, remote) in worker.handle.shared.remotes.iter().enumerate() {
-            if i == self.index {
+            if i == self.index || !remote.lifo.slot.is_full() {
                 continue;
             }
-            let seen = &mut self.lifo_seen[i];
-            if !remote.lifo.slot.is_full() {
-                seen.since = None;
-                continue;
-            }
-            let polls = remote.lifo.polls();
-            let now = *now.get_or_insert_with(Instant::now);
-            match seen.since {
-                Some(since) if seen.polls == polls => {
-                    if now.saturating_duration_since(since) >= STUCK_POLL {
-                        if let Some(task) = remote.lifo.slot.take() {
-                            seen.since = None;
-                            self.stats.steals += 1;
-                            return Some(task);
-                        }
-                    }
-                }
-                _ => {
-                    *seen = LifoSeen {
-                        polls,
-                        since: Some(now),
-                    }
+            let now = *now.get_or_insert_with(super::lifo::stuck_clock_ms);
+            if u128::from(remote.lifo.unmoved_for_ms(now)) >= STUCK_POLL.as_millis() {
+                if let Some(task) = remote.lifo.slot.take() {
+                    self.stats.steals += 1;
+                    return Some(task);
                 }
             }
         }
