@@ -309,7 +309,8 @@ fn poll_fns_on(rt: Runtime) {
         assert!(poll_fn(|cx| Poll::Ready(readable.as_mut().poll(cx).is_pending())).await);
 
         // Readable now: `readable` and the read task both complete.
-        (&*afd_b.get_ref()).write_all(b"0").unwrap();
+        let mut writer = afd_b.get_ref();
+        writer.write_all(b"0").unwrap();
         readable.await.unwrap();
         read_task.await.unwrap();
         assert!(

@@ -1235,6 +1235,251 @@ static void test_stop_from_another_runtimes_callback(void) {
     }
 }
 
+
+/* ---------------- handles and wakers outliving their runtime ---------------- */
+
+static rt_waker *g_kept_waker;
+
+static int keep_waker_poll(void *state, rt_waker *w) {
+    entry *e = state;
+    note_zero(e);
+    if (!g_kept_waker) {
+        g_kept_waker = rt_waker_clone(w);
+    }
+    return RT_PENDING;
+}
+
+static void test_handles_and_wakers_outlive_the_runtime(void) {
+    int f;
+    for (f = 0; f < 2; f++) {
+        ledger l;
+        rt_task *spawned = NULL, *polled = NULL, *blocking = NULL;
+        pthread_t drv;
+        entry *e1, *e2, *e3;
+        ledger_init(&l, make_rt((rt_flavor)f, 1));
+        e1 = new_entry(&l, K_SPAWN);
+        e2 = new_entry(&l, K_POLL);
+        e3 = new_entry(&l, K_BLOCKING);
+        g_kept_waker = NULL;
+        CHECK_EQ(rt_spawn(l.rt, once_cb, e1, &spawned), 0);
+        CHECK_EQ(rt_spawn_poll(l.rt, keep_waker_poll, e2, poll_drop, &polled), 0);
+        CHECK_EQ(rt_spawn_blocking(l.rt, nop_work, once_cb, e3, &blocking), 0);
+        atomic_store(&e1->handed, 1);
+        atomic_store(&e2->handed, 1);
+        atomic_store(&e3->handed, 1);
+        if (f == RT_FLAVOR_CURRENT_THREAD) {
+            pthread_create(&drv, NULL, drive, l.rt);
+        }
+        CHECK(wait_until(&e2->zero, 1, 5000));
+        CHECK_EQ(rt_runtime_shutdown(l.rt, -1), 0);
+        atomic_store(&l.returned, 1);
+        if (f == RT_FLAVOR_CURRENT_THREAD) {
+            pthread_join(drv, NULL);
+        }
+        rt_runtime_free(l.rt);
+        /* The runtime is gone: task handles stay valid until released, a
+         * kept waker may still be woken (nothing left to wake) or freed. */
+        CHECK_EQ(rt_task_is_finished(spawned), 1);
+        CHECK_EQ(rt_task_join(spawned, INT64_MAX), 0);
+        CHECK_EQ(rt_task_abort(spawned), RT_EALREADY);
+        CHECK_EQ(rt_task_is_finished(polled), 1);
+        CHECK_EQ(rt_task_join(polled, 0), 0);
+        CHECK_EQ(rt_task_join(blocking, -1), 0);
+        {
+            rt_task *twin = rt_task_clone(polled);
+            CHECK(twin != NULL);
+            rt_task_release(twin);
+        }
+        rt_task_release(spawned);
+        rt_task_release(polled);
+        rt_task_release(blocking);
+        CHECK(g_kept_waker != NULL);
+        if (g_kept_waker) {
+            rt_waker *w2 = rt_waker_clone(g_kept_waker);
+            CHECK_EQ(rt_waker_wake_by_ref(g_kept_waker), 0);
+            CHECK_EQ(rt_waker_wake(g_kept_waker), 0);
+            rt_waker_free(w2);
+        }
+        CHECK_EQ(atomic_load(&e2->zero), 1);
+        ledger_check(&l, "handles outliving the runtime");
+        ledger_free(&l);
+    }
+}
+
+/* ---------------- calls made from final RT_ECANCELED calls ---------------- */
+
+typedef struct {
+    entry e;
+    rt_runtime *rt;
+    atomic_int spawned_rc, timer_rc, stop_rc, dereg_rc, reg_rc, modify_rc, blocking_rc, poll_rc, queue_rc;
+    atomic_int called_back;
+    rt_timer_id tid;
+    rt_io_id io;
+    int fd;
+} from_final;
+
+static void never_cb(void *arg, int status) {
+    (void)status;
+    atomic_fetch_add(&((from_final *)arg)->called_back, 1);
+}
+
+static void never_io(void *arg, rt_fd fd, uint32_t events, int status) {
+    (void)fd;
+    (void)events;
+    (void)status;
+    atomic_fetch_add(&((from_final *)arg)->called_back, 1);
+}
+
+static int never_poll(void *state, rt_waker *w) {
+    (void)w;
+    atomic_fetch_add(&((from_final *)state)->called_back, 1);
+    return RT_READY;
+}
+
+static void work_from_final(from_final *x) {
+    rt_timer_id t2;
+    rt_io_id io2;
+    rt_queue *q = NULL;
+    atomic_store(&x->spawned_rc, rt_spawn(x->rt, never_cb, x, NULL));
+    atomic_store(&x->timer_rc, rt_timer_start(x->rt, 0, 0, never_cb, x, &t2));
+    atomic_store(&x->stop_rc, rt_timer_stop(x->rt, x->tid));
+    atomic_store(&x->dereg_rc, rt_io_deregister(x->rt, x->io));
+    atomic_store(&x->modify_rc, rt_io_modify(x->rt, x->io, RT_WRITABLE));
+    atomic_store(&x->reg_rc, rt_io_register(x->rt, x->fd, RT_READABLE, never_io, x, &io2));
+    atomic_store(&x->blocking_rc, rt_spawn_blocking(x->rt, nop_work, never_cb, x, NULL));
+    atomic_store(&x->poll_rc, rt_spawn_poll(x->rt, never_poll, x, NULL, NULL));
+    atomic_store(&x->queue_rc, rt_queue_new(x->rt, &q));
+    if (q) {
+        rt_queue_free(q);
+    }
+}
+
+static void final_timer_cb(void *arg, int status) {
+    from_final *x = arg;
+    if (status == RT_ECANCELED) {
+        work_from_final(x);
+    }
+    once_cb(&x->e, status);
+}
+
+static void test_calls_from_final_calls_are_eshutdown(void) {
+    int f;
+    for (f = 0; f < 2; f++) {
+        static from_final x;
+        ledger l;
+        int sv[2];
+        memset(&x, 0, sizeof x);
+        ledger_init(&l, make_rt((rt_flavor)f, 1));
+        x.e.l = &l;
+        x.rt = l.rt;
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        x.fd = sv[1];
+        CHECK_EQ(rt_io_register(l.rt, sv[0], RT_READABLE, nop_io, NULL, &x.io), 0);
+        CHECK_EQ(rt_timer_start(l.rt, 60000, 0, final_timer_cb, &x, &x.tid), 0);
+        CHECK_EQ(rt_runtime_shutdown(l.rt, -1), 0);
+        CHECK_EQ(atomic_load(&x.e.finals), 1);
+        CHECK_EQ(atomic_load(&x.spawned_rc), RT_ESHUTDOWN);
+        CHECK_EQ(atomic_load(&x.timer_rc), RT_ESHUTDOWN);
+        CHECK_EQ(atomic_load(&x.stop_rc), RT_ESHUTDOWN);
+        CHECK_EQ(atomic_load(&x.dereg_rc), RT_ESHUTDOWN);
+        CHECK_EQ(atomic_load(&x.modify_rc), RT_ESHUTDOWN);
+        CHECK_EQ(atomic_load(&x.reg_rc), RT_ESHUTDOWN);
+        CHECK_EQ(atomic_load(&x.blocking_rc), RT_ESHUTDOWN);
+        CHECK_EQ(atomic_load(&x.poll_rc), RT_ESHUTDOWN);
+        CHECK_EQ(atomic_load(&x.queue_rc), RT_ESHUTDOWN);
+        rt_runtime_free(l.rt);
+        CHECK_EQ(atomic_load(&x.called_back), 0);
+        close(sv[0]);
+        close(sv[1]);
+        ledger_free(&l);
+    }
+}
+
+/* ---------------- another runtime freed from a callback while its callbacks block ---------------- */
+
+typedef struct {
+    rt_runtime *b;
+    atomic_int release;
+    atomic_int freed;
+    atomic_int blocked;
+} bg_free;
+
+static bg_free *g_bg;
+
+static void blocking_repeat(void *arg, int status) {
+    repeat_cb(arg, status);
+    if (status == 0) {
+        atomic_fetch_add(&g_bg->blocked, 1);
+        while (!atomic_load(&g_bg->release)) {
+            sleep_ms(1);
+        }
+    }
+}
+
+static void blocking_io(void *arg, rt_fd fd, uint32_t events, int status) {
+    io_cb(arg, fd, events, status);
+    if (status == 0) {
+        atomic_fetch_add(&g_bg->blocked, 1);
+        while (!atomic_load(&g_bg->release)) {
+            sleep_ms(1);
+        }
+    }
+}
+
+static void free_b_cb(void *arg, int status) {
+    bg_free *g = arg;
+    if (status == 0) {
+        rt_runtime_free(g->b);
+        atomic_store(&g->freed, 1);
+    }
+}
+
+static void test_runtime_freed_from_another_runtimes_callback_while_its_callbacks_block(void) {
+    int af;
+    for (af = 0; af < 2; af++) {
+        bg_free g;
+        ledger l;
+        entry *rep, *io;
+        rt_runtime *a = make_rt((rt_flavor)af, 1);
+        pthread_t drv;
+        int sv[2];
+        memset(&g, 0, sizeof g);
+        g_bg = &g;
+        ledger_init(&l, make_rt(RT_FLAVOR_MULTI_THREAD, 2));
+        g.b = l.rt;
+        if (af == RT_FLAVOR_CURRENT_THREAD) {
+            pthread_create(&drv, NULL, drive, a);
+        }
+        rep = new_entry(&l, K_REPEAT);
+        CHECK_EQ(rt_timer_start(l.rt, 0, 1, blocking_repeat, rep, &rep->timer), 0);
+        atomic_store(&rep->handed, 1);
+        io = new_entry(&l, K_IO);
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
+        close(sv[1]);
+        io->fd = sv[0];
+        CHECK_EQ(rt_io_register(l.rt, sv[0], RT_READABLE, blocking_io, io, &io->io), 0);
+        atomic_store(&io->handed, 1);
+        load(&l);
+        CHECK(wait_until(&g.blocked, 2, 5000));
+        CHECK_EQ(rt_spawn(a, free_b_cb, &g, NULL), 0);
+        CHECK(wait_until(&g.freed, 1, 5000));
+        atomic_store(&l.returned, 2); /* like RT_ETIMEDOUT: the two blocked calls are outstanding */
+        sleep_ms(20);
+        atomic_store(&g.release, 1);
+        /* Their final calls follow them, on their threads, in the background. */
+        CHECK(wait_until(&rep->finals, 1, 5000));
+        CHECK(wait_until(&io->finals, 1, 5000));
+        sleep_ms(50);
+        CHECK_EQ(rt_runtime_shutdown(a, -1), 0);
+        if (af == RT_FLAVOR_CURRENT_THREAD) {
+            pthread_join(drv, NULL);
+        }
+        rt_runtime_free(a);
+        ledger_check(&l, "freed from another runtime's callback");
+        ledger_free(&l);
+    }
+}
+
 int main(int argc, char **argv) {
     static const rt_test_case cases[] = {
         {"bad_input_in_every_argument", test_bad_input_in_every_argument},
@@ -1248,6 +1493,10 @@ int main(int argc, char **argv) {
         {"fd_churn_with_reused_numbers", test_fd_churn_with_reused_numbers},
         {"shutdown_from_inside_each_kind_of_callback", test_shutdown_from_inside_each_kind_of_callback},
         {"every_callback_once_racing_shutdown", test_every_callback_once_racing_shutdown},
+        {"handles_and_wakers_outlive_the_runtime", test_handles_and_wakers_outlive_the_runtime},
+        {"calls_from_final_calls_are_eshutdown", test_calls_from_final_calls_are_eshutdown},
+        {"runtime_freed_from_another_runtimes_callback_while_its_callbacks_block",
+         test_runtime_freed_from_another_runtimes_callback_while_its_callbacks_block},
     };
     size_t n = sizeof cases / sizeof cases[0], i;
     if (argc > 1) {
