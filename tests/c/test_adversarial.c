@@ -1501,6 +1501,60 @@ static void test_runtime_freed_from_another_runtimes_callback_while_its_callback
     }
 }
 
+/* ---------------- own shutdown from the host thread while blocking work runs ---------------- */
+
+typedef struct {
+    rt_runtime *rt;
+    atomic_int work_in;
+    atomic_int done_calls;
+    atomic_int done_at_return;
+    atomic_int rc;
+} host_shut;
+
+static void slow_work(void *arg) {
+    host_shut *h = arg;
+    atomic_store(&h->work_in, 1);
+    sleep_ms(200);
+}
+
+static void slow_done(void *arg, int status) {
+    host_shut *h = arg;
+    (void)status;
+    atomic_fetch_add(&h->done_calls, 1);
+}
+
+static void host_shutdown_cb(void *arg, int status) {
+    host_shut *h = arg;
+    if (status != 0) {
+        return;
+    }
+    while (!atomic_load(&h->work_in)) {
+        sleep_ms(1);
+    }
+    atomic_store(&h->rc, rt_runtime_shutdown(h->rt, -1));
+    atomic_store(&h->done_at_return, atomic_load(&h->done_calls));
+}
+
+/* 0 means no callback will be called again: with blocking work still
+ * running (its done(arg, 0) follows), the result must be RT_ETIMEDOUT. */
+static void test_own_shutdown_from_the_host_while_blocking_work_runs(void) {
+    host_shut h;
+    memset(&h, 0, sizeof h);
+    h.rt = make_rt(RT_FLAVOR_CURRENT_THREAD, 1);
+    CHECK_EQ(rt_spawn_blocking(h.rt, slow_work, slow_done, &h, NULL), 0);
+    CHECK_EQ(rt_spawn(h.rt, host_shutdown_cb, &h, NULL), 0);
+    rt_run(h.rt, RT_RUN_DEFAULT);
+    if (atomic_load(&h.rc) == 0) {
+        CHECK_EQ(atomic_load(&h.done_at_return), 1);
+    } else {
+        CHECK_EQ(atomic_load(&h.rc), RT_ETIMEDOUT);
+    }
+    rt_runtime_free(h.rt);
+    CHECK(wait_until(&h.done_calls, 1, 5000));
+    sleep_ms(10);
+    CHECK_EQ(atomic_load(&h.done_calls), 1);
+}
+
 int main(int argc, char **argv) {
     static const rt_test_case cases[] = {
         {"bad_input_in_every_argument", test_bad_input_in_every_argument},
@@ -1515,6 +1569,8 @@ int main(int argc, char **argv) {
         {"shutdown_from_inside_each_kind_of_callback", test_shutdown_from_inside_each_kind_of_callback},
         {"every_callback_once_racing_shutdown", test_every_callback_once_racing_shutdown},
         {"handles_and_wakers_outlive_the_runtime", test_handles_and_wakers_outlive_the_runtime},
+        {"own_shutdown_from_the_host_while_blocking_work_runs",
+         test_own_shutdown_from_the_host_while_blocking_work_runs},
         {"calls_from_final_calls_are_eshutdown", test_calls_from_final_calls_are_eshutdown},
         {"runtime_freed_from_another_runtimes_callback_while_its_callbacks_block",
          test_runtime_freed_from_another_runtimes_callback_while_its_callbacks_block},
