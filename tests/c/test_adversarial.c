@@ -1555,6 +1555,136 @@ static void test_own_shutdown_from_the_host_while_blocking_work_runs(void) {
     CHECK_EQ(atomic_load(&h.done_calls), 1);
 }
 
+/* ---------------- fds closed without deregister, numbers reused by other threads ---------------- */
+
+typedef struct {
+    atomic_int zero;
+    atomic_int finals;
+} io_count;
+
+/* Counts calls and never touches the fd: for a registration whose fd was
+ * closed behind its back, a call may still come under a number that names
+ * another file by then (documented), and reading it would take that file's
+ * data. */
+static void count_io(void *arg, rt_fd fd, uint32_t events, int status) {
+    io_count *c = arg;
+    (void)fd;
+    (void)events;
+    if (status == 0) {
+        atomic_fetch_add(&c->zero, 1);
+    } else {
+        atomic_fetch_add(&c->finals, 1);
+    }
+}
+
+typedef struct {
+    rt_runtime *rt;
+    int rounds;
+    atomic_int *bad;
+} reuse_arg;
+
+static void *reuser(void *p) {
+    reuse_arg *a = p;
+    int i;
+    for (i = 0; i < a->rounds; i++) {
+        io_count *old_c = calloc(1, sizeof *old_c), *new_c = calloc(1, sizeof *new_c);
+        int sv[2], nv[2], rc, keep;
+        rt_io_id old_id, new_id;
+        int64_t end;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0) {
+            break;
+        }
+        rc = rt_io_register(a->rt, sv[0], RT_READABLE, count_io, old_c, &old_id);
+        if (rc != 0) {
+            atomic_fetch_add(a->bad, 1);
+            fprintf(stderr, "  register: %d\n", rc);
+        }
+        /* Broken contract: closed while registered; every other round a
+         * dup keeps the old file open (its readiness may still come under
+         * the old number until the runtime notices). */
+        keep = i % 2 ? dup(sv[0]) : -1;
+        close(sv[0]);
+        if (keep < 0) {
+            close(sv[1]);
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, nv) != 0) {
+            break;
+        }
+        /* The number (maybe the one just closed, maybe another thread's)
+         * registers: the old registration lets go of it. */
+        rc = rt_io_register(a->rt, nv[0], RT_READABLE, count_io, new_c, &new_id);
+        if (rc != 0) {
+            atomic_fetch_add(a->bad, 1);
+            fprintf(stderr, "  register of a reused number: %d (%s)\n", rc, rt_err_name(rc));
+        }
+        /* The old id still needs its deregister: 0, touching nothing else. */
+        if ((rc = rt_io_deregister(a->rt, old_id)) != 0) {
+            atomic_fetch_add(a->bad, 1);
+            fprintf(stderr, "  deregister of the closed one: %d (%s)\n", rc, rt_err_name(rc));
+        }
+        /* The new registration still works (also while the old file,
+         * still open, is readable). */
+        if (keep >= 0) {
+            (void)!write(sv[1], "old", 3);
+        }
+        (void)!write(nv[1], "x", 1);
+        end = now_us() + 5000000;
+        while (atomic_load(&new_c->zero) == 0 && now_us() < end) {
+            sleep_ms(1);
+        }
+        if (atomic_load(&new_c->zero) == 0) {
+            atomic_fetch_add(a->bad, 1);
+            fprintf(stderr, "  the new registration of fd %d was never called\n", nv[0]);
+        }
+        if ((rc = rt_io_deregister(a->rt, new_id)) != 0) {
+            atomic_fetch_add(a->bad, 1);
+            fprintf(stderr, "  deregister: %d\n", rc);
+        }
+        close(nv[0]);
+        close(nv[1]);
+        if (keep >= 0) {
+            close(keep);
+            close(sv[1]);
+        }
+        /* Deregistered: no final call for either. */
+        if (atomic_load(&old_c->finals) || atomic_load(&new_c->finals)) {
+            atomic_fetch_add(a->bad, 1);
+        }
+        free(old_c);
+        free(new_c);
+    }
+    return NULL;
+}
+
+static void test_closed_without_deregister_reused_by_other_threads(void) {
+    enum { T = 4 };
+    int f;
+    for (f = 0; f < 2; f++) {
+        atomic_int bad = 0;
+        reuse_arg a;
+        pthread_t th[T], drv;
+        int t;
+        a.rt = make_rt((rt_flavor)f, 2);
+        a.rounds = under_valgrind() ? 10 : 200;
+        a.bad = &bad;
+        if (f == RT_FLAVOR_CURRENT_THREAD) {
+            pthread_create(&drv, NULL, drive, a.rt);
+        }
+        for (t = 0; t < T; t++) {
+            pthread_create(&th[t], NULL, reuser, &a);
+        }
+        for (t = 0; t < T; t++) {
+            pthread_join(th[t], NULL);
+        }
+        CHECK_EQ(rt_runtime_shutdown(a.rt, -1), 0);
+        if (f == RT_FLAVOR_CURRENT_THREAD) {
+            pthread_join(drv, NULL);
+        }
+        rt_runtime_free(a.rt);
+        CHECK_EQ(atomic_load(&bad), 0);
+    }
+}
+
 int main(int argc, char **argv) {
     static const rt_test_case cases[] = {
         {"bad_input_in_every_argument", test_bad_input_in_every_argument},
@@ -1566,6 +1696,8 @@ int main(int argc, char **argv) {
         {"stop_from_another_runtimes_callback", test_stop_from_another_runtimes_callback},
         {"overlapping_shutdowns_mixed_timeouts", test_overlapping_shutdowns_mixed_timeouts},
         {"fd_churn_with_reused_numbers", test_fd_churn_with_reused_numbers},
+        {"closed_without_deregister_reused_by_other_threads",
+         test_closed_without_deregister_reused_by_other_threads},
         {"shutdown_from_inside_each_kind_of_callback", test_shutdown_from_inside_each_kind_of_callback},
         {"every_callback_once_racing_shutdown", test_every_callback_once_racing_shutdown},
         {"handles_and_wakers_outlive_the_runtime", test_handles_and_wakers_outlive_the_runtime},
