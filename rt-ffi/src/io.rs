@@ -321,12 +321,6 @@ async fn serve(ctl: Arc<IoCtl>, cb: Cb, fd: RawFd, final_call: FinalCall) {
         if !ctl.gate.begin() {
             return;
         }
-        // Checked again once claimed: a shutdown that began meanwhile (the
-        // claim may have waited for the gate's lock) leaves no call to make.
-        if ctl.shutdown.is_set() {
-            ctl.gate.end();
-            return;
-        }
         cb.call(fd, events, 0);
         if !ctl.gate.end() || ctl.shutdown.is_set() {
             return;
