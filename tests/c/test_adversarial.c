@@ -1685,6 +1685,78 @@ static void test_closed_without_deregister_reused_by_other_threads(void) {
     }
 }
 
+/* ---------------- shutdowns at once from two callbacks, blocking work and a plain thread ---------------- */
+
+typedef struct {
+    rt_runtime *rt;
+    atomic_int ready;
+    atomic_int go;
+    atomic_int rcs[3];
+    atomic_int done;
+} multi_shut;
+
+static void shut_when_go(multi_shut *m, int slot) {
+    atomic_fetch_add(&m->ready, 1);
+    while (!atomic_load(&m->go)) {
+        sleep_ms(0);
+    }
+    atomic_store(&m->rcs[slot], rt_runtime_shutdown(m->rt, -1));
+    atomic_fetch_add(&m->done, 1);
+}
+
+static multi_shut *g_ms;
+static atomic_int g_ms_slot;
+
+static void shut_cb(void *arg, int status) {
+    (void)arg;
+    if (status == 0) {
+        shut_when_go(g_ms, atomic_fetch_add(&g_ms_slot, 1));
+    }
+}
+
+static void shut_work(void *arg) {
+    (void)arg;
+    shut_when_go(g_ms, 2);
+}
+
+static void test_simultaneous_shutdowns_from_callbacks_work_and_a_thread(void) {
+    int rounds = under_valgrind() ? 2 : 20, r;
+    for (r = 0; r < rounds; r++) {
+        multi_shut m;
+        int i, rc, seen_first = 0;
+        memset(&m, 0, sizeof m);
+        g_ms = &m;
+        atomic_store(&g_ms_slot, 0);
+        m.rt = make_rt(RT_FLAVOR_MULTI_THREAD, 2);
+        CHECK_EQ(rt_spawn(m.rt, shut_cb, NULL, NULL), 0);
+        CHECK_EQ(rt_spawn(m.rt, shut_cb, NULL, NULL), 0);
+        CHECK_EQ(rt_spawn_blocking(m.rt, shut_work, nop_cb, NULL, NULL), 0);
+        CHECK(wait_until(&m.ready, 3, 5000));
+        atomic_store(&m.go, 1);
+        rc = rt_runtime_shutdown(m.rt, -1);
+        /* A plain thread: the first shutdown, or it waited for it. */
+        CHECK(rc == 0 || rc == RT_ESHUTDOWN || rc == RT_ETIMEDOUT);
+        if (rc == RT_ETIMEDOUT) {
+            /* Only as the first one, with the callbacks still running. */
+            seen_first++;
+        }
+        CHECK(wait_until(&m.done, 3, 5000));
+        for (i = 0; i < 3; i++) {
+            int c = atomic_load(&m.rcs[i]);
+            /* The first (ETIMEDOUT: its own call runs), or a later one
+             * from a callback or blocking work: EDEADLK at once, or
+             * ESHUTDOWN once the first returned. */
+            if (c == RT_ETIMEDOUT) {
+                seen_first++;
+            } else {
+                CHECK(c == RT_EDEADLK || c == RT_ESHUTDOWN);
+            }
+        }
+        CHECK(seen_first <= 1 || rc == RT_ETIMEDOUT);
+        rt_runtime_free(m.rt);
+    }
+}
+
 int main(int argc, char **argv) {
     static const rt_test_case cases[] = {
         {"bad_input_in_every_argument", test_bad_input_in_every_argument},
@@ -1695,6 +1767,8 @@ int main(int argc, char **argv) {
          test_host_run_of_another_runtime_freed_from_a_callback},
         {"stop_from_another_runtimes_callback", test_stop_from_another_runtimes_callback},
         {"overlapping_shutdowns_mixed_timeouts", test_overlapping_shutdowns_mixed_timeouts},
+        {"simultaneous_shutdowns_from_callbacks_work_and_a_thread",
+         test_simultaneous_shutdowns_from_callbacks_work_and_a_thread},
         {"fd_churn_with_reused_numbers", test_fd_churn_with_reused_numbers},
         {"closed_without_deregister_reused_by_other_threads",
          test_closed_without_deregister_reused_by_other_threads},
