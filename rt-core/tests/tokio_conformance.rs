@@ -704,3 +704,54 @@ fn lifo_stealable() {
             .unwrap();
     })
 }
+
+/// Entering a new runtime inside `block_in_place`, then yielding, on a
+/// single worker (rt_threaded.rs).
+#[test]
+fn yield_after_block_in_place() {
+    let rt = Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        rt_core::spawn(async move {
+            rt_core::task::block_in_place(|| {
+                let inner = Builder::new_current_thread().build().unwrap();
+                inner.block_on(async {});
+            });
+            rt_core::task::yield_now().await;
+        })
+        .await
+        .unwrap()
+    });
+}
+
+/// After a `block_in_place` the task's budget applies again: a receive
+/// loop over a full channel is made to yield (rt_threaded.rs).
+#[test]
+fn coop_and_block_in_place() {
+    let rt = Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (tx, mut rx) = rt_core::sync::mpsc::channel(1024);
+        for _ in 0..1024 {
+            tx.send(()).await.unwrap();
+        }
+        drop(tx);
+        rt_core::spawn(async move {
+            rt_core::task::block_in_place(|| {});
+            poll_fn(|cx| {
+                while let Poll::Ready(v) = rx.poll_recv(cx) {
+                    assert!(v.is_some(), "did not yield");
+                }
+                Poll::Ready(())
+            })
+            .await
+        })
+        .await
+        .unwrap();
+    });
+}
