@@ -953,6 +953,14 @@ static void test_bad_input_in_every_argument(void) {
             pthread_create(&drv, NULL, drive, rt);
         }
         bad_input_on(rt, 0);
+        if (f == RT_FLAVOR_MULTI_THREAD) {
+            CHECK_EQ(rt_run(rt, RT_RUN_NOWAIT), RT_EINVAL);
+            CHECK_EQ(rt_run_budget(rt, 1000, 1), RT_EINVAL);
+            CHECK_EQ(rt_stop(rt), RT_EINVAL);
+            CHECK_EQ(rt_wake(rt), RT_EINVAL);
+            CHECK_EQ(rt_backend_fd(rt), RT_EINVAL);
+            CHECK_EQ(rt_backend_timeout(rt), RT_EINVAL);
+        }
         CHECK_EQ(rt_runtime_shutdown(rt, INT64_MAX), 0);
         if (f == RT_FLAVOR_CURRENT_THREAD) {
             pthread_join(drv, NULL);
@@ -962,6 +970,39 @@ static void test_bad_input_in_every_argument(void) {
         CHECK_EQ(rt_runtime_shutdown(rt, 0), RT_ESHUTDOWN);
         CHECK_EQ(rt_run(rt, 3), RT_EINVAL);
         CHECK_EQ(rt_run(rt, UINT32_MAX), RT_EINVAL);
+        if (f == RT_FLAVOR_CURRENT_THREAD) {
+            /* The host calls after shutdown: ESHUTDOWN; rt_wake: 0. */
+            CHECK_EQ(rt_run(rt, RT_RUN_DEFAULT), RT_ESHUTDOWN);
+            CHECK_EQ(rt_run(rt, RT_RUN_ONCE), RT_ESHUTDOWN);
+            CHECK_EQ(rt_run(rt, RT_RUN_NOWAIT), RT_ESHUTDOWN);
+            CHECK_EQ(rt_run_budget(rt, UINT64_MAX, UINT32_MAX), RT_ESHUTDOWN);
+            CHECK_EQ(rt_run_budget(rt, 0, 0), RT_ESHUTDOWN);
+            CHECK_EQ(rt_stop(rt), RT_ESHUTDOWN);
+            CHECK_EQ(rt_wake(rt), 0);
+            CHECK_EQ(rt_backend_fd(rt), RT_ESHUTDOWN);
+            CHECK_EQ(rt_backend_timeout(rt), RT_ESHUTDOWN);
+        } else {
+            /* Not for a multi-thread runtime: EINVAL (or, shut down, ESHUTDOWN:
+             * both are documented). */
+            int c1 = rt_stop(rt), c2 = rt_backend_fd(rt), c3 = rt_backend_timeout(rt);
+            CHECK(c1 == RT_EINVAL || c1 == RT_ESHUTDOWN);
+            CHECK(c2 == RT_EINVAL || c2 == RT_ESHUTDOWN);
+            CHECK(c3 == RT_EINVAL || c3 == RT_ESHUTDOWN);
+            CHECK_EQ(rt_wake(rt), RT_EINVAL);
+        }
+        CHECK_EQ(rt_run(NULL, RT_RUN_NOWAIT), RT_EINVAL);
+        CHECK_EQ(rt_run_budget(NULL, 1, 1), RT_EINVAL);
+        CHECK_EQ(rt_stop(NULL), RT_EINVAL);
+        CHECK_EQ(rt_wake(NULL), RT_EINVAL);
+        CHECK_EQ(rt_backend_fd(NULL), RT_EINVAL);
+        CHECK_EQ(rt_backend_timeout(NULL), RT_EINVAL);
+        {
+            rt_metrics m;
+            CHECK_EQ(rt_runtime_metrics(rt, &m), 0);
+            CHECK_EQ(m.io_registrations, 0);
+            CHECK_EQ(m.timers, 0);
+            CHECK_EQ(rt_runtime_metrics(NULL, &m), RT_EINVAL);
+        }
         rt_runtime_free(rt);
     }
 }
