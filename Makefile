@@ -20,7 +20,7 @@ LIB_DIR := $(CURDIR)/target/release
 C_BUILD := $(CURDIR)/target/c
 CC ?= cc
 CXX ?= c++
-C_TESTS := test_core test_drivers test_host test_io_contract test_runtime_contract
+C_TESTS := test_core test_drivers test_host test_io_contract test_runtime_contract test_adversarial
 
 all: build
 

@@ -848,8 +848,15 @@ RT_API int rt_runtime_new(const rt_config *config, rt_runtime **out);
  * callbacks (a worker, or a host inside `rt_run*`) it makes the final
  * calls of step 1 but does not wait in step 2: a runtime thread must not
  * block on a runtime's threads, and its own callback counts as running;
- * so on a multi-thread runtime the result is then `RT_ETIMEDOUT`. From
- * blocking work it does not wait for its own pool thread.
+ * so on a multi-thread runtime the result is then `RT_ETIMEDOUT`, as on a
+ * current-thread runtime with an `rt_run*` call under way on another
+ * thread (the calling thread's own `rt_run*` is not waited for). From
+ * this runtime's blocking work it does not wait for its own pool thread:
+ * that work counts as running (`RT_ETIMEDOUT`; its `done(arg, 0)` follows
+ * once it returned). A call a runtime thread had already begun making
+ * when the shutdown began counts as running too: after `RT_ETIMEDOUT` it
+ * may enter its callback just after the return (but no call begins
+ * later).
  *
  * # Safety
  * `rt` is NULL or a live runtime from `rt_runtime_new`.

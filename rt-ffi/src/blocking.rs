@@ -91,6 +91,8 @@ pub unsafe extern "C" fn rt_spawn_blocking(
         );
         let task_shared = shared.clone();
         let rt_handle = handle.clone();
+        // Keeps the identity valid (not reused) while the work runs.
+        let owner = rt.shutdown_flag();
         let spawned = handle.try_spawn_blocking(move || {
             let finish = in_pool;
             if !task_shared.try_start() {
@@ -98,7 +100,7 @@ pub unsafe extern "C" fn rt_spawn_blocking(
             }
             let work = work;
             // SAFETY: a C function pointer with the documented signature.
-            crate::callback::in_blocking_work(|| unsafe { (work.f)(work.arg) });
+            crate::callback::in_blocking_work(owner.identity(), || unsafe { (work.f)(work.arg) });
             // From now on `done` reports success even if the runtime drops
             // the completion task (a shutdown racing with this).
             if let Some(f) = finish.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {

@@ -35,27 +35,36 @@ pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
 }
 
 thread_local! {
-    /// True while this thread runs the `work` of `rt_spawn_blocking`.
-    static IN_WORK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// While this thread runs the `work` of `rt_spawn_blocking`: the
+    /// runtime's identity (`rt_runtime::identity`); 0 otherwise.
+    static IN_WORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `f` (blocking work calling into C) marked as such: blocking calls
+/// Runs `f` (blocking work of the runtime `owner`, an
+/// `rt_runtime::identity`, calling into C) marked as such: blocking calls
 /// are fine there, except waiting for a shutdown that waits for this work
-/// (`rt_runtime_shutdown` answers `RT_EDEADLK` instead).
-pub(crate) fn in_blocking_work<R>(f: impl FnOnce() -> R) -> R {
-    struct Leave(bool);
+/// (`rt_runtime_shutdown` answers `RT_EDEADLK` instead), and a shutdown of
+/// `owner` from it counts this work as running.
+pub(crate) fn in_blocking_work<R>(owner: usize, f: impl FnOnce() -> R) -> R {
+    struct Leave(usize);
     impl Drop for Leave {
         fn drop(&mut self) {
             let _ = IN_WORK.try_with(|c| c.set(self.0));
         }
     }
-    let _leave = Leave(IN_WORK.with(|c| c.replace(true)));
+    let _leave = Leave(IN_WORK.with(|c| c.replace(owner)));
     f()
 }
 
 /// True while this thread runs blocking work (`rt_spawn_blocking`).
 pub(crate) fn is_in_blocking_work() -> bool {
-    IN_WORK.try_with(|c| c.get()).unwrap_or(false)
+    IN_WORK.try_with(|c| c.get() != 0).unwrap_or(false)
+}
+
+/// True while this thread runs blocking work of the runtime `owner` (an
+/// `rt_runtime::identity`).
+pub(crate) fn is_in_blocking_work_of(owner: usize) -> bool {
+    IN_WORK.try_with(|c| c.get() == owner).unwrap_or(false)
 }
 
 /// True while this thread runs a C callback for the runtime.

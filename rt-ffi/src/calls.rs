@@ -27,6 +27,12 @@ impl ShutdownFlag {
     pub(crate) fn is_set(&self) -> bool {
         self.0.load(Acquire)
     }
+
+    /// Names the runtime (nonzero; not reused while this flag lives): what
+    /// marks blocking work with the runtime it runs for.
+    pub(crate) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
 }
 
 /// Outcome of `CallGate::stop`.

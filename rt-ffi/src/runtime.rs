@@ -138,14 +138,27 @@ enum Phase {
     Done,
 }
 
-/// An `rt_run*` call under way (see `rt_runtime::host_run`).
-pub(crate) struct HostRun<'a>(&'a rt_runtime);
+/// An `rt_run*` call under way (see `rt_runtime::host_run`). `outer` is
+/// what `HOSTING` held before it (a call refused inside a callback of
+/// another run restores it).
+pub(crate) struct HostRun<'a> {
+    rt: &'a rt_runtime,
+    outer: usize,
+}
+
+thread_local! {
+    /// The address of the runtime whose `rt_run*` call this thread is in
+    /// (0: none). A shutdown waits for the host runs of other threads, not
+    /// for this thread's own: that one runs the shutdown's caller.
+    static HOSTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 impl Drop for HostRun<'_> {
     fn drop(&mut self) {
+        let _ = HOSTING.try_with(|h| h.set(self.outer));
         // The last touch of the runtime by this call: a shutdown waiting
         // for host runs may return, and the runtime be freed, right after.
-        self.0.host_runs.fetch_sub(1, SeqCst);
+        self.rt.host_runs.fetch_sub(1, SeqCst);
     }
 }
 
@@ -260,11 +273,15 @@ impl rt_runtime {
             }
         };
         drop(self.io.drain());
+        // Called from this runtime's blocking work: that work runs (and its
+        // `done(arg, 0)` follows it), so the shutdown is not complete.
+        let own_work = crate::callback::is_in_blocking_work_of(self.shutdown_flag().identity());
         // A host thread inside `rt_run` may still be running a callback of
         // a current-thread runtime: wait for it too (it returns once it
         // sees the shutdown).
-        let host_done = self.wait_for_host_runs(if timeout_ms < 0 { None } else { deadline });
-        if completed && host_done {
+        let host_done =
+            self.wait_for_host_runs(if timeout_ms < 0 { None } else { deadline }, false);
+        if completed && host_done && !own_work {
             0
         } else {
             RT_ETIMEDOUT
@@ -275,30 +292,41 @@ impl rt_runtime {
     /// checks for shutdown: `RT_ESHUTDOWN` once one started.
     pub(crate) fn host_run(&self) -> Result<HostRun<'_>, c_int> {
         self.host_runs.fetch_add(1, SeqCst);
-        let run = HostRun(self);
+        let me = self as *const rt_runtime as usize;
+        let outer = HOSTING.try_with(|h| h.replace(me)).unwrap_or(0);
+        let run = HostRun { rt: self, outer };
         if self.shut_down.load(SeqCst) {
             return Err(RT_ESHUTDOWN);
         }
         Ok(run)
     }
 
-    /// Waits until no `rt_run*` call is under way, up to `deadline`
-    /// (`None`: no limit); false if one still is. Not from inside a
-    /// callback: that may be the host's own (it does not wait for its own
-    /// thread). Polls: a run that ends must not touch the runtime after
-    /// its count drops (the runtime may be freed right after), so it
-    /// cannot signal.
-    fn wait_for_host_runs(&self, deadline: Option<Instant>) -> bool {
-        if crate::callback::is_in_callback() {
-            return true;
-        }
-        while self.host_runs.load(SeqCst) != 0 {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+    /// Waits until no `rt_run*` call is under way on another thread, up to
+    /// `deadline` (`None`: no limit); false if one still is. The calling
+    /// thread's own run (a shutdown from one of its callbacks) is not
+    /// waited for. From inside a callback (a runtime thread must not block
+    /// on a runtime's threads) it does not wait unless `must_wait` (free:
+    /// the runtime's memory must outlive those runs). Polls: a run that
+    /// ends must not touch the runtime after its count drops (the runtime
+    /// may be freed right after), so it cannot signal.
+    fn wait_for_host_runs(&self, deadline: Option<Instant>, must_wait: bool) -> bool {
+        let me = self as *const rt_runtime as usize;
+        let own = u32::from(HOSTING.try_with(|h| h.get() == me).unwrap_or(false));
+        let wait = must_wait || !crate::callback::is_in_callback();
+        while self.host_runs.load(SeqCst) > own {
+            if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
         true
+    }
+
+    /// True while the calling thread is inside an `rt_run*` call of this
+    /// runtime.
+    fn hosted_here(&self) -> bool {
+        let me = self as *const rt_runtime as usize;
+        HOSTING.try_with(|h| h.get() == me).unwrap_or(false)
     }
 
     /// The handle, or `RT_ESHUTDOWN`.
@@ -525,8 +553,15 @@ pub unsafe extern "C" fn rt_runtime_new(
 /// callbacks (a worker, or a host inside `rt_run*`) it makes the final
 /// calls of step 1 but does not wait in step 2: a runtime thread must not
 /// block on a runtime's threads, and its own callback counts as running;
-/// so on a multi-thread runtime the result is then `RT_ETIMEDOUT`. From
-/// blocking work it does not wait for its own pool thread.
+/// so on a multi-thread runtime the result is then `RT_ETIMEDOUT`, as on a
+/// current-thread runtime with an `rt_run*` call under way on another
+/// thread (the calling thread's own `rt_run*` is not waited for). From
+/// this runtime's blocking work it does not wait for its own pool thread:
+/// that work counts as running (`RT_ETIMEDOUT`; its `done(arg, 0)` follows
+/// once it returned). A call a runtime thread had already begun making
+/// when the shutdown began counts as running too: after `RT_ETIMEDOUT` it
+/// may enter its callback just after the return (but no call begins
+/// later).
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime from `rt_runtime_new`.
@@ -566,15 +601,18 @@ pub unsafe extern "C" fn rt_runtime_free(rt: *mut rt_runtime) {
         let Ok(runtime) = (unsafe { runtime_ref(rt) }) else {
             return;
         };
-        if runtime.shutdown(-1) == RT_EDEADLK {
+        if runtime.shutdown(-1) == RT_EDEADLK || runtime.hosted_here() {
             // Another shutdown is under way and this thread cannot wait
-            // for it (the contract was broken): leak rather than free the
+            // for it, or this thread is inside `rt_run` of this runtime
+            // (the contract was broken): leak rather than free the
             // runtime under it.
             return;
         }
-        // After a shutdown that timed out, a host thread may still be
-        // inside `rt_run`, in a callback: it returns once that returns.
-        runtime.wait_for_host_runs(None);
+        // After a shutdown that timed out (or made from a runtime thread,
+        // which does not wait), a host thread may still be inside
+        // `rt_run`, in a callback: it returns once that returns. Also from
+        // inside another runtime's callback: the memory must outlive it.
+        runtime.wait_for_host_runs(None, true);
         // SAFETY: created by Box::into_raw in rt_runtime_new, freed once;
         // the shutdown above returned, so no call of ours uses it any more.
         drop(unsafe { Box::from_raw(rt) });
