@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static int rt_test_failed_checks;
@@ -49,10 +50,16 @@ typedef struct {
     void (*fn)(void);
 } rt_test_case;
 
+/* Runs every case (only those whose name contains $RT_TEST_FILTER, if
+ * set) and prints "N passed, N failed". */
 static int rt_run_tests(const rt_test_case *cases, size_t n) {
     size_t passed = 0, failed = 0, i;
+    const char *filter = getenv("RT_TEST_FILTER");
     for (i = 0; i < n; i++) {
         int before = rt_test_failed_checks;
+        if (filter != NULL && strstr(cases[i].name, filter) == NULL) {
+            continue;
+        }
         fprintf(stderr, "test %s ...\n", cases[i].name);
         cases[i].fn();
         if (rt_test_failed_checks == before) {
