@@ -18,6 +18,7 @@ use crate::task::list::OwnedTasks;
 use crate::task::{Id, JoinHandle, Notified, Schedule, Task};
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 
 /// A run-queue entry of this scheduler.
@@ -41,7 +42,8 @@ pub(super) struct Shared {
     pub(super) inject: Inject<Entry>,
     pub(super) idle: Idle,
     /// A parked worker checks the other workers' LIFO slots periodically
-    /// (see `worker.rs`, "stuck LIFO slots").
+    /// (see `worker.rs`, "stuck LIFO slots"). While nobody does, a task
+    /// put in a LIFO slot wakes a sleeper to take the role.
     pub(super) lifo_watch: AtomicBool,
     pub(super) owned: OwnedTasks<Arc<Handle>>,
     /// Cores handed in by workers that stopped; the last one in finishes
@@ -136,7 +138,13 @@ impl Handle {
                     );
                     true
                 }
-                None => false,
+                None => {
+                    // Only this worker can run the task now, unless a
+                    // parked worker watches the LIFO slots: this one may be
+                    // about to block (a C callback). Two plain loads; a
+                    // wake only when workers sleep and none watches.
+                    !self.shared.lifo_watch.load(SeqCst) && self.shared.idle.has_sleepers()
+                }
             }
         };
         // While the worker parks (its `park` is taken out), wakes come in

@@ -21,19 +21,20 @@
 //! - a parked worker, while some other worker runs, holds the watch
 //!   (`Shared::lifo_watch`, one holder) and parks at most
 //!   [`LIFO_WATCH_INTERVAL`] at a time, checking the slots each time;
-//! - busy workers check at their maintenance (every `event_interval`).
+//! - busy workers check at their maintenance (every `event_interval`);
+//! - a task put in a LIFO slot while workers sleep and nobody holds the
+//!   watch wakes a sleeper, which takes it when it parks again (the owner
+//!   may not get another chance: it may be about to block). The holder
+//!   lets the watch go when it finds every other worker parked, or leaves
+//!   its park.
 //!
-//! A worker that starts running while the others sleep untimed (nobody
-//! watching) makes sure one of them takes the watch: unparked by a
-//! notification, it is a searcher, and the last searcher to find work
-//! wakes another (the idle protocol); unparked by its own driver turn, it
-//! wakes a sleeper itself if nobody holds the watch. The woken worker
-//! takes the watch when it parks again. The holder lets the watch go when
-//! it finds every other worker parked, or leaves its park.
+//! (Waking a sleeper whenever a worker is woken by its own driver turn,
+//! instead of at a LIFO push, cost a third of the C ping-pong rate on a
+//! multi-thread runtime: a cross-thread wake per message.)
 //!
 //! The ping-pong fast path is kept: the owner still runs its LIFO task
 //! next; filling an empty slot is a plain store and taking it one CAS (see
-//! `lifo.rs`); nothing else is added per task.
+//! `lifo.rs`); the watch costs two plain loads per LIFO push.
 
 use super::handle::{Entry, Handle};
 use super::lifo::Lifo;
@@ -178,17 +179,13 @@ impl Core {
     /// Before a park: whether this worker holds the LIFO watch now (then it
     /// parks at most [`LIFO_WATCH_INTERVAL`]). It takes or keeps the watch
     /// while another worker runs, and lets it go when all others are parked.
-    /// A searcher that found nothing (`searched`: maybe woken to take the
-    /// watch by a worker that has parked again since) takes a free watch
-    /// for one interval anyway: otherwise a worker woken by its own driver
-    /// again and again would wake a sleeper each time.
-    fn watch_lifo_slots(&mut self, worker: &Worker, searched: bool) -> bool {
+    fn watch_lifo_slots(&mut self, worker: &Worker) -> bool {
         let shared = &worker.handle.shared;
         if shared.remotes.len() == 1 {
             return false;
         }
         // This worker is parked already: any unparked one is another.
-        if searched || shared.idle.num_unparked() > 0 {
+        if shared.idle.num_unparked() > 0 {
             if !self.holds_lifo_watch {
                 self.holds_lifo_watch = shared
                     .lifo_watch
@@ -286,26 +283,16 @@ impl Core {
 
     /// After a park returned: true if the worker should run again.
     fn transition_from_parked(&mut self, worker: &Worker) -> bool {
-        let shared = &worker.handle.shared;
         if self.has_tasks() {
+            // A worker that leaves its park watches no more: a LIFO push
+            // may then wake a sleeper to take the watch.
             self.release_lifo_watch(worker);
             // Woken by its own driver turn with local work: leave the
             // sleepers list by itself.
-            self.is_searching = !shared.idle.unpark_worker_by_id(worker.index);
-            // The others may sleep untimed: if nobody watches the LIFO
-            // slots, get a sleeper to (see "Stuck LIFO slots"). SeqCst:
-            // a holder letting the watch go either sees this worker
-            // unparked, or this load sees the watch free.
-            if !self.is_searching
-                && shared.remotes.len() > 1
-                && !shared.lifo_watch.load(SeqCst)
-                && shared.idle.has_sleepers()
-            {
-                worker.handle.notify_parked();
-            }
+            self.is_searching = !worker.handle.shared.idle.unpark_worker_by_id(worker.index);
             return true;
         }
-        if shared.idle.is_parked(worker.index) {
+        if worker.handle.shared.idle.is_parked(worker.index) {
             return false;
         }
         // Unparked by a notification: it is searching now.
@@ -559,14 +546,11 @@ impl Context {
     }
 
     fn park(&self, mut core: Box<Core>) -> Box<Core> {
-        let mut searched = core.is_searching;
         if core.transition_to_parked(&self.worker) {
             while !core.is_shutdown {
                 core.stats.parks += 1;
                 core.submit_metrics(&self.worker);
-                let watch = core.watch_lifo_slots(&self.worker, searched);
-                searched = false;
-                if watch {
+                if core.watch_lifo_slots(&self.worker) {
                     core = self.park_for(core, LIFO_WATCH_INTERVAL);
                 } else {
                     core = self.park_timeout(core, None);
