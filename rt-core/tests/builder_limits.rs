@@ -147,19 +147,25 @@ fn refused_thread_child() {
 /// space limit must not touch the other tests).
 #[test]
 fn a_refused_thread_is_an_error() {
+    run_child(
+        "refused_thread_child",
+        "RT_REFUSED_THREAD_CHILD",
+        "REFUSED_THREAD_OK",
+    );
+}
+
+/// Runs the test `name` of this binary in a child process with `env` set
+/// (its resource limits must not touch the other tests) and checks that it
+/// passed and printed `ok_marker`.
+fn run_child(name: &str, env: &str, ok_marker: &str) {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "refused_thread_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RT_REFUSED_THREAD_CHILD", "1")
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env, "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("REFUSED_THREAD_OK"),
+        out.status.success() && stdout.contains(ok_marker),
         "child failed: {}\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
@@ -242,21 +248,9 @@ fn refused_pool_thread_child() {
 /// other tests).
 #[test]
 fn a_refused_pool_thread_is_reported() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "refused_pool_thread_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RT_REFUSED_POOL_THREAD_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("REFUSED_POOL_THREAD_OK"),
-        "child failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    run_child(
+        "refused_pool_thread_child",
+        "RT_REFUSED_POOL_THREAD_CHILD",
+        "REFUSED_POOL_THREAD_OK",
     );
 }
