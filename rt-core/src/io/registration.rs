@@ -64,9 +64,22 @@ impl Registration {
         direction: Direction,
         mut f: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        self.drive_io(cx, |cx| self.shared.poll_readiness(cx, direction), &mut f)
+    }
+
+    /// The loop of [`poll_io`](Self::poll_io) and
+    /// [`async_io`](Self::async_io), over either readiness source: `f` runs
+    /// on each readiness event until it does not answer `WouldBlock`; the
+    /// coop unit is kept only when it made progress (or on shutdown).
+    fn drive_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        mut ready: impl FnMut(&mut Context<'_>) -> Poll<ReadyEvent>,
+        f: &mut impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
         let coop = ready!(coop::poll_proceed(cx));
         loop {
-            let ev = ready!(self.shared.poll_readiness(cx, direction));
+            let ev = ready!(ready(cx));
             if ev.is_shutdown {
                 coop.made_progress();
                 return Poll::Ready(Err(gone()));
@@ -108,24 +121,7 @@ impl Registration {
         mut f: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         let mut wait = self.shared.readiness(direction);
-        poll_fn(|cx| {
-            let coop = ready!(coop::poll_proceed(cx));
-            loop {
-                let ev = ready!(wait.poll_ready(cx));
-                if ev.is_shutdown {
-                    coop.made_progress();
-                    return Poll::Ready(Err(gone()));
-                }
-                match f() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
-                    res => {
-                        coop.made_progress();
-                        return Poll::Ready(res);
-                    }
-                }
-            }
-        })
-        .await
+        poll_fn(|cx| self.drive_io(cx, |cx| wait.poll_ready(cx), &mut f)).await
     }
 
     /// Runs `f` if the resource looks ready, without waiting.
