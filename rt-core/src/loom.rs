@@ -57,3 +57,26 @@ pub(crate) fn spin_loop() {
 pub(crate) fn spin_loop() {
     std::hint::spin_loop();
 }
+
+/// Drives `future` on the current loom thread, parking between polls (a
+/// lost wakeup leaves every thread parked: loom reports it). For the loom
+/// models of the futures (channels, I/O waiters).
+#[cfg(all(test, loom))]
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    struct Unparker(::loom::thread::Thread);
+    impl std::task::Wake for Unparker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut future = std::pin::pin!(future);
+    let waker = Waker::from(std::sync::Arc::new(Unparker(::loom::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        ::loom::thread::park();
+    }
+}

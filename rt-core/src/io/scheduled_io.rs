@@ -574,25 +574,7 @@ mod loom_tests {
     use ::loom::thread;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    /// Drives `future` on the current loom thread, parking between polls
-    /// (a lost wakeup leaves every thread parked: loom reports it).
-    fn block_on<F: Future>(future: F) -> F::Output {
-        struct Unparker(::loom::thread::Thread);
-        impl std::task::Wake for Unparker {
-            fn wake(self: std::sync::Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let mut future = std::pin::pin!(future);
-        let waker = Waker::from(std::sync::Arc::new(Unparker(thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                return output;
-            }
-            thread::park();
-        }
-    }
+    use crate::loom::block_on;
 
     fn model(f: impl Fn() + Sync + Send + 'static) {
         let mut builder = ::loom::model::Builder::new();

@@ -608,24 +608,7 @@ mod loom_tests {
     use super::*;
     use ::loom::thread;
 
-    /// Drives `future` on the current loom thread, parking between polls.
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        struct Unparker(::loom::thread::Thread);
-        impl std::task::Wake for Unparker {
-            fn wake(self: std::sync::Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let mut future = std::pin::pin!(future);
-        let waker = std::task::Waker::from(std::sync::Arc::new(Unparker(thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                return output;
-            }
-            thread::park();
-        }
-    }
+    use crate::loom::block_on;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Counted(std::sync::Arc<AtomicUsize>);
