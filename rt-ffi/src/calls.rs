@@ -9,31 +9,7 @@
 use rt_core::task::AbortHandle;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
-use std::sync::{Arc, Condvar, Mutex};
-
-/// The runtime's "shutdown has begun" flag, set first thing by
-/// `rt_runtime_shutdown` and shared with the tasks that make C calls (they
-/// may outlive the `rt_runtime`). A task checks it right before each call
-/// with status 0 and makes none once it is set: what is left is the final
-/// `RT_ECANCELED` call. A call that passed the check just before another
-/// thread's shutdown set the flag may still be running; the shutdown waits
-/// for it (it joins the threads), unless it is made from inside a callback
-/// or times out.
-#[derive(Clone)]
-pub(crate) struct ShutdownFlag(pub(crate) Arc<AtomicBool>);
-
-impl ShutdownFlag {
-    /// True once the runtime's shutdown has begun.
-    pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Acquire)
-    }
-
-    /// Names the runtime (nonzero; not reused while this flag lives): what
-    /// marks blocking work with the runtime it runs for.
-    pub(crate) fn identity(&self) -> usize {
-        Arc::as_ptr(&self.0) as usize
-    }
-}
+use std::sync::{Condvar, Mutex};
 
 /// Outcome of `CallGate::stop`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

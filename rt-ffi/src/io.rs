@@ -27,7 +27,8 @@
 //! contract forbids), the old registration lets go of the number without
 //! a system call and falls silent.
 
-use crate::calls::{ShutdownFlag, TaskGate};
+use crate::calls::TaskGate;
+use rt_core::callback::ShutdownFlag;
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::registry::Registry;

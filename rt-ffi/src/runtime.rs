@@ -8,7 +8,8 @@ use crate::timer::Timers;
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Acquire, Ordering::SeqCst};
+use rt_core::callback::ShutdownFlag;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -111,7 +112,7 @@ pub struct rt_runtime {
     /// Set when a shutdown starts: lets every call check for shutdown
     /// without the lock. Shared with the tasks that make C calls: none is
     /// made with status 0 once it is set.
-    shut_down: Arc<AtomicBool>,
+    shut_down: ShutdownFlag,
     /// `rt_run` / `rt_run_budget` calls under way: the host thread of a
     /// current-thread runtime runs its callbacks inside them, so a
     /// shutdown waits for them like for the runtime's threads.
@@ -195,7 +196,7 @@ impl rt_runtime {
                 life.phase = Phase::ShuttingDown { on: this_thread() };
                 // SeqCst: pairs with `host_run` (either a host run sees
                 // the shutdown, or the shutdown sees it and waits for it).
-                self.shut_down.store(true, SeqCst);
+                self.shut_down.set();
                 drop(life);
                 let _end = EndShutdown(self);
                 self.finish_shutdown(runtime, timeout_ms, deadline.flatten())
@@ -295,7 +296,7 @@ impl rt_runtime {
         let me = self as *const rt_runtime as usize;
         let outer = HOSTING.try_with(|h| h.replace(me)).unwrap_or(0);
         let run = HostRun { rt: self, outer };
-        if self.shut_down.load(SeqCst) {
+        if self.shut_down.is_set_seqcst() {
             return Err(RT_ESHUTDOWN);
         }
         Ok(run)
@@ -352,13 +353,13 @@ impl rt_runtime {
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.shut_down.load(Acquire)
+        self.shut_down.is_set()
     }
 
     /// The flag `rt_runtime_shutdown` sets first, for tasks that may outlive
     /// this struct (`crate::calls::ShutdownFlag`).
-    pub(crate) fn shutdown_flag(&self) -> crate::calls::ShutdownFlag {
-        crate::calls::ShutdownFlag(self.shut_down.clone())
+    pub(crate) fn shutdown_flag(&self) -> ShutdownFlag {
+        self.shut_down.clone()
     }
 }
 
@@ -489,7 +490,7 @@ pub unsafe extern "C" fn rt_runtime_new(
                 phase: Phase::Live,
             }),
             shutdown_over: Condvar::new(),
-            shut_down: Arc::new(AtomicBool::new(false)),
+            shut_down: ShutdownFlag::default(),
             host_runs: AtomicU32::new(0),
             handle,
             timers,
