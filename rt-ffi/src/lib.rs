@@ -17,7 +17,6 @@ pub mod error;
 mod guard;
 pub mod host;
 pub mod io;
-mod loom;
 pub mod poll;
 pub mod queue;
 mod registry;

@@ -4,7 +4,8 @@ use crate::calls::this_thread;
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::io::IoRegistry;
-use crate::timer::Timers;
+use crate::timer::CTimer;
+use rt_core::callback::Timers;
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
 use std::num::NonZeroUsize;
@@ -118,7 +119,7 @@ pub struct rt_runtime {
     /// shutdown waits for them like for the runtime's threads.
     host_runs: AtomicU32,
     handle: Handle,
-    timers: Arc<Timers>,
+    timers: Arc<Timers<CTimer>>,
     io: IoRegistry,
 }
 
@@ -338,7 +339,7 @@ impl rt_runtime {
         Ok(&self.handle)
     }
 
-    pub(crate) fn timers(&self) -> &Arc<Timers> {
+    pub(crate) fn timers(&self) -> &Arc<Timers<CTimer>> {
         &self.timers
     }
 

@@ -28,6 +28,7 @@ mod once;
 mod queue;
 mod registry;
 mod task;
+mod timer;
 
 pub use error::Error;
 pub use gate::{ShutdownFlag, Stopped};
@@ -38,6 +39,8 @@ pub use marks::{
 pub use once::Once;
 pub use queue::CompletionQueue;
 pub use task::TaskHandle;
+#[doc(hidden)]
+pub use timer::Timers;
 
 /// How a callback is called: its work happened ([`Status::Ok`]), or this is
 /// its final call ([`Status::Cancelled`]: the work never happened, or the
