@@ -40,7 +40,7 @@ impl OnceCallback for CCall {
 
 // Stage 1: the marks of the shared layer, used by the modules not yet moved.
 pub(crate) use rt_core::callback::{
-    calls_made, in_callback, is_in_blocking_work, is_in_blocking_work_of, is_in_callback,
+    calls_made, is_in_blocking_work, is_in_blocking_work_of, is_in_callback,
 };
 
 /// The C status of a stop: 0, or `RT_EDEADLK` (stopped, but the callback

@@ -461,7 +461,10 @@ mod tests {
         let t = Table::new(false);
         let a = armed(&t, 0);
         let mut disarmed = None;
-        assert_eq!(t.stop(a, thread(1), false, |k| disarmed = Some(k)), Some(Stopped::Done));
+        assert_eq!(
+            t.stop(a, thread(1), false, |k| disarmed = Some(k)),
+            Some(Stopped::Done)
+        );
         assert_eq!(disarmed, Some(1));
         assert_eq!(t.stop(a, thread(1), false, |_| {}), None);
         let b = armed(&t, 0);
@@ -500,7 +503,10 @@ mod tests {
         let id = armed(&t, 5_000_000);
         assert_eq!(t.fired(id, false), Then::Call(id));
         let call = t.claim(id, Status::Ok, thread(1)).unwrap();
-        assert!(t.claim(id, Status::Ok, thread(2)).is_none(), "claimed twice");
+        assert!(
+            t.claim(id, Status::Ok, thread(2)).is_none(),
+            "claimed twice"
+        );
         let mut rearmed = None;
         assert_eq!(
             t.finish(call, |d, i| {
@@ -512,7 +518,11 @@ mod tests {
         assert_eq!(rearmed.map(|r| r.1), Some(id), "same id after a repeat");
         assert_eq!(t.fired(id, false), Then::Call(id));
         let call = t.claim(id, Status::Ok, thread(1)).unwrap();
-        assert_eq!(t.stop(id, thread(1), false, |_| {}), Some(Stopped::Done), "own callback");
+        assert_eq!(
+            t.stop(id, thread(1), false, |_| {}),
+            Some(Stopped::Done),
+            "own callback"
+        );
         assert_eq!(
             t.finish(call, |_, _| panic!("re-armed after a stop")),
             Then::Nothing
@@ -527,7 +537,10 @@ mod tests {
         let id = armed(&t, 5_000_000);
         let _ = t.fired(id, false);
         let call = t.claim(id, Status::Ok, thread(1)).unwrap();
-        assert_eq!(t.stop(id, thread(2), true, |_| {}), Some(Stopped::StillRunning));
+        assert_eq!(
+            t.stop(id, thread(2), true, |_| {}),
+            Some(Stopped::StillRunning)
+        );
         assert_eq!(t.stop(id, thread(2), true, |_| {}), None);
         let _ = t.finish(call, |_, _| panic!("re-armed after a stop"));
         assert_eq!(t.live(), 0);
@@ -541,7 +554,10 @@ mod tests {
         let queued = armed(&t, 5_000_000);
         let stopped = armed(&t, 0);
         assert_eq!(t.fired(queued, false), Then::Caller);
-        assert_eq!(t.stop(stopped, thread(1), false, |_| {}), Some(Stopped::Done));
+        assert_eq!(
+            t.stop(stopped, thread(1), false, |_| {}),
+            Some(Stopped::Done)
+        );
         assert_eq!(t.take_pending().len(), 2, "the armed and the queued one");
         assert_eq!(t.live(), 0);
         assert!(t.take_pending().is_empty());
@@ -580,7 +596,10 @@ mod tests {
         assert_eq!(t.live(), 0);
         let mut id = 0;
         let started = t.start(cb(), Instant::now(), 0, |i| id = i, |_, _| Some(1));
-        assert!(matches!(started, Err(Error::Shutdown)), "no start once closed");
+        assert!(
+            matches!(started, Err(Error::Shutdown)),
+            "no start once closed"
+        );
         assert!(t.close(|_| {}).is_empty());
     }
 
@@ -607,12 +626,7 @@ mod loom_tests {
 
     /// The expiry's call on a runtime thread: claims, "runs" the callback
     /// (counted in `running` and `calls`), finishes (re-arming a repeat).
-    fn call_on_worker(
-        t: &Table,
-        id: u64,
-        running: &AtomicUsize,
-        calls: &AtomicUsize,
-    ) -> bool {
+    fn call_on_worker(t: &Table, id: u64, running: &AtomicUsize, calls: &AtomicUsize) -> bool {
         let Some(call) = t.claim(id, Status::Ok, thread(1)) else {
             return false;
         };
