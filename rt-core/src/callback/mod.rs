@@ -48,7 +48,7 @@ pub use task::TaskHandle;
 /// How a callback is called: its work happened ([`Status::Ok`]), or this is
 /// its final call ([`Status::Cancelled`]: the work never happened, or the
 /// timer / watch was stopped by shutdown).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
     /// The work ran (a task's callback, an expiry, a readiness).
     Ok,

@@ -441,8 +441,6 @@ mod tests {
     /// calls it (the timers do), it only hands it back.
     pub(super) type Table = TimerTable<u32, ()>;
 
-    pub(super) fn cb() {}
-
     pub(super) fn thread(n: usize) -> NonZeroUsize {
         NonZeroUsize::new(n).unwrap()
     }
@@ -450,7 +448,7 @@ mod tests {
     /// Starts a timer armed under key 1; its id.
     pub(super) fn armed(t: &Table, period: u64) -> u64 {
         let mut id = 0;
-        let then = t.start(cb(), Instant::now(), period, |i| id = i, |_, _| Some(1));
+        let then = t.start((), Instant::now(), period, |i| id = i, |_, _| Some(1));
         assert!(matches!(then, Ok(Then::Nothing)));
         id
     }
@@ -595,7 +593,7 @@ mod tests {
         assert_eq!(t.finish(last, |_, _| panic!("re-armed")), Then::Nothing);
         assert_eq!(t.live(), 0);
         let mut id = 0;
-        let started = t.start(cb(), Instant::now(), 0, |i| id = i, |_, _| Some(1));
+        let started = t.start((), Instant::now(), 0, |i| id = i, |_, _| Some(1));
         assert!(
             matches!(started, Err(Error::Shutdown)),
             "no start once closed"

@@ -1,0 +1,222 @@
+//! `rt_core::callback::CallbackRuntime`'s lifecycle and host mode with
+//! closure callbacks: shutdown gives every pending callback its final
+//! `Cancelled` call (tasks, timers, watches, queued blocking work), calls
+//! after it are refused; host runs keep FIFO order and their budget.
+
+use rt_core::callback::{CallbackRuntime, Error, Status, TimerCallback, WatchCallback, READABLE};
+use rt_core::runtime::{Builder, RunMode};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+type Log = Arc<Mutex<Vec<(&'static str, Status)>>>;
+
+#[derive(Clone)]
+struct Timer(&'static str, Log);
+
+impl TimerCallback for Timer {
+    fn call(&self, status: Status) {
+        self.1.lock().unwrap().push((self.0, status));
+    }
+}
+
+struct Watch(&'static str, Log);
+
+impl WatchCallback for Watch {
+    fn call(&self, _: RawFd, events: u32, status: Status) {
+        assert!(status == Status::Ok || events == 0);
+        self.1.lock().unwrap().push((self.0, status));
+    }
+}
+
+type Rt = CallbackRuntime<Timer, Watch>;
+
+fn current_thread() -> Rt {
+    CallbackRuntime::new(Builder::new_current_thread().enable_all().build().unwrap())
+}
+
+fn once(name: &'static str, log: &Log) -> impl FnOnce(Status) + Send + 'static {
+    let log = log.clone();
+    move |s| log.lock().unwrap().push((name, s))
+}
+
+fn socketpair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0);
+    // SAFETY: just created, owned by nothing else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+#[test]
+fn shutdown_gives_every_pending_callback_its_final_call() {
+    let rt = CallbackRuntime::<Timer, Watch>::new(
+        Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let log: Log = Arc::default();
+    let (a, b) = socketpair();
+    // Never driven: nothing runs until the shutdown.
+    rt.spawn(once("task", &log), false).unwrap();
+    let with_handle = rt.spawn(once("task+handle", &log), true).unwrap().unwrap();
+    rt.timer_start(Duration::from_secs(60), None, Timer("timer", log.clone()))
+        .unwrap();
+    rt.timer_start(
+        Duration::from_secs(60),
+        Some(Duration::from_secs(1)),
+        Timer("repeat", log.clone()),
+    )
+    .unwrap();
+    // Ready, but never driven: no Ok call, only the final one.
+    let _ = b;
+    rt.watch(a.as_raw_fd(), READABLE, Watch("watch", log.clone()))
+        .unwrap();
+    // The pool's only thread runs the first job until released; the second
+    // waits in the queue.
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    rt.spawn_blocking(
+        move || {
+            started_tx.send(()).unwrap();
+            let _ = go_rx.recv_timeout(Duration::from_secs(10));
+        },
+        once("blocking ran", &log),
+    )
+    .unwrap();
+    rt.spawn_blocking(|| panic!("queued work ran"), once("blocking queued", &log))
+        .unwrap();
+    started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Released while the shutdown waits for it (no time limit).
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = go_tx.send(());
+    });
+    rt.shutdown(None).unwrap();
+    release.join().unwrap();
+    let mut got = log.lock().unwrap().clone();
+    got.sort_by_key(|e| e.0);
+    let mut want = vec![
+        ("blocking queued", Status::Cancelled),
+        ("blocking ran", Status::Ok),
+        ("repeat", Status::Cancelled),
+        ("task", Status::Cancelled),
+        ("task+handle", Status::Cancelled),
+        ("timer", Status::Cancelled),
+        ("watch", Status::Cancelled),
+    ];
+    want.sort_by_key(|e| e.0);
+    assert_eq!(
+        got, want,
+        "each callback exactly once, with its final status"
+    );
+    assert!(with_handle.is_finished());
+    // After it: refused, and nothing more is called.
+    assert!(matches!(
+        rt.spawn(once("late", &log), false),
+        Err(Error::Shutdown)
+    ));
+    assert!(matches!(rt.handle(), Err(Error::Shutdown)));
+    assert!(rt.is_shutdown());
+    assert!(matches!(rt.shutdown(None), Err(Error::Shutdown)));
+    assert!(matches!(rt.run(RunMode::NoWait), Err(Error::Shutdown)));
+    assert_eq!(rt.metrics().workers, 1);
+    drop(rt);
+    assert_eq!(log.lock().unwrap().len(), want.len());
+}
+
+#[test]
+fn dropping_the_runtime_cancels_what_is_pending() {
+    let log: Log = Arc::default();
+    let rt = current_thread();
+    rt.spawn(once("task", &log), false).unwrap();
+    rt.timer_start(Duration::from_secs(60), None, Timer("timer", log.clone()))
+        .unwrap();
+    drop(rt);
+    let mut got = log.lock().unwrap().clone();
+    got.sort_by_key(|e| e.0);
+    assert_eq!(
+        got,
+        [("task", Status::Cancelled), ("timer", Status::Cancelled)]
+    );
+}
+
+#[test]
+fn run_budget_keeps_fifo_order_and_its_budget() {
+    let rt = current_thread();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..100 {
+        let order = order.clone();
+        rt.spawn(move |_| order.lock().unwrap().push(i), false)
+            .unwrap();
+    }
+    let mut total = 0;
+    let mut rounds = 0;
+    while total < 100 {
+        let n = rt.run_budget(Duration::from_secs(1), 10).unwrap();
+        assert!(n <= 10, "ran {n} with a budget of 10");
+        total += n;
+        rounds += 1;
+        assert!(rounds <= 20, "no progress");
+    }
+    assert_eq!(*order.lock().unwrap(), (0..100).collect::<Vec<_>>());
+    assert_eq!(rt.run(RunMode::NoWait).unwrap(), 0);
+}
+
+#[test]
+fn host_mode_rules() {
+    let rt = Arc::new(current_thread());
+    let log: Log = Arc::default();
+    assert_eq!(rt.backend_timeout().unwrap(), None, "no timer armed");
+    assert!(rt.backend_fd().unwrap() >= 0);
+    rt.timer_start(Duration::from_millis(50), None, Timer("t", log.clone()))
+        .unwrap();
+    let timeout = rt.backend_timeout().unwrap().expect("a timer is armed");
+    assert!(timeout > Duration::from_millis(40) && timeout <= Duration::from_millis(52));
+    // A run from inside a callback would be re-entrant.
+    let (rt2, res) = (rt.clone(), Arc::new(Mutex::new(None)));
+    let res2 = res.clone();
+    rt.spawn(
+        move |_| {
+            *res2.lock().unwrap() = Some(matches!(
+                rt2.run(RunMode::NoWait),
+                Err(Error::WouldDeadlock)
+            ))
+        },
+        false,
+    )
+    .unwrap();
+    assert_eq!(rt.run(RunMode::NoWait).unwrap(), 1);
+    assert_eq!(*res.lock().unwrap(), Some(true));
+    // A pending stop makes the next run return 0 at once.
+    rt.stop().unwrap();
+    assert_eq!(rt.run(RunMode::Default).unwrap(), 0);
+    rt.wake().unwrap();
+    assert_eq!(rt.run(RunMode::Default).unwrap(), 1, "the timer");
+    assert_eq!(*log.lock().unwrap(), [("t", Status::Ok)]);
+    // Host mode is for current-thread runtimes.
+    let mt = CallbackRuntime::<Timer, Watch>::new(
+        Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    assert!(matches!(mt.run(RunMode::NoWait), Err(Error::InvalidInput)));
+    assert!(matches!(
+        mt.run_budget(Duration::ZERO, 1),
+        Err(Error::InvalidInput)
+    ));
+    assert!(matches!(mt.wake(), Err(Error::InvalidInput)));
+    assert!(matches!(mt.backend_fd(), Err(Error::InvalidInput)));
+}
