@@ -220,3 +220,12 @@ fn host_mode_rules() {
     assert!(matches!(mt.wake(), Err(Error::InvalidInput)));
     assert!(matches!(mt.backend_fd(), Err(Error::InvalidInput)));
 }
+
+#[test]
+fn the_layers_handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Rt>();
+    send_sync::<rt_core::callback::TaskHandle>();
+    send_sync::<rt_core::callback::CompletionQueue<Box<dyn FnOnce(Status) + Send>>>();
+    send_sync::<rt_core::callback::Error>();
+}
