@@ -144,6 +144,22 @@ mod tests {
     }
 
     #[test]
+    fn each_layer_error_has_its_code() {
+        use rt_core::callback::Error;
+        assert_eq!(code(&Error::InvalidInput), RT_EINVAL);
+        assert_eq!(code(&Error::Shutdown), RT_ESHUTDOWN);
+        assert_eq!(code(&Error::NotFound), RT_ENOENT);
+        assert_eq!(code(&Error::WouldDeadlock), RT_EDEADLK);
+        assert_eq!(code(&Error::TimedOut), RT_ETIMEDOUT);
+        assert_eq!(code(&Error::Already), RT_EALREADY);
+        let eexist = std::io::Error::from_raw_os_error(libc::EEXIST);
+        assert_eq!(code(&Error::Os(eexist)), -libc::EEXIST);
+        let oom = std::io::Error::from(std::io::ErrorKind::OutOfMemory);
+        assert_eq!(code(&Error::Os(oom)), RT_ENOMEM);
+        assert_eq!(status(Ok::<(), Error>(())), 0);
+    }
+
+    #[test]
     fn io_errors_map_to_codes() {
         assert_eq!(from_io(&std::io::Error::from_raw_os_error(9)), -9);
         assert_eq!(from_io(&std::io::ErrorKind::OutOfMemory.into()), RT_ENOMEM);

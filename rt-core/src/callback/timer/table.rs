@@ -439,14 +439,14 @@ mod tests {
 
     /// The tables under test hold `()` as their callback: the table never
     /// calls it (the timers do), it only hands it back.
-    pub(super) type Table = TimerTable<u32, ()>;
+    pub(super) type TestTable = TimerTable<u32, ()>;
 
     pub(super) fn thread(n: usize) -> NonZeroUsize {
         NonZeroUsize::new(n).unwrap()
     }
 
     /// Starts a timer armed under key 1; its id.
-    pub(super) fn armed(t: &Table, period: u64) -> u64 {
+    pub(super) fn armed(t: &TestTable, period: u64) -> u64 {
         let mut id = 0;
         let then = t.start((), Instant::now(), period, |i| id = i, |_, _| Some(1));
         assert!(matches!(then, Ok(Then::Nothing)));
@@ -456,7 +456,7 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn ids_die_and_slots_are_reused_under_new_ids() {
-        let t = Table::new(false);
+        let t = TestTable::new(false);
         let a = armed(&t, 0);
         let mut disarmed = None;
         assert_eq!(
@@ -477,7 +477,7 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn calls_queue_in_firing_order_for_one_caller() {
-        let t = Table::new(false);
+        let t = TestTable::new(false);
         let ids: Vec<u64> = (0..3).map(|_| armed(&t, 0)).collect();
         assert_eq!(t.fired(ids[2], false), Then::Caller);
         assert_eq!(
@@ -497,7 +497,7 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn a_repeat_rearms_and_its_stop_inside_the_call_ends_it() {
-        let t = Table::new(true);
+        let t = TestTable::new(true);
         let id = armed(&t, 5_000_000);
         assert_eq!(t.fired(id, false), Then::Call(id));
         let call = t.claim(id, Status::Ok, thread(1)).unwrap();
@@ -531,7 +531,7 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn a_stop_from_another_callback_does_not_wait() {
-        let t = Table::new(true);
+        let t = TestTable::new(true);
         let id = armed(&t, 5_000_000);
         let _ = t.fired(id, false);
         let call = t.claim(id, Status::Ok, thread(1)).unwrap();
@@ -547,7 +547,7 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn pending_timers_are_handed_back_once() {
-        let t = Table::new(false);
+        let t = TestTable::new(false);
         let armed_id = armed(&t, 0);
         let queued = armed(&t, 5_000_000);
         let stopped = armed(&t, 0);
@@ -565,7 +565,7 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn close_hands_back_pending_timers_and_ends_a_running_repeat() {
-        let t = Table::new(true);
+        let t = TestTable::new(true);
         let armed_id = armed(&t, 0);
         let queued = armed(&t, 0);
         let running = armed(&t, 5_000_000);
@@ -604,7 +604,7 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn a_one_shot_is_gone_once_its_call_is_claimed() {
-        let t = Table::new(true);
+        let t = TestTable::new(true);
         let id = armed(&t, 0);
         let _ = t.fired(id, false);
         let call = t.claim(id, Status::Ok, thread(1)).unwrap();
@@ -617,14 +617,14 @@ mod tests {
 /// Loom models: a stop racing an expiry's call on another thread.
 #[cfg(all(test, loom))]
 mod loom_tests {
-    use super::tests::{armed, thread};
+    use super::tests::{armed, thread, TestTable};
     use super::*;
     use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use loom::sync::Arc;
 
     /// The expiry's call on a runtime thread: claims, "runs" the callback
     /// (counted in `running` and `calls`), finishes (re-arming a repeat).
-    fn call_on_worker(t: &Table, id: u64, running: &AtomicUsize, calls: &AtomicUsize) -> bool {
+    fn call_on_worker(t: &TestTable, id: u64, running: &AtomicUsize, calls: &AtomicUsize) -> bool {
         let Some(call) = t.claim(id, Status::Ok, thread(1)) else {
             return false;
         };
@@ -638,7 +638,7 @@ mod loom_tests {
     #[test]
     fn loom_stop_of_a_repeat_waits_for_its_running_call() {
         loom::model(|| {
-            let t = Arc::new(Table::new(true));
+            let t = Arc::new(TestTable::new(true));
             let id = armed(&t, 5_000_000);
             assert_eq!(t.fired(id, false), Then::Call(id));
             let (running, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -659,7 +659,7 @@ mod loom_tests {
     #[test]
     fn loom_close_racing_a_repeats_call_makes_one_final_call() {
         loom::model(|| {
-            let t = Arc::new(Table::new(true));
+            let t = Arc::new(TestTable::new(true));
             let id = armed(&t, 5_000_000);
             assert_eq!(t.fired(id, false), Then::Call(id));
             let finals = Arc::new(AtomicUsize::new(0));
@@ -690,7 +690,7 @@ mod loom_tests {
     #[test]
     fn loom_one_shot_stop_or_call_exactly_once() {
         loom::model(|| {
-            let t = Arc::new(Table::new(true));
+            let t = Arc::new(TestTable::new(true));
             let id = armed(&t, 0);
             let (running, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
             let worker = {
