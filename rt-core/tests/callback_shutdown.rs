@@ -229,3 +229,71 @@ fn the_layers_handles_are_send_and_sync() {
     send_sync::<rt_core::callback::CompletionQueue<Box<dyn FnOnce(Status) + Send>>>();
     send_sync::<rt_core::callback::Error>();
 }
+
+#[test]
+fn a_timed_out_shutdown_leaves_only_the_running_call_whose_final_call_follows_it() {
+    let rt = CallbackRuntime::<Timer, Watch>::new(
+        Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let log: Log = Arc::default();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new((Some(entered_tx), go_rx)));
+    let l = log.clone();
+    // A repeat whose first call blocks its worker until released.
+    rt.timer_start(
+        Duration::ZERO,
+        Some(Duration::from_millis(1)),
+        Timer("repeat", l),
+    )
+    .unwrap();
+    let g = gate.clone();
+    rt.spawn(
+        move |s| {
+            if s == Status::Ok {
+                let g = g.lock().unwrap();
+                let _ = g.0.as_ref().unwrap().send(());
+                let _ = g.1.recv_timeout(Duration::from_secs(10));
+            }
+        },
+        false,
+    )
+    .unwrap();
+    rt.timer_start(Duration::from_secs(60), None, Timer("armed", log.clone()))
+        .unwrap();
+    entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // The only worker is blocked in a callback: the shutdown times out, but
+    // everything not running got its final call before it returned.
+    assert!(matches!(
+        rt.shutdown(Some(Duration::from_millis(50))),
+        Err(Error::TimedOut)
+    ));
+    let at_return = log.lock().unwrap().clone();
+    assert!(at_return.contains(&("armed", Status::Cancelled)));
+    go_tx.send(()).unwrap();
+    // A later shutdown waits for nothing more: already shut down.
+    assert!(matches!(rt.shutdown(None), Err(Error::Shutdown)));
+    drop(rt);
+    let log = log.lock().unwrap();
+    let finals = |name| {
+        log.iter()
+            .filter(|e| e.0 == name && e.1 == Status::Cancelled)
+            .count()
+    };
+    assert_eq!(finals("armed"), 1);
+    assert_eq!(
+        finals("repeat"),
+        1,
+        "the repeat gets exactly one final call"
+    );
+    let last_repeat = log.iter().rev().find(|e| e.0 == "repeat").unwrap();
+    assert_eq!(
+        last_repeat.1,
+        Status::Cancelled,
+        "no Ok call after the final one"
+    );
+}
