@@ -39,6 +39,20 @@ pub fn in_callback<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Makes a call the layer makes itself (a timer's, an fd watch's) as
+/// [`in_callback`] does, and contains a panic of the callback: the panic
+/// hook has reported it (as it reports a task's panic, which goes nowhere
+/// else either), and the caller carries on as if the call had returned. The
+/// state machines around such a call (a timer slot "running", a watch's
+/// gate) are then never left mid-call, and one callback's panic never
+/// takes another's calls with it. (A callback of the C API cannot panic;
+/// a binding's may, through a bug of its wrapper.)
+pub(crate) fn call_contained(f: impl FnOnce()) {
+    // Unwind safety: `f` only makes the call; the layer's state is not
+    // touched between the panic and the catch.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| in_callback(f)));
+}
+
 /// True while this thread runs a callback for a runtime.
 pub fn is_in_callback() -> bool {
     IN_CALLBACK.try_with(|c| c.get() > 0).unwrap_or(false)

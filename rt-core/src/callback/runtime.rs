@@ -143,10 +143,15 @@ impl<T: TimerCallback, W: WatchCallback> CallbackRuntime<T, W> {
     /// `NotFound` becomes `Shutdown` once the shutdown has begun (the
     /// shutdown took the entry: its final call, or the drain of the
     /// watches): a call racing a shutdown reports the shutdown, not a
-    /// consequence of it.
+    /// consequence of it. So does the kernel's `ENOENT` (a watch's re-arm
+    /// on an fd number that names another file now): the C API has one
+    /// code for both (`RT_ENOENT` is `-ENOENT`), and always mapped it so.
     fn gone_or_shutdown(&self, e: Error) -> Error {
         match e {
             Error::NotFound if self.is_shutdown() => Error::Shutdown,
+            Error::Os(ref os) if os.raw_os_error() == Some(libc::ENOENT) && self.is_shutdown() => {
+                Error::Shutdown
+            }
             e => e,
         }
     }
@@ -356,5 +361,48 @@ impl<T: TimerCallback, W: WatchCallback> CallbackRuntime<T, W> {
     pub fn watch_close(&self, id: WatchId) -> Result<Stopped, Error> {
         self.handle()?;
         self.watches.close(id).map_err(|e| self.gone_or_shutdown(e))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::callback::Status;
+
+    #[derive(Clone)]
+    struct NoTimer;
+    impl TimerCallback for NoTimer {
+        fn call(&self, _: Status) {}
+    }
+    struct NoWatch;
+    impl WatchCallback for NoWatch {
+        fn call(&self, _: RawFd, _: u32, _: Status) {}
+    }
+
+    #[test]
+    fn an_entry_gone_while_racing_the_shutdown_reads_as_the_shutdown() {
+        let rt = CallbackRuntime::<NoTimer, NoWatch>::new(
+            crate::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        );
+        let enoent = || Error::Os(std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(matches!(
+            rt.gone_or_shutdown(Error::NotFound),
+            Error::NotFound
+        ));
+        assert!(matches!(rt.gone_or_shutdown(enoent()), Error::Os(_)));
+        rt.shutdown(None).unwrap();
+        assert!(matches!(
+            rt.gone_or_shutdown(Error::NotFound),
+            Error::Shutdown
+        ));
+        // The kernel's ENOENT for a watch's re-arm (its fd number names
+        // another file now) was RT_ENOENT too in the C API (-ENOENT), so a
+        // race with the shutdown reported RT_ESHUTDOWN: still so.
+        assert!(matches!(rt.gone_or_shutdown(enoent()), Error::Shutdown));
+        let eexist = Error::Os(std::io::Error::from_raw_os_error(libc::EEXIST));
+        assert!(matches!(rt.gone_or_shutdown(eexist), Error::Os(_)));
     }
 }

@@ -212,8 +212,8 @@ impl TaskHandle {
     }
 }
 
-/// Marks the task finished when dropped, after the final call ran (its
-/// fields drop in order: the callback first).
+/// Marks the task finished when dropped, after the final call ran (also
+/// when that call panics: a join never waits for a task that is gone).
 pub(crate) struct FinishOnDrop<C: OnceCallback> {
     pub(crate) callback: Option<Once<C>>,
     pub(crate) shared: Arc<TaskShared>,
@@ -221,9 +221,16 @@ pub(crate) struct FinishOnDrop<C: OnceCallback> {
 
 impl<C: OnceCallback> Drop for FinishOnDrop<C> {
     fn drop(&mut self) {
+        /// Marks the task finished when dropped, unwinding or not.
+        struct Finish<'a>(&'a TaskShared);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                self.0.finish();
+            }
+        }
+        let _finish = Finish(&self.shared);
         // An uncalled callback gets Cancelled here.
         drop(self.callback.take());
-        self.shared.finish();
     }
 }
 

@@ -30,7 +30,7 @@
 //! a system call and falls silent.
 
 use super::gate::{ShutdownFlag, Stopped, TaskGate};
-use super::marks::in_callback;
+use super::marks::call_contained;
 use super::registry::Registry;
 use super::{Error, Status, WatchCallback, WatchId, ERROR, HUP, READABLE, WRITABLE};
 use crate::io::{AsyncFd, Interest};
@@ -158,9 +158,11 @@ impl AsRawFd for WatchedFd {
 }
 
 impl<W: WatchCallback> IoCtl<W> {
-    /// Makes one call, marked as a runtime callback.
+    /// Makes one call, marked as a runtime callback. A call that panics
+    /// counts as returned (see `call_contained`): its gate is ended and the
+    /// watch goes on; no final call is made during an unwind.
     fn call(&self, fd: RawFd, events: u32, status: Status) {
-        in_callback(|| self.cb.call(fd, events, status))
+        call_contained(|| self.cb.call(fd, events, status))
     }
 }
 

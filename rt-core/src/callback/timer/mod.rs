@@ -16,7 +16,7 @@
 mod table;
 
 use super::gate::this_thread;
-use super::marks::{in_callback, is_in_callback};
+use super::marks::{call_contained, is_in_callback};
 use super::{Error, Status, Stopped, TimerCallback, TimerId};
 use crate::runtime::{Handle, RuntimeFlavor};
 use crate::time::{AlarmKey, AlarmTarget, Alarms, Instant};
@@ -87,12 +87,13 @@ impl<T: TimerCallback> Timers<T> {
     /// Makes the call of queued timer `id`: `status` Ok for an expiry (then
     /// re-arms a repeating timer), `Cancelled` for the final call of a timer
     /// whose call was dropped at shutdown. A timer stopped since it was
-    /// queued is skipped.
+    /// queued is skipped. A call that panics counts as returned (the slot
+    /// is finished, a repeat re-armed; see `call_contained`).
     fn make_call(self: &Arc<Self>, id: u64, status: Status) {
         let Some(call) = self.table.claim(id, status, this_thread()) else {
             return;
         };
-        in_callback(|| call.cb.call(status));
+        call_contained(|| call.cb.call(status));
         let then = self
             .table
             .finish(call, |deadline, id| self.arm(deadline, id));
@@ -165,7 +166,7 @@ impl<T: TimerCallback> Timers<T> {
             self.alarms.disarm(key);
         });
         for cb in pending {
-            in_callback(|| cb.call(Status::Cancelled));
+            call_contained(|| cb.call(Status::Cancelled));
         }
     }
 }
@@ -177,7 +178,7 @@ impl<T: TimerCallback> Drop for Timers<T> {
         // call" rule should one ever be (alarms still in the wheel can no
         // longer reach the table: the wheel holds it weakly).
         for cb in self.table.take_pending() {
-            in_callback(|| cb.call(Status::Cancelled));
+            call_contained(|| cb.call(Status::Cancelled));
         }
     }
 }

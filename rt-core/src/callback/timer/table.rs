@@ -133,12 +133,18 @@ impl<K, C> Table<K, C> {
     }
 
     /// Frees a slot; its id dies (if it was not dead yet).
-    fn release(&mut self, index: usize) {
+    ///
+    /// Returns its callback, for the caller to drop (or call) once the
+    /// table's lock is released: a callback's `Drop` may use the runtime
+    /// (a binding's callback object may run code when it is collected).
+    #[must_use]
+    fn release(&mut self, index: usize) -> Option<C> {
         let slot = &mut self.slots[index];
         slot.generation = slot.generation.wrapping_add(1);
         slot.state = State::Free { next: self.free };
-        slot.cb = None;
+        let cb = slot.cb.take();
         self.free = index as u32;
+        cb
     }
 
     /// Queues the call of a fired timer.
@@ -274,8 +280,9 @@ impl<K: Copy, C: Clone> TimerTable<K, C> {
         let State::Running { done, .. } = t.slots[index].state else {
             unreachable!("a running call's slot stays running until it ends");
         };
+        let mut freed = None;
         let then = if done {
-            t.release(index);
+            freed = t.release(index);
             Then::Nothing
         } else if t.closed {
             // Shut down while its call ran: the final call follows at once.
@@ -289,6 +296,9 @@ impl<K: Copy, C: Clone> TimerTable<K, C> {
         if t.waiters > 0 {
             self.call_ended.notify_all();
         }
+        // Dropped outside the lock (see `release`).
+        drop(t);
+        drop(freed);
         then
     }
 
@@ -311,12 +321,17 @@ impl<K: Copy, C: Clone> TimerTable<K, C> {
                 // Fired meanwhile but not queued yet: `fired` finds the id
                 // dead and leaves it.
                 disarm(key);
-                t.release(index);
+                let cb = t.release(index);
+                // Dropped outside the lock (see `release`).
+                drop(t);
+                drop(cb);
                 Some(Stopped::Done)
             }
             State::Queued => {
                 // The queued id is dead now: its call is skipped.
-                t.release(index);
+                let cb = t.release(index);
+                drop(t);
+                drop(cb);
                 Some(Stopped::Done)
             }
             State::Running { on, done: false } => {
@@ -370,8 +385,7 @@ impl<K: Copy, C: Clone> TimerTable<K, C> {
                 State::Queued => {}
                 State::Free { .. } | State::Running { .. } => continue,
             }
-            pending.extend(t.slots[index].cb.take());
-            t.release(index);
+            pending.extend(t.release(index));
         }
         // Their queued ids are dead now: the caller skips them.
         pending
@@ -390,14 +404,7 @@ impl<K: Copy, C: Clone> TimerTable<K, C> {
             .filter(|(_, s)| matches!(s.state, State::Armed(_) | State::Queued))
             .map(|(i, _)| i)
             .collect();
-        pending
-            .into_iter()
-            .filter_map(|i| {
-                let cb = t.slots[i].cb.take();
-                t.release(i);
-                cb
-            })
-            .collect()
+        pending.into_iter().filter_map(|i| t.release(i)).collect()
     }
 
     /// Timers alive (armed, queued or running).
