@@ -328,3 +328,22 @@ fn a_watch_whose_every_call_panics_never_aborts_the_process() {
     assert!(within(move || rt.shutdown(Some(Duration::from_secs(10))).is_ok()).unwrap());
     assert_eq!(calls.cancelled(), 1, "exactly one final call");
 }
+
+#[test]
+fn blocking_work_that_panics_gets_done_cancelled_outside_the_unwind() {
+    let rt = multi_thread();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    // `done` panics too: made during the work's unwind, that second panic
+    // would abort the process.
+    let done = move |s: Status| {
+        l.lock().unwrap().push(s);
+        panic!("done panics (expected in this test)");
+    };
+    let task = rt
+        .spawn_blocking(|| panic!("the work panics (expected in this test)"), done)
+        .unwrap();
+    assert!(task.join(Some(Duration::from_secs(10))).is_ok());
+    assert_eq!(*log.lock().unwrap(), vec![Status::Cancelled]);
+    rt.shutdown(Some(Duration::from_secs(10))).unwrap();
+}

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 /// free pool thread), `done(Cancelled)` is called instead and `work` never
 /// runs. If the runtime shuts down while `work` runs, `done(Ok)` runs on
 /// the pool thread right after `work`. An abort of queued work makes the
-/// `Cancelled` call at once, on the aborting thread.
+/// `Cancelled` call at once, on the aborting thread. If `work` panics,
+/// `done(Cancelled)` follows on the pool thread (the panic goes on to the
+/// pool, as a task's does).
 ///
 /// `Err(Os(EAGAIN))` when the pool has no thread and the OS refuses to
 /// start one: then neither function is called.
@@ -60,7 +62,17 @@ where
             return; // aborted: `finish` drops -> Cancelled
         }
         // `owner` keeps the identity valid (not reused) while the work runs.
-        in_blocking_work(owner.identity(), work);
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            in_blocking_work(owner.identity(), work)
+        }));
+        if let Err(panic) = ran {
+            // The work panicked: `done(Cancelled)` now, not while the panic
+            // unwinds (a panic of `done` there would abort the process);
+            // then the panic goes on to the pool, as a task's would.
+            let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
+            drop(taken);
+            std::panic::resume_unwind(panic);
+        }
         // From now on `done` reports success even if the runtime drops the
         // completion task (a shutdown racing with this).
         if let Some(f) = finish.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {

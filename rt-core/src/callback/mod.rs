@@ -10,6 +10,14 @@
 //! watch close) returns [`Stopped::Done`], the callback is not running on
 //! any other thread and is never called again.
 //!
+//! A callback that panics (the C API's cannot; a binding's should not) is
+//! reported by the panic hook, and the layer's accounting holds: a timer or
+//! watch call that panics counts as returned (a repeat keeps its schedule,
+//! a watch keeps watching, their stops and final calls are unchanged); a
+//! task's call ends its task as a task's panic does (its handle finished);
+//! blocking work that panics gets `done(Cancelled)`. No final call is made
+//! while a panic unwinds.
+//!
 //! - [`CallbackRuntime`]: a runtime with timers, fd watches, callback tasks,
 //!   blocking work, a host-driven mode and the shutdown contract
 //!   (`runtime.rs`, `lifecycle.rs`, `host.rs`);

@@ -200,7 +200,8 @@ impl<T: TimerCallback, W: WatchCallback> CallbackRuntime<T, W> {
     /// called instead and `work` never runs. If the runtime shuts down
     /// while `work` runs, `done(Ok)` runs on the pool thread right after
     /// `work`. An abort of queued work makes the `Cancelled` call at once,
-    /// on the aborting thread.
+    /// on the aborting thread. If `work` panics, `done(Cancelled)` follows
+    /// on the pool thread.
     ///
     /// `Err(Shutdown)`; `Err(Os(EAGAIN))` when the pool has no thread and
     /// the OS refuses to start one (with a pool thread alive, the work
