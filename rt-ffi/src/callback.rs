@@ -38,11 +38,32 @@ impl OnceCallback for CCall {
     }
 }
 
-/// The C status of a stop: 0, or `RT_EDEADLK` (stopped, but the callback
-/// is still finishing on another thread: do not free `arg` yet).
-pub(crate) fn stopped_code(stopped: rt_core::callback::Stopped) -> c_int {
+/// The C status of a stop (timer stop, I/O deregister): 0, `RT_EDEADLK`
+/// (stopped, but the callback is still finishing on another thread: do not
+/// free `arg` yet), or the error's code.
+pub(crate) fn stop_status(
+    stopped: Result<rt_core::callback::Stopped, rt_core::callback::Error>,
+) -> c_int {
     match stopped {
-        rt_core::callback::Stopped::Done => 0,
-        rt_core::callback::Stopped::StillRunning => crate::error::RT_EDEADLK,
+        Ok(rt_core::callback::Stopped::Done) => 0,
+        Ok(rt_core::callback::Stopped::StillRunning) => crate::error::RT_EDEADLK,
+        Err(e) => crate::error::code(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{RT_EDEADLK, RT_ENOENT, RT_ESHUTDOWN};
+    use rt_core::callback::{Error, Stopped};
+
+    #[test]
+    fn stops_and_statuses_have_their_codes() {
+        assert_eq!(stop_status(Ok(Stopped::Done)), 0);
+        assert_eq!(stop_status(Ok(Stopped::StillRunning)), RT_EDEADLK);
+        assert_eq!(stop_status(Err(Error::NotFound)), RT_ENOENT);
+        assert_eq!(stop_status(Err(Error::Shutdown)), RT_ESHUTDOWN);
+        assert_eq!(status_code(Status::Ok), 0);
+        assert_eq!(status_code(Status::Cancelled), RT_ECANCELED);
     }
 }

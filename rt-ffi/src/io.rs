@@ -3,7 +3,7 @@
 //! edge-triggered reactor, the stop guarantee and the fd-number ownership
 //! rules are `rt_core::callback`'s (`watch.rs`); this is their C face.
 
-use crate::callback::{status_code, stopped_code};
+use crate::callback::{status_code, stop_status};
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::runtime::{rt_runtime, runtime_ref};
@@ -187,9 +187,6 @@ pub unsafe extern "C" fn rt_io_deregister(rt: *const rt_runtime, id: rt_io_id) -
         };
         // (A racing shutdown took the entry, or claimed its final call:
         // RT_ESHUTDOWN rather than RT_ENOENT.)
-        match rt.watch_close(id) {
-            Ok(stopped) => stopped_code(stopped),
-            Err(e) => code(&e),
-        }
+        stop_status(rt.watch_close(id))
     })
 }

@@ -2,7 +2,7 @@
 //! table, its stop-vs-fire rules and the tasks that make the calls are
 //! `rt_core::callback`'s (`timer/`); this is their C face.
 
-use crate::callback::{rt_callback, status_code, stopped_code};
+use crate::callback::{rt_callback, status_code, stop_status};
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::runtime::{rt_runtime, runtime_ref};
@@ -115,9 +115,6 @@ pub unsafe extern "C" fn rt_timer_stop(rt: *const rt_runtime, id: rt_timer_id) -
             Err(e) => return e,
         };
         // (A racing shutdown claimed the final call: RT_ESHUTDOWN.)
-        match rt.timer_stop(id) {
-            Ok(stopped) => stopped_code(stopped),
-            Err(e) => code(&e),
-        }
+        stop_status(rt.timer_stop(id))
     })
 }
