@@ -83,7 +83,10 @@ impl<F: FnOnce(Status) + Send + 'static> OnceCallback for F {
 ///
 /// `Clone` must be cheap: the timer table hands a copy to each call (the C
 /// API's callback is a function pointer and an argument, `Copy`; Python's
-/// an `Arc`). Starting a timer allocates nothing of its own.
+/// an `Arc`). Starting a timer allocates nothing of its own. The copy is
+/// made under the timer table's lock: `clone` must not call into the
+/// runtime (an `Arc`'s does not). A callback is dropped outside the
+/// layer's locks: its `Drop` may.
 pub trait TimerCallback: Clone + Send + Sync + 'static {
     /// Makes one call.
     fn call(&self, status: Status);

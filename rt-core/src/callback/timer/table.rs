@@ -255,13 +255,15 @@ impl<K: Copy, C: Clone> TimerTable<K, C> {
         let State::Queued = slot.state else {
             return None;
         };
+        // The copy for the call first: the slot changes state only once
+        // nothing (the callback's `Clone`) can unwind any more.
+        let cb = slot.cb.clone().expect("a live timer has a callback");
         let done = slot.period_ns == 0 || status != Status::Ok;
         slot.state = State::Running { on, done };
         if done {
             // The id dies now: a racing stop reports NotFound.
             slot.generation = slot.generation.wrapping_add(1);
         }
-        let cb = slot.cb.clone().expect("a live timer has a callback");
         Some(Claimed { index, cb })
     }
 
@@ -606,6 +608,51 @@ mod tests {
             "no start once closed"
         );
         assert!(t.close(|_| {}).is_empty());
+    }
+
+    /// A callback whose `Clone` panics while `PANIC` is set.
+    #[cfg(not(loom))]
+    struct BadClone;
+
+    #[cfg(not(loom))]
+    std::thread_local! {
+        static PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[cfg(not(loom))]
+    impl Clone for BadClone {
+        fn clone(&self) -> Self {
+            if PANIC.with(|p| p.get()) {
+                panic!("clone panics (expected in this test)");
+            }
+            BadClone
+        }
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn a_claim_whose_clone_panics_leaves_the_timer_queued() {
+        let t = TimerTable::<u32, BadClone>::new(true);
+        let mut id = 0;
+        let then = t.start(
+            BadClone,
+            Instant::now(),
+            5_000_000,
+            |i| id = i,
+            |_, _| Some(1),
+        );
+        assert!(matches!(then, Ok(Then::Nothing)));
+        assert_eq!(t.fired(id, false), Then::Call(id));
+        PANIC.with(|p| p.set(true));
+        let claimed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            t.claim(id, Status::Ok, thread(1)).is_some()
+        }));
+        PANIC.with(|p| p.set(false));
+        assert!(claimed.is_err());
+        // Not stuck "running": a stop from another callback finds it queued
+        // and frees it (a stop from a plain thread would wait forever).
+        assert_eq!(t.stop(id, thread(2), true, |_| {}), Some(Stopped::Done));
+        assert_eq!(t.live(), 0);
     }
 
     #[cfg(not(loom))]
