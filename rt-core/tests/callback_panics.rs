@@ -115,6 +115,13 @@ impl Calls {
     }
 }
 
+/// Shuts `rt` down (within 10 s), and checks that the one callback counted
+/// in `calls` got exactly one final call.
+fn shutdown_makes_one_final_call(rt: Rt, calls: &Calls) {
+    assert!(within(move || rt.shutdown(Some(Duration::from_secs(10))).is_ok()).unwrap());
+    assert_eq!(calls.cancelled(), 1, "exactly one final call");
+}
+
 #[test]
 fn a_repeat_whose_call_panicked_keeps_its_schedule_and_can_be_stopped() {
     let rt = Arc::new(multi_thread());
@@ -162,8 +169,7 @@ fn a_repeat_that_always_panics_gets_its_one_final_call_at_shutdown() {
         wait_for(|| calls.ok() >= 2),
         "the repeat stopped after a panic"
     );
-    assert!(within(move || rt.shutdown(Some(Duration::from_secs(10))).is_ok()).unwrap());
-    assert_eq!(calls.cancelled(), 1, "exactly one final call");
+    shutdown_makes_one_final_call(rt, &calls);
 }
 
 #[test]
@@ -212,15 +218,21 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
-#[test]
-fn a_watch_whose_call_panicked_keeps_watching_and_closes() {
-    let rt = Arc::new(multi_thread());
+/// A pipe with a byte to read: (read end, write end).
+fn readable_pipe() -> (OwnedFd, OwnedFd) {
     let (rx, tx) = pipe();
     // SAFETY: one valid byte.
     assert_eq!(
         unsafe { libc::write(tx.as_raw_fd(), b"x".as_ptr().cast(), 1) },
         1
     );
+    (rx, tx)
+}
+
+#[test]
+fn a_watch_whose_call_panicked_keeps_watching_and_closes() {
+    let rt = Arc::new(multi_thread());
+    let (rx, _tx) = readable_pipe();
     let calls = Arc::new(Calls::default());
     let c = calls.clone();
     // Leaves the byte unread: level-triggered, it is called again.
@@ -311,12 +323,7 @@ fn a_timers_callback_dropped_by_a_stop_may_use_the_runtime() {
 #[test]
 fn a_watch_whose_every_call_panics_never_aborts_the_process() {
     let rt = multi_thread();
-    let (rx, tx) = pipe();
-    // SAFETY: one valid byte.
-    assert_eq!(
-        unsafe { libc::write(tx.as_raw_fd(), b"x".as_ptr().cast(), 1) },
-        1
-    );
+    let (rx, _tx) = readable_pipe();
     let calls = Arc::new(Calls::default());
     let c = calls.clone();
     let cb = Watch(Box::new(move |_, _, s| {
@@ -325,8 +332,7 @@ fn a_watch_whose_every_call_panics_never_aborts_the_process() {
     }));
     rt.watch(rx.as_raw_fd(), READABLE, cb).unwrap();
     assert!(wait_for(|| calls.ok() >= 2), "no call after the panic");
-    assert!(within(move || rt.shutdown(Some(Duration::from_secs(10))).is_ok()).unwrap());
-    assert_eq!(calls.cancelled(), 1, "exactly one final call");
+    shutdown_makes_one_final_call(rt, &calls);
 }
 
 #[test]
