@@ -28,11 +28,11 @@
 //! a system call and falls silent.
 
 use crate::calls::TaskGate;
+use rt_core::callback::ShutdownFlag;
 use crate::error::*;
 use crate::guard::ffi_guard;
 use crate::registry::Registry;
 use crate::runtime::{live_runtime_ref, rt_runtime, runtime_ref};
-use rt_core::callback::ShutdownFlag;
 use rt_core::io::{AsyncFd, Interest};
 use std::ffi::{c_int, c_void};
 use std::future::poll_fn;
