@@ -1,14 +1,15 @@
 //! `rt_runtime`: create, configure, shut down and inspect a runtime.
 
-use crate::calls::this_thread;
 use crate::error::*;
 use crate::guard::ffi_guard;
-use crate::io::IoRegistry;
-use crate::timer::Timers;
+use crate::io::CWatch;
+use crate::timer::CTimer;
+use rt_core::callback::this_thread;
+use rt_core::callback::ShutdownFlag;
+use rt_core::callback::{Timers, Watches};
 use rt_core::runtime::{Builder, Handle, Runtime};
 use std::ffi::c_int;
 use std::num::NonZeroUsize;
-use rt_core::callback::ShutdownFlag;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -118,8 +119,8 @@ pub struct rt_runtime {
     /// shutdown waits for them like for the runtime's threads.
     host_runs: AtomicU32,
     handle: Handle,
-    timers: Arc<Timers>,
-    io: IoRegistry,
+    timers: Arc<Timers<CTimer>>,
+    io: Watches<CWatch>,
 }
 
 struct Life {
@@ -273,7 +274,7 @@ impl rt_runtime {
                 true
             }
         };
-        drop(self.io.drain());
+        self.io.clear();
         // Called from this runtime's blocking work: that work runs (and its
         // `done(arg, 0)` follows it), so the shutdown is not complete.
         let own_work = crate::callback::is_in_blocking_work_of(self.shutdown_flag().identity());
@@ -338,11 +339,11 @@ impl rt_runtime {
         Ok(&self.handle)
     }
 
-    pub(crate) fn timers(&self) -> &Arc<Timers> {
+    pub(crate) fn timers(&self) -> &Arc<Timers<CTimer>> {
         &self.timers
     }
 
-    pub(crate) fn io(&self) -> &IoRegistry {
+    pub(crate) fn io(&self) -> &Watches<CWatch> {
         &self.io
     }
 
@@ -494,7 +495,7 @@ pub unsafe extern "C" fn rt_runtime_new(
             host_runs: AtomicU32::new(0),
             handle,
             timers,
-            io: IoRegistry::new(),
+            io: Watches::default(),
         });
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(Box::into_raw(rt)) };

@@ -31,13 +31,6 @@ pub enum Error {
     Os(io::Error),
 }
 
-impl Error {
-    /// `Os` of an `errno` value.
-    pub(crate) fn errno(errno: i32) -> Error {
-        Error::Os(io::Error::from_raw_os_error(errno))
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -73,7 +73,7 @@ pub enum Stopped {
 /// address of a thread-local (`std::thread::current()` would clone an
 /// `Arc` per call). A thread that exited cannot be running a call, so the
 /// reuse of its address by a later thread is harmless.
-pub(crate) fn this_thread() -> NonZeroUsize {
+pub fn this_thread() -> NonZeroUsize {
     thread_local! {
         static MARK: u8 = const { 0 };
     }

@@ -28,8 +28,12 @@ mod once;
 mod queue;
 mod registry;
 mod task;
+mod timer;
+mod watch;
 
 pub use error::Error;
+#[doc(hidden)]
+pub use gate::this_thread;
 pub use gate::{ShutdownFlag, Stopped};
 pub use marks::{
     calls_made, in_blocking_work, in_callback, is_in_blocking_work, is_in_blocking_work_of,
@@ -38,6 +42,10 @@ pub use marks::{
 pub use once::Once;
 pub use queue::CompletionQueue;
 pub use task::TaskHandle;
+#[doc(hidden)]
+pub use timer::Timers;
+#[doc(hidden)]
+pub use watch::Watches;
 
 /// How a callback is called: its work happened ([`Status::Ok`]), or this is
 /// its final call ([`Status::Cancelled`]: the work never happened, or the

@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(*log.lock().unwrap(), vec![Status::Ok]);
         let (log, cb) = recorder();
         drop(Once::new(cb).disarm());
-        assert!(log.lock().unwrap().is_empty(), "a disarmed callback is never called");
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "a disarmed callback is never called"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use super::{Error, OnceCallback, Status};
 use crate::runtime::Handle;
 use crate::task::AbortHandle;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU32, AtomicU8, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -169,9 +171,7 @@ impl TaskHandle {
                 break Ok(());
             }
             match deadline {
-                None | Some(None) => {
-                    done = shared.cv.wait(done).unwrap_or_else(|e| e.into_inner())
-                }
+                None | Some(None) => done = shared.cv.wait(done).unwrap_or_else(|e| e.into_inner()),
                 Some(Some(d)) => {
                     let now = Instant::now();
                     if now >= d {
