@@ -37,6 +37,23 @@ impl PyCall {
         self.func.bind(py).call(self.args.bind(py), None)
     }
 
+    /// Calls it with `first` in front of its own arguments (a watch's
+    /// events).
+    pub(crate) fn call_with<'py>(
+        &self,
+        py: Python<'py>,
+        first: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = self.args.bind(py);
+        if args.is_empty() {
+            return self.func.bind(py).call1((first,));
+        }
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(first.into_pyobject(py)?.into_any());
+        all.extend(args.iter());
+        self.func.bind(py).call1(PyTuple::new(py, all)?)
+    }
+
     /// The callable.
     pub(crate) fn func<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
         self.func.bind(py)
