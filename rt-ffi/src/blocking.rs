@@ -57,10 +57,6 @@ pub unsafe extern "C" fn rt_spawn_blocking(
         let (Some(work), Some(done)) = (work, done) else {
             return RT_EINVAL;
         };
-        let handle = match rt.handle() {
-            Ok(h) => h,
-            Err(e) => return e,
-        };
         let work = Work { f: work, arg };
         let run = move || {
             let work = work;
@@ -68,7 +64,7 @@ pub unsafe extern "C" fn rt_spawn_blocking(
             unsafe { (work.f)(work.arg) }
         };
         let done = CCall { f: done, arg };
-        match rt_core::callback::__spawn_blocking(handle, rt.shutdown_flag(), run, done) {
+        match rt.spawn_blocking(run, done) {
             Ok(task) => {
                 if !out.is_null() {
                     // SAFETY: non-NULL and writable per the contract.

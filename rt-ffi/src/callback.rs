@@ -38,11 +38,6 @@ impl OnceCallback for CCall {
     }
 }
 
-// Stage 1: the marks of the shared layer, used by the modules not yet moved.
-pub(crate) use rt_core::callback::{
-    calls_made, is_in_blocking_work, is_in_blocking_work_of, is_in_callback,
-};
-
 /// The C status of a stop: 0, or `RT_EDEADLK` (stopped, but the callback
 /// is still finishing on another thread: do not free `arg` yet).
 pub(crate) fn stopped_code(stopped: rt_core::callback::Stopped) -> c_int {

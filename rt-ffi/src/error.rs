@@ -123,19 +123,6 @@ pub(crate) fn status<T>(r: Result<T, rt_core::callback::Error>) -> c_int {
     }
 }
 
-/// The status of a call on `rt` that failed with `code` because the
-/// entry it names is gone (`RT_ENOENT`): `RT_ESHUTDOWN` when the runtime's
-/// shutdown has begun (the shutdown took the entry: its final call, or the
-/// drain of the registry), else `code`. A call racing a shutdown so
-/// reports the shutdown, not a consequence of it.
-pub(crate) fn gone_or_shutdown(rt: &crate::runtime::rt_runtime, code: c_int) -> c_int {
-    if code == RT_ENOENT && rt.is_shutdown() {
-        RT_ESHUTDOWN
-    } else {
-        code
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 use crate::callback::{status_code, stopped_code};
 use crate::error::*;
 use crate::guard::ffi_guard;
-use crate::runtime::{live_runtime_ref, rt_runtime, runtime_ref};
+use crate::runtime::{rt_runtime, runtime_ref};
 use rt_core::callback::{Status, WatchCallback};
 use std::ffi::{c_int, c_void};
 use std::os::unix::io::RawFd;
@@ -117,33 +117,18 @@ pub unsafe extern "C" fn rt_io_register(
             Ok(rt) => rt,
             Err(e) => return e,
         };
-        let (Some(f), false, true, true) = (
-            cb,
-            out.is_null(),
-            fd >= 0,
-            interest & (RT_READABLE | RT_WRITABLE) != 0,
-        ) else {
+        let (Some(f), false) = (cb, out.is_null()) else {
             return RT_EINVAL;
         };
-        let handle = match rt.handle() {
-            Ok(h) => h,
-            Err(e) => return e,
-        };
+        // (A negative fd or an interest without RT_READABLE / RT_WRITABLE:
+        // RT_EINVAL, checked before the shutdown, from the layer.)
         // The id goes to `*out` before the task exists: its first callback
         // may use it.
         let out = |id| {
             // SAFETY: non-NULL and writable per the contract.
             unsafe { out.write(id) }
         };
-        let watched = rt.io().watch(
-            handle,
-            rt.shutdown_flag(),
-            fd,
-            interest,
-            CWatch { f, arg },
-            out,
-        );
-        status(watched)
+        status(rt.watch_with(fd, interest, CWatch { f, arg }, out))
     })
 }
 
@@ -166,15 +151,9 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
             Ok(rt) => rt,
             Err(e) => return e,
         };
-        if interest & (RT_READABLE | RT_WRITABLE) == 0 {
-            return RT_EINVAL;
-        }
-        if rt.is_shutdown() {
-            return RT_ESHUTDOWN;
-        }
         // (Released by a racing shutdown's final call, or the entry taken
         // by it: RT_ESHUTDOWN.)
-        gone_or_shutdown(rt, status(rt.io().modify(id, interest)))
+        status(rt.watch_modify(id, interest))
     })
 }
 
@@ -202,16 +181,15 @@ pub unsafe extern "C" fn rt_io_modify(rt: *const rt_runtime, id: rt_io_id, inter
 pub unsafe extern "C" fn rt_io_deregister(rt: *const rt_runtime, id: rt_io_id) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        let rt = match unsafe { live_runtime_ref(rt) } {
+        let rt = match unsafe { runtime_ref(rt) } {
             Ok(rt) => rt,
             Err(e) => return e,
         };
         // (A racing shutdown took the entry, or claimed its final call:
         // RT_ESHUTDOWN rather than RT_ENOENT.)
-        let status = match rt.io().close(id) {
+        match rt.watch_close(id) {
             Ok(stopped) => stopped_code(stopped),
             Err(e) => code(&e),
-        };
-        gone_or_shutdown(rt, status)
+        }
     })
 }

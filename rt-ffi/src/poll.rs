@@ -120,7 +120,7 @@ pub unsafe extern "C" fn rt_spawn_poll(
         };
         let handle = match rt.handle() {
             Ok(h) => h,
-            Err(e) => return e,
+            Err(e) => return code(&e),
         };
         let task = TaskHandle::new_unstarted();
         let fut = CFuture {

@@ -50,7 +50,7 @@ pub unsafe extern "C" fn rt_queue_new(rt: *const rt_runtime, out: *mut *mut rt_q
             return RT_EINVAL;
         }
         if let Err(e) = rt.handle() {
-            return e;
+            return code(&e);
         }
         let q = match CompletionQueue::new() {
             Ok(queue) => Box::new(rt_queue { queue }),

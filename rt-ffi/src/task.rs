@@ -55,24 +55,19 @@ pub unsafe extern "C" fn rt_spawn(
         let Some(f) = func else {
             return RT_EINVAL;
         };
-        let handle = match rt.handle() {
-            Ok(h) => h,
-            Err(e) => return e,
-        };
         // (Once shutdown has begun the task makes no call with status 0;
         // the callback, dropped uncalled, then gets RT_ECANCELED.)
-        let task = rt_core::callback::__spawn(
-            handle,
-            rt.shutdown_flag(),
-            CCall { f, arg },
-            !out.is_null(),
-        );
-        if let Some(task) = task {
-            // SAFETY: non-NULL (a handle was asked for) and writable per the
-            // contract.
-            unsafe { out.write(new_handle(task)) };
+        match rt.spawn(CCall { f, arg }, !out.is_null()) {
+            Ok(task) => {
+                if let Some(task) = task {
+                    // SAFETY: non-NULL (a handle was asked for) and writable
+                    // per the contract.
+                    unsafe { out.write(new_handle(task)) };
+                }
+                0
+            }
+            Err(e) => code(&e),
         }
-        0
     })
 }
 

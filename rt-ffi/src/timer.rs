@@ -2,10 +2,10 @@
 //! table, its stop-vs-fire rules and the tasks that make the calls are
 //! `rt_core::callback`'s (`timer/`); this is their C face.
 
-use crate::callback::{rt_callback, status_code};
+use crate::callback::{rt_callback, status_code, stopped_code};
 use crate::error::*;
 use crate::guard::ffi_guard;
-use crate::runtime::{live_runtime_ref, rt_runtime, runtime_ref};
+use crate::runtime::{rt_runtime, runtime_ref};
 use rt_core::callback::{Status, TimerCallback};
 use std::ffi::{c_int, c_void};
 use std::time::Duration;
@@ -73,9 +73,6 @@ pub unsafe extern "C" fn rt_timer_start(
         let (Some(f), false) = (cb, out.is_null()) else {
             return RT_EINVAL;
         };
-        if let Err(e) = rt.handle() {
-            return e;
-        }
         let period = (repeat_ms > 0).then(|| Duration::from_millis(repeat_ms));
         // `*out` gets the id before any call can run: the first call may
         // stop the timer.
@@ -83,7 +80,7 @@ pub unsafe extern "C" fn rt_timer_start(
             // SAFETY: non-NULL and writable per the contract.
             unsafe { out.write(id) }
         };
-        let started = rt.timers().start(
+        let started = rt.timer_start_with(
             Duration::from_millis(timeout_ms),
             period,
             CTimer { f, arg },
@@ -113,15 +110,14 @@ pub unsafe extern "C" fn rt_timer_start(
 pub unsafe extern "C" fn rt_timer_stop(rt: *const rt_runtime, id: rt_timer_id) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        let rt = match unsafe { live_runtime_ref(rt) } {
+        let rt = match unsafe { runtime_ref(rt) } {
             Ok(rt) => rt,
             Err(e) => return e,
         };
         // (A racing shutdown claimed the final call: RT_ESHUTDOWN.)
-        let status = match rt.timers().stop(id) {
-            Ok(stopped) => crate::callback::stopped_code(stopped),
+        match rt.timer_stop(id) {
+            Ok(stopped) => stopped_code(stopped),
             Err(e) => code(&e),
-        };
-        crate::error::gone_or_shutdown(rt, status)
+        }
     })
 }

@@ -37,14 +37,12 @@ impl ShutdownFlag {
 
     /// Sets it. SeqCst: pairs with the host runs' check (either a host run
     /// sees the shutdown, or the shutdown sees the run and waits for it).
-    #[doc(hidden)]
-    pub fn set(&self) {
+    pub(crate) fn set(&self) {
         self.0.store(true, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// As [`is_set`](Self::is_set), SeqCst (see [`set`](Self::set)).
-    #[doc(hidden)]
-    pub fn is_set_seqcst(&self) -> bool {
+    pub(crate) fn is_set_seqcst(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 
@@ -73,7 +71,7 @@ pub enum Stopped {
 /// address of a thread-local (`std::thread::current()` would clone an
 /// `Arc` per call). A thread that exited cannot be running a call, so the
 /// reuse of its address by a later thread is harmless.
-pub fn this_thread() -> NonZeroUsize {
+pub(crate) fn this_thread() -> NonZeroUsize {
     thread_local! {
         static MARK: u8 = const { 0 };
     }

@@ -23,17 +23,18 @@
 mod blocking;
 mod error;
 mod gate;
+mod host;
+mod lifecycle;
 mod marks;
 mod once;
 mod queue;
 mod registry;
+mod runtime;
 mod task;
 mod timer;
 mod watch;
 
 pub use error::Error;
-#[doc(hidden)]
-pub use gate::this_thread;
 pub use gate::{ShutdownFlag, Stopped};
 pub use marks::{
     calls_made, in_blocking_work, in_callback, is_in_blocking_work, is_in_blocking_work_of,
@@ -41,11 +42,8 @@ pub use marks::{
 };
 pub use once::Once;
 pub use queue::CompletionQueue;
+pub use runtime::{CallbackRuntime, MetricsSnapshot};
 pub use task::TaskHandle;
-#[doc(hidden)]
-pub use timer::Timers;
-#[doc(hidden)]
-pub use watch::Watches;
 
 /// How a callback is called: its work happened ([`Status::Ok`]), or this is
 /// its final call ([`Status::Cancelled`]: the work never happened, or the
@@ -107,25 +105,3 @@ pub type TimerId = u64;
 
 /// An fd watch's id: generational, as [`TimerId`].
 pub type WatchId = u64;
-
-/// Stage-1 hook (until `CallbackRuntime` owns it): a callback task.
-#[doc(hidden)]
-pub fn __spawn<C: OnceCallback>(
-    handle: &crate::runtime::Handle,
-    shutdown: ShutdownFlag,
-    cb: C,
-    with_handle: bool,
-) -> Option<TaskHandle> {
-    task::spawn(handle, shutdown, cb, with_handle)
-}
-
-/// Stage-1 hook (until `CallbackRuntime` owns it): blocking work.
-#[doc(hidden)]
-pub fn __spawn_blocking<W: FnOnce() + Send + 'static, C: OnceCallback>(
-    handle: &crate::runtime::Handle,
-    owner: ShutdownFlag,
-    work: W,
-    done: C,
-) -> Result<TaskHandle, Error> {
-    blocking::spawn_blocking(handle, owner, work, done)
-}

@@ -330,8 +330,7 @@ fn hup_err(closed: bool, ready: crate::io::Ready) -> u32 {
 }
 
 /// A runtime's fd watches: generational ids, and an index by fd number.
-#[doc(hidden)]
-pub struct Watches<W: WatchCallback> {
+pub(crate) struct Watches<W: WatchCallback> {
     registry: Registry<Arc<IoCtl<W>>>,
 }
 
@@ -354,7 +353,7 @@ impl<W: WatchCallback> Watches<W> {
     /// [`CallbackRuntime::watch`](super::CallbackRuntime::watch)); `on_id`
     /// gets the id before the watch's task exists (its first call may use
     /// the id). The caller checked that the runtime is not shut down.
-    pub fn watch(
+    pub(crate) fn watch(
         &self,
         handle: &Handle,
         shutdown: ShutdownFlag,
@@ -411,7 +410,7 @@ impl<W: WatchCallback> Watches<W> {
 
     /// Changes watch `id`'s interest (see
     /// [`CallbackRuntime::watch_modify`](super::CallbackRuntime::watch_modify)).
-    pub fn modify(&self, id: WatchId, interest: u32) -> Result<(), Error> {
+    pub(crate) fn modify(&self, id: WatchId, interest: u32) -> Result<(), Error> {
         if to_interest(interest).is_none() {
             return Err(Error::InvalidInput);
         }
@@ -429,7 +428,7 @@ impl<W: WatchCallback> Watches<W> {
 
     /// Closes watch `id` (see
     /// [`CallbackRuntime::watch_close`](super::CallbackRuntime::watch_close)).
-    pub fn close(&self, id: WatchId) -> Result<Stopped, Error> {
+    pub(crate) fn close(&self, id: WatchId) -> Result<Stopped, Error> {
         let ctl = self.registry.remove(id).ok_or(Error::NotFound)?;
         let stopped = ctl.gate.stop_and_cancel().ok_or(Error::NotFound)?;
         // Off the reactor before we return: the caller may close its fd and
@@ -440,7 +439,7 @@ impl<W: WatchCallback> Watches<W> {
 
     /// Forgets every watch (shutdown: their tasks are dropped with the
     /// runtime, which makes their final calls).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         drop(self.registry.drain());
     }
 }

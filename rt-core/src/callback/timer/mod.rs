@@ -27,8 +27,7 @@ use table::{later, Then, TimerTable};
 
 /// A runtime's timers: the table, the wheel's alarms, and the tasks that
 /// make the calls.
-#[doc(hidden)]
-pub struct Timers<T: TimerCallback> {
+pub(crate) struct Timers<T: TimerCallback> {
     runtime: Handle,
     alarms: Alarms,
     table: TimerTable<AlarmKey, T>,
@@ -42,7 +41,7 @@ impl<T: TimerCallback> fmt::Debug for Timers<T> {
 
 impl<T: TimerCallback> Timers<T> {
     /// The timers of the runtime behind `runtime`.
-    pub fn new(runtime: Handle) -> Arc<Timers<T>> {
+    pub(crate) fn new(runtime: Handle) -> Arc<Timers<T>> {
         let task_per_call = runtime.runtime_flavor() == RuntimeFlavor::MultiThread;
         Arc::new_cyclic(|me: &Weak<Timers<T>>| Timers {
             alarms: Alarms::new(&runtime, me.clone() as Weak<dyn AlarmTarget>),
@@ -112,7 +111,7 @@ impl<T: TimerCallback> Timers<T> {
     /// then every `period` if given. `on_id` gets the id before any call
     /// can run (the first call may stop the timer by its id). `Shutdown`
     /// once closed, `InvalidInput` for a zero period.
-    pub fn start(
+    pub(crate) fn start(
         self: &Arc<Self>,
         delay: Duration,
         period: Option<Duration>,
@@ -144,7 +143,7 @@ impl<T: TimerCallback> Timers<T> {
 
     /// Stops timer `id` (see `CallbackRuntime::timer_stop`); `NotFound` if
     /// it is not live.
-    pub fn stop(&self, id: TimerId) -> Result<Stopped, Error> {
+    pub(crate) fn stop(&self, id: TimerId) -> Result<Stopped, Error> {
         self.table
             .stop(id, this_thread(), is_in_callback(), |key| {
                 self.alarms.disarm(key);
@@ -153,7 +152,7 @@ impl<T: TimerCallback> Timers<T> {
     }
 
     /// The deadline of live timer `id`.
-    pub fn deadline(&self, id: TimerId) -> Option<Instant> {
+    pub(crate) fn deadline(&self, id: TimerId) -> Option<Instant> {
         self.table.deadline(id)
     }
 
@@ -161,7 +160,7 @@ impl<T: TimerCallback> Timers<T> {
     /// timer armed or queued gets its final `Cancelled` call here, on this
     /// thread, before this returns. A call running now is left to end on
     /// its thread (a repeat's final call follows it there).
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let pending = self.table.close(|key| {
             self.alarms.disarm(key);
         });
