@@ -1,7 +1,7 @@
 //! What the runtime calls back: a Python callable with its arguments, and
 //! where the exceptions it raises go (`Runtime.exception_handler`).
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -110,6 +110,17 @@ impl Reporter {
         message: &str,
         callback: &Bound<'_, PyAny>,
     ) {
+        // Ctrl-C inside a callback of a blocking run on the main thread:
+        // the run ends and raises KeyboardInterrupt (interrupt.rs).
+        if err.is_instance_of::<PyKeyboardInterrupt>(py)
+            && crate::interrupt::interrupt_from_callback()
+        {
+            // SAFETY: async-signal-safe, callable from any thread: trips
+            // the SIGINT flag again (running the handler in the callback
+            // cleared it), so the run's PyErr_CheckSignals raises.
+            unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+            return;
+        }
         self.exceptions.fetch_add(1, Relaxed);
         let Some(handler) = self.handler(py) else {
             err.write_unraisable(py, Some(callback));

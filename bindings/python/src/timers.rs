@@ -7,7 +7,9 @@ use crate::runtime::{duration, Runtime, RuntimeInner};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rt_core::callback::{Error, Status, TimerCallback, TimerId};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,9 +39,12 @@ impl TimerCallback for PyTimer {
         }
         let _ = Python::try_attach(|py| {
             if let Err(e) = shared.call.call(py) {
-                shared
-                    .reporter
-                    .report(py, e, "Exception in a timer callback", shared.call.func(py));
+                shared.reporter.report(
+                    py,
+                    e,
+                    "Exception in a timer callback",
+                    shared.call.func(py),
+                );
             }
         });
     }
@@ -47,7 +52,8 @@ impl TimerCallback for PyTimer {
 
 /// Seconds on Python's `time.monotonic()` clock for an `Instant` (both are
 /// CLOCK_MONOTONIC on Linux; the offset is measured now).
-fn monotonic_seconds(at: Instant) -> f64 {
+fn monotonic_seconds(at: impl Into<Instant>) -> f64 {
+    let at: Instant = at.into();
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -71,12 +77,21 @@ pub(crate) fn start(
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<Timer> {
     let call = PyCall::new(func, args)?;
-    let delay = duration(delay, if period.is_some() { "interval" } else { "delay" })?;
+    let delay = duration(
+        delay,
+        if period.is_some() {
+            "interval"
+        } else {
+            "delay"
+        },
+    )?;
     let period = match period {
         Some(p) => {
             let p = duration(p, "interval")?;
             if p.is_zero() {
-                return Err(pyo3::exceptions::PyValueError::new_err("interval must be > 0"));
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "interval must be > 0",
+                ));
             }
             Some(p)
         }
@@ -167,7 +182,11 @@ impl Timer {
             "<rtpy.Timer when={:.6} active={} repeating={}>",
             self.when(),
             if self.active() { "True" } else { "False" },
-            if self.shared.repeating { "True" } else { "False" }
+            if self.shared.repeating {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }

@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rt_core::callback::{Error, Status, WatchCallback, WatchId};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::Arc;
 
 /// A watch's callback.
@@ -39,9 +41,12 @@ impl WatchCallback for PyWatch {
                 shared.call.call(py)
             };
             if let Err(e) = outcome {
-                shared
-                    .reporter
-                    .report(py, e, "Exception in a watch callback", shared.call.func(py));
+                shared.reporter.report(
+                    py,
+                    e,
+                    "Exception in a watch callback",
+                    shared.call.func(py),
+                );
             }
         });
     }
@@ -60,7 +65,9 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
         )));
     };
     if fd < 0 {
-        return Err(PyValueError::new_err(format!("file descriptor cannot be negative: {fd}")));
+        return Err(PyValueError::new_err(format!(
+            "file descriptor cannot be negative: {fd}"
+        )));
     }
     RawFd::try_from(fd).map_err(|_| PyValueError::new_err(format!("not a file descriptor: {fd}")))
 }
