@@ -1,7 +1,7 @@
 //! `Runtime.call_later` / `Runtime.call_every` and `rtpy.Timer`: a Python
 //! call as a timer of the callback layer (one-shot or repeating).
 
-use crate::call::{PyCall, Reporter};
+use crate::call::{CallSlot, PyCall, Reporter};
 use crate::errors::to_py;
 use crate::runtime::{duration, Runtime, RuntimeInner};
 use pyo3::prelude::*;
@@ -19,7 +19,7 @@ use std::time::Instant;
 pub(crate) struct PyTimer(Arc<TimerShared>);
 
 pub(crate) struct TimerShared {
-    call: PyCall,
+    call: CallSlot,
     reporter: Arc<Reporter>,
     repeating: bool,
     /// True until the timer is done: fired (one-shot), stopped, or given
@@ -30,21 +30,22 @@ pub(crate) struct TimerShared {
 impl TimerCallback for PyTimer {
     fn call(&self, status: Status) {
         let shared = &*self.0;
-        if status == Status::Cancelled {
-            shared.active.store(false, Release);
-            return;
-        }
-        if !shared.repeating {
+        if status == Status::Cancelled || !shared.repeating {
             shared.active.store(false, Release);
         }
         let _ = Python::try_attach(|py| {
-            if let Err(e) = shared.call.call(py) {
-                shared.reporter.report(
-                    py,
-                    e,
-                    "Exception in a timer callback",
-                    shared.call.func(py),
-                );
+            // A one-shot timer's call is its last: taken out of the slot.
+            let call = match status {
+                Status::Cancelled => return shared.call.clear(py),
+                Status::Ok if shared.repeating => shared.call.get(py),
+                Status::Ok => shared.call.take(),
+            };
+            if let Some(call) = call {
+                if let Err(e) = call.call(py) {
+                    shared
+                        .reporter
+                        .report(py, e, "Exception in a timer callback", call.func(py));
+                }
             }
         });
     }
@@ -98,7 +99,7 @@ pub(crate) fn start(
         None => None,
     };
     let shared = Arc::new(TimerShared {
-        call,
+        call: CallSlot::new(call),
         reporter: rt.reporter().clone(),
         repeating: period.is_some(),
         active: AtomicBool::new(true),
@@ -144,7 +145,10 @@ impl Timer {
         let outcome = py.detach(|| self.rt.core().timer_stop(self.id));
         match outcome {
             Ok(_) => {
+                // Not called again: its call can go (a call still finishing
+                // on another thread holds its own reference).
                 self.shared.active.store(false, Release);
+                self.shared.call.clear(py);
                 Ok(true)
             }
             Err(Error::NotFound) | Err(Error::Shutdown) => Ok(false),
