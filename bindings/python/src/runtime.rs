@@ -93,6 +93,7 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
             let _ = inner.core().shutdown(None);
         });
     }
+    crate::gil::set_exiting();
 }
 
 /// Seconds (int or float, >= 0, finite) as a Duration; `what` names the

@@ -76,7 +76,7 @@ impl OnceCallback for SpawnCall {
     fn call(self, status: Status) {
         // No GIL during interpreter shutdown: nothing to call then. The
         // references go inside, with the GIL.
-        let _ = Python::try_attach(move |py| {
+        let _ = crate::gil::attach(move |py| {
             match status {
                 Status::Ok => self.outcome.run(py, &self.call),
                 Status::Cancelled => self.outcome.cancel(py),
@@ -102,7 +102,7 @@ struct BlockingDone(BlockingJob);
 impl OnceCallback for BlockingDone {
     fn call(self, status: Status) {
         if status == Status::Cancelled {
-            let _ = Python::try_attach(|py| {
+            let _ = crate::gil::attach(|py| {
                 if let Some((_call, outcome)) = take_job(&self.0) {
                     outcome.cancel(py);
                 }
@@ -162,7 +162,7 @@ pub(crate) fn run_blocking<'py>(
         .core()
         .spawn_blocking(
             move || {
-                let _ = Python::try_attach(|py| {
+                let _ = crate::gil::attach(|py| {
                     if let Some((call, outcome)) = take_job(&work) {
                         outcome.run(py, &call);
                     }

@@ -33,7 +33,7 @@ impl TimerCallback for PyTimer {
         if status == Status::Cancelled || !shared.repeating {
             shared.active.store(false, Release);
         }
-        let _ = Python::try_attach(|py| {
+        let _ = crate::gil::attach(|py| {
             // A one-shot timer's call is its last: taken out of the slot.
             let call = match status {
                 Status::Cancelled => return shared.call.clear(py),

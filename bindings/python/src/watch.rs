@@ -33,7 +33,7 @@ impl WatchCallback for PyWatch {
         if status == Status::Cancelled {
             shared.active.store(false, Release);
         }
-        let _ = Python::try_attach(|py| {
+        let _ = crate::gil::attach(|py| {
             if status == Status::Cancelled {
                 return shared.call.clear(py);
             }
