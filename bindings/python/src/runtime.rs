@@ -105,7 +105,7 @@ pub(crate) fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
         )));
     }
     Duration::try_from_secs_f64(seconds)
-        .map_err(|_| PyValueError::new_err(format!("{what} is too large: {seconds}")))
+        .map_err(|_| PyValueError::new_err(format!("{what} is too large: {seconds:e} s")))
 }
 
 /// A count argument that must be >= `min`.
