@@ -2,7 +2,7 @@
 //! services (tasks, timers, watches, host mode, queues) are methods of it,
 //! translated in their own files.
 
-use crate::call::Reporter;
+use crate::call::{Int, Reporter};
 use crate::errors::{shutdown_error, to_py};
 use crate::timers::PyTimer;
 use crate::watch::PyWatch;
@@ -150,7 +150,7 @@ impl Runtime {
 impl Runtime {
     #[new]
     #[pyo3(signature = (flavor = "multi_thread", workers = None, blocking_threads = None))]
-    fn new(flavor: &str, workers: Option<i64>, blocking_threads: Option<i64>) -> PyResult<Runtime> {
+    fn new(flavor: &str, workers: Option<Int>, blocking_threads: Option<Int>) -> PyResult<Runtime> {
         let mut builder = match flavor {
             "multi_thread" => Builder::new_multi_thread(),
             "current_thread" => Builder::new_current_thread(),
@@ -161,10 +161,10 @@ impl Runtime {
             }
         };
         builder.enable_all().thread_name("rtpy-worker");
-        if let Some(n) = workers {
+        if let Some(Int(n)) = workers {
             builder.worker_threads(count(n, 1, "workers")?);
         }
-        if let Some(n) = blocking_threads {
+        if let Some(Int(n)) = blocking_threads {
             builder.max_blocking_threads(count(n, 1, "blocking_threads")?);
         }
         let runtime = builder.build().map_err(|e| match e.kind() {
@@ -380,7 +380,7 @@ impl Runtime {
     fn watch(
         &self,
         fd: &Bound<'_, PyAny>,
-        events: i64,
+        events: Int,
         func: &Bound<'_, PyAny>,
     ) -> PyResult<crate::watch::Watch> {
         let none = PyTuple::empty(fd.py());
@@ -396,7 +396,7 @@ impl Runtime {
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<crate::watch::Watch> {
-        let events = i64::from(rt_core::callback::READABLE);
+        let events = Int(i64::from(rt_core::callback::READABLE));
         crate::watch::watch(self, fd, events, func, args, false)
     }
 
@@ -408,7 +408,7 @@ impl Runtime {
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<crate::watch::Watch> {
-        let events = i64::from(rt_core::callback::WRITABLE);
+        let events = Int(i64::from(rt_core::callback::WRITABLE));
         crate::watch::watch(self, fd, events, func, args, false)
     }
 
@@ -433,7 +433,7 @@ impl Runtime {
         &self,
         py: Python<'_>,
         seconds: f64,
-        max_callbacks: Option<i64>,
+        max_callbacks: Option<Int>,
     ) -> PyResult<usize> {
         crate::host::run_budget(self, py, seconds, max_callbacks)
     }
