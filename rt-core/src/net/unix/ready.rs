@@ -17,8 +17,12 @@ use std::task::Poll;
 /// direction found ready spends a unit of coop budget.
 pub(super) async fn ready<E: Source>(io: &PollEvented<E>, interest: Interest) -> io::Result<Ready> {
     let registration = io.registration();
-    let read = interest.is_readable().then(|| registration.readiness(Direction::Read));
-    let write = interest.is_writable().then(|| registration.readiness(Direction::Write));
+    let read = interest
+        .is_readable()
+        .then(|| registration.readiness(Direction::Read));
+    let write = interest
+        .is_writable()
+        .then(|| registration.readiness(Direction::Write));
     let mut read = pin!(read);
     let mut write = pin!(write);
     poll_fn(|cx| {
