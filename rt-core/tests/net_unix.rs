@@ -1025,13 +1025,13 @@ fn peer_cred_is_this_process() {
 fn unix_sockets_without_enable_io_panic_with_a_clear_message() {
     let rt = Builder::new_current_thread().build().unwrap();
     let dir = TempDir::new();
-    let cases: [(&str, Box<dyn Fn()>); 3] = [
-        (
-            "listener",
-            Box::new(|| drop(UnixListener::bind(dir.join("x.sock")))),
-        ),
-        ("stream", Box::new(|| drop(UnixStream::pair()))),
-        ("datagram", Box::new(|| drop(UnixDatagram::unbound()))),
+    let bind = || drop(UnixListener::bind(dir.join("x.sock")));
+    let pair = || drop(UnixStream::pair());
+    let unbound = || drop(UnixDatagram::unbound());
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("listener", &bind),
+        ("stream", &pair),
+        ("datagram", &unbound),
     ];
     for (what, f) in cases {
         let err =

@@ -48,3 +48,30 @@ pub(super) async fn ready<E: Source>(io: &PollEvented<E>, interest: Interest) ->
     })
     .await
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::io::Interest;
+    use crate::net::UnixStream;
+    use crate::runtime::Builder;
+
+    #[test]
+    fn both_directions_ready_are_both_reported() {
+        let rt = Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let r = a.ready(Interest::WRITABLE).await.unwrap();
+            assert!(r.is_writable() && !r.is_readable(), "{r:?}");
+            b.writable().await.unwrap();
+            b.try_write(b"x").unwrap();
+            a.readable().await.unwrap();
+            let r = a
+                .ready(Interest::READABLE | Interest::WRITABLE)
+                .await
+                .unwrap();
+            assert!(r.is_readable() && r.is_writable(), "{r:?}");
+            let r = a.ready(Interest::READABLE).await.unwrap();
+            assert!(r.is_readable() && !r.is_writable(), "{r:?}");
+        });
+    }
+}

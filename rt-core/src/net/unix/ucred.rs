@@ -64,3 +64,27 @@ impl UCred {
         })
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::UCred;
+    use std::os::unix::io::AsFd;
+
+    #[test]
+    fn peer_cred_of_a_socketpair_is_this_process() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let cred = UCred::of_peer(a.as_fd()).unwrap();
+        // SAFETY: these calls only return the caller's ids.
+        let (pid, uid, gid) = unsafe { (libc::getpid(), libc::getuid(), libc::getgid()) };
+        assert_eq!(cred.pid(), Some(pid));
+        assert_eq!(cred.uid(), uid);
+        assert_eq!(cred.gid(), gid);
+    }
+
+    #[test]
+    fn peer_cred_of_a_file_is_an_os_error() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let err = UCred::of_peer(f.as_fd()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+    }
+}
