@@ -427,6 +427,19 @@ fn datagrams_between_two_bound_sockets() {
                 let n = a.recv(&mut buf).await.unwrap();
                 assert_eq!(&buf[..n], b"via connect");
 
+                // The poll_* and try_* forms with a target path.
+                let n = poll_fn(|cx| a.poll_send_to(cx, b"polled", &pb))
+                    .await
+                    .unwrap();
+                assert_eq!(n, 6);
+                let (n, from) = poll_fn(|cx| b.poll_recv_from(cx, &mut buf)).await.unwrap();
+                assert_eq!((&buf[..n], pathname(&from)), (&b"polled"[..], Some(&*pa)));
+                a.writable().await.unwrap();
+                assert_eq!(a.try_send_to(b"tried", &pb).unwrap(), 5);
+                b.readable().await.unwrap();
+                let (n, from) = b.try_recv_from(&mut buf).unwrap();
+                assert_eq!((&buf[..n], pathname(&from)), (&b"tried"[..], Some(&*pa)));
+
                 // Sending to a path nobody is bound to.
                 let err = a.send_to(b"x", dir.join("nobody")).await.unwrap_err();
                 assert_eq!(err.kind(), ErrorKind::NotFound, "{name}: {err}");
