@@ -1,0 +1,88 @@
+"""Ctrl-C (SIGINT) while blocked in rt.run() raises KeyboardInterrupt
+promptly; the runtime stays usable. Each case runs in a child process."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import rtpy
+
+    how, mode, busy = sys.argv[1], sys.argv[2], sys.argv[3] == "busy"
+    rt = rtpy.Runtime("current_thread")
+    fired = []
+    rt.call_later(20, fired.append, "late")  # keeps run("default") blocked for 20 s
+    if busy:
+        rt.call_every(0.005, lambda: None)  # Python callbacks keep running meanwhile
+    DELAY = 0.3
+    if how == "kill":
+        threading.Timer(DELAY, os.kill, (os.getpid(), signal.SIGINT)).start()
+    else:
+        def on_alarm(signum, frame):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, DELAY)
+    t0 = time.monotonic()
+    try:
+        rt.run(mode)
+    except KeyboardInterrupt:
+        print("interrupted after %.3f" % (time.monotonic() - t0))
+    else:
+        print("run returned without KeyboardInterrupt after %.3f" % (time.monotonic() - t0))
+        sys.exit(3)
+    # Still usable: the armed timer was not lost, new work runs.
+    out = []
+    rt.spawn(out.append, 1)
+    assert rt.run("nowait") >= 1, "nothing ran after the interrupt"
+    assert out == [1]
+    assert fired == []
+    rt.shutdown(timeout=5)
+    print("ok")
+    """
+)
+
+CASES = [
+    ("kill", "default", "idle"),
+    ("kill", "once", "idle"),
+    ("kill", "default", "busy"),
+    ("setitimer", "default", "idle"),
+]
+
+
+@pytest.mark.parametrize("how,mode,busy", CASES)
+def test_sigint_while_blocked_in_run(how, mode, busy):
+    p = subprocess.run([sys.executable, "-c", CHILD, how, mode, busy], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, f"exit {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
+    lines = p.stdout.split()
+    assert "ok" in lines, p.stdout
+    took = float(p.stdout.split("interrupted after ")[1].split()[0])
+    # Signal sent at 0.3 s; "promptly" = well under a second after it.
+    assert 0.25 <= took < 0.3 + 0.5, f"KeyboardInterrupt {took - 0.3:.3f}s after the signal"
+
+
+def test_sigint_while_blocked_in_future_result_of_a_spawn():
+    """A Ctrl-C on the main thread while a worker runs Python code does not
+    crash the process or the worker."""
+    code = textwrap.dedent(
+        """
+        import os, signal, threading, time, rtpy
+        with rtpy.Runtime("multi_thread", workers=2) as rt:
+            ev = threading.Event()
+            fut = rt.spawn(lambda: (ev.wait(2), "done")[1])
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+            try:
+                time.sleep(5)
+            except KeyboardInterrupt:
+                pass
+            ev.set()
+            assert fut.result(timeout=5) == "done"
+            assert rt.spawn(lambda: 2).result(timeout=5) == 2
+        print("ok")
+        """
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "ok" in p.stdout, p.stderr
