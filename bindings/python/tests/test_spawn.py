@@ -170,7 +170,7 @@ def test_concurrent_futures_wait_and_as_completed(mt):
     done, not_done = cf.wait(futs, timeout=10, return_when=cf.ALL_COMPLETED)
     assert len(done) == 40 and not not_done
     assert sorted(f.result() for f in cf.as_completed(futs, timeout=5)) == list(range(40))
-    first = cf.wait([mt.spawn(time.sleep, 0.0), mt.spawn(time.sleep, 2)], return_when=cf.FIRST_COMPLETED, timeout=5)
+    first = cf.wait([mt.spawn(time.sleep, 0.0), mt.spawn(time.sleep, 0.5)], return_when=cf.FIRST_COMPLETED, timeout=5)
     assert len(first.done) >= 1
 
 
