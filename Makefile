@@ -9,8 +9,9 @@ PYTHON ?= python3
 # Bound on loom's preemptions per model: keeps the models to seconds.
 LOOM_MAX_PREEMPTIONS ?= 2
 
-.PHONY: install all build demo demo-c demo-cpp test deps lint test-rust test-loom test-c test-install lib header \
-	check-header check-header-compiles check-symbols bench bench-tokio bench-libuv clean
+.PHONY: install all build demo demo-c demo-cpp demo-python test deps lint test-rust test-loom test-c test-install lib header \
+	check-header check-header-compiles check-symbols bench bench-tokio bench-libuv bench-python clean \
+	venv python test-python
 
 # The C library and its tools.
 TOOLS := $(CURDIR)/.tools
@@ -24,10 +25,13 @@ C_TESTS := test_core test_drivers test_host test_io_contract test_runtime_contra
 
 all: build
 
+# rtpy's release build is maturin's (`make python`): its pyo3 config differs
+# from a plain cargo build's, so building it here too would rebuild pyo3 each
+# time one follows the other.
 build:
-	$(CARGO) build --release --workspace --all-targets
+	$(CARGO) build --release --workspace --all-targets --exclude rtpy
 
-demo: build demo-c
+demo: build demo-c demo-python
 	$(CARGO) run --release -p rt-core --example demo
 	$(CARGO) run --release -p rt-core --example services
 
@@ -70,11 +74,14 @@ deps: $(CBINDGEN)
 		command -v $${tool%%:*} >/dev/null 2>&1 || \
 			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${tool#*:}) || exit 1; \
 	done
+	@# The Python venv (make venv) needs the venv module and ensurepip.
+	@$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv)
 
 $(CBINDGEN):
 	$(CARGO) install --quiet --root $(TOOLS) cbindgen --version $(CBINDGEN_VERSION) --locked
 
-test: deps lint test-rust test-loom test-c test-install
+test: deps lint test-rust test-loom test-c test-install test-python
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -195,6 +202,48 @@ bench-libuv: lib
 	@pkg-config --exists libuv 2>/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libuv1-dev pkg-config)
 	$(PYTHON) scripts/bench_libuv.py $(if $(RT_BENCH_QUICK),--quick,)
+
+# ---- Python: the rtpy package (bindings/python) ----
+# A venv under the repo (.venv, ignored by git) with the pinned build and test
+# tools; rtpy is built by maturin in release mode and installed into it
+# (editable: the native module goes next to rtpy/*.py). Stamp files make a
+# second run a no-op until a source changes.
+VENV := $(CURDIR)/.venv
+VENV_PY := $(VENV)/bin/python
+PY_REQUIREMENTS := bindings/python/requirements-dev.txt
+VENV_STAMP := $(VENV)/.requirements-installed
+RTPY_STAMP := $(VENV)/.rtpy-installed
+RTPY_SOURCES := $(shell find rt-core/src bindings/python/src bindings/python/rtpy -type f \
+	\( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name py.typed \) 2>/dev/null) \
+	Cargo.toml Cargo.lock rt-core/Cargo.toml bindings/python/Cargo.toml bindings/python/pyproject.toml
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(PY_REQUIREMENTS)
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --disable-pip-version-check -r $(PY_REQUIREMENTS)
+	@touch $@
+
+python: $(RTPY_STAMP)
+
+$(RTPY_STAMP): $(VENV_STAMP) $(RTPY_SOURCES)
+	cd bindings/python && VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop --release --quiet
+	@touch $@
+
+# The stubs against the native module, then the Python tests. Both run from
+# the repo's root, where `import rtpy` finds the installed package.
+test-python: python
+	$(VENV_PY) -m mypy.stubtest rtpy
+	$(VENV_PY) -m pytest -q bindings/python/tests
+
+# The Python examples (examples/python/*.py), each run with the venv's python.
+demo-python: python
+	@for e in $(sort $(wildcard examples/python/*.py)); do echo "== $$e"; $(VENV_PY) $$e || exit 1; done
+
+# rtpy against the standard library's executors and asyncio (not a test).
+bench-python: python
+	@if [ -f benches/python/run.sh ]; then PYTHON=$(VENV_PY) bash benches/python/run.sh; \
+	else echo "benches/python/run.sh does not exist yet"; fi
 
 clean:
 	$(CARGO) clean

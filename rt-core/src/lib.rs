@@ -8,7 +8,11 @@
 //! - [`task`]: [`spawn`], [`JoinHandle`](task::JoinHandle),
 //!   [`AbortHandle`](task::AbortHandle), [`yield_now`](task::yield_now) and the
 //!   cooperative budget;
-//! - [`sync`]: [`oneshot`](sync::oneshot) and [`mpsc`](sync::mpsc) channels.
+//! - [`sync`]: [`oneshot`](sync::oneshot) and [`mpsc`](sync::mpsc) channels;
+//! - [`callback`]: the runtime's services for callers that hand it callbacks
+//!   ([`CallbackRuntime`](callback::CallbackRuntime): timers, fd watches,
+//!   tasks, host-driven mode, completion queue), shared by the C API and the
+//!   Python binding.
 //!
 //! ```
 //! use rt_core::runtime::Builder;
@@ -30,6 +34,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub(crate) mod blocking;
+pub mod callback;
 pub mod io;
 pub(crate) mod loom;
 pub mod net;

@@ -99,16 +99,27 @@ pub(crate) fn from_io(e: &std::io::Error) -> c_int {
     }
 }
 
-/// The status of a call on `rt` that failed with `code` because the
-/// entry it names is gone (`RT_ENOENT`): `RT_ESHUTDOWN` when the runtime's
-/// shutdown has begun (the shutdown took the entry: its final call, or the
-/// drain of the registry), else `code`. A call racing a shutdown so
-/// reports the shutdown, not a consequence of it.
-pub(crate) fn gone_or_shutdown(rt: &crate::runtime::rt_runtime, code: c_int) -> c_int {
-    if code == RT_ENOENT && rt.is_shutdown() {
-        RT_ESHUTDOWN
-    } else {
-        code
+/// The C code of an error of the callback layer (one code per variant).
+pub(crate) fn code(e: &rt_core::callback::Error) -> c_int {
+    use rt_core::callback::Error;
+    match e {
+        Error::InvalidInput => RT_EINVAL,
+        Error::Shutdown => RT_ESHUTDOWN,
+        Error::NotFound => RT_ENOENT,
+        Error::WouldDeadlock => RT_EDEADLK,
+        Error::TimedOut => RT_ETIMEDOUT,
+        Error::Already => RT_EALREADY,
+        Error::Os(e) => from_io(e),
+        // A variant added later: a bug here, but never a crash.
+        _ => RT_EINVAL,
+    }
+}
+
+/// 0 for `Ok`, else the error's code.
+pub(crate) fn status<T>(r: Result<T, rt_core::callback::Error>) -> c_int {
+    match r {
+        Ok(_) => 0,
+        Err(e) => code(&e),
     }
 }
 

@@ -1,10 +1,11 @@
 //! A host loop drives a current-thread runtime: `rt_run`, `rt_run_budget`,
-//! `rt_stop`, `rt_wake`, `rt_backend_fd`, `rt_backend_timeout`.
+//! `rt_stop`, `rt_wake`, `rt_backend_fd`, `rt_backend_timeout` (the C face
+//! of `CallbackRuntime`'s host-driven mode).
 
 use crate::error::*;
 use crate::guard::ffi_guard;
-use crate::runtime::{rt_runtime, runtime_ref, HostRun};
-use rt_core::runtime::{Handle, RunMode, RuntimeFlavor};
+use crate::runtime::{rt_runtime, runtime_ref};
+use rt_core::runtime::RunMode;
 use std::ffi::c_int;
 use std::time::Duration;
 
@@ -21,42 +22,12 @@ pub const RT_RUN_ONCE: rt_run_mode = 1;
 /// Run what is ready now and return; never block.
 pub const RT_RUN_NOWAIT: rt_run_mode = 2;
 
-/// The handle of a live current-thread runtime, or the error to return.
-///
-/// # Safety
-/// `rt` is NULL or a live runtime.
-unsafe fn host_handle<'a>(rt: *const rt_runtime) -> Result<&'a Handle, c_int> {
-    // SAFETY: forwarded from the caller.
-    let rt = unsafe { runtime_ref(rt) }?;
-    let handle = rt.handle()?;
-    if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
-        return Err(RT_EINVAL);
+/// A count of callbacks as a return value.
+fn count(n: Result<usize, rt_core::callback::Error>) -> c_int {
+    match n {
+        Ok(n) => c_int::try_from(n).unwrap_or(c_int::MAX),
+        Err(e) => code(&e),
     }
-    Ok(handle)
-}
-
-/// As `host_handle`, and refuses a call from inside a callback (the run
-/// would be re-entrant) with `RT_EDEADLK`. The run is marked under way
-/// until the guard drops: a shutdown waits for it.
-///
-/// # Safety
-/// `rt` is NULL or a live runtime.
-unsafe fn run_handle<'a>(rt: *const rt_runtime) -> Result<(&'a Handle, HostRun<'a>), c_int> {
-    // SAFETY: forwarded from the caller.
-    let runtime = unsafe { runtime_ref(rt) }?;
-    let run = runtime.host_run()?;
-    // SAFETY: as above.
-    let handle = unsafe { host_handle(rt) }?;
-    if rt_core::runtime::is_runtime_thread() || crate::callback::is_in_callback() {
-        return Err(RT_EDEADLK);
-    }
-    Ok((handle, run))
-}
-
-/// C callbacks this thread made since `before`, as a return value.
-fn callbacks_since(before: u64) -> c_int {
-    let ran = crate::callback::calls_made().wrapping_sub(before);
-    c_int::try_from(ran).unwrap_or(c_int::MAX)
 }
 
 /// Drives a current-thread runtime (`RT_FLAVOR_CURRENT_THREAD`) on the
@@ -98,15 +69,10 @@ pub unsafe extern "C" fn rt_run(rt: *const rt_runtime, mode: rt_run_mode) -> c_i
             _ => return RT_EINVAL,
         };
         // SAFETY: forwarded from the caller.
-        let (handle, _run) = match unsafe { run_handle(rt) } {
-            Ok(run) => run,
-            Err(e) => return e,
-        };
-        let before = crate::callback::calls_made();
-        // ONCE waits for a C callback: the library's own steps (arming a
-        // timer) are tasks too, and do not count.
-        handle.run_until(mode, || crate::callback::calls_made() != before);
-        callbacks_since(before)
+        match unsafe { runtime_ref(rt) } {
+            Ok(rt) => count(rt.run(mode)),
+            Err(e) => e,
+        }
     })
 }
 
@@ -135,13 +101,12 @@ pub unsafe extern "C" fn rt_run_budget(
 ) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        let (handle, _run) = match unsafe { run_handle(rt) } {
-            Ok(run) => run,
-            Err(e) => return e,
-        };
-        let before = crate::callback::calls_made();
-        handle.run_for(Duration::from_micros(budget_us), max_callbacks as usize);
-        callbacks_since(before)
+        match unsafe { runtime_ref(rt) } {
+            Ok(rt) => {
+                count(rt.run_budget(Duration::from_micros(budget_us), max_callbacks as usize))
+            }
+            Err(e) => e,
+        }
     })
 }
 
@@ -158,11 +123,8 @@ pub unsafe extern "C" fn rt_run_budget(
 pub unsafe extern "C" fn rt_stop(rt: *const rt_runtime) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        match unsafe { host_handle(rt) } {
-            Ok(handle) => {
-                handle.stop();
-                0
-            }
+        match unsafe { runtime_ref(rt) } {
+            Ok(rt) => status(rt.stop()),
             Err(e) => e,
         }
     })
@@ -187,17 +149,11 @@ pub unsafe extern "C" fn rt_stop(rt: *const rt_runtime) -> c_int {
 pub unsafe extern "C" fn rt_wake(rt: *const rt_runtime) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        let rt = match unsafe { runtime_ref(rt) } {
-            Ok(rt) => rt,
-            Err(e) => return e,
-        };
-        // No shutdown check: that takes a lock.
-        let handle = rt.raw_handle();
-        if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
-            return RT_EINVAL;
+        match unsafe { runtime_ref(rt) } {
+            // Lock-free: no shutdown check.
+            Ok(rt) => status(rt.wake()),
+            Err(e) => e,
         }
-        handle.wake();
-        0
     })
 }
 
@@ -225,11 +181,9 @@ pub unsafe extern "C" fn rt_wake(rt: *const rt_runtime) -> c_int {
 pub unsafe extern "C" fn rt_backend_fd(rt: *const rt_runtime) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        match unsafe { host_handle(rt) } {
-            Ok(handle) => match handle.backend_fd() {
-                Ok(fd) => fd,
-                Err(e) => from_io(&e),
-            },
+        match unsafe { runtime_ref(rt) }.map(|rt| rt.backend_fd()) {
+            Ok(Ok(fd)) => fd,
+            Ok(Err(e)) => code(&e),
             Err(e) => e,
         }
     })
@@ -253,8 +207,9 @@ pub unsafe extern "C" fn rt_backend_fd(rt: *const rt_runtime) -> c_int {
 pub unsafe extern "C" fn rt_backend_timeout(rt: *const rt_runtime) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
-        match unsafe { host_handle(rt) } {
-            Ok(handle) => timeout_ms(handle.backend_timeout()),
+        match unsafe { runtime_ref(rt) }.map(|rt| rt.backend_timeout()) {
+            Ok(Ok(timeout)) => timeout_ms(timeout),
+            Ok(Err(e)) => code(&e),
             Err(e) => e,
         }
     })

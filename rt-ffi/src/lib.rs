@@ -12,15 +12,12 @@
 
 pub mod blocking;
 mod callback;
-mod calls;
 pub mod error;
 mod guard;
 pub mod host;
 pub mod io;
-mod loom;
 pub mod poll;
 pub mod queue;
-mod registry;
 pub mod runtime;
 pub mod task;
 pub mod timer;

@@ -3,11 +3,11 @@
 use crate::error::*;
 use crate::guard::{ffi_guard, ffi_guard_void};
 use crate::runtime::{rt_runtime, runtime_ref};
-use crate::task::{new_handle, set_abort, TaskShared};
+use crate::task::new_handle;
+use rt_core::callback::{in_callback, ShutdownFlag, TaskHandle};
 use std::ffi::{c_int, c_void};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 /// Returned by a poll function: the task is done.
@@ -32,11 +32,12 @@ struct CFuture {
     poll: unsafe extern "C" fn(*mut c_void, *mut rt_waker) -> c_int,
     drop: Option<unsafe extern "C" fn(*mut c_void)>,
     state: *mut c_void,
-    shared: Arc<TaskShared>,
+    /// The task's handle state: finished when this drops.
+    task: TaskHandle,
     done: bool,
     /// Once set, `poll` is not called again (the task waits to be dropped
     /// by the shutdown, which runs `drop`).
-    shutdown: crate::calls::ShutdownFlag,
+    shutdown: ShutdownFlag,
 }
 
 // SAFETY: the API documents that `state` is used from runtime threads (one
@@ -63,7 +64,7 @@ impl Future for CFuture {
         };
         // SAFETY: a C function pointer with the documented signature; `w`
         // outlives the call.
-        let r = crate::callback::in_callback(|| unsafe { (self.poll)(self.state, &mut w) });
+        let r = in_callback(|| unsafe { (self.poll)(self.state, &mut w) });
         if r == RT_PENDING {
             Poll::Pending
         } else {
@@ -77,9 +78,9 @@ impl Drop for CFuture {
     fn drop(&mut self) {
         if let Some(d) = self.drop {
             // SAFETY: called once, after the last poll.
-            crate::callback::in_callback(|| unsafe { d(self.state) });
+            in_callback(|| unsafe { d(self.state) });
         }
-        self.shared.finish();
+        self.task.finish();
     }
 }
 
@@ -119,22 +120,22 @@ pub unsafe extern "C" fn rt_spawn_poll(
         };
         let handle = match rt.handle() {
             Ok(h) => h,
-            Err(e) => return e,
+            Err(e) => return code(&e),
         };
-        let shared = TaskShared::new();
+        let task = TaskHandle::new_unstarted();
         let fut = CFuture {
             poll,
             drop,
             state,
-            shared: shared.clone(),
+            task: task.clone(),
             done: false,
             shutdown: rt.shutdown_flag(),
         };
         let join = handle.spawn(fut);
-        set_abort(&shared, join.abort_handle());
+        task.set_abort(join.abort_handle());
         if !out.is_null() {
             // SAFETY: non-NULL and writable per the contract.
-            unsafe { out.write(new_handle(shared)) };
+            unsafe { out.write(new_handle(task)) };
         }
         0
     })

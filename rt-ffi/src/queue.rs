@@ -3,56 +3,19 @@
 //! thread), so work can run on a multi-thread runtime's workers while its
 //! results land where the host wants them.
 //!
-//! A mutex-protected FIFO (one order for all posts, hence per-producer
-//! order) and an eventfd that is readable exactly while the FIFO is
-//! non-empty: written when a post finds it empty, reset when a drain
-//! empties it, both under the mutex.
+//! The queue itself is `rt_core::callback::CompletionQueue` (a mutex FIFO
+//! and an eventfd readable exactly while it is non-empty).
 
-use crate::callback::{rt_callback, CallOnce};
+use crate::callback::{rt_callback, CCall};
 use crate::error::*;
 use crate::guard::{ffi_guard, ffi_guard_void};
 use crate::runtime::{rt_runtime, runtime_ref};
-use std::collections::VecDeque;
+use rt_core::callback::CompletionQueue;
 use std::ffi::{c_int, c_void};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard};
 
 /// An opaque completion queue.
 pub struct rt_queue {
-    entries: Mutex<VecDeque<CallOnce>>,
-    /// Readable while `entries` is non-empty.
-    ready: OwnedFd,
-}
-
-impl rt_queue {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<CallOnce>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: `ready` is an open eventfd owned by the queue; the buffer
-        // is 8 readable bytes on the stack. It cannot fail with EAGAIN: the
-        // counter is reset to 0 whenever the queue empties.
-        unsafe { libc::write(self.ready.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    fn reset(&self) {
-        let mut count: u64 = 0;
-        // SAFETY: as in `signal`; 8 writable bytes. EAGAIN (already 0) is
-        // fine: reset means "not readable".
-        unsafe { libc::read(self.ready.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
-    }
-
-    /// Takes the oldest entry, resetting the fd if that empties the queue.
-    fn pop(&self) -> Option<CallOnce> {
-        let mut entries = self.lock();
-        let entry = entries.pop_front()?;
-        if entries.is_empty() {
-            self.reset();
-        }
-        Some(entry)
-    }
+    queue: CompletionQueue<CCall>,
 }
 
 /// Turns a C pointer into a queue reference, or `RT_EINVAL` for NULL.
@@ -87,18 +50,12 @@ pub unsafe extern "C" fn rt_queue_new(rt: *const rt_runtime, out: *mut *mut rt_q
             return RT_EINVAL;
         }
         if let Err(e) = rt.handle() {
-            return e;
+            return code(&e);
         }
-        // SAFETY: plain syscall with constant, valid flags.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return from_io(&std::io::Error::last_os_error());
-        }
-        let q = Box::new(rt_queue {
-            entries: Mutex::new(VecDeque::new()),
-            // SAFETY: `fd` was just created and is owned by nothing else.
-            ready: unsafe { OwnedFd::from_raw_fd(fd) },
-        });
+        let q = match CompletionQueue::new() {
+            Ok(queue) => Box::new(rt_queue { queue }),
+            Err(e) => return from_io(&e),
+        };
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(Box::into_raw(q)) };
         0
@@ -130,11 +87,7 @@ pub unsafe extern "C" fn rt_queue_post(
         let Some(func) = func else {
             return RT_EINVAL;
         };
-        let mut entries = q.lock();
-        if entries.is_empty() {
-            q.signal();
-        }
-        entries.push_back(CallOnce::new(func, arg));
+        q.queue.post(CCall { f: func, arg });
         0
     })
 }
@@ -160,17 +113,7 @@ pub unsafe extern "C" fn rt_queue_drain(q: *const rt_queue, max: u32) -> c_int {
             Ok(q) => q,
             Err(e) => return e,
         };
-        let limit = if max == 0 {
-            q.lock().len()
-        } else {
-            max as usize
-        };
-        let mut ran: usize = 0;
-        while ran < limit {
-            let Some(entry) = q.pop() else { break };
-            entry.call_unmarked(0);
-            ran += 1;
-        }
+        let ran = q.queue.drain(max as usize);
         c_int::try_from(ran).unwrap_or(c_int::MAX)
     })
 }
@@ -188,7 +131,7 @@ pub unsafe extern "C" fn rt_queue_fd(q: *const rt_queue) -> c_int {
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
         match unsafe { queue_ref(q) } {
-            Ok(q) => q.ready.as_raw_fd(),
+            Ok(q) => q.queue.fd(),
             Err(e) => e,
         }
     })
@@ -215,9 +158,7 @@ pub unsafe extern "C" fn rt_queue_free(q: *mut rt_queue) {
             let queue = unsafe { &*q };
             // Final calls outside the lock, in order, made the way drains
             // make theirs (on the host's thread, not as runtime callbacks).
-            while let Some(entry) = queue.pop() {
-                entry.call_unmarked(RT_ECANCELED);
-            }
+            queue.queue.cancel_all();
         }
         // SAFETY: created by Box::into_raw in rt_queue_new, freed once; no
         // reference to it is left.

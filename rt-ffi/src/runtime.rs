@@ -1,16 +1,16 @@
-//! `rt_runtime`: create, configure, shut down and inspect a runtime.
+//! `rt_runtime`: create, configure, shut down and inspect a runtime. The
+//! runtime is `rt_core::callback::CallbackRuntime` (its lifecycle, the
+//! shutdown contract, the host runs); this is its C face: `rt_config` ->
+//! `Builder`, the codes, the pointer ownership.
 
-use crate::calls::this_thread;
 use crate::error::*;
 use crate::guard::ffi_guard;
-use crate::io::IoRegistry;
-use crate::timer::Timers;
-use rt_core::runtime::{Builder, Handle, Runtime};
+use crate::io::CWatch;
+use crate::timer::CTimer;
+use rt_core::callback::CallbackRuntime;
+use rt_core::runtime::Builder;
 use std::ffi::c_int;
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Acquire, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The most worker threads `rt_config.worker_threads` may ask for.
 pub const RT_MAX_WORKER_THREADS: u32 = 4096;
@@ -101,288 +101,23 @@ pub struct rt_metrics {
     pub reserved: [u64; 8],
 }
 
+/// The C API's runtime: the callback layer with C timers and C watches.
+pub(crate) type Runtime = CallbackRuntime<CTimer, CWatch>;
+
 /// An opaque runtime.
 pub struct rt_runtime {
-    /// The runtime (`None` once a shutdown took it) and where its shutdown
-    /// stands.
-    life: Mutex<Life>,
-    /// Signalled when a shutdown is over (`Phase::Done`).
-    shutdown_over: Condvar,
-    /// Set when a shutdown starts: lets every call check for shutdown
-    /// without the lock. Shared with the tasks that make C calls: none is
-    /// made with status 0 once it is set.
-    shut_down: Arc<AtomicBool>,
-    /// `rt_run` / `rt_run_budget` calls under way: the host thread of a
-    /// current-thread runtime runs its callbacks inside them, so a
-    /// shutdown waits for them like for the runtime's threads.
-    host_runs: AtomicU32,
-    handle: Handle,
-    timers: Arc<Timers>,
-    io: IoRegistry,
+    rt: Runtime,
 }
 
-struct Life {
-    runtime: Option<Runtime>,
-    phase: Phase,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Live,
-    /// The first `rt_runtime_shutdown` runs, on thread `on`: it makes the
-    /// final calls. Later calls wait for it.
-    ShuttingDown {
-        on: NonZeroUsize,
-    },
-    /// The first shutdown returned: every final call it owed was made.
-    Done,
-}
-
-/// An `rt_run*` call under way (see `rt_runtime::host_run`). `outer` is
-/// what `HOSTING` held before it (a call refused inside a callback of
-/// another run restores it).
-pub(crate) struct HostRun<'a> {
-    rt: &'a rt_runtime,
-    outer: usize,
-}
-
-thread_local! {
-    /// The address of the runtime whose `rt_run*` call this thread is in
-    /// (0: none). A shutdown waits for the host runs of other threads, not
-    /// for this thread's own: that one runs the shutdown's caller.
-    static HOSTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-impl Drop for HostRun<'_> {
-    fn drop(&mut self) {
-        let _ = HOSTING.try_with(|h| h.set(self.outer));
-        // The last touch of the runtime by this call: a shutdown waiting
-        // for host runs may return, and the runtime be freed, right after.
-        self.rt.host_runs.fetch_sub(1, SeqCst);
-    }
-}
-
-/// Ends the first shutdown, also if it unwinds: later calls never wait for
-/// a shutdown that will not finish.
-struct EndShutdown<'a>(&'a rt_runtime);
-
-impl Drop for EndShutdown<'_> {
-    fn drop(&mut self) {
-        let rt = self.0;
-        let mut life = rt.lock_life();
-        life.phase = Phase::Done;
-        rt.shutdown_over.notify_all();
-        // The guard drops last: the runtime is not touched after the
-        // unlock, so a waiter woken here may free it at once.
-    }
-}
-
-impl rt_runtime {
-    fn lock_life(&self) -> MutexGuard<'_, Life> {
-        self.life.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// `rt_runtime_shutdown`: the first call shuts down; a call during it
-    /// waits for it (up to `timeout_ms`); a call after it `RT_ESHUTDOWN`.
-    fn shutdown(&self, timeout_ms: i64) -> c_int {
-        let deadline = u64::try_from(timeout_ms)
-            .ok()
-            .map(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
-        let mut life = self.lock_life();
-        match life.phase {
-            Phase::Live => {
-                let runtime = life.runtime.take();
-                life.phase = Phase::ShuttingDown { on: this_thread() };
-                // SeqCst: pairs with `host_run` (either a host run sees
-                // the shutdown, or the shutdown sees it and waits for it).
-                self.shut_down.store(true, SeqCst);
-                drop(life);
-                let _end = EndShutdown(self);
-                self.finish_shutdown(runtime, timeout_ms, deadline.flatten())
-            }
-            Phase::Done => RT_ESHUTDOWN,
-            Phase::ShuttingDown { on } => {
-                if timeout_ms == 0 {
-                    return RT_ETIMEDOUT;
-                }
-                // It may be waiting for this thread: our own (re-entered
-                // from one of its final calls), a callback's, a worker's,
-                // blocking work's.
-                if on == this_thread()
-                    || crate::callback::is_in_callback()
-                    || crate::callback::is_in_blocking_work()
-                    || rt_core::runtime::is_runtime_thread()
-                {
-                    return RT_EDEADLK;
-                }
-                while life.phase != Phase::Done {
-                    life = match deadline {
-                        // No limit (or one too far to represent).
-                        None | Some(None) => self
-                            .shutdown_over
-                            .wait(life)
-                            .unwrap_or_else(|e| e.into_inner()),
-                        Some(Some(d)) => {
-                            let now = Instant::now();
-                            if now >= d {
-                                return RT_ETIMEDOUT;
-                            }
-                            self.shutdown_over
-                                .wait_timeout(life, d - now)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0
-                        }
-                    };
-                }
-                RT_ESHUTDOWN
-            }
-        }
-    }
-
-    /// The first shutdown's work: final calls for everything pending, then
-    /// the runtime's own shutdown (waiting up to `timeout_ms` for the
-    /// callbacks running).
-    fn finish_shutdown(
-        &self,
-        runtime: Option<Runtime>,
-        timeout_ms: i64,
-        deadline: Option<Instant>,
-    ) -> c_int {
-        // Timers armed or queued: their final calls now, here. From now on
-        // none starts or re-arms (a repeat running now ends with its final
-        // call, on its thread).
-        self.timers.close();
-        let completed = match (runtime, u64::try_from(timeout_ms)) {
-            (None, _) => true,
-            // A thread that runs a runtime's callbacks may not wait for a
-            // runtime's threads (rt-core panics there, as Tokio does):
-            // shut down without waiting (RT_ETIMEDOUT if threads are left).
-            (Some(runtime), _) if rt_core::runtime::is_runtime_thread() => {
-                runtime.shutdown_timeout_completed(Duration::ZERO)
-            }
-            // Waits up to the timeout; then every task not running (queued
-            // callbacks, fd registrations, poll tasks, blocking completions)
-            // is cancelled here: its final call is made before this returns.
-            // Queued blocking work was cancelled first thing.
-            (Some(runtime), Ok(ms)) => {
-                runtime.shutdown_timeout_completed(Duration::from_millis(ms))
-            }
-            (Some(runtime), Err(_)) => {
-                drop(runtime);
-                true
-            }
-        };
-        drop(self.io.drain());
-        // Called from this runtime's blocking work: that work runs (and its
-        // `done(arg, 0)` follows it), so the shutdown is not complete.
-        let own_work = crate::callback::is_in_blocking_work_of(self.shutdown_flag().identity());
-        // A host thread inside `rt_run` may still be running a callback of
-        // a current-thread runtime: wait for it too (it returns once it
-        // sees the shutdown).
-        let host_done =
-            self.wait_for_host_runs(if timeout_ms < 0 { None } else { deadline }, false);
-        if completed && host_done && !own_work {
-            0
-        } else {
-            RT_ETIMEDOUT
-        }
-    }
-
-    /// Marks an `rt_run*` call under way until the guard drops. Then
-    /// checks for shutdown: `RT_ESHUTDOWN` once one started.
-    pub(crate) fn host_run(&self) -> Result<HostRun<'_>, c_int> {
-        self.host_runs.fetch_add(1, SeqCst);
-        let me = self as *const rt_runtime as usize;
-        let outer = HOSTING.try_with(|h| h.replace(me)).unwrap_or(0);
-        let run = HostRun { rt: self, outer };
-        if self.shut_down.load(SeqCst) {
-            return Err(RT_ESHUTDOWN);
-        }
-        Ok(run)
-    }
-
-    /// Waits until no `rt_run*` call is under way on another thread, up to
-    /// `deadline` (`None`: no limit); false if one still is. The calling
-    /// thread's own run (a shutdown from one of its callbacks) is not
-    /// waited for. From inside a callback (a runtime thread must not block
-    /// on a runtime's threads) it does not wait unless `must_wait` (free:
-    /// the runtime's memory must outlive those runs). Polls: a run that
-    /// ends must not touch the runtime after its count drops (the runtime
-    /// may be freed right after), so it cannot signal.
-    fn wait_for_host_runs(&self, deadline: Option<Instant>, must_wait: bool) -> bool {
-        let me = self as *const rt_runtime as usize;
-        let own = u32::from(HOSTING.try_with(|h| h.get() == me).unwrap_or(false));
-        let wait = must_wait || !crate::callback::is_in_callback();
-        while self.host_runs.load(SeqCst) > own {
-            if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        true
-    }
-
-    /// True while the calling thread is inside an `rt_run*` call of this
-    /// runtime.
-    fn hosted_here(&self) -> bool {
-        let me = self as *const rt_runtime as usize;
-        HOSTING.try_with(|h| h.get() == me).unwrap_or(false)
-    }
-
-    /// The handle, or `RT_ESHUTDOWN`.
-    pub(crate) fn handle(&self) -> Result<&Handle, c_int> {
-        if self.is_shutdown() {
-            return Err(RT_ESHUTDOWN);
-        }
-        Ok(&self.handle)
-    }
-
-    pub(crate) fn timers(&self) -> &Arc<Timers> {
-        &self.timers
-    }
-
-    pub(crate) fn io(&self) -> &IoRegistry {
-        &self.io
-    }
-
-    /// The handle without the shutdown check (it stays usable: calls on
-    /// it fail or do nothing after shutdown). Lock-free, for `rt_wake`.
-    pub(crate) fn raw_handle(&self) -> &Handle {
-        &self.handle
-    }
-
-    pub(crate) fn is_shutdown(&self) -> bool {
-        self.shut_down.load(Acquire)
-    }
-
-    /// The flag `rt_runtime_shutdown` sets first, for tasks that may outlive
-    /// this struct (`crate::calls::ShutdownFlag`).
-    pub(crate) fn shutdown_flag(&self) -> crate::calls::ShutdownFlag {
-        crate::calls::ShutdownFlag(self.shut_down.clone())
-    }
-}
-
-/// Turns a C pointer into a reference, or `RT_EINVAL` for NULL.
+/// Turns a C pointer into a reference to its runtime, or `RT_EINVAL` for
+/// NULL.
 ///
 /// # Safety
 /// A non-NULL `rt` must point to a live runtime from `rt_runtime_new`
 /// (not yet freed).
-pub(crate) unsafe fn runtime_ref<'a>(rt: *const rt_runtime) -> Result<&'a rt_runtime, c_int> {
+pub(crate) unsafe fn runtime_ref<'a>(rt: *const rt_runtime) -> Result<&'a Runtime, c_int> {
     // SAFETY: forwarded from the caller.
-    unsafe { rt.as_ref() }.ok_or(RT_EINVAL)
-}
-
-/// As `runtime_ref`, and `RT_ESHUTDOWN` once the runtime is shut down.
-///
-/// # Safety
-/// As `runtime_ref`.
-pub(crate) unsafe fn live_runtime_ref<'a>(rt: *const rt_runtime) -> Result<&'a rt_runtime, c_int> {
-    // SAFETY: forwarded from the caller.
-    let rt = unsafe { runtime_ref(rt) }?;
-    if rt.is_shutdown() {
-        return Err(RT_ESHUTDOWN);
-    }
-    Ok(rt)
+    unsafe { rt.as_ref() }.map(|r| &r.rt).ok_or(RT_EINVAL)
 }
 
 /// Fills `*config` with the defaults. Returns 0, or `RT_EINVAL` if
@@ -481,19 +216,8 @@ pub unsafe extern "C" fn rt_runtime_new(
             Ok(rt) => rt,
             Err(e) => return from_io(&e),
         };
-        let handle = runtime.handle().clone();
-        let timers = Timers::new(handle.clone());
         let rt = Box::new(rt_runtime {
-            life: Mutex::new(Life {
-                runtime: Some(runtime),
-                phase: Phase::Live,
-            }),
-            shutdown_over: Condvar::new(),
-            shut_down: Arc::new(AtomicBool::new(false)),
-            host_runs: AtomicU32::new(0),
-            handle,
-            timers,
-            io: IoRegistry::new(),
+            rt: CallbackRuntime::new(runtime),
         });
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(Box::into_raw(rt)) };
@@ -570,7 +294,9 @@ pub unsafe extern "C" fn rt_runtime_shutdown(rt: *mut rt_runtime, timeout_ms: i6
     ffi_guard(|| {
         // SAFETY: forwarded from the caller.
         match unsafe { runtime_ref(rt) } {
-            Ok(rt) => rt.shutdown(timeout_ms),
+            Ok(rt) => {
+                status(rt.shutdown(u64::try_from(timeout_ms).ok().map(Duration::from_millis)))
+            }
             Err(e) => e,
         }
     })
@@ -601,18 +327,14 @@ pub unsafe extern "C" fn rt_runtime_free(rt: *mut rt_runtime) {
         let Ok(runtime) = (unsafe { runtime_ref(rt) }) else {
             return;
         };
-        if runtime.shutdown(-1) == RT_EDEADLK || runtime.hosted_here() {
-            // Another shutdown is under way and this thread cannot wait
-            // for it, or this thread is inside `rt_run` of this runtime
-            // (the contract was broken): leak rather than free the
-            // runtime under it.
+        // Shuts down without limit and waits for `rt_run` calls on other
+        // threads. False: another shutdown is under way and this thread
+        // cannot wait for it, or this thread is inside `rt_run` of this
+        // runtime (the contract was broken): leak rather than free the
+        // runtime under it.
+        if !runtime.prepare_free() {
             return;
         }
-        // After a shutdown that timed out (or made from a runtime thread,
-        // which does not wait), a host thread may still be inside
-        // `rt_run`, in a callback: it returns once that returns. Also from
-        // inside another runtime's callback: the memory must outlive it.
-        runtime.wait_for_host_runs(None, true);
         // SAFETY: created by Box::into_raw in rt_runtime_new, freed once;
         // the shutdown above returned, so no call of ours uses it any more.
         drop(unsafe { Box::from_raw(rt) });
@@ -636,23 +358,21 @@ pub unsafe extern "C" fn rt_runtime_metrics(rt: *const rt_runtime, out: *mut rt_
         if out.is_null() {
             return RT_EINVAL;
         }
-        let m = rt.handle.metrics();
-        let workers = m.num_workers();
-        let sum = |f: &dyn Fn(usize) -> u64| (0..workers).map(f).sum::<u64>();
+        let m = rt.metrics();
         let metrics = rt_metrics {
-            workers: workers as u64,
-            tasks_alive: m.num_alive_tasks() as u64,
-            tasks_spawned: m.spawned_tasks_count(),
-            polls: sum(&|w| m.worker_poll_count(w)),
-            steals: sum(&|w| m.worker_steal_count(w)),
-            overflows: sum(&|w| m.worker_overflow_count(w)),
-            remote_schedules: m.remote_schedule_count(),
-            parks: sum(&|w| m.worker_park_count(w)),
-            blocking_threads: m.num_blocking_threads() as u64,
-            blocking_idle_threads: m.num_idle_blocking_threads() as u64,
-            blocking_queue_depth: m.blocking_queue_depth() as u64,
-            timers: m.num_timers() as u64,
-            io_registrations: m.num_io_registrations() as u64,
+            workers: m.workers,
+            tasks_alive: m.tasks_alive,
+            tasks_spawned: m.tasks_spawned,
+            polls: m.polls,
+            steals: m.steals,
+            overflows: m.overflows,
+            remote_schedules: m.remote_schedules,
+            parks: m.parks,
+            blocking_threads: m.blocking_threads,
+            blocking_idle_threads: m.blocking_idle_threads,
+            blocking_queue_depth: m.blocking_queue_depth,
+            timers: m.timers,
+            io_registrations: m.io_registrations,
             reserved: [0; 8],
         };
         // SAFETY: non-NULL and writable per the contract.

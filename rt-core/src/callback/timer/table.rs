@@ -8,47 +8,29 @@
 //! or `Free`. A stop frees an `Armed` or `Queued` slot at once; a stop of a
 //! repeat whose callback runs marks it `done` and waits until the call
 //! returns (unless it comes from inside that callback, or from another
-//! callback: `RT_EDEADLK`). Ids are `generation << 32 | (index + 1)`; the
+//! callback: `StillRunning`). Ids are `generation << 32 | (index + 1)`; the
 //! generation moves on when an id dies (a stop, a one-shot's call), so a
 //! stale id never names a later timer.
 
-use crate::error::{RT_EDEADLK, RT_ENOENT, RT_ENOMEM, RT_ESHUTDOWN};
+use crate::callback::{Error, Status, Stopped};
 use crate::loom::{Condvar, Mutex, MutexGuard};
-use rt_core::time::Instant;
-use rt_core::util::Chunked;
+use crate::time::Instant;
+use crate::util::Chunked;
 use std::collections::VecDeque;
-use std::ffi::{c_int, c_void};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-/// The C callback and its argument.
-#[derive(Clone, Copy)]
-pub(crate) struct Cb {
-    pub(crate) f: unsafe extern "C" fn(*mut c_void, c_int),
-    pub(crate) arg: *mut c_void,
-}
-
-// SAFETY: the API documents that `arg` may be used from any thread; we
-// only copy the pointer around and hand it back to C.
-unsafe impl Send for Cb {}
-
-impl Cb {
-    pub(crate) fn call(self, status: c_int) {
-        // SAFETY: a C function pointer with the documented signature.
-        crate::callback::in_callback(|| unsafe { (self.f)(self.arg, status) })
-    }
-}
-
 /// The table, with the condvar a stop waits on for a running call. `K` is
-/// the wheel's key of an armed timer.
-pub(crate) struct TimerTable<K> {
-    table: Mutex<Table<K>>,
+/// the wheel's key of an armed timer, `C` the callback (cheap to clone: a
+/// call gets a copy, made under the lock).
+pub(crate) struct TimerTable<K, C> {
+    table: Mutex<Table<K, C>>,
     call_ended: Condvar,
 }
 
-struct Table<K> {
+struct Table<K, C> {
     /// Chunked: starting a timer never stalls on a copy of the table.
-    slots: Chunked<Slot<K>>,
+    slots: Chunked<Slot<K, C>>,
     /// Head of the free slots' list (`NIL`: none).
     free: u32,
     /// Fired timers waiting for the caller task (current-thread runtime).
@@ -65,12 +47,13 @@ struct Table<K> {
 
 const NIL: u32 = u32::MAX;
 
-struct Slot<K> {
+struct Slot<K, C> {
     generation: u32,
     state: State<K>,
-    cb: Option<Cb>,
-    /// Repeat period in ms; zero for a one-shot timer.
-    period_ms: u64,
+    cb: Option<C>,
+    /// Repeat period in ns; zero for a one-shot timer (a `u64`, not an
+    /// `Option<Duration>`: a slot stays as small as it was with ms).
+    period_ns: u64,
     deadline: Instant,
 }
 
@@ -97,19 +80,19 @@ pub(crate) enum Then {
     Caller,
     /// The call task of one expiry (multi-thread runtime).
     Call(u64),
-    /// The final `RT_ECANCELED` call of a timer armed at shutdown, to make
+    /// The final `Cancelled` call of a timer armed at shutdown, to make
     /// right away (no task can start any more).
     Cancel(u64),
 }
 
 /// A call claimed by [`TimerTable::claim`]: make it, then
 /// [`TimerTable::finish`] it.
-pub(crate) struct Claimed {
+pub(crate) struct Claimed<C> {
     index: usize,
-    pub(crate) cb: Cb,
+    pub(crate) cb: C,
 }
 
-impl<K> Table<K> {
+impl<K, C> Table<K, C> {
     fn index_of(&self, id: u64) -> Option<usize> {
         let index = ((id & 0xFFFF_FFFF) as u32).checked_sub(1)? as usize;
         let slot = self.slots.get(index)?;
@@ -122,17 +105,17 @@ impl<K> Table<K> {
         (u64::from(self.slots[index].generation) << 32) | (index as u64 + 1)
     }
 
-    fn alloc(&mut self, cb: Cb, period_ms: u64, deadline: Instant) -> Result<usize, c_int> {
+    fn alloc(&mut self, cb: C, period_ns: u64, deadline: Instant) -> Result<usize, Error> {
         let slot = Slot {
             generation: 0,
             state: State::Queued,
             cb: Some(cb),
-            period_ms,
+            period_ns,
             deadline,
         };
         if self.free == NIL {
             if self.slots.len() >= (NIL - 1) as usize {
-                return Err(RT_ENOMEM);
+                return Err(Error::Os(std::io::ErrorKind::OutOfMemory.into()));
             }
             return Ok(self.slots.push(slot));
         }
@@ -187,8 +170,8 @@ impl<K> Table<K> {
     }
 }
 
-impl<K: Copy> TimerTable<K> {
-    pub(crate) fn new(task_per_call: bool) -> TimerTable<K> {
+impl<K: Copy, C: Clone> TimerTable<K, C> {
+    pub(crate) fn new(task_per_call: bool) -> TimerTable<K, C> {
         TimerTable {
             table: Mutex::new(Table {
                 slots: Chunked::new(),
@@ -203,26 +186,27 @@ impl<K: Copy> TimerTable<K> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Table<K>> {
+    fn lock(&self) -> MutexGuard<'_, Table<K, C>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts a timer: `out` gets its id, then `arm` puts it in the wheel,
     /// both under the lock (no call can run before `out` has the id: the
-    /// first call may stop the timer). `RT_ESHUTDOWN` once closed.
+    /// first call may stop the timer). `Shutdown` once closed. `period_ns`
+    /// 0: a one-shot timer.
     pub(crate) fn start(
         &self,
-        cb: Cb,
+        cb: C,
         deadline: Instant,
-        period_ms: u64,
+        period_ns: u64,
         out: impl FnOnce(u64),
         arm: impl FnOnce(Instant, u64) -> Option<K>,
-    ) -> Result<Then, c_int> {
+    ) -> Result<Then, Error> {
         let mut t = self.lock();
         if t.closed {
-            return Err(RT_ESHUTDOWN);
+            return Err(Error::Shutdown);
         }
-        let index = t.alloc(cb, period_ms, deadline)?;
+        let index = t.alloc(cb, period_ns, deadline)?;
         out(t.id_of(index));
         Ok(t.arm(index, arm))
     }
@@ -255,23 +239,23 @@ impl<K: Copy> TimerTable<K> {
         next
     }
 
-    /// Claims the call of queued timer `id` for thread `on`: `status` 0 for
-    /// an expiry, `RT_ECANCELED` for a final call. `None` if the timer was
+    /// Claims the call of queued timer `id` for thread `on`: `status` Ok for
+    /// an expiry, `Cancelled` for a final call. `None` if the timer was
     /// stopped since it was queued.
-    pub(crate) fn claim(&self, id: u64, status: c_int, on: NonZeroUsize) -> Option<Claimed> {
+    pub(crate) fn claim(&self, id: u64, status: Status, on: NonZeroUsize) -> Option<Claimed<C>> {
         let mut t = self.lock();
         let index = t.index_of(id)?;
         let slot = &mut t.slots[index];
         let State::Queued = slot.state else {
             return None;
         };
-        let done = slot.period_ms == 0 || status != 0;
+        let done = slot.period_ns == 0 || status != Status::Ok;
         slot.state = State::Running { on, done };
         if done {
-            // The id dies now: a racing stop reports RT_ENOENT.
+            // The id dies now: a racing stop reports NotFound.
             slot.generation = slot.generation.wrapping_add(1);
         }
-        let cb = slot.cb.expect("a live timer has a callback");
+        let cb = slot.cb.clone().expect("a live timer has a callback");
         Some(Claimed { index, cb })
     }
 
@@ -282,7 +266,7 @@ impl<K: Copy> TimerTable<K> {
     /// ([`Then::Cancel`]). Wakes the stoppers waiting.
     pub(crate) fn finish(
         &self,
-        call: Claimed,
+        call: Claimed<C>,
         arm: impl FnOnce(Instant, u64) -> Option<K>,
     ) -> Then {
         let mut t = self.lock();
@@ -299,7 +283,7 @@ impl<K: Copy> TimerTable<K> {
             Then::Cancel(t.id_of(index))
         } else {
             let slot = &mut t.slots[index];
-            slot.deadline = next_deadline(slot.deadline, slot.period_ms);
+            slot.deadline = next_deadline(slot.deadline, slot.period_ns);
             t.arm(index, arm)
         };
         if t.waiters > 0 {
@@ -308,32 +292,32 @@ impl<K: Copy> TimerTable<K> {
         then
     }
 
-    /// `rt_timer_stop` from thread `me` (`in_callback`: inside a runtime
-    /// callback). `disarm` takes an armed timer off the wheel.
+    /// A timer stop from thread `me` (`in_callback`: inside a runtime
+    /// callback). `disarm` takes an armed timer off the wheel. `None`: the
+    /// id names no live timer (stale, stopped, or a one-shot / final call
+    /// already claimed).
     pub(crate) fn stop(
         &self,
         id: u64,
         me: NonZeroUsize,
         in_callback: bool,
         disarm: impl FnOnce(K),
-    ) -> c_int {
+    ) -> Option<Stopped> {
         let mut t = self.lock();
-        let Some(index) = t.index_of(id) else {
-            return RT_ENOENT;
-        };
+        let index = t.index_of(id)?;
         match t.slots[index].state {
-            State::Free { .. } | State::Running { done: true, .. } => RT_ENOENT,
+            State::Free { .. } | State::Running { done: true, .. } => None,
             State::Armed(key) => {
                 // Fired meanwhile but not queued yet: `fired` finds the id
                 // dead and leaves it.
                 disarm(key);
                 t.release(index);
-                0
+                Some(Stopped::Done)
             }
             State::Queued => {
                 // The queued id is dead now: its call is skipped.
                 t.release(index);
-                0
+                Some(Stopped::Done)
             }
             State::Running { on, done: false } => {
                 // A repeat's call runs: no re-arm after it, and its id dies.
@@ -343,11 +327,11 @@ impl<K: Copy> TimerTable<K> {
                 let dead = slot.generation;
                 if on == me {
                     // From inside its own callback: it returns right after.
-                    return 0;
+                    return Some(Stopped::Done);
                 }
                 if in_callback {
                     // Two callbacks stopping each other would wait forever.
-                    return RT_EDEADLK;
+                    return Some(Stopped::StillRunning);
                 }
                 t.waiters += 1;
                 // The call's end frees the slot (the generation moves on).
@@ -355,17 +339,28 @@ impl<K: Copy> TimerTable<K> {
                     t = self.call_ended.wait(t).unwrap_or_else(|e| e.into_inner());
                 }
                 t.waiters -= 1;
-                0
+                Some(Stopped::Done)
             }
+        }
+    }
+
+    /// The deadline of live timer `id` (armed: its next expiry; queued or
+    /// running: the expiry being called), `None` for a dead id.
+    pub(crate) fn deadline(&self, id: u64) -> Option<Instant> {
+        let t = self.lock();
+        let index = t.index_of(id)?;
+        match t.slots[index].state {
+            State::Free { .. } | State::Running { done: true, .. } => None,
+            _ => Some(t.slots[index].deadline),
         }
     }
 
     /// Closes the table (runtime shutdown): no timer starts or re-arms any
     /// more; every timer armed (taken off the wheel through `disarm`) or
     /// queued is freed, and their callbacks are returned for their final
-    /// `RT_ECANCELED` calls, to make outside the lock. A call running now
+    /// `Cancelled` calls, to make outside the lock. A call running now
     /// is left to end: a repeat's final call follows it ([`Self::finish`]).
-    pub(crate) fn close(&self, mut disarm: impl FnMut(K)) -> Vec<Cb> {
+    pub(crate) fn close(&self, mut disarm: impl FnMut(K)) -> Vec<C> {
         let mut t = self.lock();
         t.closed = true;
         let mut pending = Vec::new();
@@ -375,7 +370,7 @@ impl<K: Copy> TimerTable<K> {
                 State::Queued => {}
                 State::Free { .. } | State::Running { .. } => continue,
             }
-            pending.extend(t.slots[index].cb);
+            pending.extend(t.slots[index].cb.take());
             t.release(index);
         }
         // Their queued ids are dead now: the caller skips them.
@@ -383,10 +378,10 @@ impl<K: Copy> TimerTable<K> {
     }
 
     /// Frees every timer still armed or queued and returns their
-    /// callbacks, for their final `RT_ECANCELED` calls: the table is being
+    /// callbacks, for their final `Cancelled` calls: the table is being
     /// dropped, and alarms still in the wheel can no longer reach it. (A
     /// running call holds the table, so none is running.)
-    pub(crate) fn take_pending(&self) -> Vec<Cb> {
+    pub(crate) fn take_pending(&self) -> Vec<C> {
         let mut t = self.lock();
         let pending: Vec<usize> = t
             .slots
@@ -398,7 +393,7 @@ impl<K: Copy> TimerTable<K> {
         pending
             .into_iter()
             .filter_map(|i| {
-                let cb = t.slots[i].cb;
+                let cb = t.slots[i].cb.take();
                 t.release(i);
                 cb
             })
@@ -418,8 +413,8 @@ impl<K: Copy> TimerTable<K> {
 
 /// `deadline + period`, skipping the periods that already passed (no
 /// burst after a late call).
-fn next_deadline(deadline: Instant, period_ms: u64) -> Instant {
-    let period = Duration::from_millis(period_ms);
+fn next_deadline(deadline: Instant, period_ns: u64) -> Instant {
+    let period = Duration::from_nanos(period_ns);
     let mut next = later(deadline, period);
     let now = Instant::now();
     if next <= now {
@@ -441,52 +436,50 @@ pub(crate) fn later(t: Instant, d: Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[cfg(not(loom))]
-    use crate::error::RT_ECANCELED;
 
-    pub(super) unsafe extern "C" fn nop(_: *mut c_void, _: c_int) {}
+    /// The tables under test hold `()` as their callback: the table never
+    /// calls it (the timers do), it only hands it back.
+    pub(super) type Table = TimerTable<u32, ()>;
 
-    pub(super) fn cb() -> Cb {
-        Cb {
-            f: nop,
-            arg: std::ptr::null_mut(),
-        }
-    }
+    pub(super) fn cb() {}
 
     pub(super) fn thread(n: usize) -> NonZeroUsize {
         NonZeroUsize::new(n).unwrap()
     }
 
     /// Starts a timer armed under key 1; its id.
-    pub(super) fn armed(t: &TimerTable<u32>, period_ms: u64) -> u64 {
+    pub(super) fn armed(t: &Table, period: u64) -> u64 {
         let mut id = 0;
-        let then = t.start(cb(), Instant::now(), period_ms, |i| id = i, |_, _| Some(1));
-        assert_eq!(then, Ok(Then::Nothing));
+        let then = t.start(cb(), Instant::now(), period, |i| id = i, |_, _| Some(1));
+        assert!(matches!(then, Ok(Then::Nothing)));
         id
     }
 
     #[cfg(not(loom))]
     #[test]
     fn ids_die_and_slots_are_reused_under_new_ids() {
-        let t = TimerTable::<u32>::new(false);
+        let t = Table::new(false);
         let a = armed(&t, 0);
         let mut disarmed = None;
-        assert_eq!(t.stop(a, thread(1), false, |k| disarmed = Some(k)), 0);
+        assert_eq!(
+            t.stop(a, thread(1), false, |k| disarmed = Some(k)),
+            Some(Stopped::Done)
+        );
         assert_eq!(disarmed, Some(1));
-        assert_eq!(t.stop(a, thread(1), false, |_| {}), RT_ENOENT);
+        assert_eq!(t.stop(a, thread(1), false, |_| {}), None);
         let b = armed(&t, 0);
         assert_ne!(a, b, "a reused slot gets a new id");
         assert_eq!(a & 0xFFFF_FFFF, b & 0xFFFF_FFFF);
         assert_eq!(t.fired(a, false), Then::Nothing, "a stale id fires nothing");
-        assert_eq!(t.stop(0, thread(1), false, |_| {}), RT_ENOENT);
-        assert_eq!(t.stop(u64::MAX, thread(1), false, |_| {}), RT_ENOENT);
+        assert_eq!(t.stop(0, thread(1), false, |_| {}), None);
+        assert_eq!(t.stop(u64::MAX, thread(1), false, |_| {}), None);
         assert_eq!(t.live(), 1);
     }
 
     #[cfg(not(loom))]
     #[test]
     fn calls_queue_in_firing_order_for_one_caller() {
-        let t = TimerTable::<u32>::new(false);
+        let t = Table::new(false);
         let ids: Vec<u64> = (0..3).map(|_| armed(&t, 0)).collect();
         assert_eq!(t.fired(ids[2], false), Then::Caller);
         assert_eq!(
@@ -506,11 +499,14 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn a_repeat_rearms_and_its_stop_inside_the_call_ends_it() {
-        let t = TimerTable::<u32>::new(true);
-        let id = armed(&t, 5);
+        let t = Table::new(true);
+        let id = armed(&t, 5_000_000);
         assert_eq!(t.fired(id, false), Then::Call(id));
-        let call = t.claim(id, 0, thread(1)).unwrap();
-        assert!(t.claim(id, 0, thread(2)).is_none(), "claimed twice");
+        let call = t.claim(id, Status::Ok, thread(1)).unwrap();
+        assert!(
+            t.claim(id, Status::Ok, thread(2)).is_none(),
+            "claimed twice"
+        );
         let mut rearmed = None;
         assert_eq!(
             t.finish(call, |d, i| {
@@ -521,8 +517,12 @@ mod tests {
         );
         assert_eq!(rearmed.map(|r| r.1), Some(id), "same id after a repeat");
         assert_eq!(t.fired(id, false), Then::Call(id));
-        let call = t.claim(id, 0, thread(1)).unwrap();
-        assert_eq!(t.stop(id, thread(1), false, |_| {}), 0, "own callback");
+        let call = t.claim(id, Status::Ok, thread(1)).unwrap();
+        assert_eq!(
+            t.stop(id, thread(1), false, |_| {}),
+            Some(Stopped::Done),
+            "own callback"
+        );
         assert_eq!(
             t.finish(call, |_, _| panic!("re-armed after a stop")),
             Then::Nothing
@@ -533,12 +533,15 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn a_stop_from_another_callback_does_not_wait() {
-        let t = TimerTable::<u32>::new(true);
-        let id = armed(&t, 5);
+        let t = Table::new(true);
+        let id = armed(&t, 5_000_000);
         let _ = t.fired(id, false);
-        let call = t.claim(id, 0, thread(1)).unwrap();
-        assert_eq!(t.stop(id, thread(2), true, |_| {}), RT_EDEADLK);
-        assert_eq!(t.stop(id, thread(2), true, |_| {}), RT_ENOENT);
+        let call = t.claim(id, Status::Ok, thread(1)).unwrap();
+        assert_eq!(
+            t.stop(id, thread(2), true, |_| {}),
+            Some(Stopped::StillRunning)
+        );
+        assert_eq!(t.stop(id, thread(2), true, |_| {}), None);
         let _ = t.finish(call, |_, _| panic!("re-armed after a stop"));
         assert_eq!(t.live(), 0);
     }
@@ -546,28 +549,31 @@ mod tests {
     #[cfg(not(loom))]
     #[test]
     fn pending_timers_are_handed_back_once() {
-        let t = TimerTable::<u32>::new(false);
+        let t = Table::new(false);
         let armed_id = armed(&t, 0);
-        let queued = armed(&t, 5);
+        let queued = armed(&t, 5_000_000);
         let stopped = armed(&t, 0);
         assert_eq!(t.fired(queued, false), Then::Caller);
-        assert_eq!(t.stop(stopped, thread(1), false, |_| {}), 0);
+        assert_eq!(
+            t.stop(stopped, thread(1), false, |_| {}),
+            Some(Stopped::Done)
+        );
         assert_eq!(t.take_pending().len(), 2, "the armed and the queued one");
         assert_eq!(t.live(), 0);
         assert!(t.take_pending().is_empty());
-        assert_eq!(t.stop(armed_id, thread(1), false, |_| {}), RT_ENOENT);
+        assert_eq!(t.stop(armed_id, thread(1), false, |_| {}), None);
     }
 
     #[cfg(not(loom))]
     #[test]
     fn close_hands_back_pending_timers_and_ends_a_running_repeat() {
-        let t = TimerTable::<u32>::new(true);
+        let t = Table::new(true);
         let armed_id = armed(&t, 0);
         let queued = armed(&t, 0);
-        let running = armed(&t, 5);
+        let running = armed(&t, 5_000_000);
         assert_eq!(t.fired(queued, false), Then::Call(queued));
         assert_eq!(t.fired(running, false), Then::Call(running));
-        let call = t.claim(running, 0, thread(1)).unwrap();
+        let call = t.claim(running, Status::Ok, thread(1)).unwrap();
         let mut disarmed = Vec::new();
         assert_eq!(
             t.close(|k| disarmed.push(k)).len(),
@@ -576,32 +582,35 @@ mod tests {
         );
         assert_eq!(disarmed, vec![1], "the armed one left the wheel");
         assert!(
-            t.claim(queued, 0, thread(1)).is_none(),
+            t.claim(queued, Status::Ok, thread(1)).is_none(),
             "its queued call is skipped"
         );
-        assert_eq!(t.stop(armed_id, thread(1), false, |_| {}), RT_ENOENT);
+        assert_eq!(t.stop(armed_id, thread(1), false, |_| {}), None);
         // The running repeat is not re-armed: its final call follows.
         assert_eq!(
             t.finish(call, |_, _| panic!("re-armed after close")),
             Then::Cancel(running)
         );
-        let last = t.claim(running, RT_ECANCELED, thread(1)).unwrap();
+        let last = t.claim(running, Status::Cancelled, thread(1)).unwrap();
         assert_eq!(t.finish(last, |_, _| panic!("re-armed")), Then::Nothing);
         assert_eq!(t.live(), 0);
         let mut id = 0;
         let started = t.start(cb(), Instant::now(), 0, |i| id = i, |_, _| Some(1));
-        assert_eq!(started, Err(RT_ESHUTDOWN), "no start once closed");
+        assert!(
+            matches!(started, Err(Error::Shutdown)),
+            "no start once closed"
+        );
         assert!(t.close(|_| {}).is_empty());
     }
 
     #[cfg(not(loom))]
     #[test]
     fn a_one_shot_is_gone_once_its_call_is_claimed() {
-        let t = TimerTable::<u32>::new(true);
+        let t = Table::new(true);
         let id = armed(&t, 0);
         let _ = t.fired(id, false);
-        let call = t.claim(id, 0, thread(1)).unwrap();
-        assert_eq!(t.stop(id, thread(2), false, |_| {}), RT_ENOENT);
+        let call = t.claim(id, Status::Ok, thread(1)).unwrap();
+        assert_eq!(t.stop(id, thread(2), false, |_| {}), None);
         let _ = t.finish(call, |_, _| panic!("a one-shot re-armed"));
         assert_eq!(t.live(), 0);
     }
@@ -617,13 +626,8 @@ mod loom_tests {
 
     /// The expiry's call on a runtime thread: claims, "runs" the callback
     /// (counted in `running` and `calls`), finishes (re-arming a repeat).
-    fn call_on_worker(
-        t: &TimerTable<u32>,
-        id: u64,
-        running: &AtomicUsize,
-        calls: &AtomicUsize,
-    ) -> bool {
-        let Some(call) = t.claim(id, 0, thread(1)) else {
+    fn call_on_worker(t: &Table, id: u64, running: &AtomicUsize, calls: &AtomicUsize) -> bool {
+        let Some(call) = t.claim(id, Status::Ok, thread(1)) else {
             return false;
         };
         running.fetch_add(1, SeqCst);
@@ -636,15 +640,15 @@ mod loom_tests {
     #[test]
     fn loom_stop_of_a_repeat_waits_for_its_running_call() {
         loom::model(|| {
-            let t = Arc::new(TimerTable::<u32>::new(true));
-            let id = armed(&t, 5);
+            let t = Arc::new(Table::new(true));
+            let id = armed(&t, 5_000_000);
             assert_eq!(t.fired(id, false), Then::Call(id));
             let (running, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
             let worker = {
                 let (t, running, calls) = (t.clone(), running.clone(), calls.clone());
                 loom::thread::spawn(move || call_on_worker(&t, id, &running, &calls))
             };
-            assert_eq!(t.stop(id, thread(2), false, |_| {}), 0);
+            assert_eq!(t.stop(id, thread(2), false, |_| {}), Some(Stopped::Done));
             // Stopped: the callback is not running, and never runs again.
             assert_eq!(running.load(SeqCst), 0);
             let calls_at_stop = calls.load(SeqCst);
@@ -657,19 +661,19 @@ mod loom_tests {
     #[test]
     fn loom_close_racing_a_repeats_call_makes_one_final_call() {
         loom::model(|| {
-            let t = Arc::new(TimerTable::<u32>::new(true));
-            let id = armed(&t, 5);
+            let t = Arc::new(Table::new(true));
+            let id = armed(&t, 5_000_000);
             assert_eq!(t.fired(id, false), Then::Call(id));
             let finals = Arc::new(AtomicUsize::new(0));
             let worker = {
                 let (t, finals) = (t.clone(), finals.clone());
                 loom::thread::spawn(move || {
-                    let Some(call) = t.claim(id, 0, thread(1)) else {
+                    let Some(call) = t.claim(id, Status::Ok, thread(1)) else {
                         return;
                     };
                     // Closed meanwhile: the final call follows the call.
                     if let Then::Cancel(id) = t.finish(call, |_, _| Some(2)) {
-                        let last = t.claim(id, crate::error::RT_ECANCELED, thread(1));
+                        let last = t.claim(id, Status::Cancelled, thread(1));
                         let last = last.expect("the final call is claimed once");
                         finals.fetch_add(1, SeqCst);
                         let _ = t.finish(last, |_, _| panic!("re-armed after close"));
@@ -688,7 +692,7 @@ mod loom_tests {
     #[test]
     fn loom_one_shot_stop_or_call_exactly_once() {
         loom::model(|| {
-            let t = Arc::new(TimerTable::<u32>::new(true));
+            let t = Arc::new(Table::new(true));
             let id = armed(&t, 0);
             let (running, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
             let worker = {
@@ -702,9 +706,11 @@ mod loom_tests {
             let rc = t.stop(id, thread(2), false, |_| {});
             worker.join().unwrap();
             match rc {
-                0 => assert_eq!(calls.load(SeqCst), 0, "called after a successful stop"),
-                RT_ENOENT => assert_eq!(calls.load(SeqCst), 1, "fired but not called once"),
-                other => panic!("stop returned {other}"),
+                Some(Stopped::Done) => {
+                    assert_eq!(calls.load(SeqCst), 0, "called after a successful stop")
+                }
+                None => assert_eq!(calls.load(SeqCst), 1, "fired but not called once"),
+                other => panic!("stop returned {other:?}"),
             }
             assert_eq!(t.live(), 0);
         });

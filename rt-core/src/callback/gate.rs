@@ -1,61 +1,70 @@
-//! The stop guarantee of I/O registrations (the timer table keeps its own,
-//! with the same rules, in `timer.rs`).
+//! The stop guarantee of fd watches (the timer table keeps its own, with
+//! the same rules, in `timer/table.rs`), and the runtime's shutdown flag.
 //!
 //! A callback runs between `begin` and `end` under this gate. `stop`
 //! marks the gate stopped and, unless called from inside the callback on
 //! the same thread, waits until the callback is not running. After `stop`
 //! returns, the callback is not running and will not be called again.
 
-use rt_core::task::AbortHandle;
+use crate::task::AbortHandle;
+use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// The runtime's "shutdown has begun" flag, set first thing by
-/// `rt_runtime_shutdown` and shared with the tasks that make C calls (they
-/// may outlive the `rt_runtime`). A task checks it right before each call
-/// with status 0 and makes none once it is set: what is left is the final
-/// `RT_ECANCELED` call. A call that passed the check just before another
-/// thread's shutdown set the flag may still be running; the shutdown waits
-/// for it (it joins the threads), unless it is made from inside a callback
-/// or times out.
-#[derive(Clone)]
-pub(crate) struct ShutdownFlag(pub(crate) Arc<AtomicBool>);
+/// [`CallbackRuntime::shutdown`](super::CallbackRuntime::shutdown) and
+/// shared with the tasks that make calls (they may outlive the runtime
+/// object). A task checks it right before each call with `Status::Ok` and
+/// makes none once it is set: what is left is the final `Cancelled` call. A
+/// call that passed the check just before another thread's shutdown set the
+/// flag may still be running; the shutdown waits for it (it joins the
+/// threads), unless it is made from inside a callback or times out.
+#[derive(Clone, Default)]
+pub struct ShutdownFlag(Arc<AtomicBool>);
+
+impl fmt::Debug for ShutdownFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ShutdownFlag").field(&self.is_set()).finish()
+    }
+}
 
 impl ShutdownFlag {
     /// True once the runtime's shutdown has begun.
-    pub(crate) fn is_set(&self) -> bool {
+    pub fn is_set(&self) -> bool {
         self.0.load(Acquire)
     }
 
+    /// Sets it. SeqCst: pairs with the host runs' check (either a host run
+    /// sees the shutdown, or the shutdown sees the run and waits for it).
+    pub(crate) fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// As [`is_set`](Self::is_set), SeqCst (see [`set`](Self::set)).
+    pub(crate) fn is_set_seqcst(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Names the runtime (nonzero; not reused while this flag lives): what
-    /// marks blocking work with the runtime it runs for.
-    pub(crate) fn identity(&self) -> usize {
+    /// marks blocking work with the runtime it runs for
+    /// ([`in_blocking_work`](super::in_blocking_work)).
+    pub fn identity(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
 }
 
-/// Outcome of `CallGate::stop`.
+/// Outcome of a stop (timer stop, watch close).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stopped {
-    /// Stopped, and no call is running (except the caller's own).
+pub enum Stopped {
+    /// Stopped, and no call is running (except the caller's own): the
+    /// callback is never called again.
     Done,
-    /// Stopped, but a call is still finishing on another thread.
+    /// Stopped (no further call starts), but a call is still finishing on
+    /// another thread: asked from inside another callback, it did not wait
+    /// (two callbacks stopping each other would wait forever). Do not free
+    /// what the callback uses yet. (C: `RT_EDEADLK`.)
     StillRunning,
-    /// It was already stopped (or its last call was claimed).
-    Already,
-}
-
-impl Stopped {
-    /// The C status of a stop: 0, `RT_EDEADLK` (stopped, still finishing:
-    /// do not free `arg` yet), or `RT_ENOENT`.
-    pub(crate) fn to_status(self) -> std::ffi::c_int {
-        match self {
-            Stopped::Done => 0,
-            Stopped::StillRunning => crate::error::RT_EDEADLK,
-            Stopped::Already => crate::error::RT_ENOENT,
-        }
-    }
 }
 
 /// A cheap identity of the calling thread, unique among live threads: the
@@ -79,8 +88,8 @@ pub(crate) struct CallGate {
     stopped: AtomicBool,
 }
 
-/// A gate plus the task that makes the calls (fd registrations: a stop
-/// also cancels their task, which would otherwise wait for readiness).
+/// A gate plus the task that makes the calls (fd watches: a stop also
+/// cancels their task, which would otherwise wait for readiness).
 #[derive(Default)]
 pub(crate) struct TaskGate {
     gate: CallGate,
@@ -163,9 +172,9 @@ impl TaskGate {
     }
 
     /// `stop`, then cancels the task (no final call: the gate is closed).
-    pub(crate) fn stop_and_cancel(&self) -> Stopped {
+    pub(crate) fn stop_and_cancel(&self) -> Option<Stopped> {
         let res = self.gate.stop();
-        if res != Stopped::Already {
+        if res.is_some() {
             if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 task.abort();
             }
@@ -178,11 +187,12 @@ impl CallGate {
     /// Stops the gate: no call starts after this. Waits for a call running
     /// on another thread, unless this thread is itself inside a runtime
     /// callback (two callbacks stopping each other would wait forever):
-    /// then it reports `StillRunning` without waiting.
-    pub(crate) fn stop(&self) -> Stopped {
+    /// then it reports `StillRunning` without waiting. `None` if it was
+    /// already stopped (or its last call was claimed).
+    pub(crate) fn stop(&self) -> Option<Stopped> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.stopped {
-            return Stopped::Already;
+            return None;
         }
         s.stopped = true;
         self.stopped.store(true, Release);
@@ -192,13 +202,63 @@ impl CallGate {
                 // Called from inside the callback: it returns right after.
                 break;
             }
-            if crate::callback::is_in_callback() {
-                return Stopped::StillRunning;
+            if super::marks::is_in_callback() {
+                return Some(Stopped::StillRunning);
             }
             s.waiters += 1;
             s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
             s.waiters -= 1;
         }
-        Stopped::Done
+        Some(Stopped::Done)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    #[test]
+    fn a_stop_waits_for_the_running_call_and_blocks_later_ones() {
+        let gate = Arc::new(CallGate::default());
+        assert!(gate.begin());
+        let ended = Arc::new(AtomicBool::new(false));
+        let stopper = {
+            let (gate, ended) = (gate.clone(), ended.clone());
+            std::thread::spawn(move || {
+                let r = gate.stop();
+                (r, ended.load(SeqCst))
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        ended.store(true, SeqCst);
+        assert!(!gate.end(), "the stop arrived during the call");
+        assert_eq!(stopper.join().unwrap(), (Some(Stopped::Done), true));
+        assert!(!gate.begin(), "no call after a stop");
+        assert_eq!(gate.stop(), None, "stopped already");
+        assert!(!gate.begin_final());
+    }
+
+    #[test]
+    fn a_stop_from_inside_its_own_call_or_another_callback_does_not_wait() {
+        let gate = CallGate::default();
+        assert!(gate.begin());
+        assert_eq!(gate.stop(), Some(Stopped::Done), "its own call");
+        gate.end();
+        let gate = Arc::new(CallGate::default());
+        let g = gate.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx2, rx2) = std::sync::mpsc::channel::<()>();
+        let caller = std::thread::spawn(move || {
+            assert!(g.begin());
+            tx.send(()).unwrap();
+            rx2.recv().unwrap();
+            g.end();
+        });
+        rx.recv().unwrap();
+        let r = super::super::in_callback(|| gate.stop());
+        assert_eq!(r, Some(Stopped::StillRunning));
+        tx2.send(()).unwrap();
+        caller.join().unwrap();
     }
 }

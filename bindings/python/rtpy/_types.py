@@ -1,0 +1,78 @@
+"""The pure-Python types of rtpy: ``Future`` and ``Metrics``."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._rtpy import Task
+
+
+class Future(concurrent.futures.Future):  # type: ignore[type-arg]
+    """The outcome of ``Runtime.spawn`` / ``Runtime.run_blocking``.
+
+    A ``concurrent.futures.Future``, so ``concurrent.futures.wait`` and
+    ``asyncio.wrap_future`` work with it. ``cancel()`` aborts the task first:
+    it wins only if the task had not started (then the call never runs).
+    A task the runtime's shutdown cancels before it ran has its future
+    cancelled.
+    """
+
+    _rt_task: Task | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rt_task = None
+
+    def cancel(self) -> bool:
+        """Cancels the task if it has not started; True if it is cancelled."""
+        task = self._rt_task
+        if task is not None and not task.abort():
+            # Started or finished: nothing changes (it may have been
+            # cancelled already by the runtime's shutdown).
+            return self.cancelled()
+        return super().cancel()
+
+    def _rt_set_cancelled(self) -> None:
+        """The runtime's final call for a task that never ran."""
+        super().cancel()
+
+    def __reduce__(self) -> Any:
+        raise TypeError("rtpy.Future cannot be pickled")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Counters of a runtime (``Runtime.metrics()``): the C API's
+    ``rt_metrics`` set, plus the exceptions callbacks raised."""
+
+    #: Worker threads (1 for a current-thread runtime).
+    workers: int
+    #: Tasks alive (spawned, not yet finished).
+    tasks_alive: int
+    #: Tasks ever spawned.
+    tasks_spawned: int
+    #: Task polls, all workers.
+    polls: int
+    #: Tasks stolen between workers.
+    steals: int
+    #: Local queue overflows into the shared queue.
+    overflows: int
+    #: Tasks scheduled from outside the runtime's threads.
+    remote_schedules: int
+    #: Times workers parked.
+    parks: int
+    #: Threads of the blocking pool (a multi-thread runtime's workers included).
+    blocking_threads: int
+    #: Idle threads of the blocking pool.
+    blocking_idle_threads: int
+    #: Blocking jobs waiting for a thread.
+    blocking_queue_depth: int
+    #: Timers armed in the wheel.
+    timers: int
+    #: File descriptors registered with the reactor.
+    io_registrations: int
+    #: Exceptions raised by callbacks that went to the exception handler.
+    exceptions: int

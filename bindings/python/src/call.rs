@@ -1,0 +1,132 @@
+//! What the runtime calls back: a Python callable with its arguments, and
+//! where the exceptions it raises go (`Runtime.exception_handler`).
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// A Python callable and the positional arguments to call it with.
+///
+/// Its references may be dropped on any thread, with or without the GIL:
+/// pyo3 defers a release made without the GIL to the next time a thread
+/// attaches.
+pub(crate) struct PyCall {
+    func: Py<PyAny>,
+    args: Py<PyTuple>,
+}
+
+impl PyCall {
+    /// `func(*args)`; `TypeError` if `func` is not callable.
+    pub(crate) fn new(func: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<PyCall> {
+        if !func.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "a callable is required, not {}",
+                func.get_type().name()?
+            )));
+        }
+        Ok(PyCall {
+            func: func.clone().unbind(),
+            args: args.clone().unbind(),
+        })
+    }
+
+    /// Calls it.
+    pub(crate) fn call<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.func.bind(py).call(self.args.bind(py), None)
+    }
+
+    /// Calls it with `first` in front of its own arguments (a watch's
+    /// events).
+    pub(crate) fn call_with<'py>(
+        &self,
+        py: Python<'py>,
+        first: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = self.args.bind(py);
+        if args.is_empty() {
+            return self.func.bind(py).call1((first,));
+        }
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(first.into_pyobject(py)?.into_any());
+        all.extend(args.iter());
+        self.func.bind(py).call1(PyTuple::new(py, all)?)
+    }
+
+    /// The callable.
+    pub(crate) fn func<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.func.bind(py)
+    }
+}
+
+/// The part of a runtime its callbacks need: where their exceptions go.
+/// Callbacks hold it (not the runtime), so a callback never keeps its
+/// runtime alive.
+pub(crate) struct Reporter {
+    /// `Runtime.exception_handler` (None: report like `sys.unraisablehook`).
+    handler: Mutex<Option<Py<PyAny>>>,
+    /// Exceptions raised by callbacks and not delivered to a future.
+    exceptions: AtomicU64,
+}
+
+impl Reporter {
+    pub(crate) fn new() -> Reporter {
+        Reporter {
+            handler: Mutex::new(None),
+            exceptions: AtomicU64::new(0),
+        }
+    }
+
+    /// The handler (None: the default report).
+    pub(crate) fn handler(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.lock().as_ref().map(|h| h.clone_ref(py))
+    }
+
+    /// Sets the handler; the old one is released after the lock.
+    pub(crate) fn set_handler(&self, handler: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut *self.lock(), handler);
+        drop(old);
+    }
+
+    /// How many exceptions callbacks raised (and this reported).
+    pub(crate) fn count(&self) -> u64 {
+        self.exceptions.load(Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Py<PyAny>>> {
+        self.handler.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reports `err`, raised by `callback`: `handler(exc, context)` with
+    /// `context = {"message": message, "exception": exc, "callback":
+    /// callback}`, or, without a handler (or if the handler raises, for its
+    /// own exception), `sys.unraisablehook` (which prints the traceback to
+    /// stderr by default). Never raises.
+    pub(crate) fn report(
+        &self,
+        py: Python<'_>,
+        err: PyErr,
+        message: &str,
+        callback: &Bound<'_, PyAny>,
+    ) {
+        self.exceptions.fetch_add(1, Relaxed);
+        let Some(handler) = self.handler(py) else {
+            err.write_unraisable(py, Some(callback));
+            return;
+        };
+        let handler = handler.bind(py);
+        let exc = err.into_value(py);
+        let outcome = (|| -> PyResult<()> {
+            let context = PyDict::new(py);
+            context.set_item("message", message)?;
+            context.set_item("exception", &exc)?;
+            context.set_item("callback", callback)?;
+            handler.call1((&exc, context))?;
+            Ok(())
+        })();
+        if let Err(e) = outcome {
+            e.write_unraisable(py, Some(handler));
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Host-driven mode of a current-thread runtime (a game's frame loop):
+//! `Runtime.run`, `run_budget`, `stop`, `wake`, `backend_fd`,
+//! `backend_timeout`.
+
+use crate::errors::to_py;
+use crate::interrupt::Chain;
+use crate::runtime::{duration, Runtime};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use rt_core::callback::Error;
+use rt_core::runtime::{RunMode, RuntimeFlavor};
+
+/// `ValueError` unless the runtime is a current-thread one.
+fn check_flavor(rt: &Runtime, what: &str) -> PyResult<()> {
+    if rt.core().flavor() != RuntimeFlavor::CurrentThread {
+        return Err(PyValueError::new_err(format!(
+            "{what} needs a current_thread runtime (a multi_thread runtime's workers run everything)"
+        )));
+    }
+    Ok(())
+}
+
+fn host_error(e: Error, what: &str) -> PyErr {
+    to_py(e, what)
+}
+
+pub(crate) fn run(rt: &Runtime, py: Python<'_>, mode: &str) -> PyResult<usize> {
+    let mode = match mode {
+        "default" => RunMode::Default,
+        "once" => RunMode::Once,
+        "nowait" => RunMode::NoWait,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "mode must be \"default\", \"once\" or \"nowait\", not {other:?}"
+            )))
+        }
+    };
+    check_flavor(rt, "run()")?;
+    let core = rt.core();
+    if mode == RunMode::NoWait {
+        return py
+            .detach(|| core.run(mode))
+            .map_err(|e| host_error(e, "run"));
+    }
+    // A blocking run: Ctrl-C must end it (see interrupt.rs).
+    let handle = core.handle().map_err(|e| host_error(e, "run"))?;
+    let chain = Chain::install(handle);
+    let mut ran = 0usize;
+    loop {
+        let n = py
+            .detach(|| core.run(mode))
+            .map_err(|e| host_error(e, "run"))?;
+        ran = ran.saturating_add(n);
+        if !chain.take_interrupted() {
+            return Ok(ran);
+        }
+        // Raises KeyboardInterrupt (or what the installed handler raises).
+        py.check_signals()?;
+        if mode == RunMode::Once {
+            return Ok(ran);
+        }
+        // The handler did not raise: the default run goes on.
+    }
+}
+
+pub(crate) fn run_budget(
+    rt: &Runtime,
+    py: Python<'_>,
+    seconds: f64,
+    max_callbacks: Option<i64>,
+) -> PyResult<usize> {
+    let budget = duration(seconds, "seconds")?;
+    let max = match max_callbacks {
+        None => usize::MAX,
+        Some(n) if n < 0 => {
+            return Err(PyValueError::new_err(format!(
+                "max_callbacks must be >= 0, not {n}"
+            )))
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    check_flavor(rt, "run_budget()")?;
+    py.detach(|| rt.core().run_budget(budget, max))
+        .map_err(|e| host_error(e, "run_budget"))
+}
+
+pub(crate) fn stop(rt: &Runtime) -> PyResult<()> {
+    check_flavor(rt, "stop()")?;
+    rt.core().stop().map_err(|e| host_error(e, "stop"))
+}
+
+pub(crate) fn wake(rt: &Runtime) -> PyResult<()> {
+    check_flavor(rt, "wake()")?;
+    rt.core().wake().map_err(|e| host_error(e, "wake"))
+}
+
+pub(crate) fn backend_fd(rt: &Runtime) -> PyResult<i32> {
+    check_flavor(rt, "backend_fd()")?;
+    rt.core().backend_fd().map_err(|e| host_error(e, "backend_fd"))
+}
+
+pub(crate) fn backend_timeout(rt: &Runtime) -> PyResult<Option<f64>> {
+    check_flavor(rt, "backend_timeout()")?;
+    rt.core()
+        .backend_timeout()
+        .map(|t| t.map(|d| d.as_secs_f64()))
+        .map_err(|e| host_error(e, "backend_timeout"))
+}

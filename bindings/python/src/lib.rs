@@ -1,0 +1,38 @@
+//! `rtpy._rtpy`: the native half of the `rtpy` package, a thin translation
+//! of `rt_core::callback` (the services the C API offers, callback-driven)
+//! into Python: types, errors, ownership and the GIL.
+//!
+//! The GIL rules: every call that may wait (a shutdown, a join, a host run,
+//! a timer or watch stop) releases the GIL while it waits; a callback takes
+//! it (`Python::attach`) only to call Python, and skips the call if the
+//! interpreter is finalizing. Python objects held by callbacks may be
+//! released on any thread (pyo3 defers a release made without the GIL).
+//! An exception a callback raises goes to its future or to the runtime's
+//! exception handler: it never unwinds into a runtime thread.
+
+mod call;
+mod core;
+mod errors;
+mod queue;
+mod runtime;
+mod tasks;
+
+use pyo3::prelude::*;
+
+/// The native module `rtpy._rtpy` (see `rtpy/_rtpy.pyi`).
+#[pymodule]
+fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("READABLE", rt_core::callback::READABLE)?;
+    m.add("WRITABLE", rt_core::callback::WRITABLE)?;
+    m.add("HUP", rt_core::callback::HUP)?;
+    m.add("ERROR", rt_core::callback::ERROR)?;
+    m.add("ShutdownError", py.get_type::<errors::ShutdownError>())?;
+    m.add("DeadlockError", py.get_type::<errors::DeadlockError>())?;
+    m.add_class::<runtime::Runtime>()?;
+    m.add_class::<tasks::Task>()?;
+    m.add_class::<queue::Queue>()?;
+    m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,325 @@
+//! `rtpy.Runtime`: create, configure, inspect and shut down a runtime. The
+//! services (tasks, timers, watches, host mode, queues) are methods of it,
+//! translated in their own files.
+
+use crate::call::Reporter;
+use crate::errors::{shutdown_error, to_py};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyTuple, PyType};
+use rt_core::callback::Error;
+use rt_core::runtime::{Builder, RuntimeFlavor};
+use std::mem::ManuallyDrop;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// The runtime type of the callback layer, with rtpy's timer and watch
+/// callbacks.
+pub(crate) type Core = crate::core::Core;
+
+/// What every rtpy object of a runtime shares: the runtime itself and the
+/// reporter of its callbacks' exceptions. Timers, watches and queues hold
+/// it, so the runtime outlives them; callbacks hold only the reporter.
+pub(crate) struct RuntimeInner {
+    core: ManuallyDrop<Core>,
+    pub(crate) reporter: Arc<Reporter>,
+}
+
+impl RuntimeInner {
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        // SAFETY: `drop` runs once and `core` is not used after this line.
+        let core = unsafe { ManuallyDrop::take(&mut self.core) };
+        drop_core(core);
+    }
+}
+
+/// Drops a runtime (which shuts it down first, without a time limit, if
+/// nobody did), wherever its last reference goes:
+/// - inside one of its callbacks or on a runtime thread (a Python object
+///   released there), where waiting for the runtime's threads could wait
+///   for itself: on a thread of its own;
+/// - on a Python thread: with the GIL released, so the callbacks still
+///   running can take it and finish;
+/// - during interpreter shutdown (no GIL to release): as is.
+fn drop_core(core: Core) {
+    if rt_core::runtime::is_runtime_thread() || rt_core::callback::is_in_callback() {
+        // If the thread cannot start, the closure is dropped with it:
+        // ManuallyDrop leaks the runtime then rather than deadlock here.
+        let core = ManuallyDrop::new(core);
+        let _ = std::thread::Builder::new()
+            .name("rtpy-drop".into())
+            .spawn(move || drop(ManuallyDrop::into_inner(core)));
+        return;
+    }
+    let mut core = Some(core);
+    let _ = Python::try_attach(|py| {
+        let core = core.take();
+        py.detach(move || drop(core));
+    });
+    drop(core);
+}
+
+/// Every live runtime, for `_shutdown_all` at interpreter exit: no
+/// callback may run while the interpreter finalizes.
+static LIVE: Mutex<Vec<Weak<RuntimeInner>>> = Mutex::new(Vec::new());
+
+fn register(inner: &Arc<RuntimeInner>) {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    live.retain(|w| w.strong_count() > 0);
+    live.push(Arc::downgrade(inner));
+}
+
+/// Shuts every live runtime down (no time limit). Registered with `atexit`
+/// by `rtpy/__init__.py`.
+#[pyfunction]
+pub(crate) fn _shutdown_all(py: Python<'_>) {
+    let live: Vec<Arc<RuntimeInner>> = {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let strong = live.iter().filter_map(Weak::upgrade).collect();
+        live.clear();
+        strong
+    };
+    for inner in live {
+        py.detach(|| {
+            let _ = inner.core().shutdown(None);
+        });
+    }
+}
+
+/// Seconds (int or float, >= 0, finite) as a Duration; `what` names the
+/// argument in the error.
+pub(crate) fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
+    if seconds.is_nan() || seconds < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a number >= 0, not {seconds}"
+        )));
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| PyValueError::new_err(format!("{what} is too large: {seconds}")))
+}
+
+/// A count argument that must be >= `min`.
+fn count(value: i64, min: i64, what: &str) -> PyResult<usize> {
+    if value < min {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be >= {min}, not {value}"
+        )));
+    }
+    usize::try_from(value).map_err(|_| PyValueError::new_err(format!("{what} is too large")))
+}
+
+/// An rt runtime: worker threads (flavor `"multi_thread"`) or none
+/// (`"current_thread"`: the thread calling `run` / `run_budget` runs the
+/// callbacks), an I/O reactor, a timer wheel and a blocking pool.
+///
+/// A context manager: leaving the `with` block shuts it down.
+#[pyclass(module = "rtpy", name = "Runtime", frozen, weakref)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+impl Runtime {
+    pub(crate) fn core(&self) -> &Core {
+        self.inner.core()
+    }
+
+    pub(crate) fn reporter(&self) -> &Arc<Reporter> {
+        &self.inner.reporter
+    }
+
+    /// `Error::Shutdown` as `ShutdownError` before any work is handed in.
+    pub(crate) fn check_live(&self) -> PyResult<()> {
+        if self.core().is_shutdown() {
+            return Err(shutdown_error());
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl Runtime {
+    #[new]
+    #[pyo3(signature = (flavor = "multi_thread", workers = None, blocking_threads = None))]
+    fn new(flavor: &str, workers: Option<i64>, blocking_threads: Option<i64>) -> PyResult<Runtime> {
+        let mut builder = match flavor {
+            "multi_thread" => Builder::new_multi_thread(),
+            "current_thread" => Builder::new_current_thread(),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "flavor must be \"multi_thread\" or \"current_thread\", not {other:?}"
+                )))
+            }
+        };
+        builder.enable_all().thread_name("rtpy-worker");
+        if let Some(n) = workers {
+            builder.worker_threads(count(n, 1, "workers")?);
+        }
+        if let Some(n) = blocking_threads {
+            builder.max_blocking_threads(count(n, 1, "blocking_threads")?);
+        }
+        let runtime = builder.build().map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => PyValueError::new_err(e.to_string()),
+            _ => crate::errors::os_error(&e),
+        })?;
+        let inner = Arc::new(RuntimeInner {
+            core: ManuallyDrop::new(Core::new(runtime)),
+            reporter: Arc::new(Reporter::new()),
+        });
+        register(&inner);
+        Ok(Runtime { inner })
+    }
+
+    /// `"multi_thread"` or `"current_thread"`.
+    #[getter]
+    fn flavor(&self) -> &'static str {
+        match self.core().flavor() {
+            RuntimeFlavor::CurrentThread => "current_thread",
+            _ => "multi_thread",
+        }
+    }
+
+    /// True once `shutdown` began.
+    #[getter]
+    fn is_shutdown(&self) -> bool {
+        self.core().is_shutdown()
+    }
+
+    /// Called as `handler(exc, context)` for each exception a callback
+    /// raises that has no future to go to (timers, watches, queue entries,
+    /// a future's own failure); `context` is a dict with "message",
+    /// "exception" and "callback". None (the default): reported through
+    /// `sys.unraisablehook` (printed to stderr). An exception raised by the
+    /// handler goes to `sys.unraisablehook`.
+    #[getter]
+    fn get_exception_handler(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.reporter().handler(py)
+    }
+
+    #[setter]
+    fn set_exception_handler(&self, handler: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let handler = match handler {
+            Some(h) if h.is_none() => None,
+            Some(h) if !h.is_callable() => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "exception_handler must be callable or None",
+                ))
+            }
+            Some(h) => Some(h.unbind()),
+            None => None,
+        };
+        self.reporter().set_handler(handler);
+        Ok(())
+    }
+
+    /// How many exceptions callbacks raised that went to the exception
+    /// handler (or the default report).
+    #[getter]
+    fn exceptions_count(&self) -> u64 {
+        self.reporter().count()
+    }
+
+    /// Shuts the runtime down: no new work is accepted (`ShutdownError`),
+    /// every pending callback gets its final call (futures are cancelled),
+    /// then it waits up to `timeout` seconds (None: no limit) for the
+    /// callbacks running now and the runtime's threads. `TimeoutError` if
+    /// they are still running then; `DeadlockError` from inside a callback
+    /// when another shutdown is under way. A second call returns at once
+    /// (after the first one finished). The GIL is released while it waits.
+    #[pyo3(signature = (timeout = None))]
+    fn shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = timeout.map(|t| duration(t, "timeout")).transpose()?;
+        match py.detach(|| self.core().shutdown(timeout)) {
+            Ok(()) | Err(Error::Shutdown) => Ok(()),
+            Err(e) => Err(to_py(e, "shutdown")),
+        }
+    }
+
+    /// The runtime's counters (`rtpy.Metrics`). Works after shutdown too.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        static METRICS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        let m = self.core().metrics();
+        let fields = [
+            m.workers,
+            m.tasks_alive,
+            m.tasks_spawned,
+            m.polls,
+            m.steals,
+            m.overflows,
+            m.remote_schedules,
+            m.parks,
+            m.blocking_threads,
+            m.blocking_idle_threads,
+            m.blocking_queue_depth,
+            m.timers,
+            m.io_registrations,
+            self.reporter().count(),
+        ];
+        METRICS
+            .import(py, "rtpy._types", "Metrics")?
+            .call1(PyTuple::new(py, fields)?)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Shuts the runtime down (no time limit).
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.shutdown(py, None)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<rtpy.Runtime flavor={} shut_down={}>",
+            self.flavor(),
+            if self.is_shutdown() { "True" } else { "False" }
+        )
+    }
+
+    // ---- tasks (tasks.rs) ----
+
+    /// Runs `fn(*args)` once on a runtime thread (current-thread flavor:
+    /// inside `run` / `run_budget`). Returns an `rtpy.Future` with its
+    /// result or exception; `cancel()` wins if it had not started. At
+    /// shutdown a task that never ran has its future cancelled.
+    #[pyo3(signature = (func, /, *args))]
+    fn spawn<'py>(
+        &self,
+        py: Python<'py>,
+        func: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::tasks::spawn(self, py, func, args)
+    }
+
+    /// Runs `fn(*args)` on the blocking pool (a thread that may block).
+    /// Returns an `rtpy.Future`; `cancel()` wins while the work waits for a
+    /// thread.
+    #[pyo3(signature = (func, /, *args))]
+    fn run_blocking<'py>(
+        &self,
+        py: Python<'py>,
+        func: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::tasks::run_blocking(self, py, func, args)
+    }
+
+    // ---- the completion queue (queue.rs) ----
+
+    /// A new completion queue (`rtpy.Queue`) whose callbacks report their
+    /// exceptions to this runtime's exception handler.
+    fn queue(&self) -> PyResult<crate::queue::Queue> {
+        self.check_live()?;
+        crate::queue::Queue::new(self.reporter().clone())
+    }
+}

@@ -1,0 +1,193 @@
+//! `Runtime.spawn` / `Runtime.run_blocking`: a Python call as a callback
+//! task or blocking work, its outcome in an `rtpy.Future`; `rtpy._rtpy.Task`,
+//! the handle a future's `cancel()` aborts.
+
+use crate::call::{PyCall, Reporter};
+use crate::errors::to_py;
+use crate::runtime::Runtime;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyTuple, PyType};
+use rt_core::callback::{Error, OnceCallback, Status, TaskHandle};
+use std::sync::Arc;
+
+/// A new `rtpy.Future` (a `concurrent.futures.Future` whose `cancel()`
+/// aborts the task first).
+fn new_future<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    static FUTURE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    FUTURE.import(py, "rtpy._types", "Future")?.call0()
+}
+
+/// A future's outcome: `fut.set_result(v)` / `fut.set_exception(e)` after
+/// `fut.set_running_or_notify_cancel()` said it may run.
+struct Outcome {
+    fut: Py<PyAny>,
+    reporter: Arc<Reporter>,
+}
+
+impl Outcome {
+    /// Claims the future, runs `call` and stores what it returned or
+    /// raised. A failure of the future itself (set by someone else) goes
+    /// to the reporter.
+    fn run(&self, py: Python<'_>, call: &PyCall) {
+        let fut = self.fut.bind(py);
+        let stored = (|| -> PyResult<()> {
+            if !fut
+                .call_method0(intern!(py, "set_running_or_notify_cancel"))?
+                .is_truthy()?
+            {
+                return Ok(());
+            }
+            match call.call(py) {
+                Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
+                Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
+            };
+            Ok(())
+        })();
+        if let Err(e) = stored {
+            self.reporter.report(
+                py,
+                e,
+                "Exception while completing an rtpy.Future",
+                call.func(py),
+            );
+        }
+    }
+
+    /// The task never ran: the future is cancelled.
+    fn cancel(&self, py: Python<'_>) {
+        let fut = self.fut.bind(py);
+        if let Err(e) = fut.call_method0(intern!(py, "_rt_set_cancelled")) {
+            self.reporter
+                .report(py, e, "Exception while cancelling an rtpy.Future", fut);
+        }
+    }
+}
+
+/// The callback of `spawn`: the call on a runtime thread, or the future's
+/// cancellation.
+struct SpawnCall {
+    call: PyCall,
+    outcome: Outcome,
+}
+
+impl OnceCallback for SpawnCall {
+    fn call(self, status: Status) {
+        // No GIL during interpreter shutdown: nothing to call then.
+        let _ = Python::try_attach(|py| match status {
+            Status::Ok => self.outcome.run(py, &self.call),
+            Status::Cancelled => self.outcome.cancel(py),
+        });
+    }
+}
+
+/// `done` of `run_blocking`: the work stored the outcome itself; a work
+/// that never ran has its future cancelled.
+struct BlockingDone(Outcome);
+
+impl OnceCallback for BlockingDone {
+    fn call(self, status: Status) {
+        if status == Status::Cancelled {
+            let _ = Python::try_attach(|py| self.0.cancel(py));
+        }
+    }
+}
+
+/// Attaches the task handle to the future (`_rt_task`, what `cancel()`
+/// aborts).
+fn attach_task(py: Python<'_>, fut: &Bound<'_, PyAny>, handle: TaskHandle) -> PyResult<()> {
+    let task = Py::new(py, Task { handle })?;
+    fut.setattr(intern!(py, "_rt_task"), task)
+}
+
+pub(crate) fn spawn<'py>(
+    rt: &Runtime,
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let call = PyCall::new(func, args)?;
+    rt.check_live()?;
+    let fut = new_future(py)?;
+    let cb = SpawnCall {
+        call,
+        outcome: Outcome {
+            fut: fut.clone().unbind(),
+            reporter: rt.reporter().clone(),
+        },
+    };
+    // The GIL stays held: a worker cannot start the call (it needs the
+    // GIL) before the handle is attached to the future.
+    let handle = rt.core().spawn(cb, true).map_err(|e| to_py(e, "spawn"))?;
+    if let Some(handle) = handle {
+        attach_task(py, &fut, handle)?;
+    }
+    Ok(fut)
+}
+
+pub(crate) fn run_blocking<'py>(
+    rt: &Runtime,
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let call = PyCall::new(func, args)?;
+    rt.check_live()?;
+    let fut = new_future(py)?;
+    let work = Outcome {
+        fut: fut.clone().unbind(),
+        reporter: rt.reporter().clone(),
+    };
+    let done = BlockingDone(Outcome {
+        fut: fut.clone().unbind(),
+        reporter: rt.reporter().clone(),
+    });
+    let handle = rt
+        .core()
+        .spawn_blocking(
+            move || {
+                let _ = Python::try_attach(|py| work.run(py, &call));
+            },
+            done,
+        )
+        .map_err(|e| to_py(e, "run_blocking"))?;
+    attach_task(py, &fut, handle)?;
+    Ok(fut)
+}
+
+/// The handle of a task behind an `rtpy.Future` (its `_rt_task`).
+#[pyclass(module = "rtpy._rtpy", name = "Task", frozen)]
+pub struct Task {
+    handle: TaskHandle,
+}
+
+#[pymethods]
+impl Task {
+    /// Aborts the task if it has not started: True if that took effect (its
+    /// future is cancelled), False if it already started or finished.
+    fn abort(&self) -> PyResult<bool> {
+        match self.handle.abort() {
+            Ok(()) => Ok(true),
+            Err(Error::Already) => Ok(false),
+            Err(e) => Err(to_py(e, "abort")),
+        }
+    }
+
+    /// True once the task's final call returned.
+    fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits (GIL released) until the task finished, at most `timeout`
+    /// seconds (None: no limit). `TimeoutError`; `DeadlockError` on a
+    /// runtime thread or inside a callback.
+    #[pyo3(signature = (timeout = None))]
+    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = timeout
+            .map(|t| crate::runtime::duration(t, "timeout"))
+            .transpose()?;
+        py.detach(|| self.handle.join(timeout))
+            .map_err(|e| to_py(e, "join"))
+    }
+}

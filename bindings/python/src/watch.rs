@@ -1,0 +1,191 @@
+//! `Runtime.watch` / `add_reader` / `add_writer` and `rtpy.Watch`: a Python
+//! call as a level-triggered fd watch of the callback layer.
+
+use crate::call::{PyCall, Reporter};
+use crate::errors::to_py;
+use crate::runtime::{Runtime, RuntimeInner};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rt_core::callback::{Error, Status, WatchCallback, WatchId};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::Arc;
+
+/// A watch's callback.
+pub(crate) struct PyWatch(Arc<WatchShared>);
+
+pub(crate) struct WatchShared {
+    call: PyCall,
+    reporter: Arc<Reporter>,
+    /// `fn(events, *args)` (`watch`) or `fn(*args)` (`add_reader` /
+    /// `add_writer`).
+    pass_events: bool,
+    /// True until closed or given its final call by shutdown.
+    active: AtomicBool,
+}
+
+impl WatchCallback for PyWatch {
+    fn call(&self, _fd: RawFd, events: u32, status: Status) {
+        let shared = &*self.0;
+        if status == Status::Cancelled {
+            shared.active.store(false, Release);
+            return;
+        }
+        let _ = Python::try_attach(|py| {
+            let outcome = if shared.pass_events {
+                shared.call.call_with(py, events)
+            } else {
+                shared.call.call(py)
+            };
+            if let Err(e) = outcome {
+                shared
+                    .reporter
+                    .report(py, e, "Exception in a watch callback", shared.call.func(py));
+            }
+        });
+    }
+}
+
+/// The fd of an int or of an object with `fileno()`.
+fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+    let fd: i64 = if let Ok(n) = obj.extract::<i64>() {
+        n
+    } else if obj.hasattr("fileno")? {
+        obj.call_method0("fileno")?.extract()?
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "an int or an object with fileno() is required, not {}",
+            obj.get_type().name()?
+        )));
+    };
+    if fd < 0 {
+        return Err(PyValueError::new_err(format!("file descriptor cannot be negative: {fd}")));
+    }
+    RawFd::try_from(fd).map_err(|_| PyValueError::new_err(format!("not a file descriptor: {fd}")))
+}
+
+/// Interest bits: READABLE and/or WRITABLE, nothing else.
+fn interest(events: i64) -> PyResult<u32> {
+    let all = i64::from(rt_core::callback::READABLE | rt_core::callback::WRITABLE);
+    if events <= 0 || events & !all != 0 {
+        return Err(PyValueError::new_err(format!(
+            "events must be READABLE, WRITABLE or READABLE | WRITABLE, not {events}"
+        )));
+    }
+    Ok(events as u32)
+}
+
+pub(crate) fn watch(
+    rt: &Runtime,
+    fd: &Bound<'_, PyAny>,
+    events: i64,
+    func: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    pass_events: bool,
+) -> PyResult<Watch> {
+    let call = PyCall::new(func, args)?;
+    let fd = fd_of(fd)?;
+    let events = interest(events)?;
+    let shared = Arc::new(WatchShared {
+        call,
+        reporter: rt.reporter().clone(),
+        pass_events,
+        active: AtomicBool::new(true),
+    });
+    let id = rt
+        .core()
+        .watch(fd, events, PyWatch(shared.clone()))
+        .map_err(|e| to_py(e, "watch"))?;
+    Ok(Watch {
+        rt: rt.inner.clone(),
+        id,
+        fd,
+        events: AtomicU32::new(events),
+        shared,
+    })
+}
+
+/// A level-triggered watch of a file descriptor (`Runtime.watch`,
+/// `add_reader`, `add_writer`): its callback runs on a runtime thread for as
+/// long as the fd is ready for its events. The caller keeps owning the fd:
+/// close the watch before closing the fd.
+#[pyclass(module = "rtpy", name = "Watch", frozen)]
+pub struct Watch {
+    rt: Arc<RuntimeInner>,
+    id: WatchId,
+    fd: RawFd,
+    events: AtomicU32,
+    shared: Arc<WatchShared>,
+}
+
+#[pymethods]
+impl Watch {
+    /// The watched file descriptor.
+    #[getter]
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// The events watched (READABLE and/or WRITABLE).
+    #[getter]
+    fn events(&self) -> u32 {
+        self.events.load(Relaxed)
+    }
+
+    /// True until closed or the runtime shut down.
+    #[getter]
+    fn active(&self) -> bool {
+        self.shared.active.load(Acquire)
+    }
+
+    /// Watches `events` instead (READABLE, WRITABLE or both). `ValueError`
+    /// for bad events or a closed watch; `ShutdownError`.
+    fn modify(&self, events: i64) -> PyResult<()> {
+        let events = interest(events)?;
+        match self.rt.core().watch_modify(self.id, events) {
+            Ok(()) => {
+                self.events.store(events, Relaxed);
+                Ok(())
+            }
+            Err(Error::NotFound) => Err(PyValueError::new_err("the watch is closed")),
+            Err(e) => Err(to_py(e, "Watch.modify")),
+        }
+    }
+
+    /// Stops the watch. When it returns, the callback is not running on any
+    /// other thread and will not be called again (it waits for a running
+    /// call, with the GIL released), except when called from inside another
+    /// runtime callback while this watch's call runs on another thread (it
+    /// does not wait there); the runtime no longer uses the fd, which may be
+    /// closed now. From inside its own callback it returns at once.
+    /// Idempotent; a no-op after shutdown.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        match py.detach(|| self.rt.core().watch_close(self.id)) {
+            Ok(_) | Err(Error::NotFound) | Err(Error::Shutdown) => {
+                self.shared.active.store(false, Release);
+                Ok(())
+            }
+            Err(e) => Err(to_py(e, "Watch.close")),
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<rtpy.Watch fd={} events={} active={}>",
+            self.fd,
+            self.events(),
+            if self.active() { "True" } else { "False" }
+        )
+    }
+}
