@@ -26,6 +26,8 @@ from ._rtpy import (
     Runtime,
     ShutdownError,
     Task,
+    Timer,
+    Watch,
     __version__,
     _shutdown_all,
 )
@@ -43,6 +45,8 @@ __all__ = [
     "Runtime",
     "ShutdownError",
     "Task",
+    "Timer",
+    "Watch",
     "__version__",
 ]
 

@@ -3,7 +3,7 @@
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Literal, TypeAlias, final
+from typing import Any, Literal, Protocol, TypeAlias, final
 
 from ._types import Future, Metrics
 
@@ -17,7 +17,9 @@ __all__ = [
     "Runtime",
     "ShutdownError",
     "Task",
+    "Timer",
     "WRITABLE",
+    "Watch",
     "__version__",
     "_shutdown_all",
 ]
@@ -36,6 +38,10 @@ class DeadlockError(RuntimeError):
     """A blocking wait refused because it could wait for itself (asked from
     inside a runtime callback, or on one of the runtime's threads)."""
 
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+_FileDescriptorLike: TypeAlias = int | _HasFileno
 _ExceptionHandler: TypeAlias = Callable[[BaseException, dict[str, Any]], object]
 
 @final
@@ -66,8 +72,56 @@ class Runtime:
     # tasks
     def spawn(self, func: Callable[..., Any], /, *args: Any) -> Future: ...
     def run_blocking(self, func: Callable[..., Any], /, *args: Any) -> Future: ...
+    # timers
+    def call_later(self, delay: float, func: Callable[..., object], /, *args: Any) -> Timer: ...
+    def call_every(self, interval: float, func: Callable[..., object], /, *args: Any) -> Timer: ...
+    # fd watches
+    def watch(self, fd: _FileDescriptorLike, events: int, func: Callable[[int], object]) -> Watch: ...
+    def add_reader(
+        self, fd: _FileDescriptorLike, func: Callable[..., object], /, *args: Any
+    ) -> Watch: ...
+    def add_writer(
+        self, fd: _FileDescriptorLike, func: Callable[..., object], /, *args: Any
+    ) -> Watch: ...
+    # host-driven mode (current-thread runtimes)
+    def run(self, mode: Literal["default", "once", "nowait"] = "default") -> int: ...
+    def run_budget(self, seconds: float, max_callbacks: int | None = None) -> int: ...
+    def stop(self) -> None: ...
+    def wake(self) -> None: ...
+    def backend_fd(self) -> int: ...
+    def backend_timeout(self) -> float | None: ...
     # completion queue
     def queue(self) -> Queue: ...
+
+@final
+class Timer:
+    """A timer (``Runtime.call_later`` / ``call_every``)."""
+
+    def cancel(self) -> bool: ...
+    @property
+    def when(self) -> float: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def repeating(self) -> bool: ...
+
+@final
+class Watch:
+    """A level-triggered watch of a file descriptor."""
+
+    @property
+    def fd(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def active(self) -> bool: ...
+    def modify(self, events: int) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Watch: ...
+    def __exit__(
+        self,
+        *_exc: type[BaseException] | BaseException | TracebackType | None,
+    ) -> bool: ...
 
 @final
 class Task:

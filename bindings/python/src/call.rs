@@ -1,7 +1,7 @@
 //! What the runtime calls back: a Python callable with its arguments, and
 //! where the exceptions it raises go (`Runtime.exception_handler`).
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -60,6 +60,48 @@ impl PyCall {
     }
 }
 
+impl PyCall {
+    /// Another reference to the same call.
+    fn clone_ref(&self, py: Python<'_>) -> PyCall {
+        PyCall {
+            func: self.func.clone_ref(py),
+            args: self.args.clone_ref(py),
+        }
+    }
+}
+
+/// The call of a timer or watch, released (with the GIL) as soon as the
+/// timer or watch is done, so a callback that refers to its own `Timer` /
+/// `Watch` makes no cycle the garbage collector cannot see.
+pub(crate) struct CallSlot(Mutex<Option<PyCall>>);
+
+impl CallSlot {
+    pub(crate) fn new(call: PyCall) -> CallSlot {
+        CallSlot(Mutex::new(Some(call)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<PyCall>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The call (a new reference: it stays valid if the slot is cleared
+    /// meanwhile), or None once released.
+    pub(crate) fn get(&self, py: Python<'_>) -> Option<PyCall> {
+        self.lock().as_ref().map(|c| c.clone_ref(py))
+    }
+
+    /// Takes the call out (its last use).
+    pub(crate) fn take(&self) -> Option<PyCall> {
+        self.lock().take()
+    }
+
+    /// Releases the call (the GIL is held: released here, now).
+    pub(crate) fn clear(&self, _py: Python<'_>) {
+        let call = self.take();
+        drop(call);
+    }
+}
+
 /// The part of a runtime its callbacks need: where their exceptions go.
 /// Callbacks hold it (not the runtime), so a callback never keeps its
 /// runtime alive.
@@ -110,6 +152,17 @@ impl Reporter {
         message: &str,
         callback: &Bound<'_, PyAny>,
     ) {
+        // Ctrl-C inside a callback of a blocking run on the main thread:
+        // the run ends and raises KeyboardInterrupt (interrupt.rs).
+        if err.is_instance_of::<PyKeyboardInterrupt>(py)
+            && crate::interrupt::interrupt_from_callback()
+        {
+            // SAFETY: async-signal-safe, callable from any thread: trips
+            // the SIGINT flag again (running the handler in the callback
+            // cleared it), so the run's PyErr_CheckSignals raises.
+            unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+            return;
+        }
         self.exceptions.fetch_add(1, Relaxed);
         let Some(handler) = self.handler(py) else {
             err.write_unraisable(py, Some(callback));

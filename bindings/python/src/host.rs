@@ -96,7 +96,9 @@ pub(crate) fn wake(rt: &Runtime) -> PyResult<()> {
 
 pub(crate) fn backend_fd(rt: &Runtime) -> PyResult<i32> {
     check_flavor(rt, "backend_fd()")?;
-    rt.core().backend_fd().map_err(|e| host_error(e, "backend_fd"))
+    rt.core()
+        .backend_fd()
+        .map_err(|e| host_error(e, "backend_fd"))
 }
 
 pub(crate) fn backend_timeout(rt: &Runtime) -> PyResult<Option<f64>> {

@@ -104,7 +104,7 @@ impl Chain {
         // SAFETY: a zeroed sigaction filled with a valid handler, the old
         // mask and flags (plus SA_SIGINFO for our signature).
         let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
-        new.sa_sigaction = on_sigint as usize;
+        new.sa_sigaction = on_sigint as *const () as usize;
         new.sa_mask = old.sa_mask;
         new.sa_flags = (old.sa_flags & !libc::SA_RESETHAND) | libc::SA_SIGINFO;
         if unsafe { libc::sigaction(libc::SIGINT, &new, std::ptr::null_mut()) } != 0 {
@@ -131,7 +131,7 @@ impl Drop for Chain {
         unsafe {
             let mut current: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(libc::SIGINT, std::ptr::null(), &mut current) == 0
-                && current.sa_sigaction == on_sigint as usize
+                && current.sa_sigaction == on_sigint as *const () as usize
             {
                 libc::sigaction(libc::SIGINT, &old, std::ptr::null_mut());
             }

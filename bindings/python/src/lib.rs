@@ -11,11 +11,15 @@
 //! exception handler: it never unwinds into a runtime thread.
 
 mod call;
-mod core;
 mod errors;
+mod gil;
+mod host;
+mod interrupt;
 mod queue;
 mod runtime;
 mod tasks;
+mod timers;
+mod watch;
 
 use pyo3::prelude::*;
 
@@ -33,6 +37,8 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<runtime::Runtime>()?;
     m.add_class::<tasks::Task>()?;
     m.add_class::<queue::Queue>()?;
+    m.add_class::<timers::Timer>()?;
+    m.add_class::<watch::Watch>()?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;
     Ok(())
 }

@@ -20,18 +20,18 @@ pub(crate) struct Posted {
 
 impl OnceCallback for Posted {
     fn call(self, status: Status) {
-        if status == Status::Ok {
-            let _ = Python::try_attach(|py| {
+        // The references go inside, with the GIL (also uncalled, when the
+        // queue is closed).
+        let _ = crate::gil::attach(move |py| {
+            if status == Status::Ok {
                 if let Err(e) = self.call.call(py) {
-                    self.reporter.report(
-                        py,
-                        e,
-                        "Exception in a queued callback",
-                        self.call.func(py),
-                    );
+                    let func = self.call.func(py);
+                    self.reporter
+                        .report(py, e, "Exception in a queued callback", func);
                 }
-            });
-        }
+            }
+            drop(self);
+        });
     }
 }
 

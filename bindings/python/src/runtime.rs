@@ -4,11 +4,13 @@
 
 use crate::call::Reporter;
 use crate::errors::{shutdown_error, to_py};
+use crate::timers::PyTimer;
+use crate::watch::PyWatch;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
-use rt_core::callback::Error;
+use rt_core::callback::{CallbackRuntime, Error};
 use rt_core::runtime::{Builder, RuntimeFlavor};
 use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex, Weak};
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 /// The runtime type of the callback layer, with rtpy's timer and watch
 /// callbacks.
-pub(crate) type Core = crate::core::Core;
+pub(crate) type Core = CallbackRuntime<PyTimer, PyWatch>;
 
 /// What every rtpy object of a runtime shares: the runtime itself and the
 /// reporter of its callbacks' exceptions. Timers, watches and queues hold
@@ -91,6 +93,7 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
             let _ = inner.core().shutdown(None);
         });
     }
+    crate::gil::set_exiting();
 }
 
 /// Seconds (int or float, >= 0, finite) as a Duration; `what` names the
@@ -102,7 +105,7 @@ pub(crate) fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
         )));
     }
     Duration::try_from_secs_f64(seconds)
-        .map_err(|_| PyValueError::new_err(format!("{what} is too large: {seconds}")))
+        .map_err(|_| PyValueError::new_err(format!("{what} is too large: {seconds:e} s")))
 }
 
 /// A count argument that must be >= `min`.
@@ -321,5 +324,129 @@ impl Runtime {
     fn queue(&self) -> PyResult<crate::queue::Queue> {
         self.check_live()?;
         crate::queue::Queue::new(self.reporter().clone())
+    }
+
+    // ---- timers (timers.rs) ----
+
+    /// Calls `fn(*args)` once, `delay` seconds from now (never earlier), on
+    /// a runtime thread. Returns its `rtpy.Timer`.
+    #[pyo3(signature = (delay, func, /, *args))]
+    fn call_later(
+        &self,
+        delay: f64,
+        func: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<crate::timers::Timer> {
+        crate::timers::start(self, delay, None, func, args)
+    }
+
+    /// Calls `fn(*args)` every `interval` seconds (> 0; the first call one
+    /// interval from now), on a runtime thread, until the timer is
+    /// cancelled. Returns its `rtpy.Timer`.
+    #[pyo3(signature = (interval, func, /, *args))]
+    fn call_every(
+        &self,
+        interval: f64,
+        func: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<crate::timers::Timer> {
+        crate::timers::start(self, interval, Some(interval), func, args)
+    }
+
+    // ---- fd watches (watch.rs) ----
+
+    /// Watches a file descriptor (an int, or an object with `fileno()`)
+    /// for `events` (READABLE, WRITABLE or both): `fn(ready)` runs on a
+    /// runtime thread whenever it is ready (level-triggered: again while it
+    /// stays ready), `ready` holding READABLE / WRITABLE / HUP / ERROR bits.
+    /// The fd should be non-blocking; the caller keeps owning it (close the
+    /// watch first). `FileExistsError` if the fd is watched already;
+    /// `OSError` if the kernel refuses it.
+    fn watch(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        events: i64,
+        func: &Bound<'_, PyAny>,
+    ) -> PyResult<crate::watch::Watch> {
+        let none = PyTuple::empty(fd.py());
+        crate::watch::watch(self, fd, events, func, &none, true)
+    }
+
+    /// Calls `fn(*args)` whenever the fd is readable (a `watch` for
+    /// READABLE that does not pass the events).
+    #[pyo3(signature = (fd, func, /, *args))]
+    fn add_reader(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        func: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<crate::watch::Watch> {
+        let events = i64::from(rt_core::callback::READABLE);
+        crate::watch::watch(self, fd, events, func, args, false)
+    }
+
+    /// Calls `fn(*args)` whenever the fd is writable.
+    #[pyo3(signature = (fd, func, /, *args))]
+    fn add_writer(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        func: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<crate::watch::Watch> {
+        let events = i64::from(rt_core::callback::WRITABLE);
+        crate::watch::watch(self, fd, events, func, args, false)
+    }
+
+    // ---- host-driven mode, current-thread runtimes (host.rs) ----
+
+    /// Runs the runtime on this thread, like libuv's `uv_run`:
+    /// `"default"` until `stop()` or no work is left, `"once"` until at
+    /// least one callback ran (or `wake()`), `"nowait"` what is ready now.
+    /// Returns how many callbacks ran. The GIL is released while it waits;
+    /// Ctrl-C raises `KeyboardInterrupt`. `DeadlockError` from inside a
+    /// callback; `ValueError` on a multi-thread runtime.
+    #[pyo3(signature = (mode = "default"))]
+    fn run(&self, py: Python<'_>, mode: &str) -> PyResult<usize> {
+        crate::host::run(self, py, mode)
+    }
+
+    /// Runs ready callbacks on this thread, in FIFO order, for at most
+    /// `seconds` and `max_callbacks` (None: no limit); never blocks. What
+    /// is left runs on the next call. Returns how many ran.
+    #[pyo3(signature = (seconds, max_callbacks = None))]
+    fn run_budget(
+        &self,
+        py: Python<'_>,
+        seconds: f64,
+        max_callbacks: Option<i64>,
+    ) -> PyResult<usize> {
+        crate::host::run_budget(self, py, seconds, max_callbacks)
+    }
+
+    /// Makes the running `run()` / `run_budget()` return after the callback
+    /// it runs (or the next one return at once). Any thread.
+    fn stop(&self) -> PyResult<()> {
+        crate::host::stop(self)
+    }
+
+    /// Interrupts a blocking `run("once")`; makes `backend_fd()` readable.
+    /// Any thread.
+    fn wake(&self) -> PyResult<()> {
+        crate::host::wake(self)
+    }
+
+    /// A file descriptor readable when the runtime has work, for a host
+    /// that waits in its own `select` / `poll`: wait at most
+    /// `backend_timeout()`, then `run("nowait")` or `run_budget(...)`. The
+    /// runtime owns it (do not close it).
+    fn backend_fd(&self) -> PyResult<i32> {
+        crate::host::backend_fd(self)
+    }
+
+    /// Seconds a host may wait on `backend_fd()` before running the
+    /// runtime: 0 if callbacks are ready, the time to the next timer, or
+    /// None (no timer armed).
+    fn backend_timeout(&self) -> PyResult<Option<f64>> {
+        crate::host::backend_timeout(self)
     }
 }

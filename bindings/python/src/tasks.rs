@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
 use rt_core::callback::{Error, OnceCallback, Status, TaskHandle};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A new `rtpy.Future` (a `concurrent.futures.Future` whose `cancel()`
 /// aborts the task first).
@@ -74,22 +74,39 @@ struct SpawnCall {
 
 impl OnceCallback for SpawnCall {
     fn call(self, status: Status) {
-        // No GIL during interpreter shutdown: nothing to call then.
-        let _ = Python::try_attach(|py| match status {
-            Status::Ok => self.outcome.run(py, &self.call),
-            Status::Cancelled => self.outcome.cancel(py),
+        // No GIL during interpreter shutdown: nothing to call then. The
+        // references go inside, with the GIL.
+        let _ = crate::gil::attach(move |py| {
+            match status {
+                Status::Ok => self.outcome.run(py, &self.call),
+                Status::Cancelled => self.outcome.cancel(py),
+            }
+            drop(self);
         });
     }
 }
 
+/// What `run_blocking` runs: taken out by the work when it runs, or by
+/// `done` when it never ran (to cancel the future), so the Python
+/// references are released with the GIL either way.
+type BlockingJob = Arc<Mutex<Option<(PyCall, Outcome)>>>;
+
+fn take_job(job: &BlockingJob) -> Option<(PyCall, Outcome)> {
+    job.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
 /// `done` of `run_blocking`: the work stored the outcome itself; a work
 /// that never ran has its future cancelled.
-struct BlockingDone(Outcome);
+struct BlockingDone(BlockingJob);
 
 impl OnceCallback for BlockingDone {
     fn call(self, status: Status) {
         if status == Status::Cancelled {
-            let _ = Python::try_attach(|py| self.0.cancel(py));
+            let _ = crate::gil::attach(|py| {
+                if let Some((_call, outcome)) = take_job(&self.0) {
+                    outcome.cancel(py);
+                }
+            });
         }
     }
 }
@@ -135,21 +152,23 @@ pub(crate) fn run_blocking<'py>(
     let call = PyCall::new(func, args)?;
     rt.check_live()?;
     let fut = new_future(py)?;
-    let work = Outcome {
+    let outcome = Outcome {
         fut: fut.clone().unbind(),
         reporter: rt.reporter().clone(),
     };
-    let done = BlockingDone(Outcome {
-        fut: fut.clone().unbind(),
-        reporter: rt.reporter().clone(),
-    });
+    let job: BlockingJob = Arc::new(Mutex::new(Some((call, outcome))));
+    let work = job.clone();
     let handle = rt
         .core()
         .spawn_blocking(
             move || {
-                let _ = Python::try_attach(|py| work.run(py, &call));
+                let _ = crate::gil::attach(|py| {
+                    if let Some((call, outcome)) = take_job(&work) {
+                        outcome.run(py, &call);
+                    }
+                });
             },
-            done,
+            BlockingDone(job),
         )
         .map_err(|e| to_py(e, "run_blocking"))?;
     attach_task(py, &fut, handle)?;

@@ -1,13 +1,15 @@
 //! `Runtime.call_later` / `Runtime.call_every` and `rtpy.Timer`: a Python
 //! call as a timer of the callback layer (one-shot or repeating).
 
-use crate::call::{PyCall, Reporter};
+use crate::call::{CallSlot, PyCall, Reporter};
 use crate::errors::to_py;
 use crate::runtime::{duration, Runtime, RuntimeInner};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rt_core::callback::{Error, Status, TimerCallback, TimerId};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +19,7 @@ use std::time::Instant;
 pub(crate) struct PyTimer(Arc<TimerShared>);
 
 pub(crate) struct TimerShared {
-    call: PyCall,
+    call: CallSlot,
     reporter: Arc<Reporter>,
     repeating: bool,
     /// True until the timer is done: fired (one-shot), stopped, or given
@@ -28,18 +30,22 @@ pub(crate) struct TimerShared {
 impl TimerCallback for PyTimer {
     fn call(&self, status: Status) {
         let shared = &*self.0;
-        if status == Status::Cancelled {
-            shared.active.store(false, Release);
-            return;
-        }
-        if !shared.repeating {
+        if status == Status::Cancelled || !shared.repeating {
             shared.active.store(false, Release);
         }
-        let _ = Python::try_attach(|py| {
-            if let Err(e) = shared.call.call(py) {
-                shared
-                    .reporter
-                    .report(py, e, "Exception in a timer callback", shared.call.func(py));
+        let _ = crate::gil::attach(|py| {
+            // A one-shot timer's call is its last: taken out of the slot.
+            let call = match status {
+                Status::Cancelled => return shared.call.clear(py),
+                Status::Ok if shared.repeating => shared.call.get(py),
+                Status::Ok => shared.call.take(),
+            };
+            if let Some(call) = call {
+                if let Err(e) = call.call(py) {
+                    shared
+                        .reporter
+                        .report(py, e, "Exception in a timer callback", call.func(py));
+                }
             }
         });
     }
@@ -47,7 +53,8 @@ impl TimerCallback for PyTimer {
 
 /// Seconds on Python's `time.monotonic()` clock for an `Instant` (both are
 /// CLOCK_MONOTONIC on Linux; the offset is measured now).
-fn monotonic_seconds(at: Instant) -> f64 {
+fn monotonic_seconds(at: impl Into<Instant>) -> f64 {
+    let at: Instant = at.into();
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -71,19 +78,28 @@ pub(crate) fn start(
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<Timer> {
     let call = PyCall::new(func, args)?;
-    let delay = duration(delay, if period.is_some() { "interval" } else { "delay" })?;
+    let delay = duration(
+        delay,
+        if period.is_some() {
+            "interval"
+        } else {
+            "delay"
+        },
+    )?;
     let period = match period {
         Some(p) => {
             let p = duration(p, "interval")?;
             if p.is_zero() {
-                return Err(pyo3::exceptions::PyValueError::new_err("interval must be > 0"));
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "interval must be > 0",
+                ));
             }
             Some(p)
         }
         None => None,
     };
     let shared = Arc::new(TimerShared {
-        call,
+        call: CallSlot::new(call),
         reporter: rt.reporter().clone(),
         repeating: period.is_some(),
         active: AtomicBool::new(true),
@@ -129,7 +145,10 @@ impl Timer {
         let outcome = py.detach(|| self.rt.core().timer_stop(self.id));
         match outcome {
             Ok(_) => {
+                // Not called again: its call can go (a call still finishing
+                // on another thread holds its own reference).
                 self.shared.active.store(false, Release);
+                self.shared.call.clear(py);
                 Ok(true)
             }
             Err(Error::NotFound) | Err(Error::Shutdown) => Ok(false),
@@ -167,7 +186,11 @@ impl Timer {
             "<rtpy.Timer when={:.6} active={} repeating={}>",
             self.when(),
             if self.active() { "True" } else { "False" },
-            if self.shared.repeating { "True" } else { "False" }
+            if self.shared.repeating {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }

@@ -1,7 +1,7 @@
 //! `Runtime.watch` / `add_reader` / `add_writer` and `rtpy.Watch`: a Python
 //! call as a level-triggered fd watch of the callback layer.
 
-use crate::call::{PyCall, Reporter};
+use crate::call::{CallSlot, PyCall, Reporter};
 use crate::errors::to_py;
 use crate::runtime::{Runtime, RuntimeInner};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -9,14 +9,16 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rt_core::callback::{Error, Status, WatchCallback, WatchId};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::Arc;
 
 /// A watch's callback.
 pub(crate) struct PyWatch(Arc<WatchShared>);
 
 pub(crate) struct WatchShared {
-    call: PyCall,
+    call: CallSlot,
     reporter: Arc<Reporter>,
     /// `fn(events, *args)` (`watch`) or `fn(*args)` (`add_reader` /
     /// `add_writer`).
@@ -30,18 +32,23 @@ impl WatchCallback for PyWatch {
         let shared = &*self.0;
         if status == Status::Cancelled {
             shared.active.store(false, Release);
-            return;
         }
-        let _ = Python::try_attach(|py| {
+        let _ = crate::gil::attach(|py| {
+            if status == Status::Cancelled {
+                return shared.call.clear(py);
+            }
+            let Some(call) = shared.call.get(py) else {
+                return;
+            };
             let outcome = if shared.pass_events {
-                shared.call.call_with(py, events)
+                call.call_with(py, events)
             } else {
-                shared.call.call(py)
+                call.call(py)
             };
             if let Err(e) = outcome {
                 shared
                     .reporter
-                    .report(py, e, "Exception in a watch callback", shared.call.func(py));
+                    .report(py, e, "Exception in a watch callback", call.func(py));
             }
         });
     }
@@ -60,7 +67,9 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
         )));
     };
     if fd < 0 {
-        return Err(PyValueError::new_err(format!("file descriptor cannot be negative: {fd}")));
+        return Err(PyValueError::new_err(format!(
+            "file descriptor cannot be negative: {fd}"
+        )));
     }
     RawFd::try_from(fd).map_err(|_| PyValueError::new_err(format!("not a file descriptor: {fd}")))
 }
@@ -88,7 +97,7 @@ pub(crate) fn watch(
     let fd = fd_of(fd)?;
     let events = interest(events)?;
     let shared = Arc::new(WatchShared {
-        call,
+        call: CallSlot::new(call),
         reporter: rt.reporter().clone(),
         pass_events,
         active: AtomicBool::new(true),
@@ -164,6 +173,11 @@ impl Watch {
         match py.detach(|| self.rt.core().watch_close(self.id)) {
             Ok(_) | Err(Error::NotFound) | Err(Error::Shutdown) => {
                 self.shared.active.store(false, Release);
+                // Not called again (after a shutdown: its final call came or
+                // is coming; a call still finishing holds its own reference).
+                if !self.rt.core().is_shutdown() {
+                    self.shared.call.clear(py);
+                }
                 Ok(())
             }
             Err(e) => Err(to_py(e, "Watch.close")),
