@@ -228,9 +228,12 @@ def test_backend_fd_with_select_wakes_for_a_timer_and_only_then(ct):
     fd = ct.backend_fd()
     assert isinstance(fd, int) and fd >= 0
     assert ct.backend_fd() == fd
+    assert not readable(fd), "backend fd of a fresh runtime readable"
     out = []
     t0 = time.monotonic()
     ct.call_later(0.05, lambda: out.append(time.monotonic()))
+    # Arming may leave a stale wake; a run that leaves nothing to do clears it.
+    assert ct.run("nowait") == 0
     assert not readable(fd), "backend fd readable with nothing to run"
     timeout = ct.backend_timeout()
     assert timeout is not None

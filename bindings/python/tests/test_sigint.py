@@ -15,7 +15,7 @@ CHILD = textwrap.dedent(
     how, mode, busy = sys.argv[1], sys.argv[2], sys.argv[3] == "busy"
     rt = rtpy.Runtime("current_thread")
     fired = []
-    rt.call_later(20, fired.append, "late")  # keeps run("default") blocked for 20 s
+    rt.call_later(3, fired.append, "late")  # keeps run("default") blocked for 3 s
     if busy:
         rt.call_every(0.005, lambda: None)  # Python callbacks keep running meanwhile
     DELAY = 0.3
