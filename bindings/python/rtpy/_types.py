@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+from concurrent.futures._base import CANCELLED as _CANCELLED
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +28,22 @@ class Future(concurrent.futures.Future):  # type: ignore[type-arg]
     def cancel(self) -> bool:
         """Cancels the task if it has not started; True if it is cancelled."""
         task = self._rt_task
-        if task is not None and not task.abort():
-            # Started or finished: nothing changes (it may have been
-            # cancelled already by the runtime's shutdown).
-            return self.cancelled()
-        return super().cancel()
+        if task is None:
+            return super().cancel()
+        # A successful abort cancels this future (_rt_set_cancelled); else
+        # the task started or finished: nothing changes (it may have been
+        # cancelled already, by an earlier cancel or the runtime's shutdown).
+        task.abort()
+        return self.cancelled()
 
     def _rt_set_cancelled(self) -> None:
-        """The runtime's final call for a task that never ran."""
-        super().cancel()
+        """The runtime's final call for a task that never ran: cancelled, and
+        its waiters told (``concurrent.futures.wait`` / ``as_completed`` see a
+        cancelled future only once notified)."""
+        with self._condition:  # type: ignore[attr-defined]
+            super().cancel()
+            if self._state == _CANCELLED:  # type: ignore[attr-defined]
+                self.set_running_or_notify_cancel()
 
     def __reduce__(self) -> Any:
         raise TypeError("rtpy.Future cannot be pickled")

@@ -4,8 +4,26 @@
 use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    /// Python callbacks this thread has called (`run` / `run_budget` report
+    /// the difference: Python calls, not the layer's bookkeeping such as
+    /// the final call of a task whose future was cancelled).
+    static CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_call() {
+    let _ = CALLS.try_with(|c| c.set(c.get().wrapping_add(1)));
+}
+
+/// How many Python callbacks this thread has called so far.
+pub(crate) fn calls_made() -> u64 {
+    CALLS.try_with(Cell::get).unwrap_or(0)
+}
 
 /// A Python callable and the positional arguments to call it with.
 ///
@@ -34,6 +52,7 @@ impl PyCall {
 
     /// Calls it.
     pub(crate) fn call<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        count_call();
         self.func.bind(py).call(self.args.bind(py), None)
     }
 
@@ -44,6 +63,7 @@ impl PyCall {
         py: Python<'py>,
         first: u32,
     ) -> PyResult<Bound<'py, PyAny>> {
+        count_call();
         let args = self.args.bind(py);
         if args.is_empty() {
             return self.func.bind(py).call1((first,));
@@ -110,6 +130,19 @@ pub(crate) struct Reporter {
     handler: Mutex<Option<Py<PyAny>>>,
     /// Exceptions raised by callbacks and not delivered to a future.
     exceptions: AtomicU64,
+    /// Python calls the runtime's callbacks are making right now (a
+    /// shutdown after a timed-out one waits for them).
+    running: AtomicUsize,
+}
+
+/// A Python call of a runtime callback under way (see
+/// [`Reporter::running`]).
+pub(crate) struct Running<'a>(&'a Reporter);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, SeqCst);
+    }
 }
 
 impl Reporter {
@@ -117,7 +150,29 @@ impl Reporter {
         Reporter {
             handler: Mutex::new(None),
             exceptions: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
         }
+    }
+
+    /// Marks a Python call of one of the runtime's callbacks under way
+    /// until the guard drops.
+    pub(crate) fn running(&self) -> Running<'_> {
+        self.running.fetch_add(1, SeqCst);
+        Running(self)
+    }
+
+    /// Waits (polling; call it without the GIL) until no Python call of the
+    /// runtime's callbacks is under way, up to `timeout` (None: no limit).
+    /// False if one still is.
+    pub(crate) fn wait_idle(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        while self.running.load(SeqCst) > 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// The handler (None: the default report).

@@ -2,6 +2,7 @@
 //! `Runtime.run`, `run_budget`, `stop`, `wake`, `backend_fd`,
 //! `backend_timeout`.
 
+use crate::call::calls_made;
 use crate::errors::to_py;
 use crate::interrupt::Chain;
 use crate::runtime::{duration, Runtime};
@@ -18,6 +19,11 @@ fn check_flavor(rt: &Runtime, what: &str) -> PyResult<()> {
         )));
     }
     Ok(())
+}
+
+/// Python callbacks this thread called since `before`.
+fn calls_since(before: u64) -> usize {
+    usize::try_from(calls_made().wrapping_sub(before)).unwrap_or(usize::MAX)
 }
 
 fn host_error(e: Error, what: &str) -> PyErr {
@@ -37,29 +43,30 @@ pub(crate) fn run(rt: &Runtime, py: Python<'_>, mode: &str) -> PyResult<usize> {
     };
     check_flavor(rt, "run()")?;
     let core = rt.core();
+    // Python callbacks called, not the layer's count (which includes final
+    // calls that call no Python, such as a cancelled task's).
+    let before = calls_made();
     if mode == RunMode::NoWait {
-        return py
-            .detach(|| core.run(mode))
-            .map_err(|e| host_error(e, "run"));
+        py.detach(|| core.run(mode))
+            .map_err(|e| host_error(e, "run"))?;
+        return Ok(calls_since(before));
     }
     // A blocking run: Ctrl-C must end it (see interrupt.rs).
     let handle = core.handle().map_err(|e| host_error(e, "run"))?;
     let chain = Chain::install(handle);
-    let mut ran = 0usize;
     loop {
-        let n = py
-            .detach(|| core.run(mode))
+        py.detach(|| core.run(mode))
             .map_err(|e| host_error(e, "run"))?;
-        ran = ran.saturating_add(n);
         if !chain.take_interrupted() {
-            return Ok(ran);
+            return Ok(calls_since(before));
         }
-        // Raises KeyboardInterrupt (or what the installed handler raises).
+        // Runs the Python signal handlers: raises KeyboardInterrupt (or what
+        // the handler raises).
         py.check_signals()?;
         if mode == RunMode::Once {
-            return Ok(ran);
+            return Ok(calls_since(before));
         }
-        // The handler did not raise: the default run goes on.
+        // The handlers did not raise: the default run goes on.
     }
 }
 
@@ -80,8 +87,10 @@ pub(crate) fn run_budget(
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     };
     check_flavor(rt, "run_budget()")?;
+    let before = calls_made();
     py.detach(|| rt.core().run_budget(budget, max))
-        .map_err(|e| host_error(e, "run_budget"))
+        .map_err(|e| host_error(e, "run_budget"))?;
+    Ok(calls_since(before))
 }
 
 pub(crate) fn stop(rt: &Runtime) -> PyResult<()> {

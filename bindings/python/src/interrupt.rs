@@ -1,34 +1,57 @@
-//! Ctrl-C while a host thread blocks in `Runtime.run()`.
+//! Signals (Ctrl-C first) while a host thread blocks in `Runtime.run()`.
 //!
-//! The GIL is released while `run` waits in `epoll_wait`; Python's SIGINT
+//! The GIL is released while `run` waits in `epoll_wait`; Python's C signal
 //! handler only sets a flag there, and the runtime goes back to waiting
-//! after the `EINTR`. So for the time of a blocking run on the main thread
-//! (where Python runs its signal handlers), the SIGINT action is chained:
-//! Python's C handler runs first (so the signal is seen by Python as
-//! usual), then the run is stopped (`Handle::stop`: an atomic swap and an
-//! eventfd write, async-signal-safe). `run` then takes the GIL back and
-//! calls `PyErr_CheckSignals`, which raises `KeyboardInterrupt` (or runs
-//! whatever Python handler is installed; if that does not raise, the run
-//! goes on). A `KeyboardInterrupt` raised inside a callback of such a run
-//! (the handler ran there first) does the same (`interrupt_from_callback`).
+//! after the `EINTR`, so the Python handler (`KeyboardInterrupt` for
+//! SIGINT) would not run until the run ends. So for the time of a blocking
+//! run on the main thread (where Python runs its signal handlers), the
+//! action of each asynchronous signal that has a handler is chained: the
+//! handler found there runs first (Python's: the signal is seen by Python
+//! as usual), then the run is stopped (`Handle::stop`: an atomic swap and
+//! an eventfd write, async-signal-safe). `run` then takes the GIL back and
+//! calls `PyErr_CheckSignals`, which runs the Python handlers: an exception
+//! they raise (`KeyboardInterrupt`) comes out of `run`; otherwise the run
+//! goes on. A `KeyboardInterrupt` raised inside a callback of such a run
+//! (the handler ran there first) ends it the same way
+//! (`interrupt_from_callback`).
 
 use rt_core::runtime::Handle;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
 
+/// The asynchronous signals whose handlers a blocking run lets run
+/// promptly (not the synchronous ones: SIGSEGV, SIGBUS, ...).
+const SIGNALS: [libc::c_int; 9] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGALRM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGCHLD,
+    libc::SIGWINCH,
+];
+
+/// Room for every signal number (Linux: below 65).
+const NSIG: usize = 65;
+
 /// The runtime a blocking run on the main thread drives (null: none).
 static HOSTED: AtomicPtr<Handle> = AtomicPtr::new(std::ptr::null_mut());
-/// Set by the chained handler (or a callback's KeyboardInterrupt): the run
+/// Set by a chained handler (or a callback's KeyboardInterrupt): the run
 /// returned because of a signal, not a `stop()`.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// The SIGINT action found when the run started (its handler address).
-static PREV_HANDLER: AtomicUsize = AtomicUsize::new(0);
-/// Whether that handler takes `(sig, info, context)` (SA_SIGINFO).
-static PREV_SIGINFO: AtomicBool = AtomicBool::new(false);
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+/// Per signal, the handler found when the run started (its address).
+static PREV_HANDLER: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG];
+/// Per signal, whether that handler takes `(sig, info, context)`.
+static PREV_SIGINFO: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 
-extern "C" fn on_sigint(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    let prev = PREV_HANDLER.load(SeqCst);
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    let Some(slot) = usize::try_from(sig).ok().filter(|&s| s < NSIG) else {
+        return;
+    };
+    let prev = PREV_HANDLER[slot].load(SeqCst);
     if prev != libc::SIG_DFL && prev != libc::SIG_IGN {
-        if PREV_SIGINFO.load(SeqCst) {
+        if PREV_SIGINFO[slot].load(SeqCst) {
             // SAFETY: the address was the `sa_sigaction` of an action with
             // SA_SIGINFO, so it has this signature; called as the kernel
             // would, with the kernel's own arguments.
@@ -45,14 +68,17 @@ extern "C" fn on_sigint(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
     stop_hosted();
 }
 
-/// Marks the run interrupted and stops it (async-signal-safe: atomics and
+/// Marks the run signalled and stops it (async-signal-safe: atomics and
 /// `Handle::stop`).
 fn stop_hosted() {
-    INTERRUPTED.store(true, SeqCst);
+    SIGNALLED.store(true, SeqCst);
     let hosted = HOSTED.load(SeqCst);
     // SAFETY: HOSTED points to the handle of the runtime a `Chain` guard's
-    // run drives; the guard clears it before that run (and the runtime
-    // reference it borrows) ends.
+    // run drives, which the guard borrows; the guard clears it (after
+    // restoring the actions) before that borrow ends. (A handler already
+    // past this load on another thread when the guard clears it still
+    // finishes within the run's return path, long before the runtime can
+    // be freed: that takes the GIL and the release of every reference.)
     if let Some(handle) = unsafe { hosted.as_ref() } {
         handle.stop();
     }
@@ -74,68 +100,88 @@ fn is_main_thread() -> bool {
     unsafe { libc::gettid() == libc::getpid() }
 }
 
-/// The chained SIGINT action, for the time of one blocking run.
+/// The chained signal actions, for the time of one blocking run.
 pub(crate) struct Chain {
-    old: Option<libc::sigaction>,
+    /// The signals chained and their previous actions.
+    old: Vec<(libc::c_int, libc::sigaction)>,
+    /// This guard set HOSTED.
+    hosting: bool,
 }
 
 impl Chain {
-    /// Chains the SIGINT action if this is the main thread, the action is a
-    /// handler (not SIG_DFL / SIG_IGN: then the signal needs no help) and no
-    /// other run has it chained. `handle` must outlive the guard.
+    /// Chains the actions (see the module) if this is the main thread and
+    /// no other run has them chained. `handle` must outlive the guard.
     pub(crate) fn install(handle: &Handle) -> Chain {
-        let none = Chain { old: None };
-        if !is_main_thread() || !HOSTED.load(SeqCst).is_null() {
-            return none;
+        let mut chain = Chain {
+            old: Vec::new(),
+            hosting: false,
+        };
+        if !is_main_thread()
+            || HOSTED
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    handle as *const Handle as *mut Handle,
+                    SeqCst,
+                    SeqCst,
+                )
+                .is_err()
+        {
+            return chain;
         }
-        // SAFETY: sigaction with a null new action only reads the current
-        // one into a zeroed struct.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        if unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old) } != 0 {
-            return none;
+        chain.hosting = true;
+        SIGNALLED.store(false, SeqCst);
+        for sig in SIGNALS {
+            // SAFETY: sigaction with a null new action only reads the
+            // current one into a zeroed struct.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0
+                || old.sa_sigaction == libc::SIG_DFL
+                || old.sa_sigaction == libc::SIG_IGN
+            {
+                continue; // no handler to run: nothing to chain
+            }
+            let slot = sig as usize;
+            PREV_HANDLER[slot].store(old.sa_sigaction, SeqCst);
+            PREV_SIGINFO[slot].store(old.sa_flags & libc::SA_SIGINFO != 0, SeqCst);
+            // SAFETY: a zeroed sigaction filled with a valid handler of the
+            // SA_SIGINFO signature, the old mask and the old flags.
+            let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+            new.sa_sigaction = on_signal as *const () as usize;
+            new.sa_mask = old.sa_mask;
+            new.sa_flags = (old.sa_flags & !libc::SA_RESETHAND) | libc::SA_SIGINFO;
+            // SAFETY: installs a valid action.
+            if unsafe { libc::sigaction(sig, &new, std::ptr::null_mut()) } == 0 {
+                chain.old.push((sig, old));
+            }
         }
-        if old.sa_sigaction == libc::SIG_DFL || old.sa_sigaction == libc::SIG_IGN {
-            return none;
-        }
-        PREV_HANDLER.store(old.sa_sigaction, SeqCst);
-        PREV_SIGINFO.store(old.sa_flags & libc::SA_SIGINFO != 0, SeqCst);
-        INTERRUPTED.store(false, SeqCst);
-        HOSTED.store(handle as *const Handle as *mut Handle, SeqCst);
-        // SAFETY: a zeroed sigaction filled with a valid handler, the old
-        // mask and flags (plus SA_SIGINFO for our signature).
-        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
-        new.sa_sigaction = on_sigint as *const () as usize;
-        new.sa_mask = old.sa_mask;
-        new.sa_flags = (old.sa_flags & !libc::SA_RESETHAND) | libc::SA_SIGINFO;
-        if unsafe { libc::sigaction(libc::SIGINT, &new, std::ptr::null_mut()) } != 0 {
-            HOSTED.store(std::ptr::null_mut(), SeqCst);
-            return none;
-        }
-        Chain { old: Some(old) }
+        chain
     }
 
-    /// True (once) if a SIGINT or a callback's KeyboardInterrupt stopped
+    /// True (once) if a signal or a callback's KeyboardInterrupt stopped
     /// the run.
     pub(crate) fn take_interrupted(&self) -> bool {
-        self.old.is_some() && INTERRUPTED.swap(false, SeqCst)
+        self.hosting && SIGNALLED.swap(false, SeqCst)
     }
 }
 
 impl Drop for Chain {
     fn drop(&mut self) {
-        let Some(old) = self.old.take() else { return };
-        // Put the old action back, unless someone replaced ours meanwhile
-        // (`signal.signal` from a callback): theirs stays.
-        // SAFETY: reads the current action into a zeroed struct, then
-        // restores the saved one; both are valid sigaction structs.
-        unsafe {
-            let mut current: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGINT, std::ptr::null(), &mut current) == 0
-                && current.sa_sigaction == on_sigint as *const () as usize
-            {
-                libc::sigaction(libc::SIGINT, &old, std::ptr::null_mut());
+        for (sig, old) in self.old.drain(..) {
+            // Put the old action back, unless someone replaced ours
+            // meanwhile (`signal.signal` from a callback): theirs stays.
+            // SAFETY: reads the current action into a zeroed struct, then
+            // restores the saved one; both are valid sigaction structs.
+            unsafe {
+                let mut current: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut current) == 0
+                    && current.sa_sigaction == on_signal as *const () as usize
+                {
+                    libc::sigaction(sig, &old, std::ptr::null_mut());
+                }
             }
         }
-        HOSTED.store(std::ptr::null_mut(), SeqCst);
+        if self.hosting {
+            HOSTED.store(std::ptr::null_mut(), SeqCst);
+        }
     }
 }

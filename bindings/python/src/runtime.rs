@@ -233,13 +233,28 @@ impl Runtime {
     /// then it waits up to `timeout` seconds (None: no limit) for the
     /// callbacks running now and the runtime's threads. `TimeoutError` if
     /// they are still running then; `DeadlockError` from inside a callback
-    /// when another shutdown is under way. A second call returns at once
-    /// (after the first one finished). The GIL is released while it waits.
+    /// when another shutdown is under way. A later call returns once the
+    /// first one finished and the callbacks it left running (after a
+    /// `TimeoutError`) returned, again up to `timeout`. The GIL is released
+    /// while it waits.
     #[pyo3(signature = (timeout = None))]
     fn shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let timeout = timeout.map(|t| duration(t, "timeout")).transpose()?;
         match py.detach(|| self.core().shutdown(timeout)) {
-            Ok(()) | Err(Error::Shutdown) => Ok(()),
+            Ok(()) => Ok(()),
+            // Shut down already. A first shutdown that timed out left
+            // callbacks running: wait for them (not from inside one).
+            Err(Error::Shutdown) => {
+                if rt_core::callback::is_in_callback()
+                    || rt_core::callback::is_in_blocking_work()
+                    || rt_core::runtime::is_runtime_thread()
+                    || py.detach(|| self.reporter().wait_idle(timeout))
+                {
+                    Ok(())
+                } else {
+                    Err(to_py(Error::TimedOut, "shutdown"))
+                }
+            }
             Err(e) => Err(to_py(e, "shutdown")),
         }
     }

@@ -31,6 +31,7 @@ impl Outcome {
     /// raised. A failure of the future itself (set by someone else) goes
     /// to the reporter.
     fn run(&self, py: Python<'_>, call: &PyCall) {
+        let _running = self.reporter.running();
         let fut = self.fut.bind(py);
         let stored = (|| -> PyResult<()> {
             if !fut
@@ -55,7 +56,7 @@ impl Outcome {
         }
     }
 
-    /// The task never ran: the future is cancelled.
+    /// The task never ran: the future is cancelled (and its waiters told).
     fn cancel(&self, py: Python<'_>) {
         let fut = self.fut.bind(py);
         if let Err(e) = fut.call_method0(intern!(py, "_rt_set_cancelled")) {
@@ -65,39 +66,37 @@ impl Outcome {
     }
 }
 
+/// What a task runs, shared by its callback and its `Task`: taken out by
+/// whichever comes first (the call, its final `Cancelled` call, or a
+/// successful abort), so the Python references are released promptly and
+/// with the GIL, and the future is completed exactly once.
+type Job = Arc<Mutex<Option<(PyCall, Outcome)>>>;
+
+fn take_job(job: &Job) -> Option<(PyCall, Outcome)> {
+    job.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
 /// The callback of `spawn`: the call on a runtime thread, or the future's
 /// cancellation.
-struct SpawnCall {
-    call: PyCall,
-    outcome: Outcome,
-}
+struct SpawnCall(Job);
 
 impl OnceCallback for SpawnCall {
     fn call(self, status: Status) {
-        // No GIL during interpreter shutdown: nothing to call then. The
-        // references go inside, with the GIL.
-        let _ = crate::gil::attach(move |py| {
-            match status {
-                Status::Ok => self.outcome.run(py, &self.call),
-                Status::Cancelled => self.outcome.cancel(py),
+        // No GIL while the interpreter exits: nothing to call then.
+        let _ = crate::gil::attach(|py| {
+            if let Some((call, outcome)) = take_job(&self.0) {
+                match status {
+                    Status::Ok => outcome.run(py, &call),
+                    Status::Cancelled => outcome.cancel(py),
+                }
             }
-            drop(self);
         });
     }
 }
 
-/// What `run_blocking` runs: taken out by the work when it runs, or by
-/// `done` when it never ran (to cancel the future), so the Python
-/// references are released with the GIL either way.
-type BlockingJob = Arc<Mutex<Option<(PyCall, Outcome)>>>;
-
-fn take_job(job: &BlockingJob) -> Option<(PyCall, Outcome)> {
-    job.lock().unwrap_or_else(|e| e.into_inner()).take()
-}
-
 /// `done` of `run_blocking`: the work stored the outcome itself; a work
 /// that never ran has its future cancelled.
-struct BlockingDone(BlockingJob);
+struct BlockingDone(Job);
 
 impl OnceCallback for BlockingDone {
     fn call(self, status: Status) {
@@ -113,9 +112,31 @@ impl OnceCallback for BlockingDone {
 
 /// Attaches the task handle to the future (`_rt_task`, what `cancel()`
 /// aborts).
-fn attach_task(py: Python<'_>, fut: &Bound<'_, PyAny>, handle: TaskHandle) -> PyResult<()> {
-    let task = Py::new(py, Task { handle })?;
+fn attach_task(
+    py: Python<'_>,
+    fut: &Bound<'_, PyAny>,
+    handle: TaskHandle,
+    job: Job,
+) -> PyResult<()> {
+    let task = Py::new(py, Task { handle, job })?;
     fut.setattr(intern!(py, "_rt_task"), task)
+}
+
+/// A new job for `func(*args)` and its future.
+fn new_job<'py>(
+    rt: &Runtime,
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<(Job, Bound<'py, PyAny>)> {
+    let call = PyCall::new(func, args)?;
+    rt.check_live()?;
+    let fut = new_future(py)?;
+    let outcome = Outcome {
+        fut: fut.clone().unbind(),
+        reporter: rt.reporter().clone(),
+    };
+    Ok((Arc::new(Mutex::new(Some((call, outcome)))), fut))
 }
 
 pub(crate) fn spawn<'py>(
@@ -124,21 +145,15 @@ pub(crate) fn spawn<'py>(
     func: &Bound<'py, PyAny>,
     args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let call = PyCall::new(func, args)?;
-    rt.check_live()?;
-    let fut = new_future(py)?;
-    let cb = SpawnCall {
-        call,
-        outcome: Outcome {
-            fut: fut.clone().unbind(),
-            reporter: rt.reporter().clone(),
-        },
-    };
+    let (job, fut) = new_job(rt, py, func, args)?;
     // The GIL stays held: a worker cannot start the call (it needs the
     // GIL) before the handle is attached to the future.
-    let handle = rt.core().spawn(cb, true).map_err(|e| to_py(e, "spawn"))?;
+    let handle = rt
+        .core()
+        .spawn(SpawnCall(job.clone()), true)
+        .map_err(|e| to_py(e, "spawn"))?;
     if let Some(handle) = handle {
-        attach_task(py, &fut, handle)?;
+        attach_task(py, &fut, handle, job)?;
     }
     Ok(fut)
 }
@@ -149,14 +164,7 @@ pub(crate) fn run_blocking<'py>(
     func: &Bound<'py, PyAny>,
     args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let call = PyCall::new(func, args)?;
-    rt.check_live()?;
-    let fut = new_future(py)?;
-    let outcome = Outcome {
-        fut: fut.clone().unbind(),
-        reporter: rt.reporter().clone(),
-    };
-    let job: BlockingJob = Arc::new(Mutex::new(Some((call, outcome))));
+    let (job, fut) = new_job(rt, py, func, args)?;
     let work = job.clone();
     let handle = rt
         .core()
@@ -168,26 +176,34 @@ pub(crate) fn run_blocking<'py>(
                     }
                 });
             },
-            BlockingDone(job),
+            BlockingDone(job.clone()),
         )
         .map_err(|e| to_py(e, "run_blocking"))?;
-    attach_task(py, &fut, handle)?;
+    attach_task(py, &fut, handle, job)?;
     Ok(fut)
 }
 
-/// The handle of a task behind an `rtpy.Future` (its `_rt_task`).
+/// The task behind an `rtpy.Future` (its `_rt_task`).
 #[pyclass(module = "rtpy._rtpy", name = "Task", frozen)]
 pub struct Task {
     handle: TaskHandle,
+    job: Job,
 }
 
 #[pymethods]
 impl Task {
-    /// Aborts the task if it has not started: True if that took effect (its
-    /// future is cancelled), False if it already started or finished.
-    fn abort(&self) -> PyResult<bool> {
+    /// Aborts the task if it has not started: True if that took effect (the
+    /// call never runs; its future is cancelled and its references
+    /// released now), False if it already started or finished.
+    fn abort(&self, py: Python<'_>) -> PyResult<bool> {
         match self.handle.abort() {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                if let Some((call, outcome)) = take_job(&self.job) {
+                    outcome.cancel(py);
+                    drop((call, outcome));
+                }
+                Ok(true)
+            }
             Err(Error::Already) => Ok(false),
             Err(e) => Err(to_py(e, "abort")),
         }

@@ -41,6 +41,7 @@ impl TimerCallback for PyTimer {
                 Status::Ok => shared.call.take(),
             };
             if let Some(call) = call {
+                let _running = shared.reporter.running();
                 if let Err(e) = call.call(py) {
                     shared
                         .reporter

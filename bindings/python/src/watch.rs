@@ -40,6 +40,7 @@ impl WatchCallback for PyWatch {
             let Some(call) = shared.call.get(py) else {
                 return;
             };
+            let _running = shared.reporter.running();
             let outcome = if shared.pass_events {
                 call.call_with(py, events)
             } else {
