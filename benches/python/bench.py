@@ -159,10 +159,14 @@ CHILDREN = {
 }
 
 LABELS = {
-    "spawn": (f"{N_SPAWN // 1000}k spawn", "rt.spawn", "ThreadPoolExecutor.submit"),
-    "blocking": (f"{N_BLOCKING // 1000}k blocking", "rt.run_blocking", "loop.run_in_executor"),
-    "timers": (f"{N_TIMERS // 1_000_000}M timers", "rt.call_later", "asyncio call_later"),
+    "spawn": ("spawn", "rt.spawn", "ThreadPoolExecutor.submit"),
+    "blocking": ("blocking", "rt.run_blocking", "loop.run_in_executor"),
+    "timers": ("timers", "rt.call_later", "asyncio call_later"),
 }
+
+
+def count_label(n):
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000}k" if n >= 1000 else str(n)
 
 
 def run_child(workload, side, scale):
@@ -218,7 +222,8 @@ def main():
     print(f"| {'workload':<14} | {'rt':<16} | {'peer':<26} | {'rt':>10} | {'peer':>10} | {'ratio':>6} |")
     print(f"|{'-' * 16}|{'-' * 18}|{'-' * 28}|{'-' * 11}:|{'-' * 11}:|{'-' * 7}:|")
     for w in workloads:
-        label, rt_name, peer_name = LABELS[w]
+        name, rt_name, peer_name = LABELS[w]
+        label = f"{count_label(max(1, int(CHILDREN[(w, 'rt')][1] * scale)))} {name}"
         rt_res, peer_res = results.get((w, "rt")), results.get((w, "peer"))
         if not rt_res or not peer_res or (w, "rt") in failed or (w, "peer") in failed:
             print(f"| {label:<14} | {rt_name:<16} | {peer_name:<26} | {'error':>10} | {'':>10} | {'':>6} |")
