@@ -230,10 +230,12 @@ $(RTPY_STAMP): $(VENV_STAMP) $(RTPY_SOURCES)
 	cd bindings/python && VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop --release --quiet
 	@touch $@
 
-# The stubs against the native module, then the Python tests. Both run from
-# the repo's root, where `import rtpy` finds the installed package.
+# The stubs against the native module, the package's types (mypy --strict),
+# then the Python tests. All run from the repo's root, where `import rtpy`
+# finds the installed package.
 test-python: python
 	$(VENV_PY) -m mypy.stubtest rtpy
+	$(VENV_PY) -m mypy --strict -p rtpy
 	$(VENV_PY) -m pytest -q bindings/python/tests
 
 # The Python examples (examples/python/*.py), each run with the venv's python.

@@ -40,9 +40,9 @@ class Future(concurrent.futures.Future):  # type: ignore[type-arg]
         """The runtime's final call for a task that never ran: cancelled, and
         its waiters told (``concurrent.futures.wait`` / ``as_completed`` see a
         cancelled future only once notified)."""
-        with self._condition:  # type: ignore[attr-defined]
+        with self._condition:
             super().cancel()
-            if self._state == _CANCELLED:  # type: ignore[attr-defined]
+            if self._state == _CANCELLED:
                 self.set_running_or_notify_cancel()
 
     def __reduce__(self) -> Any:

@@ -238,3 +238,24 @@ impl Reporter {
         }
     }
 }
+
+/// An integer argument, saturated to the `i64` range: a value too large in
+/// either direction fails its range check with a `ValueError` (pyo3's own
+/// `i64` gives `OverflowError`), as any other value out of range.
+#[derive(Clone, Copy)]
+pub(crate) struct Int(pub(crate) i64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Int {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Int> {
+        match obj.extract::<i64>() {
+            Ok(n) => Ok(Int(n)),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
+                let negative = obj.lt(0i64)?;
+                Ok(Int(if negative { i64::MIN } else { i64::MAX }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

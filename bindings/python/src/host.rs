@@ -2,7 +2,7 @@
 //! `Runtime.run`, `run_budget`, `stop`, `wake`, `backend_fd`,
 //! `backend_timeout`.
 
-use crate::call::calls_made;
+use crate::call::{calls_made, Int};
 use crate::errors::to_py;
 use crate::interrupt::Chain;
 use crate::runtime::{duration, Runtime};
@@ -74,10 +74,10 @@ pub(crate) fn run_budget(
     rt: &Runtime,
     py: Python<'_>,
     seconds: f64,
-    max_callbacks: Option<i64>,
+    max_callbacks: Option<Int>,
 ) -> PyResult<usize> {
     let budget = duration(seconds, "seconds")?;
-    let max = match max_callbacks {
+    let max = match max_callbacks.map(|n| n.0) {
         None => usize::MAX,
         Some(n) if n < 0 => {
             return Err(PyValueError::new_err(format!(

@@ -2,7 +2,7 @@
 //! `fn(*args)`; the host's thread runs them with `drain()`; `fileno()` is
 //! readable while entries are queued.
 
-use crate::call::{PyCall, Reporter};
+use crate::call::{Int, PyCall, Reporter};
 use crate::errors::os_error;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -82,8 +82,8 @@ impl Queue {
     /// (None) those queued when it started. Never blocks. Exceptions go to
     /// the runtime's exception handler. Returns how many ran.
     #[pyo3(signature = (max = None))]
-    fn drain(&self, max: Option<i64>) -> PyResult<usize> {
-        let max = match max {
+    fn drain(&self, max: Option<Int>) -> PyResult<usize> {
+        let max = match max.map(|n| n.0) {
             None => 0,
             Some(n) if n < 0 => {
                 return Err(PyValueError::new_err(format!("max must be >= 0, not {n}")))

@@ -2,7 +2,7 @@
 //! services (tasks, timers, watches, host mode, queues) are methods of it,
 //! translated in their own files.
 
-use crate::call::Reporter;
+use crate::call::{Int, Reporter};
 use crate::errors::{shutdown_error, to_py};
 use crate::timers::PyTimer;
 use crate::watch::PyWatch;
@@ -108,6 +108,16 @@ pub(crate) fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("{what} is too large: {seconds:e} s")))
 }
 
+/// The blocking pool's default cap: `concurrent.futures.ThreadPoolExecutor`'s
+/// (`min(32, os.cpu_count() + 4)`), not rt-core's 512. Python work holds
+/// the GIL, so hundreds of threads mostly contend for it (50,000 trivial
+/// `run_blocking` calls started 514 threads and ran 1.6 times slower than
+/// with 6).
+fn default_blocking_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus + 4).min(32)
+}
+
 /// A count argument that must be >= `min`.
 fn count(value: i64, min: i64, what: &str) -> PyResult<usize> {
     if value < min {
@@ -121,6 +131,10 @@ fn count(value: i64, min: i64, what: &str) -> PyResult<usize> {
 /// An rt runtime: worker threads (flavor `"multi_thread"`) or none
 /// (`"current_thread"`: the thread calling `run` / `run_budget` runs the
 /// callbacks), an I/O reactor, a timer wheel and a blocking pool.
+///
+/// `workers`: worker threads of a multi-thread runtime (None: one per CPU;
+/// 1 to 4096). `blocking_threads`: cap on the blocking pool's threads
+/// (None: `min(32, os.cpu_count() + 4)`, as `ThreadPoolExecutor`).
 ///
 /// A context manager: leaving the `with` block shuts it down.
 #[pyclass(module = "rtpy", name = "Runtime", frozen, weakref)]
@@ -150,7 +164,7 @@ impl Runtime {
 impl Runtime {
     #[new]
     #[pyo3(signature = (flavor = "multi_thread", workers = None, blocking_threads = None))]
-    fn new(flavor: &str, workers: Option<i64>, blocking_threads: Option<i64>) -> PyResult<Runtime> {
+    fn new(flavor: &str, workers: Option<Int>, blocking_threads: Option<Int>) -> PyResult<Runtime> {
         let mut builder = match flavor {
             "multi_thread" => Builder::new_multi_thread(),
             "current_thread" => Builder::new_current_thread(),
@@ -161,12 +175,14 @@ impl Runtime {
             }
         };
         builder.enable_all().thread_name("rtpy-worker");
-        if let Some(n) = workers {
+        if let Some(Int(n)) = workers {
             builder.worker_threads(count(n, 1, "workers")?);
         }
-        if let Some(n) = blocking_threads {
-            builder.max_blocking_threads(count(n, 1, "blocking_threads")?);
-        }
+        let blocking = match blocking_threads {
+            Some(Int(n)) => count(n, 1, "blocking_threads")?,
+            None => default_blocking_threads(),
+        };
+        builder.max_blocking_threads(blocking);
         let runtime = builder.build().map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidInput => PyValueError::new_err(e.to_string()),
             _ => crate::errors::os_error(&e),
@@ -380,7 +396,7 @@ impl Runtime {
     fn watch(
         &self,
         fd: &Bound<'_, PyAny>,
-        events: i64,
+        events: Int,
         func: &Bound<'_, PyAny>,
     ) -> PyResult<crate::watch::Watch> {
         let none = PyTuple::empty(fd.py());
@@ -396,7 +412,7 @@ impl Runtime {
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<crate::watch::Watch> {
-        let events = i64::from(rt_core::callback::READABLE);
+        let events = Int(i64::from(rt_core::callback::READABLE));
         crate::watch::watch(self, fd, events, func, args, false)
     }
 
@@ -408,7 +424,7 @@ impl Runtime {
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<crate::watch::Watch> {
-        let events = i64::from(rt_core::callback::WRITABLE);
+        let events = Int(i64::from(rt_core::callback::WRITABLE));
         crate::watch::watch(self, fd, events, func, args, false)
     }
 
@@ -433,7 +449,7 @@ impl Runtime {
         &self,
         py: Python<'_>,
         seconds: f64,
-        max_callbacks: Option<i64>,
+        max_callbacks: Option<Int>,
     ) -> PyResult<usize> {
         crate::host::run_budget(self, py, seconds, max_callbacks)
     }

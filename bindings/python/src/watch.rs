@@ -1,7 +1,7 @@
 //! `Runtime.watch` / `add_reader` / `add_writer` and `rtpy.Watch`: a Python
 //! call as a level-triggered fd watch of the callback layer.
 
-use crate::call::{CallSlot, PyCall, Reporter};
+use crate::call::{CallSlot, Int, PyCall, Reporter};
 use crate::errors::to_py;
 use crate::runtime::{Runtime, RuntimeInner};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -57,8 +57,8 @@ impl WatchCallback for PyWatch {
 
 /// The fd of an int or of an object with `fileno()`.
 fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
-    let fd: i64 = if let Ok(n) = obj.extract::<i64>() {
-        n
+    let fd: i64 = if obj.is_instance_of::<pyo3::types::PyInt>() {
+        obj.extract::<Int>()?.0
     } else if obj.hasattr("fileno")? {
         obj.call_method0("fileno")?.extract()?
     } else {
@@ -89,14 +89,14 @@ fn interest(events: i64) -> PyResult<u32> {
 pub(crate) fn watch(
     rt: &Runtime,
     fd: &Bound<'_, PyAny>,
-    events: i64,
+    events: Int,
     func: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
     pass_events: bool,
 ) -> PyResult<Watch> {
     let call = PyCall::new(func, args)?;
     let fd = fd_of(fd)?;
-    let events = interest(events)?;
+    let events = interest(events.0)?;
     let shared = Arc::new(WatchShared {
         call: CallSlot::new(call),
         reporter: rt.reporter().clone(),
@@ -151,8 +151,8 @@ impl Watch {
 
     /// Watches `events` instead (READABLE, WRITABLE or both). `ValueError`
     /// for bad events or a closed watch; `ShutdownError`.
-    fn modify(&self, events: i64) -> PyResult<()> {
-        let events = interest(events)?;
+    fn modify(&self, events: Int) -> PyResult<()> {
+        let events = interest(events.0)?;
         match self.rt.core().watch_modify(self.id, events) {
             Ok(()) => {
                 self.events.store(events, Relaxed);
