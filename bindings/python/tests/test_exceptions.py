@@ -79,7 +79,9 @@ def test_watch_callback_exception_goes_to_the_handler(any_rt):
         b.close()
 
 
-def test_handler_that_raises_does_not_kill_the_worker(capfd):
+def test_handler_that_raises_is_reported_and_does_not_kill_the_worker(monkeypatch):
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
     with rtpy.Runtime("multi_thread", workers=1) as rt:
 
         def bad_handler(exc, ctx):
@@ -87,8 +89,9 @@ def test_handler_that_raises_does_not_kill_the_worker(capfd):
 
         rt.exception_handler = bad_handler
         rt.call_later(0, lambda: 1 / 0)
-        time.sleep(0.1)
+        assert wait_until(lambda: reported, 5), "the handler's own exception was swallowed"
         assert rt.spawn(lambda: 1).result(timeout=5) == 1
+    assert any(isinstance(e, TypeError) and "handler itself failed" in str(e) for e in reported), reported
 
 
 def test_default_handler_reports_on_stderr():
