@@ -158,3 +158,11 @@ def test_exceptions_from_several_threads_all_counted():
             t.join()
         assert wait_until(lambda: seen[0] == 1000, 10)
         assert exceptions_count(rt) == before + 1000
+
+
+def test_exceptions_count_and_metrics_agree(mt):
+    mt.exception_handler = lambda exc, ctx: None
+    for _ in range(5):
+        mt.call_later(0, lambda: 1 / 0)
+    assert wait_until(lambda: mt.exceptions_count == 5, 5)
+    assert mt.metrics().exceptions == 5

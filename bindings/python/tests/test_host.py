@@ -290,3 +290,72 @@ def test_game_style_loop_with_select(ct):
         wakes += 1
     assert 20 <= len(hits) <= 31
     assert wakes < 200, f"{wakes} wakes for ~30 timer deadlines: the host is busy-looping"
+
+
+def test_remote_spawns_into_a_running_host_each_once_in_per_producer_order(ct):
+    """4 threads spawn into a current-thread runtime while its host runs it:
+    each call runs exactly once, on the host thread, in FIFO order per producer."""
+    per = 5000
+    out = []
+    where = set()
+    go = threading.Barrier(5)
+
+    def record(item):
+        where.add(threading.get_ident())
+        out.append(item)
+
+    def producer(k):
+        go.wait()
+        for i in range(per):
+            ct.spawn(record, (k, i))
+
+    ths = [threading.Thread(target=producer, args=(k,)) for k in range(4)]
+    for t in ths:
+        t.start()
+    go.wait()
+    deadline = time.monotonic() + 30
+    while len(out) < 4 * per and time.monotonic() < deadline:
+        if ct.run_budget(0.005) == 0:
+            readable(ct.backend_fd(), 0.01)
+    for t in ths:
+        t.join()
+    ct.run("nowait")
+    assert len(out) == 4 * per
+    assert where == {threading.get_ident()}
+    for k in range(4):
+        assert [i for kk, i in out if kk == k] == list(range(per)), f"producer {k} out of order"
+
+
+def test_host_may_be_any_thread_and_every_callback_runs_on_it(ct):
+    import socket
+
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    seen = {}
+
+    def note(kind):
+        seen.setdefault(kind, set()).add(threading.get_ident())
+
+    def host():
+        ct.spawn(note, "spawn")
+        ct.call_later(0.01, note, "timer")
+
+        def on_read(ev):
+            note("watch")
+            b.recv(10)
+            w.close()
+
+        w = ct.watch(b, rtpy.READABLE, on_read)
+        a.send(b"x")
+        seen["host"] = threading.get_ident()
+        seen["ran"] = ct.run("default")
+
+    th = threading.Thread(target=host)
+    th.start()
+    th.join(10)
+    a.close()
+    b.close()
+    assert not th.is_alive()
+    assert seen["ran"] == 3
+    for kind in ("spawn", "timer", "watch"):
+        assert seen[kind] == {seen["host"]}, kind
