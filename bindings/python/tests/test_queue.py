@@ -201,3 +201,21 @@ def test_queue_fd_and_backend_fd_in_one_select(ct):
     th.join()
     assert got == list(range(20))
     q.close()
+
+
+def test_drain_from_inside_a_drained_callback(mt):
+    q = mt.queue()
+    out = []
+
+    def reenter():
+        out.append("outer")
+        q.post(out.append, "posted inside")
+        out.append(("inner drain", q.drain()))
+
+    q.post(reenter)
+    q.post(out.append, "second")
+    assert q.drain(max=1) == 1
+    q.drain()
+    assert out[0] == "outer"
+    assert "second" in out and "posted inside" in out
+    q.close()

@@ -45,6 +45,7 @@ def test_level_triggered_partial_reads_are_called_again(any_rt, pair):
     assert drive(any_rt, lambda: len(got) == len(payload), timeout=5)
     assert bytes(got) == payload
     assert all(ev & rtpy.READABLE for ev in calls)
+    assert not any(ev & rtpy.WRITABLE for ev in calls), "WRITABLE reported to a READABLE-only watch"
     w.close()
 
 
@@ -289,3 +290,54 @@ def test_watch_counts_in_metrics(mt, pair):
     assert mt.metrics().io_registrations == before + 1
     w.close()
     assert mt.metrics().io_registrations == before
+
+
+def test_modify_from_inside_the_callback(any_rt, pair):
+    a, b = pair
+    a.send(b"r")
+    events = []
+    box = {}
+
+    def cb(ev):
+        events.append(ev)
+        if len(events) == 1:
+            b.recv(10)
+            box["w"].modify(rtpy.WRITABLE)
+        elif ev & rtpy.WRITABLE:
+            box["w"].close()
+
+    box["w"] = any_rt.watch(b, rtpy.READABLE, cb)
+    assert drive(any_rt, lambda: len(events) >= 2, timeout=5)
+    assert events[0] & rtpy.READABLE and not events[0] & rtpy.WRITABLE
+    assert events[1] & rtpy.WRITABLE and not events[1] & rtpy.READABLE
+    drive(any_rt, lambda: False, timeout=0.03)
+    assert len(events) == 2
+
+
+def test_fd_number_reused_after_a_close_without_watch_close(mt):
+    """The contract is broken (fd closed while watched), but the effects are
+    bounded: the number, reused by a new socket, can be watched again, and
+    the old watch's close() does not touch the new one."""
+    a, b = socket.socketpair()
+    old_calls = []
+    w_old = mt.watch(b, rtpy.READABLE, old_calls.append)
+    num = b.fileno()
+    b.close()
+    a.close()
+    x, y = socket.socketpair()
+    try:
+        # Make sure the number is reused by one of the new sockets.
+        target = x if x.fileno() == num else y if y.fileno() == num else None
+        if target is None:
+            pytest.skip("the fd number was not reused")
+        peer = y if target is x else x
+        new_calls = []
+        w_new = mt.watch(target, rtpy.READABLE, new_calls.append)
+        w_old.close()  # must not deregister the new watch
+        peer.send(b"z")
+        assert wait_until(lambda: new_calls, 5), "the new watch of a reused fd number is dead"
+        assert old_calls == [] or all(isinstance(e, int) for e in old_calls)
+        w_new.close()
+    finally:
+        x.close()
+        y.close()
