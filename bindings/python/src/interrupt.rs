@@ -131,9 +131,10 @@ impl Chain {
         chain.hosting = true;
         SIGNALLED.store(false, SeqCst);
         for sig in SIGNALS {
-            // SAFETY: sigaction with a null new action only reads the
-            // current one into a zeroed struct.
+            // SAFETY: a plain C struct, valid all zero.
             let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: with a null new action, sigaction only reads the
+            // current one into `old`.
             if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0
                 || old.sa_sigaction == libc::SIG_DFL
                 || old.sa_sigaction == libc::SIG_IGN
@@ -143,8 +144,8 @@ impl Chain {
             let slot = sig as usize;
             PREV_HANDLER[slot].store(old.sa_sigaction, SeqCst);
             PREV_SIGINFO[slot].store(old.sa_flags & libc::SA_SIGINFO != 0, SeqCst);
-            // SAFETY: a zeroed sigaction filled with a valid handler of the
-            // SA_SIGINFO signature, the old mask and the old flags.
+            // SAFETY: a plain C struct, valid all zero; filled below with a
+            // handler of the SA_SIGINFO signature, the old mask and flags.
             let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
             new.sa_sigaction = on_signal as *const () as usize;
             new.sa_mask = old.sa_mask;

@@ -55,9 +55,15 @@ fn drop_core(core: Core) {
         // If the thread cannot start, the closure is dropped with it:
         // ManuallyDrop leaks the runtime then rather than deadlock here.
         let core = ManuallyDrop::new(core);
-        let _ = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("rtpy-drop".into())
             .spawn(move || drop(ManuallyDrop::into_inner(core)));
+        if let Ok(thread) = spawned {
+            // `_shutdown_all` waits for it: its final calls call Python.
+            let mut dropping = DROPPING.lock().unwrap_or_else(|e| e.into_inner());
+            dropping.retain(|t| !t.is_finished());
+            dropping.push(thread);
+        }
         return;
     }
     let mut core = Some(core);
@@ -71,6 +77,10 @@ fn drop_core(core: Core) {
 /// Every live runtime, for `_shutdown_all` at interpreter exit: no
 /// callback may run while the interpreter finalizes.
 static LIVE: Mutex<Vec<Weak<RuntimeInner>>> = Mutex::new(Vec::new());
+
+/// The threads dropping runtimes whose last reference went inside a
+/// callback (`drop_core`), also waited for by `_shutdown_all`.
+static DROPPING: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
 
 fn register(inner: &Arc<RuntimeInner>) {
     let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
@@ -93,6 +103,12 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
             let _ = inner.core().shutdown(None);
         });
     }
+    let dropping = std::mem::take(&mut *DROPPING.lock().unwrap_or_else(|e| e.into_inner()));
+    py.detach(|| {
+        for thread in dropping {
+            let _ = thread.join();
+        }
+    });
     crate::gil::set_exiting();
 }
 
