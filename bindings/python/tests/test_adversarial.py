@@ -423,3 +423,36 @@ def test_post_after_close_raises_and_does_not_leak():
         assert collect_until_dead(ra)
         with pytest.raises((ValueError, RuntimeError, OSError)):
             q.fileno()
+
+
+def test_forked_child_that_never_uses_the_runtime_exits():
+    """os.fork() with a live runtime: the child (no runtime threads there)
+    exits normally without touching rt; its interpreter exit must not wait
+    for the parent's runtime threads."""
+    p = run_child(
+        """
+        import os, sys, time, rtpy
+        rt = rtpy.Runtime("multi_thread", workers=2)
+        rt.call_every(0.01, lambda: None)
+        assert rt.spawn(lambda: 1).result(timeout=5) == 1
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(7)  # normal exit: atexit handlers and finalization run
+        t0 = time.monotonic()
+        while True:
+            r, status = os.waitpid(pid, os.WNOHANG)
+            if r:
+                print("child exit", os.waitstatus_to_exitcode(status))
+                break
+            if time.monotonic() - t0 > 5:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                print("child hung at exit")
+                break
+            time.sleep(0.02)
+        rt.shutdown(timeout=5)
+        """,
+        timeout=30,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "child exit 7" in p.stdout, p.stdout + p.stderr[-2000:]
