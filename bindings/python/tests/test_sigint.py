@@ -86,3 +86,63 @@ def test_sigint_while_blocked_in_future_result_of_a_spawn():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr
+
+
+def test_sigint_dispositions_are_respected_and_restored():
+    """SIG_IGN ignores it; the default handler is back after an interrupted
+    run; a Python handler that calls stop() ends the run; one that neither
+    raises nor stops lets the run go on."""
+    code = textwrap.dedent(
+        """
+        import os, signal, threading, time, rtpy
+        rt = rtpy.Runtime("current_thread")
+        def kill_soon():
+            threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        rt.call_later(0.4, lambda: None)
+        kill_soon()
+        t0 = time.monotonic()
+        assert rt.run() == 1 and time.monotonic() - t0 >= 0.39, "SIG_IGN interrupted the run"
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        t = rt.call_later(3, lambda: None)
+        kill_soon()
+        try:
+            rt.run()
+            raise SystemExit("not interrupted")
+        except KeyboardInterrupt:
+            pass
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        kill_soon()
+        try:
+            time.sleep(2)
+            raise SystemExit("Python's own SIGINT handling not restored")
+        except KeyboardInterrupt:
+            pass
+
+        hits = []
+        def stopper(s, f):
+            hits.append(s)
+            rt.stop()
+        signal.signal(signal.SIGINT, stopper)
+        kill_soon()
+        t0 = time.monotonic()
+        rt.run()
+        assert hits == [signal.SIGINT] and time.monotonic() - t0 < 1.5, "a handler's stop() did not end the run"
+
+        t.cancel()
+        hits.clear()
+        signal.signal(signal.SIGINT, lambda s, f: hits.append(s))
+        rt.call_later(0.4, lambda: None)
+        kill_soon()
+        t0 = time.monotonic()
+        assert rt.run() == 1 and time.monotonic() - t0 >= 0.39, "a handler that did not raise ended the run"
+        assert hits == [signal.SIGINT]
+        rt.shutdown(timeout=5)
+        print("ok")
+        """
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "ok" in p.stdout, p.stdout + p.stderr[-2000:]

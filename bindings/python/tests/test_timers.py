@@ -226,3 +226,20 @@ def test_call_every_on_current_thread_with_run_once(ct):
     for k, at in enumerate(times, start=1):
         assert at >= t0 + k * 0.01 - EPS
     assert ct.run("nowait") == 0
+
+
+def test_call_every_that_falls_behind_skips_instead_of_bursting(mt):
+    times = []
+
+    def cb():
+        times.append(time.monotonic())
+        if len(times) == 2:
+            time.sleep(0.055)  # misses ~5 periods
+
+    t = mt.call_every(0.01, cb)
+    assert wait_until(lambda: len(times) >= 6, 5)
+    t.cancel()
+    gaps = [b - a for a, b in zip(times[2:], times[3:])]
+    burst = [g for g in gaps if g < 0.003]
+    assert len(burst) <= 1, f"missed periods fired in a burst: gaps {[round(g * 1e3, 2) for g in gaps]} ms"
+    assert times[2] - times[1] >= 0.055
