@@ -246,3 +246,29 @@ def test_repeated_runtime_cycles_do_not_grow_python_objects():
     objs1 = sum(1 for o in gc.get_objects() if isinstance(o, (Obj, CallableObj)))
     assert objs1 == objs0, f"{objs1 - objs0} callback objects left over from 10 runtime cycles"
     assert len(gc.get_objects()) - n0 < 500, "tracked objects grow with each runtime"
+
+
+def test_no_runtime_task_outlives_its_work(mt):
+    """The runtime's own count of live tasks returns to its start once every
+    spawn, blocking job, timer and watch is done, cancelled or closed."""
+    time.sleep(0.05)
+    base = mt.metrics().tasks_alive
+    futs = [mt.spawn(lambda: None) for _ in range(500)]
+    futs += [mt.run_blocking(lambda: None) for _ in range(50)]
+    cancelled = [mt.call_later(30, print) for _ in range(50)]
+    fired = [mt.call_later(0, lambda: None) for _ in range(50)]
+    a, b = socket.socketpair()
+    try:
+        a.send(b"x")
+        w = mt.watch(b, rtpy.READABLE, lambda ev: None)
+        for f in futs:
+            f.result(timeout=10)
+        for t in cancelled:
+            t.cancel()
+        assert wait_until(lambda: not any(t.active for t in fired), 5)
+        w.close()
+    finally:
+        a.close()
+        b.close()
+    assert wait_until(lambda: mt.metrics().tasks_alive <= base, 5), \
+        f"tasks_alive {mt.metrics().tasks_alive} > {base} after all work finished"
