@@ -359,3 +359,13 @@ def test_host_may_be_any_thread_and_every_callback_runs_on_it(ct):
     assert seen["ran"] == 3
     for kind in ("spawn", "timer", "watch"):
         assert seen[kind] == {seen["host"]}, kind
+
+
+def test_backend_timeout_is_zero_for_a_due_timer_not_yet_run(ct):
+    ct.call_later(0.01, lambda: None)
+    ct.run("nowait")
+    time.sleep(0.03)
+    assert ct.backend_timeout() == 0
+    assert readable(ct.backend_fd())
+    assert ct.run("nowait") == 1
+    assert ct.backend_timeout() is None

@@ -219,3 +219,39 @@ def test_drain_from_inside_a_drained_callback(mt):
     assert out[0] == "outer"
     assert "second" in out and "posted inside" in out
     q.close()
+
+
+def test_fileno_state_after_concurrent_posts_and_drains(mt):
+    """2 posters and 2 drainers at once: every entry runs exactly once, and at
+    the end the fd is unreadable exactly when the queue is empty."""
+    q = mt.queue()
+    ran = []
+    per = 5000
+    stop = threading.Event()
+
+    def poster(k):
+        for i in range(per):
+            q.post(ran.append, (k, i))
+
+    def drainer():
+        while not stop.is_set():
+            if readable(q.fileno(), 0.005):
+                q.drain(max=50)
+
+    ps = [threading.Thread(target=poster, args=(k,)) for k in range(2)]
+    ds = [threading.Thread(target=drainer) for _ in range(2)]
+    for t in ps + ds:
+        t.start()
+    for t in ps:
+        t.join(20)
+    assert wait_until(lambda: len(q) == 0, 10)
+    stop.set()
+    for t in ds:
+        t.join(10)
+    assert sorted(ran) == sorted((k, i) for k in range(2) for i in range(per))
+    assert not readable(q.fileno()), "fd readable with the queue empty"
+    q.post(lambda: None)
+    assert readable(q.fileno())
+    q.drain()
+    assert not readable(q.fileno())
+    q.close()

@@ -341,3 +341,81 @@ def test_fd_number_reused_after_a_close_without_watch_close(mt):
     finally:
         x.close()
         y.close()
+
+
+def test_modify_storm_while_callbacks_fire(mt, pair):
+    """A thread flips the interest 1000 times while the (always ready)
+    callback fires on the workers: no crash, every call reports an event it
+    could have been watching, close() ends it."""
+    a, b = pair
+    a.send(b"always readable")
+    bad = []
+    calls = [0]
+
+    def cb(ev):
+        calls[0] += 1
+        if not ev & (rtpy.READABLE | rtpy.WRITABLE):
+            bad.append(ev)
+
+    w = mt.watch(b, rtpy.READABLE, cb)
+    for i in range(1000):
+        w.modify(rtpy.WRITABLE if i % 2 else rtpy.READABLE | rtpy.WRITABLE)
+    w.modify(rtpy.READABLE)
+    assert w.events == rtpy.READABLE
+    w.close()
+    n = calls[0]
+    time.sleep(0.02)
+    assert calls[0] == n
+    assert not bad, bad[:5]
+
+
+def test_accept_loop_over_loopback_tcp(mt):
+    """A listening socket watched for READABLE accepts 50 connections; each
+    connection's watch echoes one message."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    srv.setblocking(False)
+    conns = []
+    watches = []
+    lock = threading.Lock()
+
+    def on_conn(c):
+        def echo(ev):
+            try:
+                data = c.recv(100)
+            except BlockingIOError:
+                return
+            if data:
+                c.sendall(data.upper())
+
+        return echo
+
+    def on_accept(ev):
+        while True:
+            try:
+                c, _ = srv.accept()
+            except BlockingIOError:
+                return
+            c.setblocking(False)
+            with lock:
+                conns.append(c)
+                watches.append(mt.watch(c, rtpy.READABLE, on_conn(c)))
+
+    lw = mt.watch(srv, rtpy.READABLE, on_accept)
+    clients = []
+    try:
+        for i in range(50):
+            cl = socket.create_connection(srv.getsockname(), timeout=5)
+            clients.append(cl)
+            cl.sendall(b"hello %d" % i)
+        for i, cl in enumerate(clients):
+            assert cl.recv(100) == b"HELLO %d" % i
+    finally:
+        lw.close()
+        with lock:
+            for w in watches:
+                w.close()
+        for s in clients + conns + [srv]:
+            s.close()
+    assert len(conns) == 50
