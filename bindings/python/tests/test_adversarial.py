@@ -456,3 +456,43 @@ def test_forked_child_that_never_uses_the_runtime_exits():
     )
     assert p.returncode == 0, p.stderr[-2000:]
     assert "child exit 7" in p.stdout, p.stdout + p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("where", ["spawn", "run_blocking", "call_later"])
+def test_deep_recursion_that_a_python_thread_survives_does_not_crash_a_runtime_thread(where):
+    """Python code that runs on a threading.Thread (a ThreadPoolExecutor
+    worker) runs on rt's threads too: their C stacks are not smaller than
+    Python's threads' (a raised recursion limit is common in parsers)."""
+    code = """
+        import sys, threading, rtpy
+        sys.setrecursionlimit(100000)
+        def f(n):
+            return 0 if n == 0 else 1 + list(map(f, [n - 1]))[0]
+        N = 6000
+        r = []
+        t = threading.Thread(target=lambda: r.append(f(N)))
+        t.start(); t.join()
+        if r != [N]:
+            print("skip: a Python thread cannot recurse that deep here")
+            raise SystemExit(0)
+        with rtpy.Runtime("multi_thread", workers=1) as rt:
+            if WHERE == "spawn":
+                got = rt.spawn(f, N).result(timeout=60)
+            elif WHERE == "run_blocking":
+                got = rt.run_blocking(f, N).result(timeout=60)
+            else:
+                out = []
+                rt.call_later(0, lambda: out.append(f(N)))
+                import time
+                t0 = time.monotonic()
+                while not out and time.monotonic() - t0 < 60:
+                    time.sleep(0.01)
+                got = out[0]
+        assert got == N
+        print("ok")
+    """.replace("WHERE", repr(where))
+    p = run_child(code, timeout=120)
+    if "skip:" in p.stdout:
+        pytest.skip(p.stdout.strip())
+    assert p.returncode == 0, f"exit {p.returncode} (-11/139: segfault, the thread's stack overflowed)\n{p.stderr[-1500:]}"
+    assert "ok" in p.stdout
