@@ -245,3 +245,20 @@ def test_many_runtimes_created_and_shut_down():
             if flavor == "current_thread":
                 rt.run("nowait")
             assert f.result(timeout=5) == 3
+
+
+@pytest.mark.parametrize("flavor", ["multi_thread", "current_thread"])
+def test_shutdown_timeout_zero_of_an_idle_runtime_succeeds(flavor):
+    """TimeoutError means callbacks are still running (rt.h's RT_ETIMEDOUT:
+    "only they are outstanding"); an idle runtime has none, so even a zero
+    timeout succeeds."""
+    rt = rtpy.Runtime(flavor)
+    try:
+        f = rt.spawn(lambda: None)
+        if flavor == "current_thread":
+            rt.run("nowait")
+        f.result(timeout=5)
+        time.sleep(0.1)  # every worker idle
+        rt.shutdown(timeout=0)
+    finally:
+        rt.shutdown()
