@@ -11,6 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
 use rt_core::callback::{Error, OnceCallback, Status, TaskHandle};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A new `rtpy.Future` (a `concurrent.futures.Future` whose `cancel()`
 /// aborts the task first).
@@ -216,13 +217,27 @@ impl Task {
 
     /// Waits (GIL released) until the task finished, at most `timeout`
     /// seconds (None: no limit). `TimeoutError`; `DeadlockError` on a
-    /// runtime thread or inside a callback.
+    /// runtime thread or inside a callback. Python's signal handlers run
+    /// while it waits (Ctrl-C raises `KeyboardInterrupt`).
     #[pyo3(signature = (timeout = None))]
     fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let timeout = timeout
             .map(|t| crate::runtime::duration(t, "timeout"))
             .transpose()?;
-        py.detach(|| self.handle.join(timeout))
-            .map_err(|e| to_py(e, "join"))
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // In slices, so pending signals are handled between them.
+        const SLICE: Duration = Duration::from_millis(50);
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                None => SLICE,
+            };
+            match py.detach(|| self.handle.join(Some(slice))) {
+                Err(Error::TimedOut) if deadline.is_none_or(|d| Instant::now() < d) => {
+                    py.check_signals()?
+                }
+                outcome => return outcome.map_err(|e| to_py(e, "join")),
+            }
+        }
     }
 }
