@@ -146,3 +146,33 @@ def test_sigint_dispositions_are_respected_and_restored():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "ok" in p.stdout, p.stdout + p.stderr[-2000:]
+
+
+def test_sigint_while_blocked_in_shutdown_waiting_for_a_stuck_callback():
+    """Beyond rt.run(): leaving `with rtpy.Runtime()` while a callback is
+    stuck blocks in shutdown(); Ctrl-C must still get the user out
+    (KeyboardInterrupt promptly, as Task.join and run() do)."""
+    code = textwrap.dedent(
+        """
+        import os, signal, threading, time, rtpy
+        rt = rtpy.Runtime("multi_thread", workers=1)
+        ev = threading.Event()
+        started = threading.Event()
+        rt.spawn(lambda: (started.set(), ev.wait(5)))
+        started.wait(5)
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            rt.shutdown()
+            print("returned after %.3f" % (time.monotonic() - t0))
+        except KeyboardInterrupt:
+            print("interrupted after %.3f" % (time.monotonic() - t0))
+        ev.set()
+        rt.shutdown(timeout=10)
+        """
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "interrupted after" in p.stdout, f"no KeyboardInterrupt while shutdown() waited: {p.stdout.strip()}"
+    took = float(p.stdout.split("interrupted after ")[1].split()[0])
+    assert took < 0.2 + 0.5, f"KeyboardInterrupt {took - 0.2:.3f}s after the signal"
