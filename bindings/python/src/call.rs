@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -133,6 +133,9 @@ pub(crate) struct Reporter {
     /// Python calls the runtime's callbacks are making right now (a
     /// shutdown after a timed-out one waits for them).
     running: AtomicUsize,
+    /// Set when the runtime's shutdown begins: no Python call of its
+    /// callbacks starts after (see `enter`).
+    closed: AtomicBool,
 }
 
 /// A Python call of a runtime callback under way (see
@@ -151,14 +154,33 @@ impl Reporter {
             handler: Mutex::new(None),
             exceptions: AtomicU64::new(0),
             running: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
     /// Marks a Python call of one of the runtime's callbacks under way
-    /// until the guard drops.
-    pub(crate) fn running(&self) -> Running<'_> {
+    /// until the guard drops; None once the shutdown began (the call must
+    /// not be made: the layer's own check before the callback leaves a
+    /// window, and a shutdown that finds nothing running reports success).
+    /// With `close`, a Dekker pair (SeqCst): either the shutdown sees this
+    /// call running, or this call sees the shutdown.
+    pub(crate) fn enter(&self) -> Option<Running<'_>> {
         self.running.fetch_add(1, SeqCst);
-        Running(self)
+        if self.closed.load(SeqCst) {
+            self.running.fetch_sub(1, SeqCst);
+            return None;
+        }
+        Some(Running(self))
+    }
+
+    /// The shutdown began: no Python call of a callback starts from now on.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, SeqCst);
+    }
+
+    /// True when no Python call of a callback is under way.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.running.load(SeqCst) == 0
     }
 
     /// Waits (polling; call it without the GIL) until no Python call of the

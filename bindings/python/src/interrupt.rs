@@ -95,7 +95,8 @@ pub(crate) fn interrupt_from_callback() -> bool {
     true
 }
 
-fn is_main_thread() -> bool {
+/// True on the process's main thread (where Python runs signal handlers).
+pub(crate) fn is_main_thread() -> bool {
     // SAFETY: plain syscalls without arguments.
     unsafe { libc::gettid() == libc::getpid() }
 }

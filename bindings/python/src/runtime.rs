@@ -26,16 +26,29 @@ pub(crate) type Core = CallbackRuntime<PyTimer, PyWatch>;
 pub(crate) struct RuntimeInner {
     core: ManuallyDrop<Core>,
     pub(crate) reporter: Arc<Reporter>,
+    /// The process that created it: after `os.fork()` the child has none of
+    /// its threads, so there it is never shut down nor dropped (leaked).
+    pid: u32,
 }
 
 impl RuntimeInner {
     pub(crate) fn core(&self) -> &Core {
         &self.core
     }
+
+    /// True in a child process forked after the runtime was created.
+    fn forked(&self) -> bool {
+        self.pid != std::process::id()
+    }
 }
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
+        if self.forked() {
+            // Its threads live in the parent only: waiting for them would
+            // never end. Leaked.
+            return;
+        }
         // SAFETY: `drop` runs once and `core` is not used after this line.
         let core = unsafe { ManuallyDrop::take(&mut self.core) };
         drop_core(core);
@@ -60,9 +73,7 @@ fn drop_core(core: Core) {
             .spawn(move || drop(ManuallyDrop::into_inner(core)));
         if let Ok(thread) = spawned {
             // `_shutdown_all` waits for it: its final calls call Python.
-            let mut dropping = DROPPING.lock().unwrap_or_else(|e| e.into_inner());
-            dropping.retain(|t| !t.is_finished());
-            dropping.push(thread);
+            wait_at_exit(thread);
         }
         return;
     }
@@ -79,8 +90,16 @@ fn drop_core(core: Core) {
 static LIVE: Mutex<Vec<Weak<RuntimeInner>>> = Mutex::new(Vec::new());
 
 /// The threads dropping runtimes whose last reference went inside a
-/// callback (`drop_core`), also waited for by `_shutdown_all`.
-static DROPPING: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+/// callback (`drop_core`), and shutdowns left running by a Ctrl-C
+/// (`shutdown_interruptibly`): `_shutdown_all` waits for them too.
+static DROPPING: Mutex<Vec<(u32, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
+
+/// Has `_shutdown_all` wait for `thread`.
+fn wait_at_exit(thread: std::thread::JoinHandle<()>) {
+    let mut dropping = DROPPING.lock().unwrap_or_else(|e| e.into_inner());
+    dropping.retain(|(_, t)| !t.is_finished());
+    dropping.push((std::process::id(), thread));
+}
 
 fn register(inner: &Arc<RuntimeInner>) {
     let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
@@ -98,18 +117,91 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
         live.clear();
         strong
     };
-    for inner in live {
+    for inner in live.iter().filter(|inner| !inner.forked()) {
         py.detach(|| {
             let _ = inner.core().shutdown(None);
         });
     }
     let dropping = std::mem::take(&mut *DROPPING.lock().unwrap_or_else(|e| e.into_inner()));
     py.detach(|| {
-        for thread in dropping {
-            let _ = thread.join();
+        for (pid, thread) in dropping {
+            if pid == std::process::id() {
+                let _ = thread.join();
+            } else {
+                // A thread of the parent (os.fork): not in this process.
+                std::mem::forget(thread);
+            }
         }
     });
     crate::gil::set_exiting();
+}
+
+/// `Runtime.shutdown`'s work: the layer's shutdown; when it was shut down
+/// already (a first shutdown timed out), the callbacks still running are
+/// waited for, up to `timeout`, if `may_wait`.
+fn shutdown_outcome(
+    inner: &RuntimeInner,
+    timeout: Option<Duration>,
+    may_wait: bool,
+) -> Result<(), Error> {
+    match inner.core().shutdown(timeout) {
+        Err(Error::Shutdown) if !may_wait || inner.reporter.wait_idle(timeout) => Ok(()),
+        Err(Error::Shutdown) => Err(Error::TimedOut),
+        // The layer's timeout also covers threads that only exit: what
+        // Python is told is whether callbacks still run (none can start:
+        // the reporter is closed).
+        Err(Error::TimedOut) if may_wait && inner.reporter.is_idle() => Ok(()),
+        outcome => outcome,
+    }
+}
+
+/// `shutdown_outcome` on a thread of its own while the main thread waits
+/// for it in slices, running Python's signal handlers between them: Ctrl-C
+/// interrupts the wait with `KeyboardInterrupt` (the shutdown goes on; a
+/// later `shutdown()`, or interpreter exit, waits for it).
+fn shutdown_interruptibly(
+    py: Python<'_>,
+    inner: &Arc<RuntimeInner>,
+    timeout: Option<Duration>,
+) -> PyResult<Result<(), Error>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runtime = inner.clone();
+    let spawned = std::thread::Builder::new()
+        .name("rtpy-shutdown".into())
+        .spawn(move || {
+            let _ = tx.send(shutdown_outcome(&runtime, timeout, true));
+        });
+    let Ok(thread) = spawned else {
+        return Ok(py.detach(|| shutdown_outcome(inner, timeout, true)));
+    };
+    // (A Mutex makes the receiver Sync, as `detach` needs.)
+    let rx = Mutex::new(rx);
+    loop {
+        let next = py.detach(|| {
+            rx.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .recv_timeout(Duration::from_millis(50))
+        });
+        match next {
+            Ok(outcome) => {
+                py.detach(|| thread.join()).ok();
+                return Ok(outcome);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = py.check_signals() {
+                    // It may drop the last reference to the runtime:
+                    // interpreter exit waits for it.
+                    wait_at_exit(thread);
+                    return Err(e);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "shutdown: the thread running it ended early",
+                ));
+            }
+        }
+    }
 }
 
 /// Seconds (int or float, >= 0, finite) as a Duration; `what` names the
@@ -132,6 +224,35 @@ pub(crate) fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
 fn default_blocking_threads() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cpus + 4).min(32)
+}
+
+/// The stack size of the runtime's threads: a Python thread's
+/// (`threading.stack_size()` if set, else the pthread default glibc takes
+/// from `RLIMIT_STACK`, 8 MiB when unlimited), not Rust's 2 MiB: Python code
+/// that recurses deep enough for a `threading.Thread` must not overflow a
+/// runtime thread.
+fn thread_stack_size(py: Python<'_>) -> PyResult<usize> {
+    let set: usize = py
+        .import("threading")?
+        .getattr("stack_size")?
+        .call0()?
+        .extract()?;
+    if set > 0 {
+        return Ok(set.min(rt_core::runtime::MAX_THREAD_STACK_SIZE));
+    }
+    const UNLIMITED_DEFAULT: usize = 8 << 20;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out-pointer for a plain query.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } == 0;
+    let size = if !ok || limit.rlim_cur == libc::RLIM_INFINITY || limit.rlim_cur == 0 {
+        UNLIMITED_DEFAULT
+    } else {
+        usize::try_from(limit.rlim_cur).unwrap_or(UNLIMITED_DEFAULT)
+    };
+    Ok(size.clamp(2 << 20, rt_core::runtime::MAX_THREAD_STACK_SIZE))
 }
 
 /// A count argument that must be >= `min`.
@@ -180,7 +301,12 @@ impl Runtime {
 impl Runtime {
     #[new]
     #[pyo3(signature = (flavor = "multi_thread", workers = None, blocking_threads = None))]
-    fn new(flavor: &str, workers: Option<Int>, blocking_threads: Option<Int>) -> PyResult<Runtime> {
+    fn new(
+        py: Python<'_>,
+        flavor: &str,
+        workers: Option<Int>,
+        blocking_threads: Option<Int>,
+    ) -> PyResult<Runtime> {
         let mut builder = match flavor {
             "multi_thread" => Builder::new_multi_thread(),
             "current_thread" => Builder::new_current_thread(),
@@ -190,7 +316,10 @@ impl Runtime {
                 )))
             }
         };
-        builder.enable_all().thread_name("rtpy-worker");
+        builder
+            .enable_all()
+            .thread_name("rtpy-worker")
+            .thread_stack_size(thread_stack_size(py)?);
         if let Some(Int(n)) = workers {
             builder.worker_threads(count(n, 1, "workers")?);
         }
@@ -206,6 +335,7 @@ impl Runtime {
         let inner = Arc::new(RuntimeInner {
             core: ManuallyDrop::new(Core::new(runtime)),
             reporter: Arc::new(Reporter::new()),
+            pid: std::process::id(),
         });
         register(&inner);
         Ok(Runtime { inner })
@@ -272,23 +402,24 @@ impl Runtime {
     #[pyo3(signature = (timeout = None))]
     fn shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let timeout = timeout.map(|t| duration(t, "timeout")).transpose()?;
-        match py.detach(|| self.core().shutdown(timeout)) {
-            Ok(()) => Ok(()),
-            // Shut down already. A first shutdown that timed out left
-            // callbacks running: wait for them (not from inside one).
-            Err(Error::Shutdown) => {
-                if rt_core::callback::is_in_callback()
-                    || rt_core::callback::is_in_blocking_work()
-                    || rt_core::runtime::is_runtime_thread()
-                    || py.detach(|| self.reporter().wait_idle(timeout))
-                {
-                    Ok(())
-                } else {
-                    Err(to_py(Error::TimedOut, "shutdown"))
-                }
-            }
-            Err(e) => Err(to_py(e, "shutdown")),
+        if self.inner.forked() {
+            // A child of os.fork(): the runtime's threads are the parent's.
+            return Ok(());
         }
+        // No Python call of a callback starts from now on (see
+        // `Reporter::close`).
+        self.reporter().close();
+        // Inside a callback, blocking work or on a runtime thread the layer
+        // does not wait for the runtime's threads: neither does this.
+        let may_wait = !(rt_core::callback::is_in_callback()
+            || rt_core::callback::is_in_blocking_work()
+            || rt_core::runtime::is_runtime_thread());
+        let outcome = if may_wait && crate::interrupt::is_main_thread() {
+            shutdown_interruptibly(py, &self.inner, timeout)?
+        } else {
+            py.detach(|| shutdown_outcome(&self.inner, timeout, may_wait))
+        };
+        outcome.map_err(|e| to_py(e, "shutdown"))
     }
 
     /// The runtime's counters (`rtpy.Metrics`). Works after shutdown too.

@@ -2,7 +2,7 @@
 //! task or blocking work, its outcome in an `rtpy.Future`; `rtpy._rtpy.Task`,
 //! the handle a future's `cancel()` aborts.
 
-use crate::call::{PyCall, Reporter};
+use crate::call::{PyCall, Reporter, Running};
 use crate::errors::to_py;
 use crate::runtime::Runtime;
 use pyo3::intern;
@@ -30,9 +30,12 @@ struct Outcome {
 impl Outcome {
     /// Claims the future, runs `call` and stores what it returned or
     /// raised. A failure of the future itself (set by someone else) goes
-    /// to the reporter.
-    fn run(&self, py: Python<'_>, call: &PyCall) {
-        let _running = self.reporter.running();
+    /// to the reporter. `running`: the call was entered before the shutdown
+    /// began (`Reporter::enter`); None: the future is cancelled instead.
+    fn run(&self, py: Python<'_>, call: &PyCall, running: Option<Running<'_>>) {
+        if running.is_none() {
+            return self.cancel(py);
+        }
         let fut = self.fut.bind(py);
         let stored = (|| -> PyResult<()> {
             if !fut
@@ -79,15 +82,18 @@ fn take_job(job: &Job) -> Option<(PyCall, Outcome)> {
 
 /// The callback of `spawn`: the call on a runtime thread, or the future's
 /// cancellation.
-struct SpawnCall(Job);
+struct SpawnCall(Job, Arc<Reporter>);
 
 impl OnceCallback for SpawnCall {
     fn call(self, status: Status) {
+        // Entered before waiting for the GIL: a call waiting for it when the
+        // shutdown begins is running (it runs, the shutdown waits for it).
+        let running = (status == Status::Ok).then(|| self.1.enter()).flatten();
         // No GIL while the interpreter exits: nothing to call then.
         let _ = crate::gil::attach(|py| {
             if let Some((call, outcome)) = take_job(&self.0) {
                 match status {
-                    Status::Ok => outcome.run(py, &call),
+                    Status::Ok => outcome.run(py, &call, running),
                     Status::Cancelled => outcome.cancel(py),
                 }
             }
@@ -151,7 +157,7 @@ pub(crate) fn spawn<'py>(
     // GIL) before the handle is attached to the future.
     let handle = rt
         .core()
-        .spawn(SpawnCall(job.clone()), true)
+        .spawn(SpawnCall(job.clone(), rt.reporter().clone()), true)
         .map_err(|e| to_py(e, "spawn"))?;
     if let Some(handle) = handle {
         attach_task(py, &fut, handle, job)?;
@@ -167,13 +173,15 @@ pub(crate) fn run_blocking<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let (job, fut) = new_job(rt, py, func, args)?;
     let work = job.clone();
+    let reporter = rt.reporter().clone();
     let handle = rt
         .core()
         .spawn_blocking(
             move || {
+                let running = reporter.enter();
                 let _ = crate::gil::attach(|py| {
                     if let Some((call, outcome)) = take_job(&work) {
-                        outcome.run(py, &call);
+                        outcome.run(py, &call, running);
                     }
                 });
             },

@@ -33,14 +33,18 @@ impl WatchCallback for PyWatch {
         if status == Status::Cancelled {
             shared.active.store(false, Release);
         }
+        // Entered before waiting for the GIL (see tasks.rs); None: the
+        // shutdown began, no call.
+        let running = (status == Status::Ok)
+            .then(|| shared.reporter.enter())
+            .flatten();
         let _ = crate::gil::attach(|py| {
             if status == Status::Cancelled {
                 return shared.call.clear(py);
             }
-            let Some(call) = shared.call.get(py) else {
+            let (Some(_), Some(call)) = (&running, shared.call.get(py)) else {
                 return;
             };
-            let _running = shared.reporter.running();
             let outcome = if shared.pass_events {
                 call.call_with(py, events)
             } else {
