@@ -496,3 +496,39 @@ def test_deep_recursion_that_a_python_thread_survives_does_not_crash_a_runtime_t
         pytest.skip(p.stdout.strip())
     assert p.returncode == 0, f"exit {p.returncode} (-11/139: segfault, the thread's stack overflowed)\n{p.stderr[-1500:]}"
     assert "ok" in p.stdout
+
+
+def test_forked_child_can_make_its_own_runtime_and_the_parents_does_not_swallow_work():
+    """In a forked child a new runtime works; the parent's runtime (its
+    threads are not in the child) must not accept work it will never run:
+    spawn raises (ShutdownError / RuntimeError) or the call runs."""
+    p = run_child(
+        """
+        import os, sys, rtpy
+        rt = rtpy.Runtime("multi_thread", workers=2)
+        rt.call_every(0.01, lambda: None)
+        pid = os.fork()
+        if pid == 0:
+            import signal
+            signal.alarm(10)
+            with rtpy.Runtime("multi_thread") as rt2:
+                assert rt2.spawn(lambda: 42).result(timeout=5) == 42
+            try:
+                f = rt.spawn(lambda: 1)
+            except RuntimeError as e:
+                print("refused:", type(e).__name__)
+                os._exit(0)
+            try:
+                f.result(timeout=2)
+                print("ran")
+                os._exit(0)
+            except Exception as e:
+                print("swallowed: the future never completed", repr(e))
+                os._exit(3)
+        _, st = os.waitpid(pid, 0)
+        rt.shutdown(timeout=5)
+        sys.exit(os.waitstatus_to_exitcode(st))
+        """,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr[-2000:]
