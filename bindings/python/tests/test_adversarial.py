@@ -532,3 +532,58 @@ def test_forked_child_can_make_its_own_runtime_and_the_parents_does_not_swallow_
         timeout=60,
     )
     assert p.returncode == 0, p.stdout + p.stderr[-2000:]
+
+
+def test_two_runtimes_shut_each_other_down_from_their_callbacks():
+    for _ in range(5):
+        a = rtpy.Runtime("multi_thread", workers=1)
+        b = rtpy.Runtime("multi_thread", workers=1)
+        meet = threading.Barrier(2, timeout=5)
+        out = {}
+
+        def stopper(me, other):
+            meet.wait()
+            try:
+                other.shutdown(timeout=2)
+                out[me] = "ok"
+            except (TimeoutError, rtpy.DeadlockError) as e:
+                out[me] = type(e).__name__
+
+        fa = a.spawn(stopper, "a", b)
+        fb = b.spawn(stopper, "b", a)
+        assert wait_until(lambda: len(out) == 2, 10), f"deadlock: {out}"
+        for rt in (a, b):
+            rt.shutdown(timeout=10)
+        for f in (fa, fb):
+            assert f.done()
+        with pytest.raises(rtpy.ShutdownError):
+            a.spawn(print)
+
+
+def test_watch_callback_shuts_down_its_own_runtime(any_rt):
+    s1, s2 = socket.socketpair()
+    try:
+        s1.send(b"x")
+        out = []
+
+        def cb(ev):
+            try:
+                any_rt.shutdown(timeout=1)
+                out.append("ok")
+            except (TimeoutError, rtpy.DeadlockError) as e:
+                out.append(type(e).__name__)
+
+        any_rt.watch(s2, rtpy.READABLE, cb)
+        if any_rt.flavor == "current_thread":
+            try:
+                any_rt.run("default")
+            except rtpy.ShutdownError:
+                pass
+        assert wait_until(lambda: out, 5)
+        any_rt.shutdown(timeout=10)
+        n = len(out)
+        time.sleep(0.02)
+        assert len(out) == n == 1, f"watch called again after its runtime shut down: {out}"
+    finally:
+        s1.close()
+        s2.close()
