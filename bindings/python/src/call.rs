@@ -122,6 +122,22 @@ impl CallSlot {
     }
 }
 
+/// Ctrl-C inside a callback of a blocking run on the main thread: the run
+/// ends and raises `KeyboardInterrupt` (interrupt.rs). True if `err` was
+/// that (the caller does not report it; a future still gets it).
+pub(crate) fn pass_on_interrupt(py: Python<'_>, err: &PyErr) -> bool {
+    if !err.is_instance_of::<PyKeyboardInterrupt>(py)
+        || !crate::interrupt::interrupt_from_callback()
+    {
+        return false;
+    }
+    // SAFETY: async-signal-safe, callable from any thread: trips the SIGINT
+    // flag again (running the handler inside the callback cleared it), so
+    // the run's PyErr_CheckSignals raises.
+    unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+    true
+}
+
 /// The part of a runtime its callbacks need: where their exceptions go.
 /// Callbacks hold it (not the runtime), so a callback never keeps its
 /// runtime alive.
@@ -229,15 +245,7 @@ impl Reporter {
         message: &str,
         callback: &Bound<'_, PyAny>,
     ) {
-        // Ctrl-C inside a callback of a blocking run on the main thread:
-        // the run ends and raises KeyboardInterrupt (interrupt.rs).
-        if err.is_instance_of::<PyKeyboardInterrupt>(py)
-            && crate::interrupt::interrupt_from_callback()
-        {
-            // SAFETY: async-signal-safe, callable from any thread: trips
-            // the SIGINT flag again (running the handler in the callback
-            // cleared it), so the run's PyErr_CheckSignals raises.
-            unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+        if pass_on_interrupt(py, &err) {
             return;
         }
         self.exceptions.fetch_add(1, Relaxed);

@@ -46,7 +46,14 @@ impl Outcome {
             }
             match call.call(py) {
                 Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
-                Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
+                Err(e) => {
+                    let stored = fut.call_method1(intern!(py, "set_exception"), (e.value(py),));
+                    // A Ctrl-C also ends the blocking run it interrupted;
+                    // after set_exception: the re-tripped signal raises in
+                    // the next Python code this thread runs.
+                    crate::call::pass_on_interrupt(py, &e);
+                    stored?
+                }
             };
             Ok(())
         })();

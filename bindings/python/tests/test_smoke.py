@@ -123,3 +123,32 @@ def test_exit_with_a_runtime_dropped_inside_its_own_callback() -> None:
         """
     )
     assert p.returncode == 0 and p.stdout.split() == ["ok"], p.stderr
+
+
+def test_ctrl_c_inside_a_spawned_call_ends_the_run_and_completes_its_future() -> None:
+    p = run_child(
+        """
+        import os, signal, threading, time, rtpy
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        rt = rtpy.Runtime("current_thread")
+        def busy():
+            t = time.monotonic()
+            while time.monotonic() - t < 5:
+                pass
+        futs = [rt.spawn(busy) for _ in range(3)]
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            rt.run()
+        except KeyboardInterrupt:
+            assert time.monotonic() - t0 < 2
+        else:
+            raise AssertionError("run() returned")
+        assert isinstance(futs[0].exception(0), KeyboardInterrupt)
+        assert not futs[1].done()
+        rt.shutdown()
+        assert futs[1].cancelled() and futs[2].cancelled()
+        print("ok")
+        """
+    )
+    assert p.returncode == 0 and p.stdout.split() == ["ok"], p.stderr
