@@ -11,6 +11,7 @@
 //! `Runtime::enter`).
 
 mod addr;
+mod split;
 pub mod tcp;
 mod udp;
 pub mod unix;
