@@ -297,3 +297,32 @@ fn a_timed_out_shutdown_leaves_only_the_running_call_whose_final_call_follows_it
         "no Ok call after the final one"
     );
 }
+
+#[test]
+fn a_runtime_abandoned_after_fork_refuses_work_without_calling_it() {
+    let log: Log = Arc::default();
+    let rt = current_thread();
+    rt.abandon_after_fork();
+    assert!(rt.is_shutdown());
+    assert!(matches!(
+        rt.spawn(once("task", &log), true),
+        Err(Error::Shutdown)
+    ));
+    assert!(matches!(
+        rt.spawn_blocking(|| {}, once("blocking", &log)),
+        Err(Error::Shutdown)
+    ));
+    assert!(matches!(
+        rt.timer_start(Duration::from_millis(1), None, Timer("timer", log.clone())),
+        Err(Error::Shutdown)
+    ));
+    let (a, _b) = socketpair();
+    assert!(matches!(
+        rt.watch(a.as_raw_fd(), READABLE, Watch("watch", log.clone())),
+        Err(Error::Shutdown)
+    ));
+    // A failed call never calls what it was handed.
+    assert!(log.lock().unwrap().is_empty());
+    // In a forked child the runtime is leaked (its threads are the parent's).
+    std::mem::forget(rt);
+}

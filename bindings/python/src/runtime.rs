@@ -33,6 +33,11 @@ pub(crate) struct RuntimeInner {
 
 impl RuntimeInner {
     pub(crate) fn core(&self) -> &Core {
+        if self.forked() {
+            // A child of os.fork(): the runtime's threads are the parent's.
+            // Refuse work (ShutdownError) rather than accept it silently.
+            self.core.abandon_after_fork();
+        }
         &self.core
     }
 

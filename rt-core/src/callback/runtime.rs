@@ -128,6 +128,17 @@ impl<T: TimerCallback, W: WatchCallback> CallbackRuntime<T, W> {
         self.shut_down.is_set()
     }
 
+    /// For a child process after `fork(2)`: the runtime's threads exist
+    /// only in the parent, so this copy of it can run nothing. Marks it shut
+    /// down, lock-free (a lock a parent's thread held at the fork stays held
+    /// in the child), so every call that hands in work answers
+    /// [`Error::Shutdown`] instead of accepting work no thread will ever
+    /// run. The copy must then be leaked: a shutdown or drop would wait for
+    /// threads that are not there.
+    pub fn abandon_after_fork(&self) {
+        self.shut_down.set();
+    }
+
     /// The runtime's flavor.
     pub fn flavor(&self) -> RuntimeFlavor {
         self.handle.runtime_flavor()
