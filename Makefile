@@ -187,7 +187,7 @@ test-install: deps
 	bash tests/install/check_install.sh $(TEST_PREFIX) $(RT_VERSION)
 	$(MAKE) --no-print-directory demo-cpp CPP_PREFIX=$(TEST_PREFIX)
 
-bench: bench-tokio bench-libuv
+bench: bench-tokio bench-libuv bench-python
 
 # rt-core against Tokio (criterion), then the table of rt/Tokio ratios.
 bench-tokio:
@@ -244,8 +244,7 @@ demo-python: python
 
 # rtpy against the standard library's executors and asyncio (not a test).
 bench-python: python
-	@if [ -f benches/python/run.sh ]; then PYTHON=$(VENV_PY) bash benches/python/run.sh; \
-	else echo "benches/python/run.sh does not exist yet"; fi
+	PYTHON=$(VENV_PY) bash benches/python/run.sh
 
 clean:
 	$(CARGO) clean
