@@ -447,7 +447,10 @@ RT_API int rt_run(const rt_runtime *rt, rt_run_mode mode);
  * FIFO order until `budget_us` microseconds have passed or
  * `max_callbacks` tasks ran (or `rt_stop`). Never blocks; what is left
  * runs on the next call, in the same order. The budget is checked before
- * each task: a call overruns it by at most one callback. Each callback is
+ * each task but the first: a call overruns it by at most one callback,
+ * and with a task ready it runs at least one (if `max_callbacks` > 0),
+ * however small the budget, so a host on a loaded machine (where the
+ * I/O poll alone may use the budget up) still makes progress. Each callback is
  * one task; the library's own steps (arming a timer, re-checking an fd
  * that stayed ready) are tasks too and count towards `max_callbacks`.
  *

@@ -387,3 +387,24 @@ fn the_host_wakes_once_per_timer_deadline() {
     }
     assert_eq!(rt.handle().backend_timeout(), None);
 }
+
+#[test]
+fn run_for_runs_one_ready_task_even_with_no_budget_left() {
+    let rt = runtime();
+    let count = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let c = count.clone();
+        rt.spawn(async move {
+            c.fetch_add(1, SeqCst);
+        });
+    }
+    // A budget spent before any task could run (a zero budget, or a driver
+    // poll that took longer than the budget) still runs one task per call.
+    assert_eq!(rt.run_for(Duration::ZERO, 1000), 1);
+    assert_eq!(count.load(SeqCst), 1);
+    assert_eq!(rt.run_for(Duration::ZERO, 0), 0, "max_tasks 0 runs none");
+    assert_eq!(rt.run_for(Duration::ZERO, 1000), 1);
+    assert_eq!(rt.run_for(Duration::from_secs(10), 1000), 1);
+    assert_eq!(rt.run_for(Duration::ZERO, 1000), 0, "nothing ready");
+    assert_eq!(count.load(SeqCst), 3);
+}

@@ -594,8 +594,10 @@ impl Runtime {
     }
 
     /// Runs ready callbacks on this thread, in FIFO order, for at most
-    /// `seconds` and `max_callbacks` (None: no limit); never blocks. What
-    /// is left runs on the next call. Returns how many ran.
+    /// `seconds` and `max_callbacks` (None: no limit); never blocks. The
+    /// budget is checked before each task but the first: with work ready
+    /// at least one task runs, however small the budget. What is left runs
+    /// on the next call. Returns how many callbacks ran.
     #[pyo3(signature = (seconds, max_callbacks = None))]
     fn run_budget(
         &self,

@@ -103,8 +103,12 @@ impl Runtime {
     /// Runs ready tasks of a current-thread runtime from a host loop (a game
     /// frame, say): polls the driver once without blocking, then runs tasks
     /// in FIFO order until `budget` has elapsed or `max_tasks` were polled.
-    /// Never blocks. Returns the number of tasks polled; what is left runs
-    /// on the next call, in the same order.
+    /// Never blocks. The budget is checked before each task but the first:
+    /// a call with a task ready polls at least one (and `max_tasks` > 0),
+    /// however small the budget, so a host on a loaded machine still makes
+    /// progress; it overruns the budget by at most one task. Returns the
+    /// number of tasks polled; what is left runs on the next call, in the
+    /// same order.
     ///
     /// Returns 0 without running anything if the runtime is being driven
     /// already (by another thread's `block_on`, or re-entrantly from a
