@@ -18,6 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 /// Set by `_shutdown_all` (atexit): the interpreter is exiting.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
+/// True once the interpreter is exiting (`_shutdown_all` ran).
+pub(crate) fn is_exiting() -> bool {
+    EXITING.load(SeqCst)
+}
+
 /// Marks the interpreter as exiting (no thread state is released after).
 pub(crate) fn set_exiting() {
     EXITING.store(true, SeqCst);

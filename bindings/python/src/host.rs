@@ -11,8 +11,14 @@ use pyo3::prelude::*;
 use rt_core::callback::Error;
 use rt_core::runtime::{RunMode, RuntimeFlavor};
 
-/// `ValueError` unless the runtime is a current-thread one.
+/// `ValueError` unless the runtime is a current-thread one;
+/// `ShutdownError` in a child forked after it was created (its reactor's
+/// epoll set and eventfd are shared with the parent: a run there would
+/// take the parent's events).
 fn check_flavor(rt: &Runtime, what: &str) -> PyResult<()> {
+    if rt.inner.forked() {
+        return Err(crate::errors::shutdown_error());
+    }
     if rt.core().flavor() != RuntimeFlavor::CurrentThread {
         return Err(PyValueError::new_err(format!(
             "{what} needs a current_thread runtime (a multi_thread runtime's workers run everything)"

@@ -37,6 +37,10 @@ const NSIG: usize = 65;
 
 /// The runtime a blocking run on the main thread drives (null: none).
 static HOSTED: AtomicPtr<Handle> = AtomicPtr::new(std::ptr::null_mut());
+/// Calls of `stop_hosted` that may be using the handle HOSTED points to
+/// (signal handlers run on any thread): the guard that clears HOSTED waits
+/// until none is.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// Set by a chained handler (or a callback's KeyboardInterrupt): the run
 /// returned because of a signal, not a `stop()`.
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -46,6 +50,18 @@ static PREV_HANDLER: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG]
 static PREV_SIGINFO: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // A handler must leave errno as it found it (the interrupted code may
+    // be about to read it); the eventfd write of `stop_hosted` may set it.
+    // SAFETY: `__errno_location` returns this thread's errno, always valid.
+    let errno = unsafe { *libc::__errno_location() };
+    chain(sig, info, context);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// The work of `on_signal`: the handler found when the run started, then
+/// the stop of the run.
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     let Some(slot) = usize::try_from(sig).ok().filter(|&s| s < NSIG) else {
         return;
     };
@@ -72,16 +88,20 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
 /// `Handle::stop`).
 fn stop_hosted() {
     SIGNALLED.store(true, SeqCst);
+    // Counted before the load (SeqCst, a Dekker pair with `Chain::drop`'s
+    // store of null then load of the count): either this load sees null,
+    // or the guard sees this call in flight and waits for it.
+    IN_FLIGHT.fetch_add(1, SeqCst);
     let hosted = HOSTED.load(SeqCst);
     // SAFETY: HOSTED points to the handle of the runtime a `Chain` guard's
     // run drives, which the guard borrows; the guard clears it (after
-    // restoring the actions) before that borrow ends. (A handler already
-    // past this load on another thread when the guard clears it still
-    // finishes within the run's return path, long before the runtime can
-    // be freed: that takes the GIL and the release of every reference.)
+    // restoring the actions) and then waits until no call of this function
+    // is in flight before that borrow ends: a non-null pointer loaded here
+    // stays valid until the decrement below.
     if let Some(handle) = unsafe { hosted.as_ref() } {
         handle.stop();
     }
+    IN_FLIGHT.fetch_sub(1, SeqCst);
 }
 
 /// A callback of a blocking run on the main thread raised
@@ -184,6 +204,13 @@ impl Drop for Chain {
         }
         if self.hosting {
             HOSTED.store(std::ptr::null_mut(), SeqCst);
+            // A handler on another thread may still be using the handle
+            // (see `stop_hosted`): a few instructions, async-signal-safe
+            // (an atomic swap, an eventfd write). A handler interrupting
+            // this thread's spin finishes before the spin resumes.
+            while IN_FLIGHT.load(SeqCst) != 0 {
+                std::hint::spin_loop();
+            }
         }
     }
 }

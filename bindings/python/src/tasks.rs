@@ -2,7 +2,7 @@
 //! task or blocking work, its outcome in an `rtpy.Future`; `rtpy._rtpy.Task`,
 //! the handle a future's `cancel()` aborts.
 
-use crate::call::{PyCall, Reporter, Running};
+use crate::call::{PyCall, Reporter, Running, Seconds};
 use crate::errors::to_py;
 use crate::runtime::Runtime;
 use pyo3::intern;
@@ -235,9 +235,9 @@ impl Task {
     /// runtime thread or inside a callback. Python's signal handlers run
     /// while it waits (Ctrl-C raises `KeyboardInterrupt`).
     #[pyo3(signature = (timeout = None))]
-    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+    fn join(&self, py: Python<'_>, timeout: Option<Seconds>) -> PyResult<()> {
         let timeout = timeout
-            .map(|t| crate::runtime::duration(t, "timeout"))
+            .map(|t| crate::runtime::duration(t.0, "timeout"))
             .transpose()?;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // In slices, so pending signals are handled between them.

@@ -1,0 +1,165 @@
+"""Regression tests of the binding review (branch review-rtpy): each failed
+before its fix."""
+
+import gc
+import subprocess
+import sys
+import textwrap
+import weakref
+
+import pytest
+
+import rtpy
+
+
+def run_child(code: str, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_forked_child_refuses_work_on_the_parents_runtime() -> None:
+    """After os.fork() the parent's runtime has no thread in the child: work
+    handed to it there would never run (futures never completed, timers
+    never fired). It refuses it with ShutdownError, and says it is shut
+    down."""
+    p = run_child(
+        """
+        import os, socket, sys, rtpy
+        rt = rtpy.Runtime("multi_thread", workers=1)
+        host = rtpy.Runtime("current_thread")
+        pid = os.fork()
+        if pid == 0:
+            import signal
+            signal.alarm(20)
+            a, b = socket.socketpair()
+            refused = []
+            for name, call in [
+                ("spawn", lambda: rt.spawn(print)),
+                ("run_blocking", lambda: rt.run_blocking(print)),
+                ("call_later", lambda: rt.call_later(0, print)),
+                ("call_every", lambda: rt.call_every(1, print)),
+                ("watch", lambda: rt.watch(a, rtpy.READABLE, print)),
+                ("add_reader", lambda: rt.add_reader(a, print)),
+                ("queue", lambda: rt.queue()),
+                ("host spawn", lambda: host.spawn(print)),
+                ("host run", lambda: host.run("nowait")),
+                ("host run_budget", lambda: host.run_budget(0.01)),
+            ]:
+                try:
+                    call()
+                except rtpy.ShutdownError:
+                    refused.append(name)
+            print("refused:", len(refused), refused)
+            print("is_shutdown:", rt.is_shutdown, host.is_shutdown)
+            rt.shutdown()  # a no-op in the child
+            os._exit(0 if len(refused) == 10 and rt.is_shutdown and host.is_shutdown else 3)
+        _, st = os.waitpid(pid, 0)
+        assert rt.spawn(lambda: 7).result(timeout=10) == 7, "the parent's runtime works on"
+        rt.shutdown(timeout=10)
+        host.shutdown(timeout=10)
+        sys.exit(os.waitstatus_to_exitcode(st))
+        """
+    )
+    assert p.returncode == 0, p.stdout + p.stderr[-2000:]
+
+
+def test_interpreter_exit_waits_for_calls_a_timed_out_shutdown_left_running() -> None:
+    """A shutdown that timed out leaves Python calls running; interpreter
+    exit waits for them (as it does for a later shutdown()) rather than
+    finalizing under them, which cut them off mid-call."""
+    p = run_child(
+        """
+        import sys, threading, time, rtpy
+        rt = rtpy.Runtime("multi_thread", workers=1)
+        started = threading.Event()
+        def slow():
+            started.set()
+            time.sleep(0.5)
+            sys.stdout.write("slow call finished\\n")
+            sys.stdout.flush()
+        rt.spawn(slow)
+        assert started.wait(10)
+        try:
+            rt.shutdown(timeout=0.01)
+            print("no timeout")
+        except TimeoutError:
+            print("timed out")
+        """
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "timed out" in p.stdout
+    assert "slow call finished" in p.stdout, p.stdout
+
+
+def test_a_runtime_made_after_exit_began_refuses_rather_than_hangs() -> None:
+    """rtpy's atexit hook shuts every runtime down and stops calling Python
+    from runtime threads. A runtime made after it (in an atexit handler
+    registered before `import rtpy`) could never run a Python call: its
+    futures would never complete. Creating it raises ShutdownError."""
+    p = run_child(
+        """
+        import atexit
+        def late():
+            import rtpy
+            try:
+                rt = rtpy.Runtime("multi_thread", workers=1)
+            except rtpy.ShutdownError:
+                print("refused")
+                return
+            try:
+                print("result", rt.spawn(lambda: 1).result(timeout=2))
+            except Exception as e:
+                print("lost", repr(e))
+        atexit.register(late)
+        import rtpy
+        """
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "refused" in p.stdout, p.stdout
+
+
+def test_exception_handler_cycle_through_the_runtime_is_collected() -> None:
+    """A handler that refers back to its runtime (a bound method of an object
+    holding it) makes a cycle through the native Runtime: the garbage
+    collector must see it (the runtime is then shut down and freed)."""
+
+    class Service:
+        def __init__(self) -> None:
+            self.rt = rtpy.Runtime("current_thread")
+            self.rt.exception_handler = self.on_error
+
+        def on_error(self, exc: BaseException, context: dict) -> None:
+            pass
+
+    s = Service()
+    ref = weakref.ref(s.rt)
+    del s
+    gc.collect()
+    assert ref() is None, "the runtime stayed alive in an uncollectable cycle"
+
+
+class _HugeFileno:
+    def fileno(self) -> int:
+        return 2**70
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda rt: rt.call_later(10**400, print),
+        lambda rt: rt.call_every(-(10**400), print),
+        lambda rt: rt.run_budget(10**400),
+        lambda rt: rt.shutdown(timeout=10**400),
+        lambda rt: rt.watch(_HugeFileno(), rtpy.READABLE, print),
+    ],
+)
+def test_numbers_out_of_range_are_value_errors(call) -> None:  # type: ignore[no-untyped-def]
+    """As the integer arguments: an out-of-range number is a ValueError, not
+    an OverflowError from the conversion."""
+    with rtpy.Runtime("current_thread") as rt:
+        with pytest.raises(ValueError):
+            call(rt)
