@@ -1,7 +1,7 @@
 //! What the runtime calls back: a Python callable with its arguments, and
 //! where the exceptions it raises go (`Runtime.exception_handler`).
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -124,22 +124,6 @@ impl CallSlot {
     }
 }
 
-/// Ctrl-C inside a callback of a blocking run on the main thread: the run
-/// ends and raises `KeyboardInterrupt` (interrupt.rs). True if `err` was
-/// that (the caller does not report it; a future still gets it).
-pub(crate) fn pass_on_interrupt(py: Python<'_>, err: &PyErr) -> bool {
-    if !err.is_instance_of::<PyKeyboardInterrupt>(py)
-        || !crate::interrupt::interrupt_from_callback()
-    {
-        return false;
-    }
-    // SAFETY: async-signal-safe, callable from any thread: trips the SIGINT
-    // flag again (running the handler inside the callback cleared it), so
-    // the run's PyErr_CheckSignals raises.
-    unsafe { pyo3::ffi::PyErr_SetInterrupt() };
-    true
-}
-
 /// The part of a runtime its callbacks need: where their exceptions go.
 /// Callbacks hold it (not the runtime), so a callback never keeps its
 /// runtime alive.
@@ -258,7 +242,9 @@ impl Reporter {
         message: &str,
         callback: &Bound<'_, PyAny>,
     ) {
-        if pass_on_interrupt(py, &err) {
+        // KeyboardInterrupt / SystemExit inside a host's run or drain: out
+        // of it, not reported.
+        if crate::escape::escape(py, &err) {
             return;
         }
         self.exceptions.fetch_add(1, Relaxed);

@@ -12,8 +12,7 @@
 //! calls `PyErr_CheckSignals`, which runs the Python handlers: an exception
 //! they raise (`KeyboardInterrupt`) comes out of `run`; otherwise the run
 //! goes on. A `KeyboardInterrupt` raised inside a callback of such a run
-//! (the handler ran there first) ends it the same way
-//! (`interrupt_from_callback`).
+//! (the handler ran there first) ends it through `escape.rs`.
 
 use rt_core::runtime::Handle;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
@@ -41,7 +40,7 @@ static HOSTED: AtomicPtr<Handle> = AtomicPtr::new(std::ptr::null_mut());
 /// (signal handlers run on any thread): the guard that clears HOSTED waits
 /// until none is.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-/// Set by a chained handler (or a callback's KeyboardInterrupt): the run
+/// Set by a chained handler: the run
 /// returned because of a signal, not a `stop()`.
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
 /// Per signal, the handler found when the run started (its address).
@@ -102,17 +101,6 @@ fn stop_hosted() {
         handle.stop();
     }
     IN_FLIGHT.fetch_sub(1, SeqCst);
-}
-
-/// A callback of a blocking run on the main thread raised
-/// `KeyboardInterrupt`: ends the run as the signal would have. False if no
-/// such run is under way (the exception is then reported as any other).
-pub(crate) fn interrupt_from_callback() -> bool {
-    if HOSTED.load(SeqCst).is_null() || !is_main_thread() {
-        return false;
-    }
-    stop_hosted();
-    true
 }
 
 /// True on the process's main thread (where Python runs signal handlers).
@@ -179,8 +167,7 @@ impl Chain {
         chain
     }
 
-    /// True (once) if a signal or a callback's KeyboardInterrupt stopped
-    /// the run.
+    /// True (once) if a signal stopped the run.
     pub(crate) fn take_interrupted(&self) -> bool {
         self.hosting && SIGNALLED.swap(false, SeqCst)
     }

@@ -12,6 +12,7 @@
 
 mod call;
 mod errors;
+mod escape;
 mod gil;
 mod host;
 mod interrupt;

@@ -48,10 +48,9 @@ impl Outcome {
                 Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
                 Err(e) => {
                     let stored = fut.call_method1(intern!(py, "set_exception"), (e.value(py),));
-                    // A Ctrl-C also ends the blocking run it interrupted;
-                    // after set_exception: the re-tripped signal raises in
-                    // the next Python code this thread runs.
-                    crate::call::pass_on_interrupt(py, &e);
+                    // KeyboardInterrupt / SystemExit also end the host's
+                    // run this call is part of (and come out of it).
+                    crate::escape::escape(py, &e);
                     stored?
                 }
             };

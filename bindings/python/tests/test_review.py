@@ -163,3 +163,76 @@ def test_numbers_out_of_range_are_value_errors(call) -> None:  # type: ignore[no
     with rtpy.Runtime("current_thread") as rt:
         with pytest.raises(ValueError):
             call(rt)
+
+
+def test_ctrl_c_inside_a_callback_of_run_budget_comes_out_of_it() -> None:
+    """A game loop runs the runtime a slice per frame: a Ctrl-C landing
+    inside one of its callbacks (where the time goes) must end the frame's
+    run_budget with KeyboardInterrupt, not be reported and forgotten."""
+    p = run_child(
+        """
+        import os, signal, threading, time, rtpy
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        rt = rtpy.Runtime("current_thread")
+        def busy():
+            t = time.monotonic()
+            while time.monotonic() - t < 1:
+                pass
+        for _ in range(4):
+            rt.call_later(0, busy)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 10:
+                rt.run_budget(0.05)
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted", rt.exceptions_count)
+        rt.shutdown()
+        """
+    )
+    assert p.stdout.split() == ["interrupted", "0"], p.stdout + p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt])
+def test_base_exceptions_of_drained_calls_come_out_of_drain(exc: type) -> None:
+    """sys.exit() (or a KeyboardInterrupt) in a call the host drains ends the
+    drain and is raised out of it; the calls after it stay queued."""
+    with rtpy.Runtime("current_thread") as rt:
+        q = rt.queue()
+        ran: list = []
+
+        def stop() -> None:
+            raise exc(3)
+
+        q.post(ran.append, 1)
+        q.post(stop)
+        q.post(ran.append, 2)
+        with pytest.raises(exc):
+            q.drain()
+        assert ran == [1] and len(q) == 1
+        assert rt.exceptions_count == 0
+        assert q.drain() == 1 and ran == [1, 2]
+        q.close()
+
+
+@pytest.mark.parametrize("mode", ["nowait", "default"])
+def test_system_exit_in_a_callback_of_run_comes_out_of_it(mode: str) -> None:
+    """As asyncio's run_forever: sys.exit() in a callback the host's run
+    calls ends the run with SystemExit (a spawned call's future gets it
+    too); the callbacks after it are left for a later run."""
+    with rtpy.Runtime("current_thread") as rt:
+        ran: list = []
+
+        def stop() -> None:
+            raise SystemExit(5)
+
+        fut = rt.spawn(stop)
+        later = rt.spawn(ran.append, 1)
+        with pytest.raises(SystemExit):
+            rt.run(mode)  # type: ignore[arg-type]
+        assert isinstance(fut.exception(0), SystemExit)
+        assert not later.done() and ran == []
+        rt.run("nowait")  # the leftover stop() request of the first run
+        rt.run("nowait")
+        assert later.done() and ran == [1]
