@@ -5,13 +5,16 @@ from __future__ import annotations
 import concurrent.futures
 from concurrent.futures._base import CANCELLED as _CANCELLED
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ._rtpy import Task
 
 
-class Future(concurrent.futures.Future):  # type: ignore[type-arg]
+_T = TypeVar("_T")
+
+
+class Future(concurrent.futures.Future[_T]):
     """The outcome of ``Runtime.spawn`` / ``Runtime.run_blocking``.
 
     A ``concurrent.futures.Future``, so ``concurrent.futures.wait`` and
