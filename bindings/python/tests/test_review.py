@@ -236,3 +236,33 @@ def test_system_exit_in_a_callback_of_run_comes_out_of_it(mode: str) -> None:
         rt.run("nowait")  # the leftover stop() request of the first run
         rt.run("nowait")
         assert later.done() and ran == [1]
+
+
+def test_watch_close_in_a_forked_child_leaves_the_parents_watch_alone() -> None:
+    """The child shares the parent's epoll set: a Watch.close() there (a
+    `with` block unwinding, a cleanup) removed the parent's registration,
+    and the parent's watch went deaf."""
+    p = run_child(
+        """
+        import os, socket, sys, threading, rtpy
+        rt = rtpy.Runtime("multi_thread", workers=1)
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        got = threading.Event()
+        def on_read(events):
+            a.recv(100)
+            got.set()
+        w = rt.watch(a, rtpy.READABLE, on_read)
+        pid = os.fork()
+        if pid == 0:
+            w.close()
+            os._exit(0 if not w.active else 3)
+        _, st = os.waitpid(pid, 0)
+        b.send(b"x")
+        ok = got.wait(5)
+        print("child", os.waitstatus_to_exitcode(st), "parent's watch fired", ok)
+        w.close()
+        rt.shutdown(timeout=10)
+        """
+    )
+    assert p.stdout.split() == ["child", "0", "parent's", "watch", "fired", "True"], p.stdout + p.stderr[-2000:]
