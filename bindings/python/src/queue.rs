@@ -133,10 +133,12 @@ impl Queue {
         self.get().map(|q| q.len()).unwrap_or(0)
     }
 
+    /// Returns itself (`with` closes it at the end of the block).
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
 
+    /// Closes it (`close()`); exceptions go on.
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
         self.close();

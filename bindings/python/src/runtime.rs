@@ -488,6 +488,7 @@ impl Runtime {
         self.reporter().set_handler(None);
     }
 
+    /// Returns itself (leaving the `with` block shuts it down).
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }

@@ -198,10 +198,12 @@ impl Watch {
         }
     }
 
+    /// Returns itself (`with` closes it at the end of the block).
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
 
+    /// Closes it (`close()`); exceptions go on.
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
         self.close(py)?;
