@@ -59,6 +59,19 @@ pub(crate) fn hosted<R>(stop: Option<&Handle>, f: impl FnOnce() -> R) -> PyResul
     }
 }
 
+/// True while this thread runs (inside `hosted`) the runtime whose handle
+/// is at address `handle` (only compared, never dereferenced): a call
+/// spawned on it can only run once this thread's callback returned.
+pub(crate) fn runs_here(handle: usize) -> bool {
+    HOSTS
+        .try_with(|h| {
+            h.borrow()
+                .iter()
+                .any(|c| c.stop.is_some_and(|p| p as usize == handle))
+        })
+        .unwrap_or(false)
+}
+
 /// True once a callback of this thread's innermost host call raised such
 /// an exception (the call should end now).
 pub(crate) fn escaping() -> bool {

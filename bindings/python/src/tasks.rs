@@ -130,8 +130,16 @@ fn attach_task(
     fut: &Bound<'_, PyAny>,
     handle: TaskHandle,
     job: Job,
+    runs_on: usize,
 ) -> PyResult<()> {
-    let task = Py::new(py, Task { handle, job })?;
+    let task = Py::new(
+        py,
+        Task {
+            handle,
+            job,
+            runs_on,
+        },
+    )?;
     fut.setattr(intern!(py, "_rt_task"), task)
 }
 
@@ -166,7 +174,13 @@ pub(crate) fn spawn<'py>(
         .spawn(SpawnCall(job.clone(), rt.reporter().clone()), true)
         .map_err(|e| to_py(e, "spawn"))?;
     if let Some(handle) = handle {
-        attach_task(py, &fut, handle, job)?;
+        // The runtime's handle, by address: waiting for the call on the
+        // thread that runs that runtime would wait for itself.
+        let runs_on = rt
+            .core()
+            .handle()
+            .map_or(0, |h| h as *const rt_core::runtime::Handle as usize);
+        attach_task(py, &fut, handle, job, runs_on)?;
     }
     Ok(fut)
 }
@@ -194,7 +208,8 @@ pub(crate) fn run_blocking<'py>(
             BlockingDone(job.clone()),
         )
         .map_err(|e| to_py(e, "run_blocking"))?;
-    attach_task(py, &fut, handle, job)?;
+    // On the blocking pool: any thread may wait for it.
+    attach_task(py, &fut, handle, job, 0)?;
     Ok(fut)
 }
 
@@ -203,6 +218,9 @@ pub(crate) fn run_blocking<'py>(
 pub struct Task {
     handle: TaskHandle,
     job: Job,
+    /// The address of the handle of the runtime whose threads run the call
+    /// (a spawned call), 0 for blocking work.
+    runs_on: usize,
 }
 
 #[pymethods]
@@ -222,6 +240,14 @@ impl Task {
             Err(Error::Already) => Ok(false),
             Err(e) => Err(to_py(e, "abort")),
         }
+    }
+
+    /// True if waiting for the task here could never end: it is a call
+    /// spawned on the current-thread runtime that this thread is running
+    /// right now (inside `run` / `run_budget`: a callback waits), and it has
+    /// not finished. `rtpy.Future.result()` refuses then (`DeadlockError`).
+    fn _waits_for_itself(&self) -> bool {
+        self.runs_on != 0 && crate::escape::runs_here(self.runs_on) && !self.handle.is_finished()
     }
 
     /// True once the task's final call returned.

@@ -265,3 +265,41 @@ def test_watch_close_in_a_forked_child_leaves_the_parents_watch_alone() -> None:
         """
     )
     assert p.stdout.split() == ["child", "0", "parent's", "watch", "fired", "True"], p.stdout + p.stderr[-2000:]
+
+
+def test_future_result_refuses_to_wait_for_itself_inside_a_host_run() -> None:
+    """Inside a callback of run() / run_budget() of a current-thread runtime,
+    waiting for a call spawned on that runtime could never end (only this
+    thread runs it): DeadlockError at once, as Task.join. Blocking work, a
+    finished call and a zero timeout are fine."""
+    with rtpy.Runtime("current_thread") as rt:
+        seen: list = []
+
+        def callback() -> None:
+            fut = rt.spawn(lambda: 1)
+            for wait in (lambda: fut.result(timeout=2), lambda: fut.exception(timeout=2), fut.result):
+                try:
+                    wait()
+                    seen.append("returned")
+                except rtpy.DeadlockError:
+                    seen.append("deadlock")
+                except TimeoutError:
+                    seen.append("timeout")
+            try:
+                fut.result(timeout=0)
+            except TimeoutError:
+                seen.append("timeout 0")
+            seen.append(rt.run_blocking(lambda: 2).result(timeout=10))
+
+        rt.spawn(callback)
+        rt.run_budget(30)
+        assert seen == ["deadlock", "deadlock", "deadlock", "timeout 0", 2]
+        done = rt.spawn(lambda: 3)
+        rt.run("nowait")
+        rt.spawn(lambda: seen.append(done.result()))
+        rt.run("nowait")
+        assert seen[-1] == 3
+
+    with rtpy.Runtime("multi_thread", workers=2) as mt:
+        # A worker may wait for another worker's call.
+        assert mt.spawn(lambda: mt.spawn(lambda: 4).result(timeout=10)).result(timeout=10) == 4
