@@ -476,14 +476,20 @@ impl Runtime {
     /// The garbage collector's view of the exception handler: a handler
     /// that refers back to the runtime (a bound method of an object holding
     /// it) makes a cycle through this object. The reporter holds the one
-    /// reference to the handler and only this object visits it.
+    /// reference to the handler; it is visited only while this object is
+    /// the only way to it (no timer, watch, queue or pending callback holds
+    /// the runtime or its reporter: those keep the handler in use, so it is
+    /// not garbage). The counts only drop while the collector runs: a new
+    /// reference needs the GIL.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.reporter().traverse(&visit)
+        if Arc::strong_count(&self.inner) == 1 && Arc::strong_count(self.reporter()) == 1 {
+            self.reporter().traverse(&visit)?;
+        }
+        Ok(())
     }
 
-    /// Breaks such a cycle: the handler is let go (unreachable garbage: no
-    /// one can set it again; exceptions of callbacks still running go to
-    /// the default report).
+    /// Breaks such a cycle: the handler is let go (nothing else could use
+    /// it, see `__traverse__`).
     fn __clear__(&self) {
         self.reporter().set_handler(None);
     }

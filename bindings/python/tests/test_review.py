@@ -141,6 +141,18 @@ def test_exception_handler_cycle_through_the_runtime_is_collected() -> None:
     gc.collect()
     assert ref() is None, "the runtime stayed alive in an uncollectable cycle"
 
+    # While a timer of the runtime lives, the handler is in use: not garbage.
+    s = Service()
+    timer = s.rt.call_every(60, print)
+    service = weakref.ref(s)
+    del s
+    gc.collect()
+    assert service() is not None, "the handler of a runtime still in use was collected"
+    timer.cancel()
+    del timer
+    gc.collect()
+    assert service() is None
+
 
 class _HugeFileno:
     def fileno(self) -> int:
