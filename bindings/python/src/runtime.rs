@@ -152,7 +152,7 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
             }
         }
     });
-    crate::gil::set_exiting();
+    crate::gil::set_exiting(py);
 }
 
 /// `Runtime.shutdown`'s work: the layer's shutdown; when it was shut down

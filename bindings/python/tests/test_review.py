@@ -315,3 +315,30 @@ def test_future_result_refuses_to_wait_for_itself_inside_a_host_run() -> None:
     with rtpy.Runtime("multi_thread", workers=2) as mt:
         # A worker may wait for another worker's call.
         assert mt.spawn(lambda: mt.spawn(lambda: 4).result(timeout=10)).result(timeout=10) == 4
+
+
+def test_exit_of_a_forked_child_of_a_busy_runtime_is_prompt() -> None:
+    """Interpreter exit waits for the uses of Python under way on runtime
+    threads (gil.rs); a forked child has none of those threads, so its exit
+    must not wait for the parent's."""
+    p = run_child(
+        """
+        import os, sys, time, rtpy
+        rt = rtpy.Runtime("multi_thread", workers=4)
+        for _ in range(8):
+            rt.call_every(0.001, lambda: sum(range(2000)))
+        time.sleep(0.2)
+        worst = 0.0
+        for _ in range(5):
+            t0 = time.monotonic()
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            os.waitpid(pid, 0)
+            worst = max(worst, time.monotonic() - t0)
+        rt.shutdown(timeout=10)
+        print("worst %.3f" % worst)
+        """
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert float(p.stdout.split()[1]) < 1.5, p.stdout
