@@ -5,13 +5,18 @@ from __future__ import annotations
 import concurrent.futures
 from concurrent.futures._base import CANCELLED as _CANCELLED
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._rtpy import DeadlockError
 
 if TYPE_CHECKING:
     from ._rtpy import Task
 
 
-class Future(concurrent.futures.Future):  # type: ignore[type-arg]
+_T = TypeVar("_T")
+
+
+class Future(concurrent.futures.Future[_T]):
     """The outcome of ``Runtime.spawn`` / ``Runtime.run_blocking``.
 
     A ``concurrent.futures.Future``, so ``concurrent.futures.wait`` and
@@ -35,6 +40,28 @@ class Future(concurrent.futures.Future):  # type: ignore[type-arg]
         # cancelled already, by an earlier cancel or the runtime's shutdown).
         task.abort()
         return self.cancelled()
+
+    def result(self, timeout: float | None = None) -> _T:
+        """As ``concurrent.futures.Future.result``; ``DeadlockError`` (at
+        once, unless ``timeout`` is 0) inside a callback of ``run()`` /
+        ``run_budget()`` of the current-thread runtime the call was spawned
+        on, before the call ran: only this thread could run it."""
+        self._refuse_to_wait_for_itself(timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """As ``concurrent.futures.Future.exception``; ``DeadlockError`` as
+        ``result()``."""
+        self._refuse_to_wait_for_itself(timeout)
+        return super().exception(timeout)
+
+    def _refuse_to_wait_for_itself(self, timeout: float | None) -> None:
+        task = self._rt_task
+        if timeout != 0 and task is not None and task._waits_for_itself() and not self.done():
+            raise DeadlockError(
+                "waiting for a call spawned on the current-thread runtime this thread runs, "
+                "from inside one of its callbacks: only this thread could run it"
+            )
 
     def _rt_set_cancelled(self) -> None:
         """The runtime's final call for a task that never ran: cancelled, and

@@ -1,9 +1,11 @@
 //! What the runtime calls back: a Python callable with its arguments, and
 //! where the exceptions it raises go (`Runtime.exception_handler`).
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
+use pyo3::exceptions::PyTypeError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::PyTraverseError;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
@@ -122,22 +124,6 @@ impl CallSlot {
     }
 }
 
-/// Ctrl-C inside a callback of a blocking run on the main thread: the run
-/// ends and raises `KeyboardInterrupt` (interrupt.rs). True if `err` was
-/// that (the caller does not report it; a future still gets it).
-pub(crate) fn pass_on_interrupt(py: Python<'_>, err: &PyErr) -> bool {
-    if !err.is_instance_of::<PyKeyboardInterrupt>(py)
-        || !crate::interrupt::interrupt_from_callback()
-    {
-        return false;
-    }
-    // SAFETY: async-signal-safe, callable from any thread: trips the SIGINT
-    // flag again (running the handler inside the callback cleared it), so
-    // the run's PyErr_CheckSignals raises.
-    unsafe { pyo3::ffi::PyErr_SetInterrupt() };
-    true
-}
-
 /// The part of a runtime its callbacks need: where their exceptions go.
 /// Callbacks hold it (not the runtime), so a callback never keeps its
 /// runtime alive.
@@ -224,6 +210,17 @@ impl Reporter {
         drop(old);
     }
 
+    /// Visits the handler for the garbage collector (the reporter holds one
+    /// reference to it; only its runtime's `__traverse__` may call this).
+    /// Skipped if the handler is being replaced right now.
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self.handler.try_lock() {
+            Ok(handler) => visit.call(handler.as_ref()),
+            Err(std::sync::TryLockError::Poisoned(e)) => visit.call(e.into_inner().as_ref()),
+            Err(std::sync::TryLockError::WouldBlock) => Ok(()),
+        }
+    }
+
     /// How many exceptions callbacks raised (and this reported).
     pub(crate) fn count(&self) -> u64 {
         self.exceptions.load(Relaxed)
@@ -245,7 +242,9 @@ impl Reporter {
         message: &str,
         callback: &Bound<'_, PyAny>,
     ) {
-        if pass_on_interrupt(py, &err) {
+        // KeyboardInterrupt / SystemExit inside a host's run or drain: out
+        // of it, not reported.
+        if crate::escape::escape(py, &err) {
             return;
         }
         self.exceptions.fetch_add(1, Relaxed);
@@ -265,6 +264,32 @@ impl Reporter {
         })();
         if let Err(e) = outcome {
             e.write_unraisable(py, Some(handler));
+        }
+    }
+}
+
+/// A number of seconds (int or float) as an `f64`: an int too large for a
+/// float becomes an infinity of its sign, so it fails the range checks of
+/// [`duration`](crate::runtime::duration) with a `ValueError` (pyo3's own
+/// `f64` gives `OverflowError`), as any other value out of range.
+#[derive(Clone, Copy)]
+pub(crate) struct Seconds(pub(crate) f64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Seconds> {
+        match obj.extract::<f64>() {
+            Ok(s) => Ok(Seconds(s)),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
+                let negative = obj.lt(0i64)?;
+                Ok(Seconds(if negative {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                }))
+            }
+            Err(e) => Err(e),
         }
     }
 }

@@ -9,18 +9,83 @@
 //! (the thread state is deleted), unless the interpreter is exiting (then
 //! it is left to the interpreter's own cleanup: taking the GIL during
 //! finalization would end the thread inside its TLS destructor).
+//!
+//! "Exiting" is decided once, by `set_exiting` at the end of
+//! `_shutdown_all`; a thread that checked it just before must not then
+//! enter the interpreter while it finalizes: each use of Python here (an
+//! attach, a pin's release) is counted from before its check to its end
+//! (`IN_PYTHON`, a Dekker pair with `EXITING`), and `set_exiting` waits,
+//! with the GIL released, until none is under way.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
 /// Set by `_shutdown_all` (atexit): the interpreter is exiting.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
-/// Marks the interpreter as exiting (no thread state is released after).
-pub(crate) fn set_exiting() {
+/// Attaches and pin releases under way that passed their `EXITING` check
+/// (or are about to check it).
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a use of Python from before its `EXITING` check to its end.
+struct InPython;
+
+impl InPython {
+    /// None (nothing counted) once the interpreter is exiting.
+    fn enter() -> Option<InPython> {
+        IN_PYTHON.fetch_add(1, SeqCst);
+        if EXITING.load(SeqCst) {
+            IN_PYTHON.fetch_sub(1, SeqCst);
+            return None;
+        }
+        Some(InPython)
+    }
+}
+
+impl Drop for InPython {
+    fn drop(&mut self) {
+        // Saturating: a use that began before an `os.fork()` (on the
+        // forking thread) ends in the child, whose count was reset.
+        let _ = IN_PYTHON.fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
+    }
+}
+
+/// In a child of `fork()`: the uses of Python counted were the parent's
+/// threads' (not in the child).
+extern "C" fn reset_in_child() {
+    IN_PYTHON.store(0, SeqCst);
+}
+
+/// Resets the count in forked children (called once, at module init).
+pub(crate) fn init() {
+    // SAFETY: registers a handler for the process's life (a plain `fn`);
+    // run in the child right after a fork, it only stores to an atomic.
+    unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
+}
+
+/// True once the interpreter is exiting (`_shutdown_all` ran).
+pub(crate) fn is_exiting() -> bool {
+    EXITING.load(SeqCst)
+}
+
+/// Marks the interpreter as exiting (no thread state is released and no
+/// callback calls Python after), then waits, with the GIL released, for
+/// the uses of Python that began before: they need the GIL to end. (At
+/// most a few seconds: all runtimes are shut down and idle by now, so they
+/// are final calls and thread-state releases, each a moment's work; the
+/// bound only covers a runtime made meanwhile by another thread, or a count
+/// inherited through `os.fork()`.)
+pub(crate) fn set_exiting(py: Python<'_>) {
     EXITING.store(true, SeqCst);
+    py.detach(|| {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while IN_PYTHON.load(SeqCst) != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    });
 }
 
 /// This thread's pinned thread state: the `PyGILState_Ensure` it holds,
@@ -32,12 +97,16 @@ struct Pin {
 
 impl Drop for Pin {
     fn drop(&mut self) {
+        let Some(_in_python) = InPython::enter() else {
+            return;
+        };
         // SAFETY: `tstate` is this thread's state saved by
         // `PyEval_SaveThread` in `pin`, and `gstate` the matching Ensure's
         // state; restored and released once, on this thread, while the
-        // interpreter is initialized and not exiting.
+        // interpreter is initialized and not exiting (`InPython`: exit
+        // waits for this release before the interpreter finalizes).
         unsafe {
-            if EXITING.load(SeqCst) || ffi::Py_IsInitialized() == 0 {
+            if ffi::Py_IsInitialized() == 0 {
                 return;
             }
             ffi::PyEval_RestoreThread(self.tstate);
@@ -58,13 +127,11 @@ fn pin() {
     }
     // SAFETY: these calls may be made without the GIL; `PyGILState_Ensure`
     // is only reached on a thread without a thread state (not attached),
-    // while the interpreter is initialized and not exiting; the GIL it
-    // takes is let go at once by `PyEval_SaveThread`.
+    // while the interpreter is initialized and not exiting (the caller,
+    // `attach`, holds an `InPython`); the GIL it takes is let go at once
+    // by `PyEval_SaveThread`.
     unsafe {
-        if EXITING.load(SeqCst)
-            || ffi::Py_IsInitialized() == 0
-            || !ffi::PyGILState_GetThisThreadState().is_null()
-        {
+        if ffi::Py_IsInitialized() == 0 || !ffi::PyGILState_GetThisThreadState().is_null() {
             return;
         }
         let gstate = ffi::PyGILState_Ensure();
@@ -76,9 +143,7 @@ fn pin() {
 /// Runs `f` with the GIL (None while the interpreter exits: no Python
 /// call is made then).
 pub(crate) fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
-    if EXITING.load(SeqCst) {
-        return None;
-    }
+    let _in_python = InPython::enter()?;
     pin();
     Python::try_attach(f)
 }

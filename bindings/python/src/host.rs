@@ -4,6 +4,7 @@
 
 use crate::call::{calls_made, Int};
 use crate::errors::to_py;
+use crate::escape::hosted;
 use crate::interrupt::Chain;
 use crate::runtime::{duration, Runtime};
 use pyo3::exceptions::PyValueError;
@@ -11,8 +12,14 @@ use pyo3::prelude::*;
 use rt_core::callback::Error;
 use rt_core::runtime::{RunMode, RuntimeFlavor};
 
-/// `ValueError` unless the runtime is a current-thread one.
+/// `ValueError` unless the runtime is a current-thread one;
+/// `ShutdownError` in a child forked after it was created (its reactor's
+/// epoll set and eventfd are shared with the parent: a run there would
+/// take the parent's events).
 fn check_flavor(rt: &Runtime, what: &str) -> PyResult<()> {
+    if rt.inner.forked() {
+        return Err(crate::errors::shutdown_error());
+    }
     if rt.core().flavor() != RuntimeFlavor::CurrentThread {
         return Err(PyValueError::new_err(format!(
             "{what} needs a current_thread runtime (a multi_thread runtime's workers run everything)"
@@ -46,17 +53,15 @@ pub(crate) fn run(rt: &Runtime, py: Python<'_>, mode: &str) -> PyResult<usize> {
     // Python callbacks called, not the layer's count (which includes final
     // calls that call no Python, such as a cancelled task's).
     let before = calls_made();
+    let handle = core.handle().map_err(|e| host_error(e, "run"))?;
     if mode == RunMode::NoWait {
-        py.detach(|| core.run(mode))
-            .map_err(|e| host_error(e, "run"))?;
+        hosted(Some(handle), || py.detach(|| core.run(mode)))?.map_err(|e| host_error(e, "run"))?;
         return Ok(calls_since(before));
     }
     // A blocking run: Ctrl-C must end it (see interrupt.rs).
-    let handle = core.handle().map_err(|e| host_error(e, "run"))?;
     let chain = Chain::install(handle);
     loop {
-        py.detach(|| core.run(mode))
-            .map_err(|e| host_error(e, "run"))?;
+        hosted(Some(handle), || py.detach(|| core.run(mode)))?.map_err(|e| host_error(e, "run"))?;
         if !chain.take_interrupted() {
             return Ok(calls_since(before));
         }
@@ -88,7 +93,9 @@ pub(crate) fn run_budget(
     };
     check_flavor(rt, "run_budget()")?;
     let before = calls_made();
-    py.detach(|| rt.core().run_budget(budget, max))
+    let core = rt.core();
+    let handle = core.handle().map_err(|e| host_error(e, "run_budget"))?;
+    hosted(Some(handle), || py.detach(|| core.run_budget(budget, max)))?
         .map_err(|e| host_error(e, "run_budget"))?;
     Ok(calls_since(before))
 }

@@ -12,8 +12,7 @@
 //! calls `PyErr_CheckSignals`, which runs the Python handlers: an exception
 //! they raise (`KeyboardInterrupt`) comes out of `run`; otherwise the run
 //! goes on. A `KeyboardInterrupt` raised inside a callback of such a run
-//! (the handler ran there first) ends it the same way
-//! (`interrupt_from_callback`).
+//! (the handler ran there first) ends it through `escape.rs`.
 
 use rt_core::runtime::Handle;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
@@ -37,7 +36,11 @@ const NSIG: usize = 65;
 
 /// The runtime a blocking run on the main thread drives (null: none).
 static HOSTED: AtomicPtr<Handle> = AtomicPtr::new(std::ptr::null_mut());
-/// Set by a chained handler (or a callback's KeyboardInterrupt): the run
+/// Calls of `stop_hosted` that may be using the handle HOSTED points to
+/// (signal handlers run on any thread): the guard that clears HOSTED waits
+/// until none is.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Set by a chained handler: the run
 /// returned because of a signal, not a `stop()`.
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
 /// Per signal, the handler found when the run started (its address).
@@ -46,6 +49,18 @@ static PREV_HANDLER: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG]
 static PREV_SIGINFO: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // A handler must leave errno as it found it (the interrupted code may
+    // be about to read it); the eventfd write of `stop_hosted` may set it.
+    // SAFETY: `__errno_location` returns this thread's errno, always valid.
+    let errno = unsafe { *libc::__errno_location() };
+    chain(sig, info, context);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// The work of `on_signal`: the handler found when the run started, then
+/// the stop of the run.
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     let Some(slot) = usize::try_from(sig).ok().filter(|&s| s < NSIG) else {
         return;
     };
@@ -72,27 +87,20 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
 /// `Handle::stop`).
 fn stop_hosted() {
     SIGNALLED.store(true, SeqCst);
+    // Counted before the load (SeqCst, a Dekker pair with `Chain::drop`'s
+    // store of null then load of the count): either this load sees null,
+    // or the guard sees this call in flight and waits for it.
+    IN_FLIGHT.fetch_add(1, SeqCst);
     let hosted = HOSTED.load(SeqCst);
     // SAFETY: HOSTED points to the handle of the runtime a `Chain` guard's
     // run drives, which the guard borrows; the guard clears it (after
-    // restoring the actions) before that borrow ends. (A handler already
-    // past this load on another thread when the guard clears it still
-    // finishes within the run's return path, long before the runtime can
-    // be freed: that takes the GIL and the release of every reference.)
+    // restoring the actions) and then waits until no call of this function
+    // is in flight before that borrow ends: a non-null pointer loaded here
+    // stays valid until the decrement below.
     if let Some(handle) = unsafe { hosted.as_ref() } {
         handle.stop();
     }
-}
-
-/// A callback of a blocking run on the main thread raised
-/// `KeyboardInterrupt`: ends the run as the signal would have. False if no
-/// such run is under way (the exception is then reported as any other).
-pub(crate) fn interrupt_from_callback() -> bool {
-    if HOSTED.load(SeqCst).is_null() || !is_main_thread() {
-        return false;
-    }
-    stop_hosted();
-    true
+    IN_FLIGHT.fetch_sub(1, SeqCst);
 }
 
 /// True on the process's main thread (where Python runs signal handlers).
@@ -159,8 +167,7 @@ impl Chain {
         chain
     }
 
-    /// True (once) if a signal or a callback's KeyboardInterrupt stopped
-    /// the run.
+    /// True (once) if a signal stopped the run.
     pub(crate) fn take_interrupted(&self) -> bool {
         self.hosting && SIGNALLED.swap(false, SeqCst)
     }
@@ -184,6 +191,13 @@ impl Drop for Chain {
         }
         if self.hosting {
             HOSTED.store(std::ptr::null_mut(), SeqCst);
+            // A handler on another thread may still be using the handle
+            // (see `stop_hosted`): a few instructions, async-signal-safe
+            // (an atomic swap, an eventfd write). A handler interrupting
+            // this thread's spin finishes before the spin resumes.
+            while IN_FLIGHT.load(SeqCst) != 0 {
+                std::hint::spin_loop();
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 
 mod call;
 mod errors;
+mod escape;
 mod gil;
 mod host;
 mod interrupt;
@@ -27,6 +28,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    gil::init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("READABLE", rt_core::callback::READABLE)?;
     m.add("WRITABLE", rt_core::callback::WRITABLE)?;

@@ -80,7 +80,9 @@ impl Queue {
 
     /// Runs queued calls on this thread, oldest first: at most `max`, or
     /// (None) those queued when it started. Never blocks. Exceptions go to
-    /// the runtime's exception handler. Returns how many ran.
+    /// the runtime's exception handler, except `KeyboardInterrupt` and
+    /// `SystemExit`: they end the drain and are raised out of it (the calls
+    /// after stay queued). Returns how many ran.
     #[pyo3(signature = (max = None))]
     fn drain(&self, max: Option<Int>) -> PyResult<usize> {
         let max = match max.map(|n| n.0) {
@@ -91,7 +93,17 @@ impl Queue {
             Some(0) => return Ok(0),
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         };
-        Ok(self.get()?.drain(max))
+        let queue = self.get()?;
+        let limit = if max == 0 { queue.len() } else { max };
+        // One at a time: a KeyboardInterrupt / SystemExit ends the drain
+        // right after the call that raised it (escape.rs).
+        crate::escape::hosted(None, || {
+            let mut ran = 0;
+            while ran < limit && !crate::escape::escaping() && queue.drain(1) == 1 {
+                ran += 1;
+            }
+            ran
+        })
     }
 
     /// A file descriptor readable while calls are queued (owned by the
@@ -121,10 +133,12 @@ impl Queue {
         self.get().map(|q| q.len()).unwrap_or(0)
     }
 
+    /// Returns itself (`with` closes it at the end of the block).
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
 
+    /// Closes it (`close()`); exceptions go on.
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
         self.close();

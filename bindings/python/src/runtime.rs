@@ -2,14 +2,16 @@
 //! services (tasks, timers, watches, host mode, queues) are methods of it,
 //! translated in their own files.
 
-use crate::call::{Int, Reporter};
-use crate::errors::{shutdown_error, to_py};
+use crate::call::{Int, Reporter, Seconds};
+use crate::errors::{shutdown_error, to_py, ShutdownError};
 use crate::timers::PyTimer;
 use crate::watch::PyWatch;
 use pyo3::exceptions::PyValueError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
+use pyo3::PyTraverseError;
 use rt_core::callback::{CallbackRuntime, Error};
 use rt_core::runtime::{Builder, RuntimeFlavor};
 use std::mem::ManuallyDrop;
@@ -42,8 +44,20 @@ impl RuntimeInner {
     }
 
     /// True in a child process forked after the runtime was created.
-    fn forked(&self) -> bool {
+    pub(crate) fn forked(&self) -> bool {
         self.pid != std::process::id()
+    }
+
+    /// `ShutdownError` unless the runtime takes work: once its shutdown
+    /// began, and in a child forked after it was created (its threads are
+    /// the parent's, so work handed in there would never run; its reactor's
+    /// epoll set and timer state are the parent's too: the child must not
+    /// touch them).
+    pub(crate) fn check_live(&self) -> PyResult<()> {
+        if self.forked() || self.core().is_shutdown() {
+            return Err(shutdown_error());
+        }
+        Ok(())
     }
 }
 
@@ -123,8 +137,13 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
         strong
     };
     for inner in live.iter().filter(|inner| !inner.forked()) {
+        // As `Runtime.shutdown()` without a limit: no Python call of a
+        // callback starts from now on, and the calls a shutdown that timed
+        // out left running are waited for too (the interpreter must not
+        // finalize under them).
+        inner.reporter.close();
         py.detach(|| {
-            let _ = inner.core().shutdown(None);
+            let _ = shutdown_outcome(inner, None, true);
         });
     }
     let dropping = std::mem::take(&mut *DROPPING.lock().unwrap_or_else(|e| e.into_inner()));
@@ -138,7 +157,7 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
             }
         }
     });
-    crate::gil::set_exiting();
+    crate::gil::set_exiting(py);
 }
 
 /// `Runtime.shutdown`'s work: the layer's shutdown; when it was shut down
@@ -293,12 +312,10 @@ impl Runtime {
         &self.inner.reporter
     }
 
-    /// `Error::Shutdown` as `ShutdownError` before any work is handed in.
+    /// `ShutdownError` before any work is handed in (see
+    /// [`RuntimeInner::check_live`]).
     pub(crate) fn check_live(&self) -> PyResult<()> {
-        if self.core().is_shutdown() {
-            return Err(shutdown_error());
-        }
-        Ok(())
+        self.inner.check_live()
     }
 }
 
@@ -312,6 +329,13 @@ impl Runtime {
         workers: Option<Int>,
         blocking_threads: Option<Int>,
     ) -> PyResult<Runtime> {
+        if crate::gil::is_exiting() {
+            // Its callbacks could not call Python any more (see gil.rs):
+            // its futures would never complete.
+            return Err(ShutdownError::new_err(
+                "the interpreter is exiting: no runtime can be created",
+            ));
+        }
         let mut builder = match flavor {
             "multi_thread" => Builder::new_multi_thread(),
             "current_thread" => Builder::new_current_thread(),
@@ -355,10 +379,12 @@ impl Runtime {
         }
     }
 
-    /// True once `shutdown` began.
+    /// True once `shutdown` began (and in a child process forked after the
+    /// runtime was created: the runtime's threads are the parent's, it
+    /// refuses work there).
     #[getter]
     fn is_shutdown(&self) -> bool {
-        self.core().is_shutdown()
+        self.core().is_shutdown() || self.inner.forked()
     }
 
     /// Called as `handler(exc, context)` for each exception a callback
@@ -405,8 +431,8 @@ impl Runtime {
     /// `TimeoutError`) returned, again up to `timeout`. The GIL is released
     /// while it waits.
     #[pyo3(signature = (timeout = None))]
-    fn shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        let timeout = timeout.map(|t| duration(t, "timeout")).transpose()?;
+    fn shutdown(&self, py: Python<'_>, timeout: Option<Seconds>) -> PyResult<()> {
+        let timeout = timeout.map(|t| duration(t.0, "timeout")).transpose()?;
         if self.inner.forked() {
             // A child of os.fork(): the runtime's threads are the parent's.
             return Ok(());
@@ -452,6 +478,28 @@ impl Runtime {
             .call1(PyTuple::new(py, fields)?)
     }
 
+    /// The garbage collector's view of the exception handler: a handler
+    /// that refers back to the runtime (a bound method of an object holding
+    /// it) makes a cycle through this object. The reporter holds the one
+    /// reference to the handler; it is visited only while this object is
+    /// the only way to it (no timer, watch, queue or pending callback holds
+    /// the runtime or its reporter: those keep the handler in use, so it is
+    /// not garbage). The counts only drop while the collector runs: a new
+    /// reference needs the GIL.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if Arc::strong_count(&self.inner) == 1 && Arc::strong_count(self.reporter()) == 1 {
+            self.reporter().traverse(&visit)?;
+        }
+        Ok(())
+    }
+
+    /// Breaks such a cycle: the handler is let go (nothing else could use
+    /// it, see `__traverse__`).
+    fn __clear__(&self) {
+        self.reporter().set_handler(None);
+    }
+
+    /// Returns itself (leaving the `with` block shuts it down).
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
@@ -516,11 +564,11 @@ impl Runtime {
     #[pyo3(signature = (delay, func, /, *args))]
     fn call_later(
         &self,
-        delay: f64,
+        delay: Seconds,
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<crate::timers::Timer> {
-        crate::timers::start(self, delay, None, func, args)
+        crate::timers::start(self, delay.0, None, func, args)
     }
 
     /// Calls `fn(*args)` every `interval` seconds (> 0; the first call one
@@ -529,11 +577,11 @@ impl Runtime {
     #[pyo3(signature = (interval, func, /, *args))]
     fn call_every(
         &self,
-        interval: f64,
+        interval: Seconds,
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<crate::timers::Timer> {
-        crate::timers::start(self, interval, Some(interval), func, args)
+        crate::timers::start(self, interval.0, Some(interval.0), func, args)
     }
 
     // ---- fd watches (watch.rs) ----
@@ -602,10 +650,10 @@ impl Runtime {
     fn run_budget(
         &self,
         py: Python<'_>,
-        seconds: f64,
+        seconds: Seconds,
         max_callbacks: Option<Int>,
     ) -> PyResult<usize> {
-        crate::host::run_budget(self, py, seconds, max_callbacks)
+        crate::host::run_budget(self, py, seconds.0, max_callbacks)
     }
 
     /// Makes the running `run()` / `run_budget()` return after the callback

@@ -2,7 +2,7 @@
 //! task or blocking work, its outcome in an `rtpy.Future`; `rtpy._rtpy.Task`,
 //! the handle a future's `cancel()` aborts.
 
-use crate::call::{PyCall, Reporter, Running};
+use crate::call::{PyCall, Reporter, Running, Seconds};
 use crate::errors::to_py;
 use crate::runtime::Runtime;
 use pyo3::intern;
@@ -48,10 +48,9 @@ impl Outcome {
                 Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
                 Err(e) => {
                     let stored = fut.call_method1(intern!(py, "set_exception"), (e.value(py),));
-                    // A Ctrl-C also ends the blocking run it interrupted;
-                    // after set_exception: the re-tripped signal raises in
-                    // the next Python code this thread runs.
-                    crate::call::pass_on_interrupt(py, &e);
+                    // KeyboardInterrupt / SystemExit also end the host's
+                    // run this call is part of (and come out of it).
+                    crate::escape::escape(py, &e);
                     stored?
                 }
             };
@@ -131,8 +130,16 @@ fn attach_task(
     fut: &Bound<'_, PyAny>,
     handle: TaskHandle,
     job: Job,
+    runs_on: usize,
 ) -> PyResult<()> {
-    let task = Py::new(py, Task { handle, job })?;
+    let task = Py::new(
+        py,
+        Task {
+            handle,
+            job,
+            runs_on,
+        },
+    )?;
     fut.setattr(intern!(py, "_rt_task"), task)
 }
 
@@ -167,7 +174,13 @@ pub(crate) fn spawn<'py>(
         .spawn(SpawnCall(job.clone(), rt.reporter().clone()), true)
         .map_err(|e| to_py(e, "spawn"))?;
     if let Some(handle) = handle {
-        attach_task(py, &fut, handle, job)?;
+        // The runtime's handle, by address: waiting for the call on the
+        // thread that runs that runtime would wait for itself.
+        let runs_on = rt
+            .core()
+            .handle()
+            .map_or(0, |h| h as *const rt_core::runtime::Handle as usize);
+        attach_task(py, &fut, handle, job, runs_on)?;
     }
     Ok(fut)
 }
@@ -195,7 +208,8 @@ pub(crate) fn run_blocking<'py>(
             BlockingDone(job.clone()),
         )
         .map_err(|e| to_py(e, "run_blocking"))?;
-    attach_task(py, &fut, handle, job)?;
+    // On the blocking pool: any thread may wait for it.
+    attach_task(py, &fut, handle, job, 0)?;
     Ok(fut)
 }
 
@@ -204,6 +218,9 @@ pub(crate) fn run_blocking<'py>(
 pub struct Task {
     handle: TaskHandle,
     job: Job,
+    /// The address of the handle of the runtime whose threads run the call
+    /// (a spawned call), 0 for blocking work.
+    runs_on: usize,
 }
 
 #[pymethods]
@@ -225,6 +242,14 @@ impl Task {
         }
     }
 
+    /// True if waiting for the task here could never end: it is a call
+    /// spawned on the current-thread runtime that this thread is running
+    /// right now (inside `run` / `run_budget`: a callback waits), and it has
+    /// not finished. `rtpy.Future.result()` refuses then (`DeadlockError`).
+    fn _waits_for_itself(&self) -> bool {
+        self.runs_on != 0 && crate::escape::runs_here(self.runs_on) && !self.handle.is_finished()
+    }
+
     /// True once the task's final call returned.
     fn is_finished(&self) -> bool {
         self.handle.is_finished()
@@ -235,9 +260,9 @@ impl Task {
     /// runtime thread or inside a callback. Python's signal handlers run
     /// while it waits (Ctrl-C raises `KeyboardInterrupt`).
     #[pyo3(signature = (timeout = None))]
-    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+    fn join(&self, py: Python<'_>, timeout: Option<Seconds>) -> PyResult<()> {
         let timeout = timeout
-            .map(|t| crate::runtime::duration(t, "timeout"))
+            .map(|t| crate::runtime::duration(t.0, "timeout"))
             .transpose()?;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // In slices, so pending signals are handled between them.

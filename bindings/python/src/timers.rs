@@ -85,6 +85,7 @@ pub(crate) fn start(
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<Timer> {
     let call = PyCall::new(func, args)?;
+    rt.check_live()?;
     let delay = duration(
         delay,
         if period.is_some() {
@@ -149,6 +150,10 @@ impl Timer {
     /// wait there: two callbacks could wait for each other). From inside
     /// its own callback it returns at once.
     fn cancel(&self, py: Python<'_>) -> PyResult<bool> {
+        if self.rt.forked() {
+            // The timer is the parent's (see `RuntimeInner::check_live`).
+            return Ok(false);
+        }
         let outcome = py.detach(|| self.rt.core().timer_stop(self.id));
         match outcome {
             Ok(_) => {
@@ -167,6 +172,11 @@ impl Timer {
     /// last one), in seconds of `time.monotonic()`.
     #[getter]
     fn when(&self) -> f64 {
+        if self.rt.forked() {
+            // The timer table's lock may have been held by a thread of the
+            // parent when it forked.
+            return f64::from_bits(self.when.load(Relaxed));
+        }
         if let Some(at) = self.rt.core().timer_deadline(self.id) {
             let secs = monotonic_seconds(at);
             self.when.store(secs.to_bits(), Relaxed);

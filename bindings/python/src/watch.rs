@@ -64,7 +64,7 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
     let fd: i64 = if obj.is_instance_of::<pyo3::types::PyInt>() {
         obj.extract::<Int>()?.0
     } else if obj.hasattr("fileno")? {
-        obj.call_method0("fileno")?.extract()?
+        obj.call_method0("fileno")?.extract::<Int>()?.0
     } else {
         return Err(PyTypeError::new_err(format!(
             "an int or an object with fileno() is required, not {}",
@@ -99,6 +99,7 @@ pub(crate) fn watch(
     pass_events: bool,
 ) -> PyResult<Watch> {
     let call = PyCall::new(func, args)?;
+    rt.check_live()?;
     let fd = fd_of(fd)?;
     let events = interest(events.0)?;
     let shared = Arc::new(WatchShared {
@@ -157,6 +158,7 @@ impl Watch {
     /// for bad events or a closed watch; `ShutdownError`.
     fn modify(&self, events: Int) -> PyResult<()> {
         let events = interest(events.0)?;
+        self.rt.check_live()?;
         match self.rt.core().watch_modify(self.id, events) {
             Ok(()) => {
                 self.events.store(events, Relaxed);
@@ -175,6 +177,13 @@ impl Watch {
     /// closed now. From inside its own callback it returns at once.
     /// Idempotent; a no-op after shutdown.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.rt.forked() {
+            // The watch is the parent's: its registration lives in an epoll
+            // set the child shares with the parent, where a removal would
+            // end the parent's watch. Nothing to stop in the child.
+            self.shared.active.store(false, Release);
+            return Ok(());
+        }
         match py.detach(|| self.rt.core().watch_close(self.id)) {
             Ok(_) | Err(Error::NotFound) | Err(Error::Shutdown) => {
                 self.shared.active.store(false, Release);
@@ -189,10 +198,12 @@ impl Watch {
         }
     }
 
+    /// Returns itself (`with` closes it at the end of the block).
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
 
+    /// Closes it (`close()`); exceptions go on.
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
         self.close(py)?;
