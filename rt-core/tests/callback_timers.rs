@@ -2,48 +2,23 @@
 //! stops from inside the callback and from another thread while it fires,
 //! stale ids, deadlines, final calls at shutdown.
 
-use rt_core::callback::{CallbackRuntime, Error, Status, Stopped, TimerCallback, WatchCallback};
-use rt_core::runtime::{Builder, RunMode};
-use std::os::fd::RawFd;
+mod support;
+
+use rt_core::callback::{CallbackRuntime, Error, Status, Stopped};
+use rt_core::runtime::RunMode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A timer callback: a shared closure (cheap to clone, as Python's).
-#[derive(Clone)]
-struct Timer(Arc<dyn Fn(Status) + Send + Sync>);
-
-impl TimerCallback for Timer {
-    fn call(&self, status: Status) {
-        (self.0)(status)
-    }
-}
-
-fn timer(f: impl Fn(Status) + Send + Sync + 'static) -> Timer {
-    Timer(Arc::new(f))
-}
-
-/// No watches in these tests.
-struct NoWatch;
-
-impl WatchCallback for NoWatch {
-    fn call(&self, _: RawFd, _: u32, _: Status) {}
-}
+use support::callback::{self, timer, NoWatch, Timer};
 
 type Rt = CallbackRuntime<Timer, NoWatch>;
 
 fn current_thread() -> Rt {
-    CallbackRuntime::new(Builder::new_current_thread().enable_all().build().unwrap())
+    callback::current_thread()
 }
 
 fn multi_thread(workers: usize) -> Rt {
-    CallbackRuntime::new(
-        Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .unwrap(),
-    )
+    callback::multi_thread(workers)
 }
 
 #[test]

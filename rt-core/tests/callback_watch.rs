@@ -2,63 +2,19 @@
 //! level-triggered calls, HUP, interest changes, the close guarantee, one
 //! watch per fd, the final call at shutdown.
 
-use rt_core::callback::{
-    CallbackRuntime, Error, Status, Stopped, TimerCallback, WatchCallback, HUP, READABLE, WRITABLE,
-};
-use rt_core::runtime::Builder;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+mod support;
+
+use rt_core::callback::{CallbackRuntime, Error, Status, Stopped, HUP, READABLE, WRITABLE};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// No timers in these tests.
-#[derive(Clone)]
-struct NoTimer;
-
-impl TimerCallback for NoTimer {
-    fn call(&self, _: Status) {}
-}
-
-/// A watch callback: a closure.
-struct Watch(Box<dyn Fn(RawFd, u32, Status) + Send + Sync>);
-
-impl WatchCallback for Watch {
-    fn call(&self, fd: RawFd, events: u32, status: Status) {
-        (self.0)(fd, events, status)
-    }
-}
-
-fn watch(f: impl Fn(RawFd, u32, Status) + Send + Sync + 'static) -> Watch {
-    Watch(Box::new(f))
-}
+use support::callback::{self, socketpair, watch, NoTimer, Watch};
 
 type Rt = CallbackRuntime<NoTimer, Watch>;
 
 fn runtime() -> Rt {
-    CallbackRuntime::new(
-        Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap(),
-    )
-}
-
-/// A non-blocking stream socketpair.
-fn socketpair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    assert_eq!(rc, 0);
-    // SAFETY: both were just created and are owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    callback::multi_thread(2)
 }
 
 fn write(fd: &OwnedFd, data: &[u8]) {

@@ -4,28 +4,8 @@ mod support;
 
 use rt_core::net::{TcpListener, TcpStream};
 use rt_core::runtime::Builder;
-use support::flavors_with_drivers;
-
-async fn echo_server(listener: TcpListener) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            return;
-        };
-        rt_core::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if stream.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-    }
-}
+use support::net::{echo, futures_close};
+use support::{flavors_with_drivers, panic_message};
 
 #[test]
 fn echo_1000_connections_100_round_trips_each() {
@@ -33,7 +13,11 @@ fn echo_1000_connections_100_round_trips_each() {
         let total = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            rt_core::spawn(echo_server(listener));
+            rt_core::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    rt_core::spawn(echo(stream));
+                }
+            });
             let clients: Vec<_> = (0..1_000u32)
                 .map(|c| {
                     rt_core::spawn(async move {
@@ -128,16 +112,6 @@ fn net_without_enable_io_panics_with_a_clear_message() {
         })
     }))
     .unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
+    let msg = panic_message(&*err);
     assert!(msg.contains("enable_io"), "{msg}");
-}
-
-async fn futures_close<W: rt_core::io::AsyncWrite + Unpin>(w: &mut W) {
-    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *w).poll_close(cx))
-        .await
-        .unwrap();
 }
