@@ -6,10 +6,10 @@ mod support;
 
 use rt_core::callback::{CallbackRuntime, Error, Status, Stopped, HUP, READABLE, WRITABLE};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::callback::{self, socketpair, watch, NoTimer, Watch};
+use support::callback::{self, slow_call, socketpair, watch, NoTimer, Watch};
 
 type Rt = CallbackRuntime<NoTimer, Watch>;
 
@@ -114,43 +114,34 @@ fn modify_changes_the_interest() {
 fn close_waits_for_a_running_call_and_no_call_follows() {
     let rt = runtime();
     let (a, b) = socketpair();
-    let running = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (entered_tx, entered_rx) = mpsc::channel();
-    let entered_tx = Mutex::new(entered_tx);
-    let (r, c) = (running.clone(), calls.clone());
+    // Leaves the data unread (called again and again) and takes long
+    // enough for the close to arrive during the call.
+    let (slow, probe) = slow_call();
     let id = rt
         .watch(
             a.as_raw_fd(),
             READABLE,
-            watch(move |_, _, status| {
-                if status != Status::Ok {
-                    return;
-                }
-                r.store(true, SeqCst);
-                c.fetch_add(1, SeqCst);
-                let _ = entered_tx.lock().unwrap().send(());
-                // Leaves the data unread (called again and again) and takes
-                // long enough for the close to arrive during the call.
-                std::thread::sleep(Duration::from_millis(50));
-                r.store(false, SeqCst);
-            }),
+            watch(move |_, _, status| slow.call(status)),
         )
         .unwrap();
     write(&b, b"x");
-    entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    probe.entered.recv_timeout(Duration::from_secs(10)).unwrap();
     let before = Instant::now();
     assert_eq!(rt.watch_close(id).unwrap(), Stopped::Done);
-    assert!(!running.load(SeqCst), "closed while the callback ran");
+    assert!(!probe.running.load(SeqCst), "closed while the callback ran");
     assert!(
         before.elapsed() >= Duration::from_millis(10),
         "the close did not wait"
     );
-    let n = calls.load(SeqCst);
+    let n = probe.calls.load(SeqCst);
     // The fd is ours again: closing it is fine, and no call follows.
     drop(a);
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(calls.load(SeqCst), n, "called after a successful close");
+    assert_eq!(
+        probe.calls.load(SeqCst),
+        n,
+        "called after a successful close"
+    );
     rt.shutdown(Some(Duration::from_secs(10))).unwrap();
 }
 

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 use support::net::{
-    all_waiting, assert_shut_down, echo, futures_close, poll_with, spawn_waiting, Tracked,
+    all_waiting, assert_shut_down, echo, futures_close, poll_with, round_trips, spawn_waiting,
+    Tracked,
 };
 use support::{flavors_with_drivers, panic_message, with_deadline, DropCounter};
 
@@ -121,17 +122,8 @@ fn fifty_concurrent_clients_on_one_listener() {
                         let path = path.clone();
                         rt_core::spawn(async move {
                             let mut s = UnixStream::connect(&*path).await.unwrap();
-                            let mut bytes = 0;
-                            let mut buf = [0u8; 32];
-                            for i in 0..ROUNDS {
-                                let msg = format!("{c:03}:{i:05}:payload");
-                                s.write_all(msg.as_bytes()).await.unwrap();
-                                let got = &mut buf[..msg.len()];
-                                s.read_exact(got).await.unwrap();
-                                assert_eq!(got, msg.as_bytes(), "client {c} round {i}");
-                                bytes += msg.len();
-                            }
-                            bytes
+                            let msgs = (0..ROUNDS).map(|i| format!("{c:03}:{i:05}:payload"));
+                            round_trips(&mut s, msgs).await
                         })
                     })
                     .collect();

@@ -4,7 +4,7 @@ mod support;
 
 use rt_core::net::{TcpListener, TcpStream};
 use rt_core::runtime::Builder;
-use support::net::{echo, futures_close};
+use support::net::{echo, futures_close, round_trips};
 use support::{flavors_with_drivers, panic_message};
 
 #[test]
@@ -23,17 +23,8 @@ fn echo_1000_connections_100_round_trips_each() {
                     rt_core::spawn(async move {
                         let mut s = TcpStream::connect(addr).await.unwrap();
                         s.set_nodelay(true).unwrap();
-                        let mut bytes = 0usize;
-                        let mut buf = [0u8; 64];
-                        for i in 0..100u32 {
-                            let msg = format!("{c:05}:{i:05}:payload");
-                            s.write_all(msg.as_bytes()).await.unwrap();
-                            let got = &mut buf[..msg.len()];
-                            s.read_exact(got).await.unwrap();
-                            assert_eq!(got, msg.as_bytes(), "connection {c} round trip {i}");
-                            bytes += msg.len();
-                        }
-                        bytes
+                        let msgs = (0..100u32).map(|i| format!("{c:05}:{i:05}:payload"));
+                        round_trips(&mut s, msgs).await
                     })
                 })
                 .collect();

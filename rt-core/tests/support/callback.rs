@@ -4,7 +4,9 @@
 use rt_core::callback::{CallbackRuntime, Status, TimerCallback, WatchCallback};
 use rt_core::runtime::Builder;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 /// A timer callback: a shared closure (cheap to clone, as Python's).
 #[derive(Clone)]
@@ -82,4 +84,58 @@ pub fn socketpair() -> (OwnedFd, OwnedFd) {
     assert_eq!(rc, 0);
     // SAFETY: both were just created and are owned by nothing else.
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// The body of a callback that takes a while, for a stop or close to
+/// arrive during it; the test watches it through a [`SlowProbe`].
+pub struct SlowCall {
+    running: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+    entered: Mutex<mpsc::Sender<()>>,
+}
+
+/// What a test sees of its [`SlowCall`].
+pub struct SlowProbe {
+    /// Set while a call runs.
+    pub running: Arc<AtomicBool>,
+    /// The calls made (with `Status::Ok`).
+    pub calls: Arc<AtomicUsize>,
+    /// A message as each call starts.
+    pub entered: mpsc::Receiver<()>,
+}
+
+/// A [`SlowCall`] and its probe.
+pub fn slow_call() -> (SlowCall, SlowProbe) {
+    let (running, calls) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (entered_tx, entered) = mpsc::channel();
+    let call = SlowCall {
+        running: running.clone(),
+        calls: calls.clone(),
+        entered: Mutex::new(entered_tx),
+    };
+    let probe = SlowProbe {
+        running,
+        calls,
+        entered,
+    };
+    (call, probe)
+}
+
+impl SlowCall {
+    /// A call with `Status::Ok`: marks itself running, counts itself, says
+    /// it entered, sleeps 50 ms, and is no longer running. Other statuses
+    /// (the final call) return at once.
+    pub fn call(&self, status: Status) {
+        if status != Status::Ok {
+            return;
+        }
+        self.running.store(true, SeqCst);
+        self.calls.fetch_add(1, SeqCst);
+        let _ = self.entered.lock().unwrap().send(());
+        std::thread::sleep(Duration::from_millis(50));
+        self.running.store(false, SeqCst);
+    }
 }

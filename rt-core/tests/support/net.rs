@@ -100,3 +100,21 @@ pub fn assert_shut_down<T>(name: &str, what: &str, res: Poll<std::io::Result<T>>
         Poll::Pending => panic!("{name}: {what} still pending after shutdown"),
     }
 }
+
+/// Sends each message over `s` and reads it back (from an echo server),
+/// checking the bytes; returns how many bytes went each way.
+pub async fn round_trips<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    msgs: impl IntoIterator<Item = String>,
+) -> usize {
+    let mut bytes = 0;
+    let mut buf = [0u8; 64];
+    for msg in msgs {
+        rt_core::io::write_all(s, msg.as_bytes()).await.unwrap();
+        let got = &mut buf[..msg.len()];
+        rt_core::io::read_exact(s, got).await.unwrap();
+        assert_eq!(got, msg.as_bytes(), "round trip of {msg:?}");
+        bytes += msg.len();
+    }
+    bytes
+}
