@@ -4,7 +4,9 @@
 
 mod support;
 
-use rt_core::callback::{CallbackRuntime, Error, Status, Stopped, HUP, READABLE, WRITABLE};
+use rt_core::callback::{
+    CallbackRuntime, Error, Status, Stopped, WatchId, HUP, READABLE, WRITABLE,
+};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{mpsc, Arc, Mutex};
@@ -32,23 +34,37 @@ fn read(fd: RawFd, max: usize) -> usize {
     n.max(0) as usize
 }
 
-#[test]
-fn readiness_left_unread_is_reported_again_level_triggered() {
-    let rt = runtime();
-    let (a, b) = socketpair();
+/// Watches `fd` for `interest`; each call sends what `f` makes of it to the
+/// receiver returned with the watch's id.
+fn watch_calls<T: Send + 'static>(
+    rt: &Rt,
+    fd: RawFd,
+    interest: u32,
+    f: impl Fn(RawFd, u32, Status) -> T + Send + Sync + 'static,
+) -> (WatchId, mpsc::Receiver<T>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let id = rt
         .watch(
-            a.as_raw_fd(),
-            READABLE,
+            fd,
+            interest,
             watch(move |fd, events, status| {
-                // One byte per call: the rest stays readable.
-                let n = if status == Status::Ok { read(fd, 1) } else { 0 };
-                let _ = tx.lock().unwrap().send((events, status, n));
+                let _ = tx.lock().unwrap().send(f(fd, events, status));
             }),
         )
         .unwrap();
+    (id, rx)
+}
+
+#[test]
+fn readiness_left_unread_is_reported_again_level_triggered() {
+    let rt = runtime();
+    let (a, b) = socketpair();
+    let (id, rx) = watch_calls(&rt, a.as_raw_fd(), READABLE, |fd, events, status| {
+        // One byte per call: the rest stays readable.
+        let n = if status == Status::Ok { read(fd, 1) } else { 0 };
+        (events, status, n)
+    });
     write(&b, b"xyz");
     for _ in 0..3 {
         let (events, status, n) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -81,18 +97,10 @@ fn readiness_left_unread_is_reported_again_level_triggered() {
 fn modify_changes_the_interest() {
     let rt = runtime();
     let (a, _b) = socketpair();
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
     // Nothing to read: a READABLE watch stays silent.
-    let id = rt
-        .watch(
-            a.as_raw_fd(),
-            READABLE,
-            watch(move |_, events, status| {
-                let _ = tx.lock().unwrap().send((events, status));
-            }),
-        )
-        .unwrap();
+    let (id, rx) = watch_calls(&rt, a.as_raw_fd(), READABLE, |_, events, status| {
+        (events, status)
+    });
     assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
     // A socket is writable: level-triggered, reported (again and again).
     rt.watch_modify(id, WRITABLE).unwrap();
