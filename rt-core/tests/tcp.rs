@@ -2,8 +2,12 @@
 
 mod support;
 
+use rt_core::io::AsyncWrite;
 use rt_core::net::{TcpListener, TcpStream};
 use rt_core::runtime::Builder;
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
 use support::net::{echo, futures_close, round_trips};
 use support::{flavors_with_drivers, panic_message};
 
@@ -105,4 +109,30 @@ fn net_without_enable_io_panics_with_a_clear_message() {
     .unwrap_err();
     let msg = panic_message(&*err);
     assert!(msg.contains("enable_io"), "{msg}");
+}
+
+#[test]
+fn vectored_writes_through_the_stream_and_a_reference_write_every_slice() {
+    for (name, rt) in flavors_with_drivers(2) {
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let slices = [IoSlice::new(b"abc"), IoSlice::new(b"defg")];
+            // Small slices into an empty socket buffer: one writev takes all.
+            let n = poll_fn(|cx| Pin::new(&mut client).poll_write_vectored(cx, &slices))
+                .await
+                .unwrap();
+            assert_eq!(n, 7, "{name}: TcpStream");
+            let n = poll_fn(|cx| Pin::new(&mut &client).poll_write_vectored(cx, &slices))
+                .await
+                .unwrap();
+            assert_eq!(n, 7, "{name}: &TcpStream");
+            let mut buf = [0u8; 14];
+            server.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"abcdefgabcdefg", "{name}");
+        });
+    }
 }
