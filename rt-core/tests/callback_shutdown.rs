@@ -3,11 +3,14 @@
 //! `Cancelled` call (tasks, timers, watches, queued blocking work), calls
 //! after it are refused; host runs keep FIFO order and their budget.
 
+mod support;
+
 use rt_core::callback::{CallbackRuntime, Error, Status, TimerCallback, WatchCallback, READABLE};
 use rt_core::runtime::{Builder, RunMode};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
+use support::callback::{self, socketpair};
 
 type Log = Arc<Mutex<Vec<(&'static str, Status)>>>;
 
@@ -32,28 +35,12 @@ impl WatchCallback for Watch {
 type Rt = CallbackRuntime<Timer, Watch>;
 
 fn current_thread() -> Rt {
-    CallbackRuntime::new(Builder::new_current_thread().enable_all().build().unwrap())
+    callback::current_thread()
 }
 
 fn once(name: &'static str, log: &Log) -> impl FnOnce(Status) + Send + 'static {
     let log = log.clone();
     move |s| log.lock().unwrap().push((name, s))
-}
-
-fn socketpair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    assert_eq!(rc, 0);
-    // SAFETY: just created, owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 #[test]
@@ -205,13 +192,7 @@ fn host_mode_rules() {
     assert_eq!(rt.run(RunMode::Default).unwrap(), 1, "the timer");
     assert_eq!(*log.lock().unwrap(), [("t", Status::Ok)]);
     // Host mode is for current-thread runtimes.
-    let mt = CallbackRuntime::<Timer, Watch>::new(
-        Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap(),
-    );
+    let mt: Rt = callback::multi_thread(1);
     assert!(matches!(mt.run(RunMode::NoWait), Err(Error::InvalidInput)));
     assert!(matches!(
         mt.run_budget(Duration::ZERO, 1),
@@ -232,13 +213,7 @@ fn the_layers_handles_are_send_and_sync() {
 
 #[test]
 fn a_timed_out_shutdown_leaves_only_the_running_call_whose_final_call_follows_it() {
-    let rt = CallbackRuntime::<Timer, Watch>::new(
-        Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap(),
-    );
+    let rt: Rt = callback::multi_thread(1);
     let log: Log = Arc::default();
     let (entered_tx, entered_rx) = mpsc::channel::<()>();
     let (go_tx, go_rx) = mpsc::channel::<()>();

@@ -1,40 +1,23 @@
 //! `rt_core::callback` tasks with closure callbacks: spawn exactly once
 //! (many threads), abort vs start, join, blocking work with its `done`.
 
-use rt_core::callback::{CallbackRuntime, Error, Status, TimerCallback, WatchCallback};
+mod support;
+
+use rt_core::callback::{CallbackRuntime, Error, Status};
 use rt_core::runtime::{Builder, RunMode};
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
-
-#[derive(Clone)]
-struct NoTimer;
-
-impl TimerCallback for NoTimer {
-    fn call(&self, _: Status) {}
-}
-
-struct NoWatch;
-
-impl WatchCallback for NoWatch {
-    fn call(&self, _: RawFd, _: u32, _: Status) {}
-}
+use support::callback::{self, NoTimer, NoWatch};
 
 type Rt = CallbackRuntime<NoTimer, NoWatch>;
 
 fn multi_thread(workers: usize) -> Rt {
-    CallbackRuntime::new(
-        Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .unwrap(),
-    )
+    callback::multi_thread(workers)
 }
 
 fn current_thread() -> Rt {
-    CallbackRuntime::new(Builder::new_current_thread().enable_all().build().unwrap())
+    callback::current_thread()
 }
 
 #[test]

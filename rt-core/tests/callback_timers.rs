@@ -2,48 +2,23 @@
 //! stops from inside the callback and from another thread while it fires,
 //! stale ids, deadlines, final calls at shutdown.
 
-use rt_core::callback::{CallbackRuntime, Error, Status, Stopped, TimerCallback, WatchCallback};
-use rt_core::runtime::{Builder, RunMode};
-use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+mod support;
+
+use rt_core::callback::{CallbackRuntime, Error, Status, Stopped};
+use rt_core::runtime::RunMode;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A timer callback: a shared closure (cheap to clone, as Python's).
-#[derive(Clone)]
-struct Timer(Arc<dyn Fn(Status) + Send + Sync>);
-
-impl TimerCallback for Timer {
-    fn call(&self, status: Status) {
-        (self.0)(status)
-    }
-}
-
-fn timer(f: impl Fn(Status) + Send + Sync + 'static) -> Timer {
-    Timer(Arc::new(f))
-}
-
-/// No watches in these tests.
-struct NoWatch;
-
-impl WatchCallback for NoWatch {
-    fn call(&self, _: RawFd, _: u32, _: Status) {}
-}
+use support::callback::{self, slow_call, timer, NoWatch, Timer};
 
 type Rt = CallbackRuntime<Timer, NoWatch>;
 
 fn current_thread() -> Rt {
-    CallbackRuntime::new(Builder::new_current_thread().enable_all().build().unwrap())
+    callback::current_thread()
 }
 
 fn multi_thread(workers: usize) -> Rt {
-    CallbackRuntime::new(
-        Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .unwrap(),
-    )
+    callback::multi_thread(workers)
 }
 
 #[test]
@@ -126,43 +101,34 @@ fn a_repeat_never_fires_early_and_stops_from_inside_its_callback() {
 #[test]
 fn a_stop_from_another_thread_waits_for_the_call_that_fires() {
     let rt = multi_thread(2);
-    let running = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (entered_tx, entered_rx) = mpsc::channel();
-    let entered_tx = Mutex::new(entered_tx);
-    let (r, c) = (running.clone(), calls.clone());
+    // A call long enough for the stop to arrive during it.
+    let (slow, probe) = slow_call();
     let id = rt
         .timer_start(
             Duration::from_millis(1),
             Some(Duration::from_millis(1)),
-            timer(move |s| {
-                if s != Status::Ok {
-                    return;
-                }
-                r.store(true, SeqCst);
-                c.fetch_add(1, SeqCst);
-                let _ = entered_tx.lock().unwrap().send(());
-                // A call long enough for the stop to arrive during it.
-                std::thread::sleep(Duration::from_millis(50));
-                r.store(false, SeqCst);
-            }),
+            timer(move |s| slow.call(s)),
         )
         .unwrap();
-    entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    probe.entered.recv_timeout(Duration::from_secs(10)).unwrap();
     // The callback is running now, on a worker.
     let before = Instant::now();
     assert_eq!(rt.timer_stop(id).unwrap(), Stopped::Done);
     assert!(
-        !running.load(SeqCst),
+        !probe.running.load(SeqCst),
         "the stop returned while the callback was running"
     );
     assert!(
         before.elapsed() >= Duration::from_millis(10),
         "the stop did not wait"
     );
-    let n = calls.load(SeqCst);
+    let n = probe.calls.load(SeqCst);
     std::thread::sleep(Duration::from_millis(30));
-    assert_eq!(calls.load(SeqCst), n, "called after a successful stop");
+    assert_eq!(
+        probe.calls.load(SeqCst),
+        n,
+        "called after a successful stop"
+    );
     assert!(matches!(rt.timer_stop(id), Err(Error::NotFound)));
     rt.shutdown(Some(Duration::from_secs(10))).unwrap();
 }

@@ -2,63 +2,21 @@
 //! level-triggered calls, HUP, interest changes, the close guarantee, one
 //! watch per fd, the final call at shutdown.
 
+mod support;
+
 use rt_core::callback::{
-    CallbackRuntime, Error, Status, Stopped, TimerCallback, WatchCallback, HUP, READABLE, WRITABLE,
+    CallbackRuntime, Error, Status, Stopped, WatchId, HUP, READABLE, WRITABLE,
 };
-use rt_core::runtime::Builder;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// No timers in these tests.
-#[derive(Clone)]
-struct NoTimer;
-
-impl TimerCallback for NoTimer {
-    fn call(&self, _: Status) {}
-}
-
-/// A watch callback: a closure.
-struct Watch(Box<dyn Fn(RawFd, u32, Status) + Send + Sync>);
-
-impl WatchCallback for Watch {
-    fn call(&self, fd: RawFd, events: u32, status: Status) {
-        (self.0)(fd, events, status)
-    }
-}
-
-fn watch(f: impl Fn(RawFd, u32, Status) + Send + Sync + 'static) -> Watch {
-    Watch(Box::new(f))
-}
+use support::callback::{self, slow_call, socketpair, watch, NoTimer, Watch};
 
 type Rt = CallbackRuntime<NoTimer, Watch>;
 
 fn runtime() -> Rt {
-    CallbackRuntime::new(
-        Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap(),
-    )
-}
-
-/// A non-blocking stream socketpair.
-fn socketpair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    assert_eq!(rc, 0);
-    // SAFETY: both were just created and are owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    callback::multi_thread(2)
 }
 
 fn write(fd: &OwnedFd, data: &[u8]) {
@@ -76,23 +34,37 @@ fn read(fd: RawFd, max: usize) -> usize {
     n.max(0) as usize
 }
 
-#[test]
-fn readiness_left_unread_is_reported_again_level_triggered() {
-    let rt = runtime();
-    let (a, b) = socketpair();
+/// Watches `fd` for `interest`; each call sends what `f` makes of it to the
+/// receiver returned with the watch's id.
+fn watch_calls<T: Send + 'static>(
+    rt: &Rt,
+    fd: RawFd,
+    interest: u32,
+    f: impl Fn(RawFd, u32, Status) -> T + Send + Sync + 'static,
+) -> (WatchId, mpsc::Receiver<T>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let id = rt
         .watch(
-            a.as_raw_fd(),
-            READABLE,
+            fd,
+            interest,
             watch(move |fd, events, status| {
-                // One byte per call: the rest stays readable.
-                let n = if status == Status::Ok { read(fd, 1) } else { 0 };
-                let _ = tx.lock().unwrap().send((events, status, n));
+                let _ = tx.lock().unwrap().send(f(fd, events, status));
             }),
         )
         .unwrap();
+    (id, rx)
+}
+
+#[test]
+fn readiness_left_unread_is_reported_again_level_triggered() {
+    let rt = runtime();
+    let (a, b) = socketpair();
+    let (id, rx) = watch_calls(&rt, a.as_raw_fd(), READABLE, |fd, events, status| {
+        // One byte per call: the rest stays readable.
+        let n = if status == Status::Ok { read(fd, 1) } else { 0 };
+        (events, status, n)
+    });
     write(&b, b"xyz");
     for _ in 0..3 {
         let (events, status, n) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -125,18 +97,10 @@ fn readiness_left_unread_is_reported_again_level_triggered() {
 fn modify_changes_the_interest() {
     let rt = runtime();
     let (a, _b) = socketpair();
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
     // Nothing to read: a READABLE watch stays silent.
-    let id = rt
-        .watch(
-            a.as_raw_fd(),
-            READABLE,
-            watch(move |_, events, status| {
-                let _ = tx.lock().unwrap().send((events, status));
-            }),
-        )
-        .unwrap();
+    let (id, rx) = watch_calls(&rt, a.as_raw_fd(), READABLE, |_, events, status| {
+        (events, status)
+    });
     assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
     // A socket is writable: level-triggered, reported (again and again).
     rt.watch_modify(id, WRITABLE).unwrap();
@@ -158,43 +122,34 @@ fn modify_changes_the_interest() {
 fn close_waits_for_a_running_call_and_no_call_follows() {
     let rt = runtime();
     let (a, b) = socketpair();
-    let running = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (entered_tx, entered_rx) = mpsc::channel();
-    let entered_tx = Mutex::new(entered_tx);
-    let (r, c) = (running.clone(), calls.clone());
+    // Leaves the data unread (called again and again) and takes long
+    // enough for the close to arrive during the call.
+    let (slow, probe) = slow_call();
     let id = rt
         .watch(
             a.as_raw_fd(),
             READABLE,
-            watch(move |_, _, status| {
-                if status != Status::Ok {
-                    return;
-                }
-                r.store(true, SeqCst);
-                c.fetch_add(1, SeqCst);
-                let _ = entered_tx.lock().unwrap().send(());
-                // Leaves the data unread (called again and again) and takes
-                // long enough for the close to arrive during the call.
-                std::thread::sleep(Duration::from_millis(50));
-                r.store(false, SeqCst);
-            }),
+            watch(move |_, _, status| slow.call(status)),
         )
         .unwrap();
     write(&b, b"x");
-    entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    probe.entered.recv_timeout(Duration::from_secs(10)).unwrap();
     let before = Instant::now();
     assert_eq!(rt.watch_close(id).unwrap(), Stopped::Done);
-    assert!(!running.load(SeqCst), "closed while the callback ran");
+    assert!(!probe.running.load(SeqCst), "closed while the callback ran");
     assert!(
         before.elapsed() >= Duration::from_millis(10),
         "the close did not wait"
     );
-    let n = calls.load(SeqCst);
+    let n = probe.calls.load(SeqCst);
     // The fd is ours again: closing it is fine, and no call follows.
     drop(a);
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(calls.load(SeqCst), n, "called after a successful close");
+    assert_eq!(
+        probe.calls.load(SeqCst),
+        n,
+        "called after a successful close"
+    );
     rt.shutdown(Some(Duration::from_secs(10))).unwrap();
 }
 

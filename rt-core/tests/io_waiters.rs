@@ -8,14 +8,13 @@ mod support;
 
 use rt_core::io::AsyncFd;
 use rt_core::net::{TcpListener, TcpStream, UdpSocket};
-use std::future::Future;
 use std::io::Write;
 use std::os::unix::io::{FromRawFd, OwnedFd};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Waker;
 use std::time::Duration;
+use support::net::{assert_shut_down, poll_with, spawn_waiting, Tracked};
 use support::{flavors_with_drivers, with_deadline};
 
 /// A non-blocking pipe: (read end, write end).
@@ -33,17 +32,6 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     }
 }
 
-/// Waits (on the runtime) until `n` tasks have counted themselves in, so
-/// they are all parked in their wait before the test goes on.
-async fn all_waiting(counter: &AtomicUsize, n: usize) {
-    while counter.load(SeqCst) < n {
-        rt_core::time::sleep(Duration::from_millis(1)).await;
-    }
-    // Each counted itself just before its first poll of the wait: give
-    // every one the chance to get there.
-    rt_core::time::sleep(Duration::from_millis(20)).await;
-}
-
 #[test]
 fn fifty_tasks_accept_on_one_listener() {
     const N: usize = 50;
@@ -52,19 +40,14 @@ fn fifty_tasks_accept_on_one_listener() {
             rt.block_on(async {
                 let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
                 let addr = listener.local_addr().unwrap();
-                let started = Arc::new(AtomicUsize::new(0));
-                let tasks: Vec<_> = (0..N)
-                    .map(|_| {
-                        let listener = listener.clone();
-                        let started = started.clone();
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            let (stream, _) = listener.accept().await.unwrap();
-                            stream
-                        })
-                    })
-                    .collect();
-                all_waiting(&started, N).await;
+                let tasks = spawn_waiting(N, |_| {
+                    let listener = listener.clone();
+                    async move {
+                        let (stream, _) = listener.accept().await.unwrap();
+                        stream
+                    }
+                })
+                .await;
                 let mut clients = Vec::new();
                 for _ in 0..N {
                     clients.push(TcpStream::connect(addr).await.unwrap());
@@ -85,18 +68,13 @@ fn several_tasks_readable_on_one_udp_socket() {
             rt.block_on(async {
                 let rx = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
                 let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-                let started = Arc::new(AtomicUsize::new(0));
-                let readers: Vec<_> = (0..N)
-                    .map(|_| {
-                        let rx = rx.clone();
-                        let started = started.clone();
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            rx.readable().await.unwrap();
-                        })
-                    })
-                    .collect();
-                all_waiting(&started, N).await;
+                let readers = spawn_waiting(N, |_| {
+                    let rx = rx.clone();
+                    async move {
+                        rx.readable().await.unwrap();
+                    }
+                })
+                .await;
                 // One datagram: readiness is not consumed by `readable`, so
                 // every waiter sees it.
                 tx.send_to(b"x", rx.local_addr().unwrap()).await.unwrap();
@@ -119,22 +97,17 @@ fn several_tasks_recv_and_send_on_one_udp_socket() {
                 let addr = sock.local_addr().unwrap();
                 peer.connect(addr).await.unwrap();
                 sock.connect(peer.local_addr().unwrap()).await.unwrap();
-                let started = Arc::new(AtomicUsize::new(0));
-                let receivers: Vec<_> = (0..N)
-                    .map(|_| {
-                        let sock = sock.clone();
-                        let started = started.clone();
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            let mut buf = [0u8; 8];
-                            let n = sock.recv(&mut buf).await.unwrap();
-                            // Answer through the same socket, concurrently
-                            // with the other tasks.
-                            sock.send(&buf[..n]).await.unwrap();
-                        })
-                    })
-                    .collect();
-                all_waiting(&started, N).await;
+                let receivers = spawn_waiting(N, |_| {
+                    let sock = sock.clone();
+                    async move {
+                        let mut buf = [0u8; 8];
+                        let n = sock.recv(&mut buf).await.unwrap();
+                        // Answer through the same socket, concurrently
+                        // with the other tasks.
+                        sock.send(&buf[..n]).await.unwrap();
+                    }
+                })
+                .await;
                 for i in 0..N as u8 {
                     peer.send(&[i]).await.unwrap();
                     // Spaced out: each datagram is its own edge.
@@ -168,22 +141,17 @@ fn several_tasks_readable_and_writable_on_one_tcp_stream() {
                     .unwrap();
                 let (mut server, _) = listener.accept().await.unwrap();
                 let client = Arc::new(client);
-                let started = Arc::new(AtomicUsize::new(0));
-                let waiters: Vec<_> = (0..2 * N)
-                    .map(|i| {
-                        let client = client.clone();
-                        let started = started.clone();
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            if i % 2 == 0 {
-                                client.readable().await.unwrap();
-                            } else {
-                                client.writable().await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                all_waiting(&started, 2 * N).await;
+                let waiters = spawn_waiting(2 * N, |i| {
+                    let client = client.clone();
+                    async move {
+                        if i % 2 == 0 {
+                            client.readable().await.unwrap();
+                        } else {
+                            client.writable().await.unwrap();
+                        }
+                    }
+                })
+                .await;
                 server.write_all(b"x").await.unwrap();
                 for w in waiters {
                     w.await.unwrap();
@@ -201,19 +169,14 @@ fn several_tasks_readable_on_one_async_fd() {
             let (r, mut w) = pipe();
             rt.block_on(async {
                 let fd = Arc::new(AsyncFd::new(r).unwrap());
-                let started = Arc::new(AtomicUsize::new(0));
-                let waiters: Vec<_> = (0..N)
-                    .map(|_| {
-                        let fd = fd.clone();
-                        let started = started.clone();
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            let guard = fd.readable().await.unwrap();
-                            assert!(guard.ready().is_readable());
-                        })
-                    })
-                    .collect();
-                all_waiting(&started, N).await;
+                let waiters = spawn_waiting(N, |_| {
+                    let fd = fd.clone();
+                    async move {
+                        let guard = fd.readable().await.unwrap();
+                        assert!(guard.ready().is_readable());
+                    }
+                })
+                .await;
                 w.write_all(b"x").unwrap();
                 for t in waiters {
                     t.await.unwrap();
@@ -231,24 +194,19 @@ fn several_tasks_async_io_on_one_async_fd_each_get_a_byte() {
             let (r, mut w) = pipe();
             rt.block_on(async {
                 let fd = Arc::new(AsyncFd::new(r).unwrap());
-                let started = Arc::new(AtomicUsize::new(0));
-                let readers: Vec<_> = (0..N)
-                    .map(|_| {
-                        let fd = fd.clone();
-                        let started = started.clone();
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            let mut byte = [0u8; 1];
-                            fd.async_io(rt_core::io::Interest::READABLE, |mut f| {
-                                std::io::Read::read(&mut f, &mut byte)
-                            })
-                            .await
-                            .unwrap();
-                            byte[0]
+                let readers = spawn_waiting(N, |_| {
+                    let fd = fd.clone();
+                    async move {
+                        let mut byte = [0u8; 1];
+                        fd.async_io(rt_core::io::Interest::READABLE, |mut f| {
+                            std::io::Read::read(&mut f, &mut byte)
                         })
-                    })
-                    .collect();
-                all_waiting(&started, N).await;
+                        .await
+                        .unwrap();
+                        byte[0]
+                    }
+                })
+                .await;
                 for i in 0..N as u8 {
                     w.write_all(&[i]).unwrap();
                     rt_core::time::sleep(Duration::from_millis(2)).await;
@@ -264,25 +222,6 @@ fn several_tasks_async_io_on_one_async_fd_each_get_a_byte() {
     }
 }
 
-/// Counts wakes, clones and drops of its wakers.
-#[derive(Default)]
-struct Tracked {
-    wakes: AtomicUsize,
-}
-
-impl Wake for Tracked {
-    fn wake(self: Arc<Self>) {
-        self.wakes.fetch_add(1, SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wakes.fetch_add(1, SeqCst);
-    }
-}
-
-fn poll_once<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
-    Pin::new(f).poll(&mut Context::from_waker(waker))
-}
-
 #[test]
 fn dropped_waiters_leave_and_release_their_wakers() {
     for (name, rt) in flavors_with_drivers(2) {
@@ -292,7 +231,7 @@ fn dropped_waiters_leave_and_release_their_wakers() {
         let wakers: Vec<Waker> = tracked.iter().map(|t| Waker::from(t.clone())).collect();
         let mut futs: Vec<_> = (0..40).map(|_| Box::pin(fd.readable())).collect();
         for (f, w) in futs.iter_mut().zip(&wakers) {
-            assert!(poll_once(f, w).is_pending(), "{name}");
+            assert!(poll_with(f, w).is_pending(), "{name}");
         }
         // Drop every other waiter: each must release its waker.
         let mut kept = Vec::new();
@@ -328,7 +267,7 @@ fn dropped_waiters_leave_and_release_their_wakers() {
         }
         for (_, f) in kept.iter_mut() {
             let waker = Waker::noop();
-            assert!(poll_once(f, waker).is_ready());
+            assert!(poll_with(f, waker).is_ready());
         }
         drop(kept);
         for t in &tracked {
@@ -399,10 +338,10 @@ fn shutdown_wakes_every_waiter() {
             let mut reads: Vec<_> = (0..10).map(|_| Box::pin(fd.readable())).collect();
             let mut accepts: Vec<_> = (0..10).map(|_| Box::pin(listener.accept())).collect();
             for (f, w) in reads.iter_mut().zip(&wakers[..10]) {
-                assert!(poll_once(f, w).is_pending());
+                assert!(poll_with(f, w).is_pending());
             }
             for (f, w) in accepts.iter_mut().zip(&wakers[10..]) {
-                assert!(poll_once(f, w).is_pending());
+                assert!(poll_with(f, w).is_pending());
             }
             drop(rt);
             for (i, t) in tracked.iter().enumerate() {
@@ -412,22 +351,10 @@ fn shutdown_wakes_every_waiter() {
                 );
             }
             for f in reads.iter_mut() {
-                match poll_once(f, Waker::noop()) {
-                    Poll::Ready(Err(e)) => assert!(e.to_string().contains("shut down")),
-                    other => panic!(
-                        "{name}: readable after shutdown: {:?}",
-                        other.map(|r| r.map(|_| ()))
-                    ),
-                }
+                assert_shut_down(name, "readable", poll_with(f, Waker::noop()));
             }
             for f in accepts.iter_mut() {
-                match poll_once(f, Waker::noop()) {
-                    Poll::Ready(Err(e)) => assert!(e.to_string().contains("shut down")),
-                    other => panic!(
-                        "{name}: accept after shutdown: {:?}",
-                        other.map(|r| r.map(|_| ()))
-                    ),
-                }
+                assert_shut_down(name, "accept", poll_with(f, Waker::noop()));
             }
         });
     }

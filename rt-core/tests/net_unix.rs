@@ -16,9 +16,13 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Poll, Waker};
 use std::time::Duration;
-use support::{flavors_with_drivers, with_deadline, DropCounter};
+use support::net::{
+    all_waiting, assert_shut_down, echo, futures_close, poll_with, round_trips, spawn_waiting,
+    Tracked,
+};
+use support::{flavors_with_drivers, panic_message, with_deadline, DropCounter};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -56,25 +60,13 @@ async fn echo_server(listener: UnixListener) {
         .unwrap()
         .to_owned();
     loop {
-        let Ok((mut stream, addr)) = listener.accept().await else {
+        let Ok((stream, addr)) = listener.accept().await else {
             return;
         };
         // A failed check drops the connection: the client then fails.
         assert!(addr.is_unnamed(), "client address {addr:?}");
         assert_eq!(stream.local_addr().unwrap().as_pathname(), Some(&*path));
-        rt_core::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if stream.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+        rt_core::spawn(echo(stream));
     }
 }
 
@@ -130,17 +122,8 @@ fn fifty_concurrent_clients_on_one_listener() {
                         let path = path.clone();
                         rt_core::spawn(async move {
                             let mut s = UnixStream::connect(&*path).await.unwrap();
-                            let mut bytes = 0;
-                            let mut buf = [0u8; 32];
-                            for i in 0..ROUNDS {
-                                let msg = format!("{c:03}:{i:05}:payload");
-                                s.write_all(msg.as_bytes()).await.unwrap();
-                                let got = &mut buf[..msg.len()];
-                                s.read_exact(got).await.unwrap();
-                                assert_eq!(got, msg.as_bytes(), "client {c} round {i}");
-                                bytes += msg.len();
-                            }
-                            bytes
+                            let msgs = (0..ROUNDS).map(|i| format!("{c:03}:{i:05}:payload"));
+                            round_trips(&mut s, msgs).await
                         })
                     })
                     .collect();
@@ -273,12 +256,6 @@ fn pair_moves_one_mebibyte_each_way_with_partial_reads_and_writes() {
             });
         });
     }
-}
-
-async fn futures_close<W: AsyncWrite + Unpin>(w: &mut W) {
-    poll_fn(|cx| Pin::new(&mut *w).poll_close(cx))
-        .await
-        .unwrap();
 }
 
 #[test]
@@ -598,14 +575,6 @@ fn bind_to_an_existing_path_is_addr_in_use() {
     }
 }
 
-/// Waits until the task that counted itself in is parked in its wait.
-async fn settle(started: &AtomicUsize, n: usize) {
-    while started.load(SeqCst) < n {
-        rt_core::time::sleep(Duration::from_millis(1)).await;
-    }
-    rt_core::time::sleep(Duration::from_millis(20)).await;
-}
-
 #[test]
 fn aborting_a_task_waiting_in_accept_drops_the_listener() {
     for (name, rt) in flavors_with_drivers(2) {
@@ -620,7 +589,7 @@ fn aborting_a_task_waiting_in_accept_drops_the_listener() {
                     s.fetch_add(1, SeqCst);
                     listener.accept().await
                 });
-                settle(&started, 1).await;
+                all_waiting(&started, 1).await;
                 assert!(
                     !task.is_finished(),
                     "{name}: accept returned with no client"
@@ -658,7 +627,7 @@ fn shutdown_while_accept_waits_cancels_the_task() {
                         r.fetch_add(1, SeqCst);
                     }
                 });
-                settle(&started, 1).await;
+                all_waiting(&started, 1).await;
             });
             drop(rt);
             assert_eq!(dropped.load(SeqCst), 1, "{name}: the task was not dropped");
@@ -666,29 +635,6 @@ fn shutdown_while_accept_waits_cancels_the_task() {
             let err = std::os::unix::net::UnixStream::connect(&path).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{name}: {err}");
         });
-    }
-}
-
-#[derive(Default)]
-struct Tracked {
-    wakes: AtomicUsize,
-}
-
-impl Wake for Tracked {
-    fn wake(self: Arc<Self>) {
-        self.wakes.fetch_add(1, SeqCst);
-    }
-}
-
-fn poll_now<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
-    Pin::new(f).poll(&mut Context::from_waker(waker))
-}
-
-fn assert_shut_down<T>(name: &str, what: &str, res: Poll<std::io::Result<T>>) {
-    match res {
-        Poll::Ready(Err(e)) => assert!(e.to_string().contains("shut down"), "{name}: {what}: {e}"),
-        Poll::Ready(Ok(_)) => panic!("{name}: {what} succeeded after shutdown"),
-        Poll::Pending => panic!("{name}: {what} still pending after shutdown"),
     }
 }
 
@@ -711,18 +657,18 @@ fn waits_outliving_the_runtime_end_with_the_shutdown_error() {
             let mut ready = Box::pin(stream.ready(Interest::READABLE));
             let mut buf = [0u8; 8];
             let mut recv = Box::pin(dgram.recv(&mut buf));
-            assert!(poll_now(&mut accept, &wakers[0]).is_pending());
-            assert!(poll_now(&mut readable, &wakers[1]).is_pending());
-            assert!(poll_now(&mut ready, &wakers[2]).is_pending());
-            assert!(poll_now(&mut recv, &wakers[3]).is_pending());
+            assert!(poll_with(&mut accept, &wakers[0]).is_pending());
+            assert!(poll_with(&mut readable, &wakers[1]).is_pending());
+            assert!(poll_with(&mut ready, &wakers[2]).is_pending());
+            assert!(poll_with(&mut recv, &wakers[3]).is_pending());
             drop(rt);
             for (i, t) in tracked.iter().enumerate() {
                 assert!(t.wakes.load(SeqCst) >= 1, "{name}: waiter {i} not woken");
             }
-            assert_shut_down(name, "accept", poll_now(&mut accept, Waker::noop()));
-            assert_shut_down(name, "readable", poll_now(&mut readable, Waker::noop()));
-            assert_shut_down(name, "ready", poll_now(&mut ready, Waker::noop()));
-            assert_shut_down(name, "recv", poll_now(&mut recv, Waker::noop()));
+            assert_shut_down(name, "accept", poll_with(&mut accept, Waker::noop()));
+            assert_shut_down(name, "readable", poll_with(&mut readable, Waker::noop()));
+            assert_shut_down(name, "ready", poll_with(&mut ready, Waker::noop()));
+            assert_shut_down(name, "recv", poll_with(&mut recv, Waker::noop()));
         });
     }
 }
@@ -826,22 +772,18 @@ fn several_waiters_on_one_stream_are_all_woken() {
             rt.block_on(async {
                 let (a, mut b) = UnixStream::pair().unwrap();
                 let a = Arc::new(a);
-                let started = Arc::new(AtomicUsize::new(0));
-                let waiters: Vec<_> = (0..2 * N)
-                    .map(|i| {
-                        let (a, started) = (a.clone(), started.clone());
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            if i % 2 == 0 {
-                                a.readable().await.unwrap();
-                            } else {
-                                let r = a.ready(Interest::READABLE).await.unwrap();
-                                assert!(r.is_readable());
-                            }
-                        })
-                    })
-                    .collect();
-                settle(&started, 2 * N).await;
+                let waiters = spawn_waiting(2 * N, |i| {
+                    let a = a.clone();
+                    async move {
+                        if i % 2 == 0 {
+                            a.readable().await.unwrap();
+                        } else {
+                            let r = a.ready(Interest::READABLE).await.unwrap();
+                            assert!(r.is_readable());
+                        }
+                    }
+                })
+                .await;
                 for w in &waiters {
                     assert!(!w.is_finished(), "{name}: a waiter ended with nothing sent");
                 }
@@ -856,17 +798,11 @@ fn several_waiters_on_one_stream_are_all_woken() {
                 while let Ok(n) = a.try_write(&[0u8; 8192]) {
                     sent += n;
                 }
-                started.store(0, SeqCst);
-                let waiters: Vec<_> = (0..N)
-                    .map(|_| {
-                        let (a, started) = (a.clone(), started.clone());
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            a.writable().await.unwrap();
-                        })
-                    })
-                    .collect();
-                settle(&started, N).await;
+                let waiters = spawn_waiting(N, |_| {
+                    let a = a.clone();
+                    async move { a.writable().await.unwrap() }
+                })
+                .await;
                 for w in &waiters {
                     assert!(!w.is_finished(), "{name}: writable while full");
                 }
@@ -888,20 +824,16 @@ fn several_tasks_recv_on_one_datagram_socket() {
             rt.block_on(async {
                 let (sock, peer) = UnixDatagram::pair().unwrap();
                 let sock = Arc::new(sock);
-                let started = Arc::new(AtomicUsize::new(0));
-                let receivers: Vec<_> = (0..N)
-                    .map(|_| {
-                        let (sock, started) = (sock.clone(), started.clone());
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            let mut buf = [0u8; 8];
-                            let n = sock.recv(&mut buf).await.unwrap();
-                            assert_eq!(n, 1);
-                            buf[0]
-                        })
-                    })
-                    .collect();
-                settle(&started, N).await;
+                let receivers = spawn_waiting(N, |_| {
+                    let sock = sock.clone();
+                    async move {
+                        let mut buf = [0u8; 8];
+                        let n = sock.recv(&mut buf).await.unwrap();
+                        assert_eq!(n, 1);
+                        buf[0]
+                    }
+                })
+                .await;
                 for i in 0..N as u8 {
                     peer.send(&[i]).await.unwrap();
                     // Spaced out: each datagram is its own edge.
@@ -927,20 +859,16 @@ fn fifty_tasks_accept_on_one_listener() {
             let path = dir.join("accept.sock");
             rt.block_on(async {
                 let listener = Arc::new(UnixListener::bind(&path).unwrap());
-                let started = Arc::new(AtomicUsize::new(0));
-                let tasks: Vec<_> = (0..N)
-                    .map(|_| {
-                        let (listener, started) = (listener.clone(), started.clone());
-                        rt_core::spawn(async move {
-                            started.fetch_add(1, SeqCst);
-                            let (mut stream, _) = listener.accept().await.unwrap();
-                            let mut id = [0u8; 1];
-                            stream.read_exact(&mut id).await.unwrap();
-                            id[0]
-                        })
-                    })
-                    .collect();
-                settle(&started, N).await;
+                let tasks = spawn_waiting(N, |_| {
+                    let listener = listener.clone();
+                    async move {
+                        let (mut stream, _) = listener.accept().await.unwrap();
+                        let mut id = [0u8; 1];
+                        stream.read_exact(&mut id).await.unwrap();
+                        id[0]
+                    }
+                })
+                .await;
                 let mut clients = Vec::new();
                 for i in 0..N as u8 {
                     let mut c = UnixStream::connect(&path).await.unwrap();
@@ -1050,11 +978,7 @@ fn unix_sockets_without_enable_io_panic_with_a_clear_message() {
         let err =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(async { f() })))
                 .unwrap_err();
-        let msg = err
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let msg = panic_message(&*err);
         assert!(msg.contains("enable_io"), "{what}: {msg}");
     }
 }

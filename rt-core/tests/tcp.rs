@@ -2,30 +2,14 @@
 
 mod support;
 
+use rt_core::io::AsyncWrite;
 use rt_core::net::{TcpListener, TcpStream};
 use rt_core::runtime::Builder;
-use support::flavors_with_drivers;
-
-async fn echo_server(listener: TcpListener) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            return;
-        };
-        rt_core::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if stream.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-    }
-}
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
+use support::net::{echo, futures_close, round_trips};
+use support::{flavors_with_drivers, panic_message};
 
 #[test]
 fn echo_1000_connections_100_round_trips_each() {
@@ -33,23 +17,18 @@ fn echo_1000_connections_100_round_trips_each() {
         let total = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            rt_core::spawn(echo_server(listener));
+            rt_core::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    rt_core::spawn(echo(stream));
+                }
+            });
             let clients: Vec<_> = (0..1_000u32)
                 .map(|c| {
                     rt_core::spawn(async move {
                         let mut s = TcpStream::connect(addr).await.unwrap();
                         s.set_nodelay(true).unwrap();
-                        let mut bytes = 0usize;
-                        let mut buf = [0u8; 64];
-                        for i in 0..100u32 {
-                            let msg = format!("{c:05}:{i:05}:payload");
-                            s.write_all(msg.as_bytes()).await.unwrap();
-                            let got = &mut buf[..msg.len()];
-                            s.read_exact(got).await.unwrap();
-                            assert_eq!(got, msg.as_bytes(), "connection {c} round trip {i}");
-                            bytes += msg.len();
-                        }
-                        bytes
+                        let msgs = (0..100u32).map(|i| format!("{c:05}:{i:05}:payload"));
+                        round_trips(&mut s, msgs).await
                     })
                 })
                 .collect();
@@ -128,16 +107,32 @@ fn net_without_enable_io_panics_with_a_clear_message() {
         })
     }))
     .unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
+    let msg = panic_message(&*err);
     assert!(msg.contains("enable_io"), "{msg}");
 }
 
-async fn futures_close<W: rt_core::io::AsyncWrite + Unpin>(w: &mut W) {
-    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *w).poll_close(cx))
-        .await
-        .unwrap();
+#[test]
+fn vectored_writes_through_the_stream_and_a_reference_write_every_slice() {
+    for (name, rt) in flavors_with_drivers(2) {
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let slices = [IoSlice::new(b"abc"), IoSlice::new(b"defg")];
+            // Small slices into an empty socket buffer: one writev takes all.
+            let n = poll_fn(|cx| Pin::new(&mut client).poll_write_vectored(cx, &slices))
+                .await
+                .unwrap();
+            assert_eq!(n, 7, "{name}: TcpStream");
+            let n = poll_fn(|cx| Pin::new(&mut &client).poll_write_vectored(cx, &slices))
+                .await
+                .unwrap();
+            assert_eq!(n, 7, "{name}: &TcpStream");
+            let mut buf = [0u8; 14];
+            server.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"abcdefgabcdefg", "{name}");
+        });
+    }
 }

@@ -11,7 +11,9 @@
 //! `Runtime::enter`).
 
 mod addr;
+mod socket_traits;
 mod split;
+mod stream_io;
 pub mod tcp;
 mod udp;
 pub mod unix;

@@ -2,7 +2,6 @@
 
 use crate::io::poll_evented::PollEvented;
 use crate::io::scheduled_io::Direction;
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
@@ -140,13 +139,7 @@ impl UdpSocket {
     }
 }
 
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UdpSocket")
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
+crate::net::socket_traits::socket_debug!(UdpSocket: local_addr);
 
 impl std::os::unix::io::AsRawFd for UdpSocket {
     fn as_raw_fd(&self) -> std::os::unix::io::RawFd {

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod callback;
+pub mod net;
+
 use rt_core::runtime::{Builder, Runtime};
 use std::future::Future;
 use std::pin::Pin;
@@ -111,4 +114,12 @@ pub fn wait_until(limit: std::time::Duration, mut cond: impl FnMut() -> bool) ->
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// The message of a caught panic (`""` if it is not a string).
+pub fn panic_message(err: &(dyn std::any::Any + Send)) -> String {
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }

@@ -4,7 +4,6 @@ use super::TcpStream;
 use crate::io::poll_evented::PollEvented;
 use crate::io::scheduled_io::Direction;
 use crate::io::Interest;
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
@@ -83,13 +82,7 @@ fn set_backlog(l: &mio::net::TcpListener, backlog: libc::c_int) -> io::Result<()
     Ok(())
 }
 
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
+crate::net::socket_traits::socket_debug!(TcpListener: local_addr);
 
 impl std::os::unix::io::AsRawFd for TcpListener {
     fn as_raw_fd(&self) -> std::os::unix::io::RawFd {

@@ -4,9 +4,7 @@ use super::{SocketAddr, UnixStream};
 use crate::io::poll_evented::PollEvented;
 use crate::io::scheduled_io::Direction;
 use crate::io::Interest;
-use std::fmt;
 use std::io;
-use std::os::unix::io::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::task::{Context, Poll};
 
@@ -74,22 +72,5 @@ impl UnixListener {
     }
 }
 
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixListener")
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
+crate::net::socket_traits::socket_debug!(UnixListener: local_addr);
+crate::net::socket_traits::socket_fd!(UnixListener);

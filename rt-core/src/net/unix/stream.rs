@@ -1,22 +1,19 @@
 //! `UnixStream`.
 
-use super::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use super::split;
 use super::{SocketAddr, UCred};
 use crate::io::poll_evented::PollEvented;
 use crate::io::scheduled_io::Direction;
 use crate::io::{Interest, Ready};
-use futures_io::{AsyncRead, AsyncWrite};
-use std::fmt;
 use std::io;
-use std::net::Shutdown;
-use std::os::unix::io::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::io::AsFd;
 use std::path::Path;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// A Unix domain stream connection.
 ///
-/// Implements `futures-io`'s [`AsyncRead`] and [`AsyncWrite`] (also for
+/// Implements `futures-io`'s [`AsyncRead`](futures_io::AsyncRead) and
+/// [`AsyncWrite`](futures_io::AsyncWrite) (also for
 /// `&UnixStream`), and has inherent `read`, `read_exact`, `write`,
 /// `write_all` and `flush` so the common cases need no trait import.
 pub struct UnixStream {
@@ -93,32 +90,10 @@ impl UnixStream {
         self.io.get_ref().take_error()
     }
 
-    /// Shuts down the read, write or both halves.
-    pub fn shutdown_std(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
-    }
-
-    /// Shuts down the write half (the peer reads end of stream).
-    pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.shutdown_std(Shutdown::Write)
-    }
-
     /// Waits until the stream is ready for any of `interest`; returns the
     /// readiness seen. Any number of tasks may wait at once.
     pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
         super::ready::ready(&self.io, interest).await
-    }
-
-    /// Waits until the stream is readable. Any number of tasks may wait at
-    /// once.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.readiness(Direction::Read).await
-    }
-
-    /// Waits until the stream is writable. Any number of tasks may wait at
-    /// once.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.readiness(Direction::Write).await
     }
 
     /// Polls for read readiness. Only the task of the last call is woken;
@@ -139,127 +114,9 @@ impl UnixStream {
             .map_ok(|_| ())
     }
 
-    /// Reads without waiting; `WouldBlock` if nothing is there.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::io::Read;
-        self.io.registration().try_io(Direction::Read, || {
-            let mut s: &mio::net::UnixStream = self.io.get_ref();
-            s.read(buf)
-        })
-    }
-
-    /// Writes without waiting; `WouldBlock` if the socket buffer is full.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        use std::io::Write;
-        self.io.registration().try_io(Direction::Write, || {
-            let mut s: &mio::net::UnixStream = self.io.get_ref();
-            s.write(buf)
-        })
-    }
-
-    /// Borrowed read and write halves, usable at the same time (e.g. in two
-    /// futures joined together).
-    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        split::split(self)
-    }
-
-    /// Owned halves that can move to different tasks; `reunite` joins them.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        split::into_split(self)
-    }
-
-    crate::net::tcp::inherent_io_methods!();
+    crate::net::stream_io::stream_methods!(mio::net::UnixStream);
 }
 
-impl AsyncRead for UnixStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for UnixStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown_std(Shutdown::Write))
-    }
-}
-
-impl AsyncRead for &UnixStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for &UnixStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown_std(Shutdown::Write))
-    }
-}
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixStream")
-            .field("local_addr", &self.local_addr().ok())
-            .field("peer_addr", &self.peer_addr().ok())
-            .finish()
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
+crate::net::stream_io::stream_io_traits!(UnixStream);
+crate::net::socket_traits::socket_debug!(UnixStream: local_addr, peer_addr);
+crate::net::socket_traits::socket_fd!(UnixStream);
