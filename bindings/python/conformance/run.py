@@ -172,8 +172,8 @@ def main(argv=None):
                     help="interpreter that runs the tests (it must import the loop)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
                     help="modules run at once (default: number of CPUs)")
-    ap.add_argument("--test-timeout", type=float, default=120.0,
-                    help="seconds one test may run before it is reported as hung (default 120)")
+    ap.add_argument("--test-timeout", type=float, default=60.0,
+                    help="seconds one test may run before it is reported as hung (default 60)")
     ap.add_argument("--modules", nargs="*", help="run only these modules (default: all applicable)")
     ap.add_argument("--skips", default=str(DEFAULT_SKIPS), help="skip list (TOML)")
     ap.add_argument("--json", help="write the full results (every test's outcome) to this file")
