@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import signal
 import sys
 import time
 import traceback
@@ -208,6 +209,12 @@ def main(argv=None):
     ap.add_argument("--skips", required=True)
     ap.add_argument("--exclude", default=None, help="file with test ids to leave out, one a line")
     args = ap.parse_args(argv)
+
+    # The runner may be started with SIGINT ignored (a background job, nohup, some CI shells);
+    # Python then keeps it ignored and asyncio.Runner's Ctrl-C tests (test_runners'
+    # test_interrupt_*, interrupt_main()) would wait forever. Restore what an interactive
+    # `python -m test` sees.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     factory = load_factory(args.loop)  # exits 2 with a message if unavailable
     skips = load_skips(args.skips)
