@@ -92,6 +92,7 @@ class ModuleRun:
         current, started, done, progress = None, None, False, False
         buf = ""
         killed_for = None
+        idle_since = time.monotonic()
         while True:
             rc = proc.poll()
             with self.out.open() as f:
@@ -103,6 +104,7 @@ class ModuleRun:
             for line in lines:
                 if not line.strip():
                     continue
+                idle_since = time.monotonic()
                 ev = json.loads(line)
                 if ev["ev"] == "start":
                     current, started = ev["id"], time.monotonic()
@@ -116,8 +118,13 @@ class ModuleRun:
                     self.listed = ev["listed_skips"]
             if rc is not None:
                 break
-            if current is not None and time.monotonic() - started > self.args.test_timeout:
+            now = time.monotonic()
+            if current is not None and now - started > self.args.test_timeout:
                 killed_for = current
+            elif current is None and now - idle_since > self.args.test_timeout:
+                # Stuck outside any test: a fixture, module teardown or interpreter exit.
+                killed_for = f"test.test_asyncio.{self.module} (worker)"
+            if killed_for is not None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 break
@@ -127,7 +134,8 @@ class ModuleRun:
         if killed_for is not None:
             self._record(killed_for, "error",
                          f"timeout: still running after {self.args.test_timeout:g} s (worker killed)")
-            return False
+            # Resume after a hung test; a worker stuck outside any test is not restarted.
+            return current is None
         tail = self.log.read_text()[-3000:]
         if current is not None:
             self._record(current, "error", f"crashed: worker exited with status {proc.returncode}\n{tail}")
