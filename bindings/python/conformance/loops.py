@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 #: name -> (module to import, attribute that builds a new loop, what to install if missing)
@@ -18,12 +19,16 @@ UNAVAILABLE = 2
 
 def load_factory(name: str):
     """Return a zero-argument callable building a new loop, or exit 2 saying why not."""
-    try:
+    if name in LOOPS:
         modname, attr, hint = LOOPS[name]
-    except KeyError:
-        sys.exit(f"conformance: unknown loop {name!r} (known: {', '.join(LOOPS)})")
+    elif ":" in name:
+        # Any other factory, as "package.module:callable" (importable by the test interpreter).
+        modname, attr = name.split(":", 1)
+        hint = f"an importable {modname} with a {attr} callable"
+    else:
+        sys.exit(f"conformance: unknown loop {name!r} (known: {', '.join(LOOPS)}, or module:callable)")
     try:
-        module = __import__(modname)
+        module = importlib.import_module(modname)
         factory = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         print(f"conformance: loop {name!r} unavailable: {modname}.{attr} cannot be loaded "

@@ -93,6 +93,7 @@ class ModuleRun:
         buf = ""
         killed_for = None
         idle_since = time.monotonic()
+        last_ended = None
         while True:
             rc = proc.poll()
             with self.out.open() as f:
@@ -111,6 +112,7 @@ class ModuleRun:
                 elif ev["ev"] == "end":
                     progress = True
                     self._record(ev["id"], ev["outcome"], ev.get("detail", ""))
+                    last_ended = ev["id"]
                     if ev["id"] == current:
                         current = None
                 elif ev["ev"] == "done":
@@ -122,8 +124,10 @@ class ModuleRun:
             if current is not None and now - started > self.args.test_timeout:
                 killed_for = current
             elif current is None and now - idle_since > self.args.test_timeout:
-                # Stuck outside any test: a fixture, module teardown or interpreter exit.
-                killed_for = f"test.test_asyncio.{self.module} (worker)"
+                # Stuck between tests. After a test: its own clean-up outside TestCase.run
+                # (IsolatedAsyncioTestCase closes its asyncio.Runner there), class or module
+                # teardown: charged to the test that ended last. Before any test: the module.
+                killed_for = last_ended or f"test.test_asyncio.{self.module} (worker)"
             if killed_for is not None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -132,10 +136,11 @@ class ModuleRun:
         if done:
             return True
         if killed_for is not None:
+            where = "still running" if current is not None else "hung after its end (clean-up/teardown)"
             self._record(killed_for, "error",
-                         f"timeout: still running after {self.args.test_timeout:g} s (worker killed)")
-            # Resume after a hung test; a worker stuck outside any test is not restarted.
-            return current is None
+                         f"timeout: {where} after {self.args.test_timeout:g} s (worker killed)")
+            # Resume after the hung test; a worker hung before its first test is not restarted.
+            return current is None and last_ended is None
         tail = self.log.read_text()[-3000:]
         if current is not None:
             self._record(current, "error", f"crashed: worker exited with status {proc.returncode}\n{tail}")
