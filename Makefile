@@ -11,7 +11,7 @@ LOOM_MAX_PREEMPTIONS ?= 2
 
 .PHONY: install all build demo demo-c demo-cpp demo-python test deps lint test-rust test-loom test-c test-install lib header \
 	check-header check-header-compiles check-symbols bench bench-tokio bench-libuv bench-python clean \
-	venv python test-python
+	venv python test-python conformance-python
 
 # The C library and its tools.
 TOOLS := $(CURDIR)/.tools
@@ -237,6 +237,13 @@ test-python: python
 	$(VENV_PY) -m mypy.stubtest rtpy
 	$(VENV_PY) -m mypy --strict -p rtpy
 	$(VENV_PY) -m pytest -q bindings/python/tests
+
+# CPython's own asyncio tests against a loop (LOOP=asyncio|uvloop|rloop|rtpy;
+# uvloop / rloop must be installed in the venv). Not part of `make test` until
+# rtpy has its loop (issue 12).
+LOOP ?= asyncio
+conformance-python: python
+	$(VENV_PY) bindings/python/conformance/run.py --loop $(LOOP)
 
 # The Python examples (examples/python/*.py), each run with the venv's python.
 demo-python: python
