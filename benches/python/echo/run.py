@@ -490,11 +490,15 @@ def main():
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"echo": echo, "micro": micro, "skipped": skipped, "warmup": warmup,
                    "duration": duration, "rounds": rounds, "elapsed_s": elapsed}, f, indent=1)
+    wrote = ["results.md", "results.json"]
     if not args.no_chart and (echo or micro):
-        chart(echo, micro, loops, os.path.join(out_dir, "echo.png"))
+        try:
+            chart(echo, micro, loops, os.path.join(out_dir, "echo.png"))
+            wrote.append("echo.png")
+        except ImportError as e:
+            log(f"no chart: {e} (pip install -r {os.path.join(HERE, 'requirements.txt')})")
     print(text)
-    log(f"wrote {out_dir}/results.md, results.json"
-        + ("" if args.no_chart else ", echo.png") + f" ({elapsed:.0f} s)")
+    log(f"wrote {', '.join(wrote)} to {out_dir} ({elapsed:.0f} s)")
 
 
 if __name__ == "__main__":
