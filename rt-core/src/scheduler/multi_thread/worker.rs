@@ -157,11 +157,13 @@ impl Core {
         self.lifo.slot.take().or_else(|| self.run_queue.pop())
     }
 
-    /// Takes the task in another worker's LIFO slot if that worker has been
-    /// inside one poll for at least [`STUCK_POLL`] (see "Stuck LIFO slots").
-    fn steal_stuck_lifo(&mut self, worker: &Worker) -> Option<Entry> {
+    /// Moves the task in another worker's LIFO slot to the back of this
+    /// worker's queue if that worker has been inside one poll for at least
+    /// [`STUCK_POLL`] (see "Stuck LIFO slots").
+    fn steal_stuck_lifo(&mut self, worker: &Worker) {
+        let shared = &worker.handle.shared;
         let mut now = None;
-        for (i, remote) in worker.handle.shared.remotes.iter().enumerate() {
+        for (i, remote) in shared.remotes.iter().enumerate() {
             if i == self.index || !remote.lifo.slot.is_full() {
                 continue;
             }
@@ -169,11 +171,12 @@ impl Core {
             if u128::from(remote.lifo.unmoved_for_ms(now)) >= STUCK_POLL.as_millis() {
                 if let Some(task) = remote.lifo.slot.take() {
                     self.stats.steals += 1;
-                    return Some(task);
+                    self.run_queue
+                        .push_back_or_overflow(task, &shared.inject, &mut self.stats);
+                    return;
                 }
             }
         }
-        None
     }
 
     /// Before a park: whether this worker holds the LIFO watch now (then it
@@ -185,24 +188,18 @@ impl Core {
             return false;
         }
         // This worker is parked already: any unparked one is another.
-        if shared.idle.num_unparked() > 0 {
-            if !self.holds_lifo_watch {
-                self.holds_lifo_watch = shared
-                    .lifo_watch
-                    .compare_exchange(false, true, SeqCst, SeqCst)
-                    .is_ok();
-            }
-        } else if self.holds_lifo_watch {
+        if self.holds_lifo_watch && shared.idle.num_unparked() == 0 {
             self.release_lifo_watch(worker);
-            // Look again: a worker unparked since the load above and
-            // filling its slot saw the watch taken and woke nobody. (It
-            // sees the watch free if this look misses it: SeqCst.)
-            if shared.idle.num_unparked() > 0 {
-                self.holds_lifo_watch = shared
-                    .lifo_watch
-                    .compare_exchange(false, true, SeqCst, SeqCst)
-                    .is_ok();
-            }
+            // Then look again (below): a worker unparked since the load
+            // above and filling its slot saw the watch taken and woke
+            // nobody. (It sees the watch free if that look misses it:
+            // SeqCst.)
+        }
+        if !self.holds_lifo_watch && shared.idle.num_unparked() > 0 {
+            self.holds_lifo_watch = shared
+                .lifo_watch
+                .compare_exchange(false, true, SeqCst, SeqCst)
+                .is_ok();
         }
         self.holds_lifo_watch
     }
@@ -526,11 +523,7 @@ impl Context {
             // A driver turn without sleeping.
             core = self.park_timeout(core, Some(Duration::ZERO));
             core.maintenance(&self.worker);
-            if let Some(task) = core.steal_stuck_lifo(&self.worker) {
-                let handle = &self.worker.handle;
-                core.run_queue
-                    .push_back_or_overflow(task, &handle.shared.inject, &mut core.stats);
-            }
+            core.steal_stuck_lifo(&self.worker);
         }
         core
     }
@@ -559,14 +552,7 @@ impl Context {
                 // wake into the inject queue): I/O is hot.
                 core.io_first = core.has_tasks();
                 if core.holds_lifo_watch {
-                    if let Some(task) = core.steal_stuck_lifo(&self.worker) {
-                        let handle = &self.worker.handle;
-                        core.run_queue.push_back_or_overflow(
-                            task,
-                            &handle.shared.inject,
-                            &mut core.stats,
-                        );
-                    }
+                    core.steal_stuck_lifo(&self.worker);
                 }
                 core.maintenance(&self.worker);
                 if core.transition_from_parked(&self.worker) {
