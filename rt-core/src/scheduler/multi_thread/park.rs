@@ -197,15 +197,22 @@ mod loom_tests {
     use super::*;
     use crate::runtime::park::ParkThread;
 
+    /// Two workers' parkers sharing one driver (a `ParkThread`), with their
+    /// unparkers: `(p0, u0, p1, u1)`.
+    fn two_parkers() -> (Parker, Unparker, Parker, Unparker) {
+        let mut ps = parkers(Box::new(ParkThread::new()), 2);
+        let p1 = ps.pop().unwrap();
+        let p0 = ps.pop().unwrap();
+        let (u0, u1) = (p0.unparker(), p1.unparker());
+        (p0, u0, p1, u1)
+    }
+
     /// Two workers share a driver; each is unparked by another thread. Both
     /// parks return, whichever of them holds the driver.
     #[test]
     fn unpark_reaches_driver_or_condvar_parker() {
         loom::model(|| {
-            let mut ps = parkers(Box::new(ParkThread::new()), 2);
-            let mut p1 = ps.pop().unwrap();
-            let mut p0 = ps.pop().unwrap();
-            let (u0, u1) = (p0.unparker(), p1.unparker());
+            let (mut p0, u0, mut p1, u1) = two_parkers();
             let t = loom::thread::spawn(move || {
                 u0.unpark();
                 u1.unpark();
@@ -224,10 +231,7 @@ mod loom_tests {
     #[test]
     fn timed_park_vs_unpark() {
         loom::model(|| {
-            let mut ps = parkers(Box::new(ParkThread::new()), 2);
-            let mut p1 = ps.pop().unwrap();
-            let mut p0 = ps.pop().unwrap();
-            let (u0, u1) = (p0.unparker(), p1.unparker());
+            let (mut p0, u0, mut p1, u1) = two_parkers();
             // p1 holds nothing: it parks on the condvar or in the driver,
             // whichever it gets.
             let t = loom::thread::spawn(move || {
