@@ -74,9 +74,10 @@ pub(crate) fn has_budget_remaining() -> bool {
 /// Spends one unit of budget if some is left.
 ///
 /// Returns `Pending` when the budget is exhausted, after deferring the
-/// task's wake to the scheduler's next driver turn (as `yield_now` does). On `Ready`, the returned guard gives the unit back
-/// if it is dropped without [`RestoreOnPending::made_progress`] being called,
-/// so a leaf that turns out not to be ready does not consume budget.
+/// task's wake to the scheduler's next driver turn (as `yield_now` does).
+/// On `Ready`, the returned guard gives the unit back if it is dropped
+/// without [`RestoreOnPending::made_progress`] being called, so a leaf that
+/// turns out not to be ready does not consume budget.
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
     CURRENT
         .try_with(|cell| {
