@@ -268,6 +268,26 @@ impl Reporter {
     }
 }
 
+/// `obj` as a `T`, or, for an int out of `T`'s range (pyo3's own
+/// conversion raises `OverflowError`), `low` or `high` by its sign: so it
+/// fails the caller's range check with a `ValueError`, as any other value
+/// out of range.
+fn extract_saturating<'a, 'py, T>(
+    obj: pyo3::Borrowed<'a, 'py, PyAny>,
+    low: T,
+    high: T,
+) -> PyResult<T>
+where
+    T: FromPyObject<'a, 'py, Error = PyErr>,
+{
+    match obj.extract::<T>() {
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
+            Ok(if obj.lt(0i64)? { low } else { high })
+        }
+        outcome => outcome,
+    }
+}
+
 /// A number of seconds (int or float) as an `f64`: an int too large for a
 /// float becomes an infinity of its sign, so it fails the range checks of
 /// [`duration`](crate::runtime::duration) with a `ValueError` (pyo3's own
@@ -279,18 +299,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
     type Error = PyErr;
 
     fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Seconds> {
-        match obj.extract::<f64>() {
-            Ok(s) => Ok(Seconds(s)),
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
-                let negative = obj.lt(0i64)?;
-                Ok(Seconds(if negative {
-                    f64::NEG_INFINITY
-                } else {
-                    f64::INFINITY
-                }))
-            }
-            Err(e) => Err(e),
-        }
+        extract_saturating(obj, f64::NEG_INFINITY, f64::INFINITY).map(Seconds)
     }
 }
 
@@ -304,13 +313,6 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Int {
     type Error = PyErr;
 
     fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Int> {
-        match obj.extract::<i64>() {
-            Ok(n) => Ok(Int(n)),
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
-                let negative = obj.lt(0i64)?;
-                Ok(Int(if negative { i64::MIN } else { i64::MAX }))
-            }
-            Err(e) => Err(e),
-        }
+        extract_saturating(obj, i64::MIN, i64::MAX).map(Int)
     }
 }
