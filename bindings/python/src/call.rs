@@ -6,6 +6,7 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTraverseError;
+use rt_core::callback::Status;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
@@ -173,6 +174,17 @@ impl Reporter {
             return None;
         }
         Some(Running(self))
+    }
+
+    /// [`enter`](Self::enter) for a call with status Ok; None for the final
+    /// `Cancelled` call (it calls no Python). Called before waiting for the
+    /// GIL: a call waiting for it when the shutdown begins is running (it
+    /// runs, the shutdown waits for it).
+    pub(crate) fn enter_if_ok(&self, status: Status) -> Option<Running<'_>> {
+        match status {
+            Status::Ok => self.enter(),
+            Status::Cancelled => None,
+        }
     }
 
     /// The shutdown began: no Python call of a callback starts from now on.

@@ -92,9 +92,7 @@ struct SpawnCall(Job, Arc<Reporter>);
 
 impl OnceCallback for SpawnCall {
     fn call(self, status: Status) {
-        // Entered before waiting for the GIL: a call waiting for it when the
-        // shutdown begins is running (it runs, the shutdown waits for it).
-        let running = (status == Status::Ok).then(|| self.1.enter()).flatten();
+        let running = self.1.enter_if_ok(status);
         // No GIL while the interpreter exits: nothing to call then.
         let _ = crate::gil::attach(|py| {
             if let Some((call, outcome)) = take_job(&self.0) {
