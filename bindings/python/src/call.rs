@@ -6,6 +6,7 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTraverseError;
+use rt_core::callback::Status;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
@@ -175,6 +176,17 @@ impl Reporter {
         Some(Running(self))
     }
 
+    /// [`enter`](Self::enter) for a call with status Ok; None for the final
+    /// `Cancelled` call (it calls no Python). Called before waiting for the
+    /// GIL: a call waiting for it when the shutdown begins is running (it
+    /// runs, the shutdown waits for it).
+    pub(crate) fn enter_if_ok(&self, status: Status) -> Option<Running<'_>> {
+        match status {
+            Status::Ok => self.enter(),
+            Status::Cancelled => None,
+        }
+    }
+
     /// The shutdown began: no Python call of a callback starts from now on.
     pub(crate) fn close(&self) {
         self.closed.store(true, SeqCst);
@@ -268,6 +280,26 @@ impl Reporter {
     }
 }
 
+/// `obj` as a `T`, or, for an int out of `T`'s range (pyo3's own
+/// conversion raises `OverflowError`), `low` or `high` by its sign: so it
+/// fails the caller's range check with a `ValueError`, as any other value
+/// out of range.
+fn extract_saturating<'a, 'py, T>(
+    obj: pyo3::Borrowed<'a, 'py, PyAny>,
+    low: T,
+    high: T,
+) -> PyResult<T>
+where
+    T: FromPyObject<'a, 'py, Error = PyErr>,
+{
+    match obj.extract::<T>() {
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
+            Ok(if obj.lt(0i64)? { low } else { high })
+        }
+        outcome => outcome,
+    }
+}
+
 /// A number of seconds (int or float) as an `f64`: an int too large for a
 /// float becomes an infinity of its sign, so it fails the range checks of
 /// [`duration`](crate::runtime::duration) with a `ValueError` (pyo3's own
@@ -279,18 +311,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Seconds {
     type Error = PyErr;
 
     fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Seconds> {
-        match obj.extract::<f64>() {
-            Ok(s) => Ok(Seconds(s)),
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
-                let negative = obj.lt(0i64)?;
-                Ok(Seconds(if negative {
-                    f64::NEG_INFINITY
-                } else {
-                    f64::INFINITY
-                }))
-            }
-            Err(e) => Err(e),
-        }
+        extract_saturating(obj, f64::NEG_INFINITY, f64::INFINITY).map(Seconds)
     }
 }
 
@@ -304,13 +325,6 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Int {
     type Error = PyErr;
 
     fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Int> {
-        match obj.extract::<i64>() {
-            Ok(n) => Ok(Int(n)),
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
-                let negative = obj.lt(0i64)?;
-                Ok(Int(if negative { i64::MIN } else { i64::MAX }))
-            }
-            Err(e) => Err(e),
-        }
+        extract_saturating(obj, i64::MIN, i64::MAX).map(Int)
     }
 }

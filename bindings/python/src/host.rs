@@ -9,7 +9,6 @@ use crate::interrupt::Chain;
 use crate::runtime::{duration, Runtime};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use rt_core::callback::Error;
 use rt_core::runtime::{RunMode, RuntimeFlavor};
 
 /// `ValueError` unless the runtime is a current-thread one;
@@ -33,10 +32,6 @@ fn calls_since(before: u64) -> usize {
     usize::try_from(calls_made().wrapping_sub(before)).unwrap_or(usize::MAX)
 }
 
-fn host_error(e: Error, what: &str) -> PyErr {
-    to_py(e, what)
-}
-
 pub(crate) fn run(rt: &Runtime, py: Python<'_>, mode: &str) -> PyResult<usize> {
     let mode = match mode {
         "default" => RunMode::Default,
@@ -53,15 +48,15 @@ pub(crate) fn run(rt: &Runtime, py: Python<'_>, mode: &str) -> PyResult<usize> {
     // Python callbacks called, not the layer's count (which includes final
     // calls that call no Python, such as a cancelled task's).
     let before = calls_made();
-    let handle = core.handle().map_err(|e| host_error(e, "run"))?;
+    let handle = core.handle().map_err(|e| to_py(e, "run"))?;
     if mode == RunMode::NoWait {
-        hosted(Some(handle), || py.detach(|| core.run(mode)))?.map_err(|e| host_error(e, "run"))?;
+        hosted(Some(handle), || py.detach(|| core.run(mode)))?.map_err(|e| to_py(e, "run"))?;
         return Ok(calls_since(before));
     }
     // A blocking run: Ctrl-C must end it (see interrupt.rs).
     let chain = Chain::install(handle);
     loop {
-        hosted(Some(handle), || py.detach(|| core.run(mode)))?.map_err(|e| host_error(e, "run"))?;
+        hosted(Some(handle), || py.detach(|| core.run(mode)))?.map_err(|e| to_py(e, "run"))?;
         if !chain.take_interrupted() {
             return Ok(calls_since(before));
         }
@@ -94,27 +89,25 @@ pub(crate) fn run_budget(
     check_flavor(rt, "run_budget()")?;
     let before = calls_made();
     let core = rt.core();
-    let handle = core.handle().map_err(|e| host_error(e, "run_budget"))?;
+    let handle = core.handle().map_err(|e| to_py(e, "run_budget"))?;
     hosted(Some(handle), || py.detach(|| core.run_budget(budget, max)))?
-        .map_err(|e| host_error(e, "run_budget"))?;
+        .map_err(|e| to_py(e, "run_budget"))?;
     Ok(calls_since(before))
 }
 
 pub(crate) fn stop(rt: &Runtime) -> PyResult<()> {
     check_flavor(rt, "stop()")?;
-    rt.core().stop().map_err(|e| host_error(e, "stop"))
+    rt.core().stop().map_err(|e| to_py(e, "stop"))
 }
 
 pub(crate) fn wake(rt: &Runtime) -> PyResult<()> {
     check_flavor(rt, "wake()")?;
-    rt.core().wake().map_err(|e| host_error(e, "wake"))
+    rt.core().wake().map_err(|e| to_py(e, "wake"))
 }
 
 pub(crate) fn backend_fd(rt: &Runtime) -> PyResult<i32> {
     check_flavor(rt, "backend_fd()")?;
-    rt.core()
-        .backend_fd()
-        .map_err(|e| host_error(e, "backend_fd"))
+    rt.core().backend_fd().map_err(|e| to_py(e, "backend_fd"))
 }
 
 pub(crate) fn backend_timeout(rt: &Runtime) -> PyResult<Option<f64>> {
@@ -122,5 +115,5 @@ pub(crate) fn backend_timeout(rt: &Runtime) -> PyResult<Option<f64>> {
     rt.core()
         .backend_timeout()
         .map(|t| t.map(|d| d.as_secs_f64()))
-        .map_err(|e| host_error(e, "backend_timeout"))
+        .map_err(|e| to_py(e, "backend_timeout"))
 }

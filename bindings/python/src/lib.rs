@@ -29,6 +29,7 @@ use pyo3::prelude::*;
 fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     gil::init();
+    runtime::init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("READABLE", rt_core::callback::READABLE)?;
     m.add("WRITABLE", rt_core::callback::WRITABLE)?;

@@ -15,6 +15,7 @@ use pyo3::PyTraverseError;
 use rt_core::callback::{CallbackRuntime, Error};
 use rt_core::runtime::{Builder, RuntimeFlavor};
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -28,9 +29,32 @@ pub(crate) type Core = CallbackRuntime<PyTimer, PyWatch>;
 pub(crate) struct RuntimeInner {
     core: ManuallyDrop<Core>,
     pub(crate) reporter: Arc<Reporter>,
-    /// The process that created it: after `os.fork()` the child has none of
-    /// its threads, so there it is never shut down nor dropped (leaked).
-    pid: u32,
+    /// The fork generation it was created in ([`fork_generation`]): after
+    /// `os.fork()` the child has none of its threads, so there it is never
+    /// shut down nor dropped (leaked).
+    forks: u32,
+}
+
+/// Forks this process descends through since the module was loaded: bumped
+/// in each child, so "was this made before a fork" is one load, not a
+/// `getpid` system call per check (the hot paths check on every call).
+static FORKS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn count_fork_in_child() {
+    FORKS.fetch_add(1, Relaxed);
+}
+
+/// Counts forks in their children (called once, at module init).
+pub(crate) fn init() {
+    // SAFETY: registers a handler for the process's life (a plain `fn`);
+    // run in the child right after a fork, it only adds to an atomic.
+    unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
+}
+
+/// This process's fork generation: different from the parent's in a child
+/// of `fork()`.
+fn fork_generation() -> u32 {
+    FORKS.load(Relaxed)
 }
 
 impl RuntimeInner {
@@ -45,7 +69,7 @@ impl RuntimeInner {
 
     /// True in a child process forked after the runtime was created.
     pub(crate) fn forked(&self) -> bool {
-        self.pid != std::process::id()
+        self.forks != fork_generation()
     }
 
     /// `ShutdownError` unless the runtime takes work: once its shutdown
@@ -54,7 +78,8 @@ impl RuntimeInner {
     /// epoll set and timer state are the parent's too: the child must not
     /// touch them).
     pub(crate) fn check_live(&self) -> PyResult<()> {
-        if self.forked() || self.core().is_shutdown() {
+        // `core()` marks the runtime shut down in such a child.
+        if self.core().is_shutdown() {
             return Err(shutdown_error());
         }
         Ok(())
@@ -110,14 +135,15 @@ static LIVE: Mutex<Vec<Weak<RuntimeInner>>> = Mutex::new(Vec::new());
 
 /// The threads dropping runtimes whose last reference went inside a
 /// callback (`drop_core`), and shutdowns left running by a Ctrl-C
-/// (`shutdown_interruptibly`): `_shutdown_all` waits for them too.
+/// (`shutdown_interruptibly`): `_shutdown_all` waits for them too (those
+/// of its own fork generation: a parent's are not in a child).
 static DROPPING: Mutex<Vec<(u32, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
 
 /// Has `_shutdown_all` wait for `thread`.
 fn wait_at_exit(thread: std::thread::JoinHandle<()>) {
     let mut dropping = DROPPING.lock().unwrap_or_else(|e| e.into_inner());
     dropping.retain(|(_, t)| !t.is_finished());
-    dropping.push((std::process::id(), thread));
+    dropping.push((fork_generation(), thread));
 }
 
 fn register(inner: &Arc<RuntimeInner>) {
@@ -148,11 +174,11 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
     }
     let dropping = std::mem::take(&mut *DROPPING.lock().unwrap_or_else(|e| e.into_inner()));
     py.detach(|| {
-        for (pid, thread) in dropping {
-            if pid == std::process::id() {
+        for (forks, thread) in dropping {
+            if forks == fork_generation() {
                 let _ = thread.join();
             } else {
-                // A thread of the parent (os.fork): not in this process.
+                // A thread of a parent (os.fork): not in this process.
                 std::mem::forget(thread);
             }
         }
@@ -364,7 +390,7 @@ impl Runtime {
         let inner = Arc::new(RuntimeInner {
             core: ManuallyDrop::new(Core::new(runtime)),
             reporter: Arc::new(Reporter::new()),
-            pid: std::process::id(),
+            forks: fork_generation(),
         });
         register(&inner);
         Ok(Runtime { inner })
@@ -384,7 +410,8 @@ impl Runtime {
     /// refuses work there).
     #[getter]
     fn is_shutdown(&self) -> bool {
-        self.core().is_shutdown() || self.inner.forked()
+        // `core()` marks it shut down in such a child.
+        self.core().is_shutdown()
     }
 
     /// Called as `handler(exc, context)` for each exception a callback

@@ -92,9 +92,7 @@ struct SpawnCall(Job, Arc<Reporter>);
 
 impl OnceCallback for SpawnCall {
     fn call(self, status: Status) {
-        // Entered before waiting for the GIL: a call waiting for it when the
-        // shutdown begins is running (it runs, the shutdown waits for it).
-        let running = (status == Status::Ok).then(|| self.1.enter()).flatten();
+        let running = self.1.enter_if_ok(status);
         // No GIL while the interpreter exits: nothing to call then.
         let _ = crate::gil::attach(|py| {
             if let Some((call, outcome)) = take_job(&self.0) {
@@ -167,17 +165,16 @@ pub(crate) fn spawn<'py>(
     args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (job, fut) = new_job(rt, py, func, args)?;
+    let core = rt.core();
     // The GIL stays held: a worker cannot start the call (it needs the
     // GIL) before the handle is attached to the future.
-    let handle = rt
-        .core()
+    let handle = core
         .spawn(SpawnCall(job.clone(), rt.reporter().clone()), true)
         .map_err(|e| to_py(e, "spawn"))?;
     if let Some(handle) = handle {
         // The runtime's handle, by address: waiting for the call on the
         // thread that runs that runtime would wait for itself.
-        let runs_on = rt
-            .core()
+        let runs_on = core
             .handle()
             .map_or(0, |h| h as *const rt_core::runtime::Handle as usize);
         attach_task(py, &fut, handle, job, runs_on)?;

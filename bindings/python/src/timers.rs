@@ -33,19 +33,15 @@ impl TimerCallback for PyTimer {
         if status == Status::Cancelled || !shared.repeating {
             shared.active.store(false, Release);
         }
-        // Entered before waiting for the GIL (see tasks.rs); None: the
-        // shutdown began, no call.
-        let running = (status == Status::Ok)
-            .then(|| shared.reporter.enter())
-            .flatten();
+        // None: the final call, or the shutdown began (no call).
+        let running = shared.reporter.enter_if_ok(status);
         let _ = crate::gil::attach(|py| {
             // A one-shot timer's call is its last: taken out of the slot.
-            let call = match status {
-                Status::Cancelled => return shared.call.clear(py),
-                // The shutdown began: no further call, it can go.
-                _ if running.is_none() => return shared.call.clear(py),
-                Status::Ok if shared.repeating => shared.call.get(py),
-                Status::Ok => shared.call.take(),
+            let call = match running {
+                // No further call: it can go.
+                None => return shared.call.clear(py),
+                Some(_) if shared.repeating => shared.call.get(py),
+                Some(_) => shared.call.take(),
             };
             if let Some(call) = call {
                 if let Err(e) = call.call(py) {

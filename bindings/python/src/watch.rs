@@ -33,11 +33,8 @@ impl WatchCallback for PyWatch {
         if status == Status::Cancelled {
             shared.active.store(false, Release);
         }
-        // Entered before waiting for the GIL (see tasks.rs); None: the
-        // shutdown began, no call.
-        let running = (status == Status::Ok)
-            .then(|| shared.reporter.enter())
-            .flatten();
+        // None: the final call, or the shutdown began (no call).
+        let running = shared.reporter.enter_if_ok(status);
         let _ = crate::gil::attach(|py| {
             if status == Status::Cancelled {
                 return shared.call.clear(py);
