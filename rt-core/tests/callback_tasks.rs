@@ -4,7 +4,7 @@
 mod support;
 
 use rt_core::callback::{CallbackRuntime, Error, Status};
-use rt_core::runtime::{Builder, RunMode};
+use rt_core::runtime::RunMode;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;

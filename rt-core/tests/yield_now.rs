@@ -92,6 +92,9 @@ fn hosted(event: Event, drive: impl Fn(&Runtime)) -> usize {
     yields.load(SeqCst)
 }
 
+/// How a host drives its current-thread runtime.
+type HostDrive = fn(&Runtime);
+
 /// (scheduler or mode, event) -> yields it took.
 fn every_case(event: Event) -> Vec<(&'static str, usize)> {
     let mut out = Vec::new();
@@ -115,7 +118,7 @@ fn every_case(event: Event) -> Vec<(&'static str, usize)> {
         rt.block_on(rt.spawn(yields_until_the_waiter_runs(event)))
             .unwrap(),
     ));
-    let host_modes: [(&'static str, fn(&Runtime)); 4] = [
+    let host_modes: [(&'static str, HostDrive); 4] = [
         ("run(Default)", |rt| {
             rt.run(RunMode::Default);
         }),
