@@ -40,18 +40,24 @@ def noop():
 
 # --- children: each measures one side of one workload ---
 
-def child_spawn_rt(n):
+def timed_submits(submit, n):
+    """Seconds to submit `n` noops with `submit` and wait for all their futures
+    (each of which must have the result None)."""
     import concurrent.futures as cf
+
+    t0 = time.perf_counter()
+    futs = [submit(noop) for _ in range(n)]
+    done, not_done = cf.wait(futs)
+    dt = time.perf_counter() - t0
+    assert not not_done and all(f.result() is None for f in futs)
+    return dt
+
+
+def child_spawn_rt(n):
     import rtpy
 
     with rtpy.Runtime("multi_thread", workers=THREADS) as rt:
-        t0 = time.perf_counter()
-        spawn = rt.spawn
-        futs = [spawn(noop) for _ in range(n)]
-        done, not_done = cf.wait(futs)
-        dt = time.perf_counter() - t0
-        assert not not_done and all(f.result() is None for f in futs)
-    return dt
+        return timed_submits(rt.spawn, n)
 
 
 def child_spawn_peer(n):
@@ -59,13 +65,7 @@ def child_spawn_peer(n):
 
     with cf.ThreadPoolExecutor(max_workers=THREADS) as ex:
         ex.submit(noop).result()  # threads started lazily: start one outside the clock as rt's are
-        t0 = time.perf_counter()
-        submit = ex.submit
-        futs = [submit(noop) for _ in range(n)]
-        done, not_done = cf.wait(futs)
-        dt = time.perf_counter() - t0
-        assert not not_done and all(f.result() is None for f in futs)
-    return dt
+        return timed_submits(ex.submit, n)
 
 
 def child_blocking_rt(n):

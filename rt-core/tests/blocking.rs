@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
-use support::{serial, wait_until, with_deadline};
+use support::{one_worker_one_blocking_thread, serial, wait_until, with_deadline};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -731,12 +731,7 @@ fn spawn_blocking_when_counted_thread_took_the_worker_body() {
 fn block_in_place_handoff_not_queued_behind_blocking_closures() {
     let _s = serial();
     with_deadline("handoff_behind_queue", 20, || {
-        let rt = Builder::new_multi_thread()
-            .worker_threads(1)
-            .max_blocking_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = one_worker_one_blocking_thread();
         let m = rt.metrics();
         let active = Arc::new(AtomicUsize::new(0));
         let max_active = Arc::new(AtomicUsize::new(0));

@@ -4,11 +4,12 @@
 mod support;
 
 use rt_core::callback::{CallbackRuntime, Error, Status};
-use rt_core::runtime::{Builder, RunMode};
+use rt_core::runtime::RunMode;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use support::callback::{self, NoTimer, NoWatch};
+use support::one_worker_one_blocking_thread;
 
 type Rt = CallbackRuntime<NoTimer, NoWatch>;
 
@@ -134,14 +135,7 @@ fn join_waits_and_refuses_inside_a_callback() {
 
 #[test]
 fn blocking_work_runs_then_done_once_and_queued_work_aborts_at_once() {
-    let rt = CallbackRuntime::<NoTimer, NoWatch>::new(
-        Builder::new_multi_thread()
-            .worker_threads(1)
-            .max_blocking_threads(1)
-            .enable_all()
-            .build()
-            .unwrap(),
-    );
+    let rt = CallbackRuntime::<NoTimer, NoWatch>::new(one_worker_one_blocking_thread());
     let log = Arc::new(Mutex::new(Vec::new()));
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (started_tx, started_rx) = mpsc::channel::<()>();

@@ -6,6 +6,8 @@
 //! a runtime drops, futures dropped eagerly at shutdown, spawns racing a
 //! drop, and `block_in_place` around nested `block_on`s.
 
+mod support;
+
 use rt_core::io::AsyncFd;
 use rt_core::runtime::{Builder, Handle, Runtime};
 use rt_core::sync::oneshot;
@@ -17,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
+use support::one_worker_one_blocking_thread;
 
 fn current_thread() -> Runtime {
     Builder::new_current_thread().enable_all().build().unwrap()
@@ -100,14 +103,22 @@ fn drain(s: &UnixStream) {
 
 // ---- io_async_fd.rs: driver shutdown ----
 
-#[test]
-fn driver_shutdown_wakes_currently_pending() {
+/// A current-thread runtime with one end of a socket pair registered on
+/// its driver, and the other end (kept open: dropping it makes the first
+/// readable).
+fn registered_on_current_thread() -> (Runtime, AsyncFd<UnixStream>, UnixStream) {
     let rt = current_thread();
-    let (a, _b) = socketpair();
+    let (a, b) = socketpair();
     let afd = {
         let _enter = rt.enter();
         AsyncFd::new(a).unwrap()
     };
+    (rt, afd, b)
+}
+
+#[test]
+fn driver_shutdown_wakes_currently_pending() {
+    let (rt, afd, _b) = registered_on_current_thread();
     let readable = assert_pending(afd.readable());
     drop(rt);
     // Started before the drop: woken, with an error.
@@ -118,12 +129,7 @@ fn driver_shutdown_wakes_currently_pending() {
 
 #[test]
 fn driver_shutdown_wakes_future_pending() {
-    let rt = current_thread();
-    let (a, _b) = socketpair();
-    let afd = {
-        let _enter = rt.enter();
-        AsyncFd::new(a).unwrap()
-    };
+    let (rt, afd, _b) = registered_on_current_thread();
     drop(rt);
     assert!(block_on_outside(afd.readable()).is_err());
 }
@@ -131,12 +137,7 @@ fn driver_shutdown_wakes_future_pending() {
 #[test]
 fn driver_shutdown_wakes_pending_race() {
     for _ in 0..100 {
-        let rt = current_thread();
-        let (a, _b) = socketpair();
-        let afd = {
-            let _enter = rt.enter();
-            AsyncFd::new(a).unwrap()
-        };
+        let (rt, afd, _b) = registered_on_current_thread();
         let dropper = std::thread::spawn(move || drop(rt));
         // Either result, but woken.
         let _ = block_on_outside(afd.readable());
@@ -156,12 +157,7 @@ async fn poll_writable<T: std::os::unix::io::AsRawFd>(fd: &AsyncFd<T>) -> io::Re
 
 #[test]
 fn driver_shutdown_wakes_currently_pending_polls() {
-    let rt = current_thread();
-    let (a, _b) = socketpair();
-    let afd = {
-        let _enter = rt.enter();
-        AsyncFd::new(a).unwrap()
-    };
+    let (rt, afd, _b) = registered_on_current_thread();
     fill(afd.get_ref()); // not writable
     let readable = assert_pending(poll_readable(&afd));
     let writable = assert_pending(poll_writable(&afd));
@@ -172,12 +168,7 @@ fn driver_shutdown_wakes_currently_pending_polls() {
 
 #[test]
 fn driver_shutdown_wakes_poll() {
-    let rt = current_thread();
-    let (a, _b) = socketpair();
-    let afd = {
-        let _enter = rt.enter();
-        AsyncFd::new(a).unwrap()
-    };
+    let (rt, afd, _b) = registered_on_current_thread();
     drop(rt);
     assert!(block_on_outside(poll_readable(&afd)).is_err());
     assert!(block_on_outside(poll_writable(&afd)).is_err());
@@ -186,12 +177,7 @@ fn driver_shutdown_wakes_poll() {
 #[test]
 fn driver_shutdown_wakes_poll_race() {
     for _ in 0..100 {
-        let rt = current_thread();
-        let (a, _b) = socketpair();
-        let afd = {
-            let _enter = rt.enter();
-            AsyncFd::new(a).unwrap()
-        };
+        let (rt, afd, _b) = registered_on_current_thread();
         fill(afd.get_ref());
         let dropper = std::thread::spawn(move || drop(rt));
         dropper.join().unwrap();
@@ -346,6 +332,22 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 
 fn both_flavors() -> [Runtime; 2] {
     [current_thread(), multi_thread()]
+}
+
+/// A multi-thread runtime with a single worker and no drivers.
+fn one_worker() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap()
+}
+
+/// Spawns `task` on `rt`, waits for it and fails if it panicked.
+fn spawned_and_joined<F>(rt: &Runtime, task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    rt.block_on(async move { rt_core::spawn(task).await.unwrap() })
 }
 
 /// Two tasks each waiting on a oneshot whose sender the other one owns:
@@ -628,42 +630,25 @@ fn wake_during_shutdown() {
 /// with one worker and one blocking thread (tokio-rs/tokio#5239).
 #[test]
 fn nested_block_in_place_with_block_on_between() {
-    let rt = Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = one_worker_one_blocking_thread();
     for _ in 0..100 {
         let h = rt.handle().clone();
-        rt.block_on(async move {
-            rt_core::spawn(async move {
-                rt_core::task::block_in_place(|| {
-                    h.block_on(async {
-                        rt_core::task::block_in_place(|| {});
-                    });
-                })
+        spawned_and_joined(&rt, async move {
+            rt_core::task::block_in_place(|| {
+                h.block_on(async {
+                    rt_core::task::block_in_place(|| {});
+                });
             })
-            .await
-            .unwrap()
         });
     }
 }
 
 #[test]
 fn yield_now_in_block_in_place() {
-    let rt = Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        rt_core::spawn(async {
-            rt_core::task::block_in_place(|| {
-                Handle::current().block_on(rt_core::task::yield_now());
-            })
+    spawned_and_joined(&one_worker(), async {
+        rt_core::task::block_in_place(|| {
+            Handle::current().block_on(rt_core::task::yield_now());
         })
-        .await
-        .unwrap()
     })
 }
 
@@ -707,20 +692,12 @@ fn lifo_stealable() {
 /// single worker (rt_threaded.rs).
 #[test]
 fn yield_after_block_in_place() {
-    let rt = Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        rt_core::spawn(async move {
-            rt_core::task::block_in_place(|| {
-                let inner = Builder::new_current_thread().build().unwrap();
-                inner.block_on(async {});
-            });
-            rt_core::task::yield_now().await;
-        })
-        .await
-        .unwrap()
+    spawned_and_joined(&one_worker(), async move {
+        rt_core::task::block_in_place(|| {
+            let inner = Builder::new_current_thread().build().unwrap();
+            inner.block_on(async {});
+        });
+        rt_core::task::yield_now().await;
     });
 }
 
@@ -733,23 +710,20 @@ fn coop_and_block_in_place() {
         .enable_all()
         .build()
         .unwrap();
+    let (tx, mut rx) = rt_core::sync::mpsc::channel(1024);
     rt.block_on(async move {
-        let (tx, mut rx) = rt_core::sync::mpsc::channel(1024);
         for _ in 0..1024 {
             tx.send(()).await.unwrap();
         }
-        drop(tx);
-        rt_core::spawn(async move {
-            rt_core::task::block_in_place(|| {});
-            poll_fn(|cx| {
-                while let Poll::Ready(v) = rx.poll_recv(cx) {
-                    assert!(v.is_some(), "did not yield");
-                }
-                Poll::Ready(())
-            })
-            .await
+    });
+    spawned_and_joined(&rt, async move {
+        rt_core::task::block_in_place(|| {});
+        poll_fn(|cx| {
+            while let Poll::Ready(v) = rx.poll_recv(cx) {
+                assert!(v.is_some(), "did not yield");
+            }
+            Poll::Ready(())
         })
         .await
-        .unwrap();
     });
 }

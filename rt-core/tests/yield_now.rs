@@ -92,6 +92,9 @@ fn hosted(event: Event, drive: impl Fn(&Runtime)) -> usize {
     yields.load(SeqCst)
 }
 
+/// How a host drives its current-thread runtime.
+type HostDrive = fn(&Runtime);
+
 /// (scheduler or mode, event) -> yields it took.
 fn every_case(event: Event) -> Vec<(&'static str, usize)> {
     let mut out = Vec::new();
@@ -115,30 +118,23 @@ fn every_case(event: Event) -> Vec<(&'static str, usize)> {
         rt.block_on(rt.spawn(yields_until_the_waiter_runs(event)))
             .unwrap(),
     ));
-    out.push((
-        "run(Default)",
-        hosted(event, |rt| {
+    let host_modes: [(&'static str, HostDrive); 4] = [
+        ("run(Default)", |rt| {
             rt.run(RunMode::Default);
         }),
-    ));
-    out.push((
-        "run_for",
-        hosted(event, |rt| {
+        ("run_for", |rt| {
             rt.run_for(Duration::from_secs(5), usize::MAX);
         }),
-    ));
-    out.push((
-        "run(Once)",
-        hosted(event, |rt| {
+        ("run(Once)", |rt| {
             rt.run(RunMode::Once);
         }),
-    ));
-    out.push((
-        "run(NoWait)",
-        hosted(event, |rt| {
+        ("run(NoWait)", |rt| {
             rt.run(RunMode::NoWait);
         }),
-    ));
+    ];
+    for (name, drive) in host_modes {
+        out.push((name, hosted(event, drive)));
+    }
     out
 }
 

@@ -1,6 +1,7 @@
 /* A tiny test runner: CHECK / CHECK_EQ and rt_run_tests printing
- * "N passed, N failed", plus the time helpers every test file uses. The
- * including file defines _POSIX_C_SOURCE (or _GNU_SOURCE) first. */
+ * "N passed, N failed", plus the time helpers every test file uses and the
+ * checks several files share. The including file defines _POSIX_C_SOURCE
+ * (or _GNU_SOURCE) first. */
 #ifndef RT_TEST_HARNESS_H
 #define RT_TEST_HARNESS_H
 
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "rt.h"
 
 static int rt_test_failed_checks;
 
@@ -29,6 +32,18 @@ static int rt_test_failed_checks;
             rt_test_failed_checks++;                                                \
         }                                                                           \
     } while (0)
+
+/* Every host-mode call (rt_run, rt_run_budget, rt_stop, rt_wake,
+ * rt_backend_fd, rt_backend_timeout) refuses `rt` with RT_EINVAL: for a
+ * multi-thread runtime, or NULL. */
+static inline void check_host_calls_refused(rt_runtime *rt) {
+    CHECK_EQ(rt_run(rt, RT_RUN_NOWAIT), RT_EINVAL);
+    CHECK_EQ(rt_run_budget(rt, 1000, 10), RT_EINVAL);
+    CHECK_EQ(rt_stop(rt), RT_EINVAL);
+    CHECK_EQ(rt_wake(rt), RT_EINVAL);
+    CHECK_EQ(rt_backend_fd(rt), RT_EINVAL);
+    CHECK_EQ(rt_backend_timeout(rt), RT_EINVAL);
+}
 
 /* Sleeps `ms` milliseconds. */
 static inline void sleep_ms(long ms) {

@@ -7,6 +7,7 @@ unavailable with the reason, never replaced by another loop.
 
 import asyncio
 import importlib
+import sys
 
 #: The loops in the order the tables list them. The first three are the peers
 #: (the anchors issue 12 measures rtpy against).
@@ -31,6 +32,16 @@ def factory(name):
     if make is None:
         raise LookupError(f"{name} has no new_event_loop (not built yet)")
     return make
+
+
+def factory_or_exit(name):
+    """`factory(name)` for a child process: when the loop is unavailable, prints
+    "UNAVAILABLE <reason>" (what run.py looks for) and exits with status 3."""
+    try:
+        return factory(name)
+    except LookupError as e:
+        print("UNAVAILABLE", e, flush=True)
+        sys.exit(3)
 
 
 def version(name):

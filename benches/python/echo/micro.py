@@ -24,7 +24,7 @@ import resource
 import sys
 import time
 
-from loops import factory
+from loops import factory_or_exit
 
 BATCH = 1000
 
@@ -98,11 +98,7 @@ def main():
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
-    try:
-        make = factory(args.loop)
-    except LookupError as e:
-        print("UNAVAILABLE", e, flush=True)
-        sys.exit(3)
+    make = factory_or_exit(args.loop)
 
     setup = BENCHES[args.bench]
     rates = []

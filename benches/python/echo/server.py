@@ -22,9 +22,8 @@ stderr.
 import argparse
 import asyncio
 import socket
-import sys
 
-from loops import factory
+from loops import factory_or_exit
 
 #: Largest read per call (more than the largest message, 100 KiB).
 READ_SIZE = 256 * 1024
@@ -103,11 +102,7 @@ def main():
     ap.add_argument("--loop", required=True)
     ap.add_argument("--mode", required=True, choices=("sock", "streams", "proto"))
     args = ap.parse_args()
-    try:
-        make = factory(args.loop)
-    except LookupError as e:
-        print("UNAVAILABLE", e, flush=True)
-        sys.exit(3)
+    make = factory_or_exit(args.loop)
 
     loop = make()
     asyncio.set_event_loop(loop)

@@ -7,7 +7,9 @@ thread's stack and ends the run instead of blocking `make test` forever.
 import faulthandler
 import gc
 import os
+import select
 import sys
+import threading
 import time
 
 import pytest
@@ -37,6 +39,69 @@ def wait_until(pred, timeout=5.0, interval=0.001):
         if time.monotonic() >= deadline:
             return bool(pred())
         time.sleep(interval)
+
+
+def readable(fd, timeout=0.0):
+    """Whether `fd` is readable within `timeout` seconds (select)."""
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
+def start_threads(n, target, indexed=False):
+    """Starts `n` threads running `target` (`target(k)` for k in 0..n when
+    `indexed`); returns them, for `join_threads`."""
+    threads = [threading.Thread(target=target, args=(k,) if indexed else ()) for k in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def join_threads(threads, timeout=None):
+    """Joins each of `threads`, waiting at most `timeout` seconds for each."""
+    for t in threads:
+        t.join(timeout)
+
+
+def recording_errors(errors):
+    """Decorator for a thread's target: whatever it raises (BaseException
+    included) is appended to the list `errors` for the test to assert on,
+    instead of being printed and lost with the thread."""
+
+    def wrap(fn):
+        def run(*args):
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: BLE001 - the test asserts on `errors`
+                errors.append(e)
+
+        return run
+
+    return wrap
+
+
+def run_until_shut_down(rt, within=5.0):
+    """Runs the current-thread `rt` ("default" mode) until a shutdown ends the
+    run, and asserts that took less than `within` seconds."""
+    t0 = time.monotonic()
+    try:
+        rt.run("default")
+    except rtpy.ShutdownError:
+        pass
+    assert time.monotonic() - t0 < within
+
+
+def shuts_down_from_inside(rt, out):
+    """A callback that shuts `rt` down from inside the runtime (timeout 1 s)
+    and appends to `out` "returned", or the name of the TimeoutError or
+    DeadlockError the shutdown raised."""
+
+    def cb():
+        try:
+            rt.shutdown(timeout=1)
+            out.append("returned")
+        except (TimeoutError, rtpy.DeadlockError) as e:
+            out.append(type(e).__name__)
+
+    return cb
 
 
 def collect_until_dead(ref, timeout=5.0):

@@ -16,7 +16,15 @@ import weakref
 import pytest
 
 import rtpy
-from conftest import collect_until_dead, wait_until
+from conftest import (
+    collect_until_dead,
+    join_threads,
+    recording_errors,
+    run_until_shut_down,
+    shuts_down_from_inside,
+    start_threads,
+    wait_until,
+)
 
 
 def run_child(code, timeout=30):
@@ -35,6 +43,7 @@ def test_spawns_racing_shutdown_leave_no_future_pending():
         errors = []
         go = threading.Barrier(5)
 
+        @recording_errors(errors)
         def producer(k):
             go.wait()
             try:
@@ -42,17 +51,12 @@ def test_spawns_racing_shutdown_leave_no_future_pending():
                     futs[k].append(rt.spawn(ran.append, (k, i)))
             except rtpy.ShutdownError:
                 return
-            except BaseException as e:  # noqa: BLE001
-                errors.append(e)
 
-        ths = [threading.Thread(target=producer, args=(k,)) for k in range(4)]
-        for t in ths:
-            t.start()
+        ths = start_threads(4, producer, indexed=True)
         go.wait()
         time.sleep(0.02)
         rt.shutdown(timeout=10)
-        for t in ths:
-            t.join(10)
+        join_threads(ths, 10)
         assert not errors, errors
         all_futs = [f for fs in futs for f in fs]
         done, not_done = cf.wait(all_futs, timeout=5)
@@ -75,25 +79,20 @@ def test_timer_cancels_racing_shutdown():
     timers = [rt.call_later((i % 50) * 0.001, fired.append, i) for i in range(3000)]
     errors = []
 
+    @recording_errors(errors)
     def canceller(k):
-        try:
-            for t in timers[k::3]:
-                try:
-                    r = t.cancel()
-                    assert r in (True, False)
-                except rtpy.ShutdownError:
-                    pass
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
+        for t in timers[k::3]:
+            try:
+                r = t.cancel()
+                assert r in (True, False)
+            except rtpy.ShutdownError:
+                pass
 
-    ths = [threading.Thread(target=canceller, args=(k,)) for k in range(3)]
-    for t in ths:
-        t.start()
+    ths = start_threads(3, canceller, indexed=True)
     time.sleep(0.01)
     rt.shutdown(timeout=10)
     n = len(fired)
-    for t in ths:
-        t.join(10)
+    join_threads(ths, 10)
     assert not errors, errors
     time.sleep(0.05)
     assert len(fired) == n, "a timer fired after shutdown returned"
@@ -234,27 +233,21 @@ def test_watch_and_close_of_one_fd_from_many_threads(mt):
     counts = {"ok": 0, "eexist": 0}
     lock = threading.Lock()
 
+    @recording_errors(errors)
     def racer():
-        try:
-            for _ in range(300):
-                try:
-                    w = mt.watch(b, rtpy.READABLE, lambda ev: None)
-                except FileExistsError:
-                    with lock:
-                        counts["eexist"] += 1
-                    continue
+        for _ in range(300):
+            try:
+                w = mt.watch(b, rtpy.READABLE, lambda ev: None)
+            except FileExistsError:
                 with lock:
-                    counts["ok"] += 1
-                w.close()
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
+                    counts["eexist"] += 1
+                continue
+            with lock:
+                counts["ok"] += 1
+            w.close()
 
     try:
-        ths = [threading.Thread(target=racer) for _ in range(4)]
-        for t in ths:
-            t.start()
-        for t in ths:
-            t.join(20)
+        join_threads(start_threads(4, racer), 20)
         assert not errors, errors
         assert counts["ok"] >= 300
         # Free at the end.
@@ -369,22 +362,9 @@ def test_interpreter_exit_with_work_pending_and_callbacks_running():
 def test_shutdown_from_inside_a_current_thread_callback():
     rt = rtpy.Runtime("current_thread")
     out = []
-
-    def cb():
-        try:
-            rt.shutdown(timeout=1)
-            out.append("returned")
-        except (TimeoutError, rtpy.DeadlockError) as e:
-            out.append(type(e).__name__)
-
-    rt.spawn(cb)
+    rt.spawn(shuts_down_from_inside(rt, out))
     rt.call_later(0.01, out.append, "timer")
-    t0 = time.monotonic()
-    try:
-        rt.run("default")
-    except rtpy.ShutdownError:
-        pass
-    assert time.monotonic() - t0 < 5
+    run_until_shut_down(rt, within=5)
     assert out and out[0] in ("returned", "TimeoutError", "DeadlockError")
     rt.shutdown(timeout=5)
     with pytest.raises(rtpy.ShutdownError):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import rtpy
-from conftest import drive, exceptions_count, wait_until
+from conftest import drive, exceptions_count, join_threads, start_threads, wait_until
 
 
 def test_timer_exception_goes_to_the_handler_and_is_counted(mt):
@@ -151,11 +151,7 @@ def test_exceptions_from_several_threads_all_counted():
             for _ in range(250):
                 rt.call_later(0, lambda: 1 / 0)
 
-        ths = [threading.Thread(target=fire) for _ in range(4)]
-        for t in ths:
-            t.start()
-        for t in ths:
-            t.join()
+        join_threads(start_threads(4, fire))
         assert wait_until(lambda: seen[0] == 1000, 10)
         assert exceptions_count(rt) == before + 1000
 

@@ -1,18 +1,13 @@
 """Host-driven mode on a current-thread runtime: run modes, run_budget,
 stop / wake, backend_fd / backend_timeout."""
 
-import select
 import threading
 import time
 
 import pytest
 
 import rtpy
-
-
-def readable(fd, timeout=0.0):
-    r, _, _ = select.select([fd], [], [], timeout)
-    return bool(r)
+from conftest import join_threads, readable, start_threads
 
 
 def test_flavor_property(ct, mt):
@@ -309,16 +304,13 @@ def test_remote_spawns_into_a_running_host_each_once_in_per_producer_order(ct):
         for i in range(per):
             ct.spawn(record, (k, i))
 
-    ths = [threading.Thread(target=producer, args=(k,)) for k in range(4)]
-    for t in ths:
-        t.start()
+    ths = start_threads(4, producer, indexed=True)
     go.wait()
     deadline = time.monotonic() + 30
     while len(out) < 4 * per and time.monotonic() < deadline:
         if ct.run_budget(0.005) == 0:
             readable(ct.backend_fd(), 0.01)
-    for t in ths:
-        t.join()
+    join_threads(ths)
     ct.run("nowait")
     assert len(out) == 4 * per
     assert where == {threading.get_ident()}

@@ -8,11 +8,7 @@ import time
 import pytest
 
 import rtpy
-from conftest import collect_until_dead, wait_until
-
-
-def readable(fd, timeout=0.0):
-    return bool(select.select([fd], [], [], timeout)[0])
+from conftest import collect_until_dead, join_threads, readable, start_threads, wait_until
 
 
 def test_post_and_drain(mt):
@@ -41,16 +37,13 @@ def test_four_producers_keep_per_producer_order(mt):
         for i in range(per):
             q.post(out.append, (t, i))
 
-    ths = [threading.Thread(target=producer, args=(t,)) for t in range(4)]
-    for th in ths:
-        th.start()
+    ths = start_threads(4, producer, indexed=True)
     start.wait()
     deadline = time.monotonic() + 20
     while len(out) < 4 * per and time.monotonic() < deadline:
         if readable(q.fileno(), 0.01):
             q.drain()
-    for th in ths:
-        th.join()
+    join_threads(ths)
     q.drain()
     assert len(out) == 4 * per
     for t in range(4):

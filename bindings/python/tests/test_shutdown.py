@@ -9,7 +9,7 @@ import weakref
 import pytest
 
 import rtpy
-from conftest import collect_until_dead, wait_until
+from conftest import collect_until_dead, run_until_shut_down, shuts_down_from_inside, wait_until
 
 
 class Token:
@@ -209,12 +209,7 @@ def test_shutdown_from_another_thread_while_host_runs(ct):
     res = []
     th = threading.Timer(0.1, lambda: res.append(ct.shutdown(timeout=5)))
     th.start()
-    t0 = time.monotonic()
-    try:
-        ct.run("default")
-    except rtpy.ShutdownError:
-        pass
-    assert time.monotonic() - t0 < 5
+    run_until_shut_down(ct, within=5)
     th.join(10)
     assert res == [None]
 
@@ -222,15 +217,7 @@ def test_shutdown_from_another_thread_while_host_runs(ct):
 def test_shutdown_from_inside_a_callback_does_not_hang():
     rt = rtpy.Runtime("multi_thread", workers=2)
     out = []
-
-    def cb():
-        try:
-            rt.shutdown(timeout=1)
-            out.append("returned")
-        except (TimeoutError, rtpy.DeadlockError) as e:
-            out.append(type(e).__name__)
-
-    rt.spawn(cb)
+    rt.spawn(shuts_down_from_inside(rt, out))
     assert wait_until(lambda: out, 10)
     rt.shutdown(timeout=10)
     with pytest.raises(rtpy.ShutdownError):

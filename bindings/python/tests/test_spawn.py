@@ -9,7 +9,7 @@ import time
 import pytest
 
 import rtpy
-from conftest import drive, exceptions_count, wait_until
+from conftest import drive, exceptions_count, join_threads, recording_errors, start_threads, wait_until
 
 
 def test_spawn_returns_a_concurrent_future(mt):
@@ -244,18 +244,12 @@ def test_spawn_from_many_threads_while_results_flow(mt):
     total = []
     errors = []
 
+    @recording_errors(errors)
     def producer():
-        try:
-            fs = [mt.spawn(lambda i=i: i * i) for i in range(2000)]
-            total.append(sum(f.result(timeout=20) for f in fs))
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        fs = [mt.spawn(lambda i=i: i * i) for i in range(2000)]
+        total.append(sum(f.result(timeout=20) for f in fs))
 
-    ths = [threading.Thread(target=producer) for _ in range(4)]
-    for t in ths:
-        t.start()
-    for t in ths:
-        t.join(30)
+    join_threads(start_threads(4, producer), 30)
     assert not errors, errors
     assert total == [sum(i * i for i in range(2000))] * 4
 

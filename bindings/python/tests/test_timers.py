@@ -7,7 +7,7 @@ import time
 import pytest
 
 import rtpy
-from conftest import drive, wait_until
+from conftest import drive, join_threads, start_threads, wait_until
 
 # time.monotonic() and Timer.when are floats of the same clock: allow only
 # the rounding of a double, nothing a real early fire could hide in.
@@ -174,11 +174,7 @@ def test_cancel_storm_from_several_threads(mt):
         for i in order:
             results[k][i] = timers[i].cancel()
 
-    ths = [threading.Thread(target=canceller, args=(k,)) for k in range(3)]
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join(20)
+    join_threads(start_threads(3, canceller, indexed=True), 20)
     time.sleep(0.05)
     for i in range(n):
         wins = sum(results[k][i] for k in range(3))

@@ -70,6 +70,17 @@ pub fn flavors_with_drivers(workers: usize) -> Vec<(&'static str, Runtime)> {
     ]
 }
 
+/// A multi-thread runtime with every driver, one worker and at most one
+/// blocking thread: the smallest pool a `block_in_place` handoff can need.
+pub fn one_worker_one_blocking_thread() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Serializes the tests of one test binary that measure time or CPU.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
