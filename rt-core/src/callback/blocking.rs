@@ -51,7 +51,7 @@ where
     let in_pool = finish;
     shared.set_on_abort(Box::new(move || {
         if let Some(finish) = on_abort.upgrade() {
-            drop(finish.lock().unwrap_or_else(|e| e.into_inner()).take());
+            drop(take(&finish));
         }
     }));
     let task_shared = shared.clone();
@@ -69,8 +69,7 @@ where
             // The work panicked: `done(Cancelled)` now, not while the panic
             // unwinds (a panic of `done` there would abort the process);
             // then the panic goes on to the pool, as a task's would.
-            let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
-            drop(taken);
+            drop(take(&finish));
             std::panic::resume_unwind(panic);
         }
         // From now on `done` reports success even if the runtime drops the
@@ -81,22 +80,10 @@ where
             }
         }
         let on_runtime = finish.clone();
-        let completion = rt_handle.spawn(async move {
-            let taken = on_runtime.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(mut f) = taken {
-                if let Some(cb) = f.callback.take() {
-                    cb.call(Status::Ok);
-                }
-            }
-        });
+        let completion = rt_handle.spawn(async move { call_ok(&on_runtime) });
         if completion.is_finished() {
             // The runtime refused the task (shut down): run `done` here.
-            let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(mut f) = taken {
-                if let Some(cb) = f.callback.take() {
-                    cb.call(Status::Ok);
-                }
-            }
+            call_ok(&finish);
         }
     });
     let join = match spawned {
@@ -106,8 +93,7 @@ where
         // `finish`, alive until then) is dropped.
         Err((e, job)) => {
             if let Some(finish) = weak_finish.upgrade() {
-                let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(mut f) = taken {
+                if let Some(mut f) = take(&finish) {
                     if let Some(cb) = f.callback.take() {
                         drop(cb.disarm());
                     }
@@ -121,4 +107,20 @@ where
     // dropping it made `done`'s Cancelled call: still a success.
     shared.set_abort(join.abort_handle());
     Ok(TaskHandle::from_shared(shared))
+}
+
+/// Takes `done`'s guard out of its slot (`None` once taken), the slot's
+/// lock released before the caller calls or drops it.
+fn take<C: OnceCallback>(slot: &Mutex<Option<FinishOnDrop<C>>>) -> Option<FinishOnDrop<C>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// Makes `done`'s `Ok` call (then marks the task finished), unless the
+/// guard was taken already.
+fn call_ok<C: OnceCallback>(slot: &Mutex<Option<FinishOnDrop<C>>>) {
+    if let Some(mut f) = take(slot) {
+        if let Some(cb) = f.callback.take() {
+            cb.call(Status::Ok);
+        }
+    }
 }

@@ -48,8 +48,8 @@ impl ShutdownFlag {
 
     /// Names the runtime (nonzero; not reused while this flag lives): what
     /// marks blocking work with the runtime it runs for
-    /// ([`in_blocking_work`](super::in_blocking_work)).
-    pub fn identity(&self) -> usize {
+    /// ([`in_blocking_work`](super::marks::in_blocking_work)).
+    pub(crate) fn identity(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
 }

@@ -63,7 +63,7 @@ pub fn is_in_callback() -> bool {
 /// calls are fine there, except waiting for a shutdown that waits for this
 /// work (the shutdown answers `WouldDeadlock` instead), and a shutdown of
 /// `owner` from it counts this work as running.
-pub fn in_blocking_work<R>(owner: usize, f: impl FnOnce() -> R) -> R {
+pub(crate) fn in_blocking_work<R>(owner: usize, f: impl FnOnce() -> R) -> R {
     struct Leave(usize);
     impl Drop for Leave {
         fn drop(&mut self) {
@@ -74,13 +74,14 @@ pub fn in_blocking_work<R>(owner: usize, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// True while this thread runs blocking work ([`in_blocking_work`]).
+/// True while this thread runs the `work` of blocking work (of any runtime:
+/// [`CallbackRuntime::spawn_blocking`](super::CallbackRuntime::spawn_blocking)).
 pub fn is_in_blocking_work() -> bool {
     IN_WORK.try_with(|c| c.get() != 0).unwrap_or(false)
 }
 
 /// True while this thread runs blocking work of the runtime `owner` (a
 /// [`ShutdownFlag`](super::ShutdownFlag) identity).
-pub fn is_in_blocking_work_of(owner: usize) -> bool {
+pub(crate) fn is_in_blocking_work_of(owner: usize) -> bool {
     IN_WORK.try_with(|c| c.get() == owner).unwrap_or(false)
 }

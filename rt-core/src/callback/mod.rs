@@ -44,10 +44,7 @@ mod watch;
 
 pub use error::Error;
 pub use gate::{ShutdownFlag, Stopped};
-pub use marks::{
-    calls_made, in_blocking_work, in_callback, is_in_blocking_work, is_in_blocking_work_of,
-    is_in_callback,
-};
+pub use marks::{calls_made, in_callback, is_in_blocking_work, is_in_callback};
 pub use once::Once;
 pub use queue::CompletionQueue;
 pub use runtime::{CallbackRuntime, MetricsSnapshot};

@@ -354,7 +354,9 @@ impl<W: WatchCallback> Watches<W> {
     /// Watches `fd` on `handle`'s reactor (see
     /// [`CallbackRuntime::watch`](super::CallbackRuntime::watch)); `on_id`
     /// gets the id before the watch's task exists (its first call may use
-    /// the id). The caller checked that the runtime is not shut down.
+    /// the id). The caller checked the input (a non-negative fd, an
+    /// interest with `READABLE` / `WRITABLE`) and that the runtime is not
+    /// shut down.
     pub(crate) fn watch(
         &self,
         handle: &Handle,
@@ -364,9 +366,7 @@ impl<W: WatchCallback> Watches<W> {
         cb: W,
         on_id: impl FnOnce(WatchId),
     ) -> Result<WatchId, Error> {
-        let (true, Some(reactor_interest)) = (fd >= 0, to_interest(interest)) else {
-            return Err(Error::InvalidInput);
-        };
+        let reactor_interest = to_interest(interest).ok_or(Error::InvalidInput)?;
         // A watch that still holds this number. The kernel decides below:
         // the same file is still registered (`EEXIST`, the old one stays),
         // or the number names another file now (its fd was closed without a
@@ -411,11 +411,9 @@ impl<W: WatchCallback> Watches<W> {
     }
 
     /// Changes watch `id`'s interest (see
-    /// [`CallbackRuntime::watch_modify`](super::CallbackRuntime::watch_modify)).
+    /// [`CallbackRuntime::watch_modify`](super::CallbackRuntime::watch_modify));
+    /// the caller checked that `interest` has `READABLE` / `WRITABLE`.
     pub(crate) fn modify(&self, id: WatchId, interest: u32) -> Result<(), Error> {
-        if to_interest(interest).is_none() {
-            return Err(Error::InvalidInput);
-        }
         let ctl = self.registry.get(id).ok_or(Error::NotFound)?;
         ctl.interest.store(interest, Ordering::Release);
         // The reactor watches the new interest; readiness the fd has for it
