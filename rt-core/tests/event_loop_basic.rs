@@ -472,3 +472,65 @@ fn the_loop_is_usable_through_a_trait_object_runner() {
     assert_eq!(taken(&log), vec![1]);
     let _: Option<EventLoop<Cb>> = None;
 }
+
+/// Calls into the loop when dropped (as a Python handle's destructor may).
+struct OnDrop(std::sync::Weak<EventLoop<Cb>>, Arc<AtomicUsize>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some(lp) = self.0.upgrade() {
+            let _ = lp.ready_len();
+            let _ = lp.timers_len();
+            let _ = lp.remove_reader(0);
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn handles_are_dropped_with_no_lock_held() {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let lp = new_loop();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let hook = |id| {
+            let d = OnDrop(Arc::downgrade(&lp), drops.clone());
+            Cb::new(id, move |_| {
+                let _ = &d;
+            })
+        };
+        // Refused by epoll.
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        use std::os::fd::AsRawFd;
+        assert!(lp.add_reader(file.as_raw_fd(), hook(1)).is_err());
+        // Cancelled: a ready handle, a due timer.
+        let h = hook(2);
+        lp.call_soon(h.clone()).unwrap();
+        h.cancel();
+        drop(h);
+        let h = hook(3);
+        lp.call_at(0, h.clone()).unwrap();
+        h.cancel();
+        drop(h);
+        // A timer cancelled by key, dropped by the caller.
+        let k = lp.call_at(u64::MAX, hook(4)).unwrap();
+        drop(lp.cancel_timer(k));
+        // Run handles (dropped after running).
+        lp.call_soon(hook(5)).unwrap();
+        let mut run = Run::default();
+        for _ in 0..3 {
+            lp.run_once(&mut run, false, within(5)).unwrap();
+        }
+        // Refused after close; then everything close returned.
+        lp.call_soon(hook(6)).unwrap();
+        let rest = lp.close();
+        assert!(lp.call_soon(hook(7)).is_err());
+        assert!(lp.call_soon_threadsafe(hook(8)).is_err());
+        drop(rest);
+        tx.send(drops.load(Ordering::SeqCst)).unwrap();
+    });
+    let drops = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("deadlock: a handle was dropped under the loop's lock");
+    assert_eq!(drops, 8);
+}

@@ -17,8 +17,11 @@ fn short_timers_fire_on_time() {
         // 100 µs .. 1.1 ms: below epoll_wait's 1 ms resolution.
         let when = now() + 100_000 + (i * 37 % 100) * 10_000;
         let f = fired.clone();
-        lp.call_at(when, Cb::new(i as u32, move |_| *f.lock().unwrap() = Some(now())))
-            .unwrap();
+        lp.call_at(
+            when,
+            Cb::new(i as u32, move |_| *f.lock().unwrap() = Some(now())),
+        )
+        .unwrap();
         let start = std::time::Instant::now();
         loop {
             // Unbounded waits: only the timer ends them.
