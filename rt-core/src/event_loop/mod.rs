@@ -78,6 +78,10 @@ use std::sync::{Mutex, MutexGuard};
 
 /// A handle the loop stores and hands back to its [`Runner`]: the binding's
 /// `asyncio.Handle`, or a closure in Rust.
+///
+/// `clone` (a reader or writer made ready by an event) and `is_cancelled`
+/// may be called with the loop's lock held: they must not call the loop.
+/// A handle is never dropped under the lock, so its destructor may.
 pub trait LoopHandle: Clone + Send + 'static {
     /// True once cancelled: the loop drops it instead of running it.
     fn is_cancelled(&self) -> bool;
@@ -341,6 +345,8 @@ impl<H: LoopHandle> EventLoop<H> {
     /// Closes the loop and returns every handle it still holds (ready,
     /// timers, threadsafe queue, readers, writers) for the caller to drop.
     /// Further calls fail with [`Closed`]; a second `close` returns nothing.
+    /// (Called from a handle that [`run_once`](Self::run_once) runs, the
+    /// handles of that batch not run yet are dropped by `run_once`.)
     /// The runtime is shut down in the background: its tasks are cancelled,
     /// running blocking jobs finish on their own.
     pub fn close(&self) -> Vec<H> {
