@@ -192,13 +192,19 @@ impl<H: LoopHandle> EventLoop<H> {
             .max_blocking_threads(default_blocking_threads())
             .build()?;
         let rt_handle = runtime.handle().clone();
-        let rt_fd = rt_handle.backend_fd()?;
-        poller.ctl(
-            libc::EPOLL_CTL_ADD,
-            rt_fd,
-            libc::EPOLLIN as u32,
-            poller::RUNTIME_TOKEN,
-        )?;
+        let registered = rt_handle.backend_fd().and_then(|fd| {
+            poller.ctl(
+                libc::EPOLL_CTL_ADD,
+                fd,
+                libc::EPOLLIN as u32,
+                poller::RUNTIME_TOKEN,
+            )
+        });
+        if let Err(e) = registered {
+            // Never wait (nor panic, in an async context) in an error path.
+            runtime.shutdown_background();
+            return Err(e);
+        }
         Ok(EventLoop {
             state: Mutex::new(State {
                 ready: VecDeque::new(),
