@@ -113,7 +113,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         self._pool_jobs: set[asyncio.Future[Any]] = set()
         # Listening unix sockets whose path close() unlinks (3.13's cleanup_socket): sock -> inode.
         self._unix_server_sockets: dict[socket.socket, int] = {}
-        self._selector = _SelectorView(self)
+        self._selector: _SelectorView | None = _SelectorView(self)
 
     __repr__ = asyncio.BaseEventLoop.__repr__
 
@@ -135,6 +135,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         finally:
             self._close_core()
             self._pool_jobs.clear()
+            self._selector = None
 
     def set_debug(self, enabled: bool) -> None:
         super().set_debug(enabled)
@@ -148,7 +149,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         # BaseEventLoop's hook for "run this existing handle soon" (the stock _ready deque is
         # not ours: the core runs its own queue).
         if not handle.cancelled():
-            self.call_soon(_run_handle, handle, context=handle.get_context())
+            self.call_soon(_run_handle, handle)
 
     def run_for(self, seconds: float, max_callbacks: int | None = None) -> int:
         """Runs the loop for at most ``seconds`` (a frame budget), then returns.
