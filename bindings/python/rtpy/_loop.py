@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
 
 from . import _rtpy
 from ._loop_metrics import LoopMetrics
+from ._pool_jobs import PoolJobs
 from ._unix import UnixMixin
 
 if TYPE_CHECKING:
@@ -128,8 +129,8 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
             weakref.WeakValueDictionary()
         )
-        # Futures of run_in_executor(None, ...) calls running on the core's blocking pool.
-        self._pool_jobs: set[asyncio.Future[Any]] = set()
+        # run_in_executor(None, ...) jobs on the core's blocking pool, until they end.
+        self._pool_jobs = PoolJobs(self)
         # Listening unix sockets whose path close() unlinks (3.13's cleanup_socket): sock -> inode.
         self._unix_server_sockets: dict[socket.socket, int] = {}
         self._selector: _SelectorView | None = _SelectorView(self)
@@ -175,7 +176,6 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
             super().close()  # UnixMixin's (signal handlers), then BaseEventLoop's
         finally:
             self._close_core()
-            self._pool_jobs.clear()
             self._selector = None
 
     def set_debug(self, enabled: bool) -> None:
@@ -193,12 +193,14 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
             self.call_soon(_run_handle, handle)
 
     def run_for(self, seconds: float, max_callbacks: int | None = None) -> int:
-        """Runs the loop for at most ``seconds`` (a frame budget), then returns.
+        """Runs the loop for a time budget of ``seconds`` (a frame's), then returns.
 
-        Ready callbacks, due timers and I/O are processed as ``run_forever`` would; the loop waits
-        for events only until the budget's end. It returns early when ``stop()`` is called or once
-        ``max_callbacks`` callbacks have run (callbacks not run keep their place for the next call).
-        Returns the number of callbacks run. Refused while the loop already runs.
+        Ready callbacks, due timers and I/O are processed as ``run_forever`` would, and the loop
+        waits for events only until the budget's end. No callback is started once the budget is
+        spent (except the first of each iteration, so a budget of 0 still makes progress); the
+        ones not run keep their place for the next call. It also returns once ``max_callbacks``
+        callbacks have run in this call, or when ``stop()`` is called. Returns the number of
+        callbacks run. RuntimeError if the loop is running or closed.
         """
         if seconds < 0:
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
@@ -270,30 +272,31 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
             self._check_default_executor()
             executor = self._default_executor
             if executor is None:
-                fut: asyncio.Future[_T] = self._run_in_pool(func, *args)
-                self._pool_jobs.add(fut)
-                fut.add_done_callback(self._pool_jobs.discard)
+                job = self._pool_jobs.job(func, args)
+                fut: asyncio.Future[_T] = self._run_in_pool(job)
+                fut.add_done_callback(job.future_done)
                 return fut
         return futures.wrap_future(executor.submit(func, *args), loop=self)
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """As asyncio's; also waits for the blocking-pool jobs ``run_in_executor(None, ...)`` started
-        (at most ``timeout`` seconds: then a RuntimeWarning, as asyncio's)."""
+        """As asyncio's; also waits for the blocking-pool jobs of ``run_in_executor(None, ...)``,
+        cancelled ones included, as asyncio's waits for its executor's threads (at most
+        ``timeout`` seconds: then a RuntimeWarning, as asyncio's). Later calls of
+        ``run_in_executor`` raise RuntimeError."""
         if self._default_executor is not None:
             if sys.version_info >= (3, 12):
                 await super().shutdown_default_executor(timeout)
             else:
                 await super().shutdown_default_executor()
         self._executor_shutdown_called = True
-        jobs = set(self._pool_jobs)
-        if jobs:
-            _, pending = await asyncio.wait(jobs, timeout=timeout)
-            if pending:
-                warnings.warn(
-                    f"The blocking pool did not finish its jobs within {timeout} seconds.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        try:
+            await asyncio.wait_for(self._pool_jobs.wait_idle(), timeout)
+        except asyncio.TimeoutError:
+            warnings.warn(
+                f"The blocking pool did not finish its jobs within {timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     # -- public fd hooks --------------------------------------------------------------------------
 

@@ -365,12 +365,48 @@ def test_run_for_runs_ready_callbacks_and_returns(rt_loop):
     ran = []
     for i in range(5):
         rt_loop.call_soon(ran.append, i)
+    rt_loop.call_soon(rt_loop.stop)
     t0 = time.monotonic()
-    n = rt_loop.run_for(0.0)
+    n = rt_loop.run_for(5.0)
     assert ran == [0, 1, 2, 3, 4]
-    assert n == 5
-    assert time.monotonic() - t0 < 0.5
+    assert n == 6
+    assert time.monotonic() - t0 < 2.5  # stop() ended it, not the budget
     assert not rt_loop.is_running()
+
+
+def test_run_for_zero_budget_still_makes_progress(rt_loop):
+    ran = []
+    for i in range(3):
+        rt_loop.call_soon(ran.append, i)
+    t0 = time.monotonic()
+    total = 0
+    for _ in range(3):
+        n = rt_loop.run_for(0)
+        assert n >= 1
+        total += n
+        if total == 3:
+            break
+    assert ran == [0, 1, 2]
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_run_for_starts_no_callback_once_the_budget_is_spent(rt_loop):
+    ran = []
+
+    def slow(i):
+        ran.append(i)
+        time.sleep(0.03)
+
+    for i in range(10):
+        rt_loop.call_soon(slow, i)
+    t0 = time.monotonic()
+    n = rt_loop.run_for(0.05)
+    elapsed = time.monotonic() - t0
+    assert 1 <= n < 10 and ran == list(range(n))
+    assert elapsed < 0.05 + 0.03 + 0.5  # at most one callback past the budget (load margin)
+    while len(ran) < 10:
+        rt_loop.run_for(0.05)
+    assert ran == list(range(10))  # the rest kept their order
 
 
 def test_run_for_waits_at_most_its_budget(rt_loop):
@@ -407,7 +443,8 @@ def test_run_for_max_callbacks_keeps_the_rest_in_order(rt_loop):
     assert ran == [0, 1, 2]
     assert rt_loop.run_for(1.0, max_callbacks=4) == 4
     assert ran == list(range(7))
-    assert rt_loop.run_for(0.0) == 3
+    rt_loop.call_soon(rt_loop.stop)
+    assert rt_loop.run_for(5.0) == 4
     assert ran == list(range(10))
 
 
@@ -430,7 +467,7 @@ def test_run_for_max_callbacks_zero_runs_nothing(rt_loop):
     rt_loop.call_soon(ran.append, 1)
     assert rt_loop.run_for(1.0, max_callbacks=0) == 0
     assert ran == []
-    rt_loop.run_for(0)
+    rt_loop.run_for(1.0, max_callbacks=1)
     assert ran == [1]
 
 
@@ -444,7 +481,7 @@ def test_run_for_stop_returns_early(rt_loop):
     assert ran == []
     # stop() only ended that call: the next one runs normally.
     rt_loop.call_soon(ran.append, "next")
-    rt_loop.run_for(0)
+    rt_loop.run_for(1.0, max_callbacks=1)
     assert ran == ["next"]
 
 
@@ -473,7 +510,7 @@ def test_run_for_is_refused_while_running_and_when_closed(rt_loop):
             errors.append(str(e))
 
     rt_loop.call_soon(nested)
-    rt_loop.run_for(0)
+    rt_loop.run_for(1.0, max_callbacks=1)
     assert errors == ["This event loop is already running"]
     with pytest.raises(ValueError):
         rt_loop.run_for(-1)
@@ -496,7 +533,7 @@ def test_run_for_exception_propagates_and_loop_recovers(rt_loop):
     assert not rt_loop.is_running()
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
-    rt_loop.run_for(0)
+    rt_loop.run_for(1.0, max_callbacks=1)
     assert ran == ["after"]
 
 
@@ -603,6 +640,42 @@ def test_shutdown_default_executor_waits_for_jobs_then_refuses_new_ones(any_loop
             any_loop.run_in_executor(None, print)
 
     run(any_loop, main())
+
+
+def test_shutdown_default_executor_waits_for_a_cancelled_job(any_loop):
+    started = threading.Event()
+    done = []
+
+    def slow():
+        started.set()
+        time.sleep(0.1)
+        done.append(True)
+
+    async def main():
+        fut = any_loop.run_in_executor(None, slow)
+        await any_loop.run_in_executor(None, started.wait, 5)
+        fut.cancel()  # the thread goes on: shutdown still waits for it
+        await any_loop.shutdown_default_executor()
+        assert done == [True]
+
+    run(any_loop, main())
+
+
+def test_run_in_executor_cancelled_before_start_never_runs(any_loop):
+    ran = []
+    gate = threading.Event()
+
+    async def main():
+        # Fill the pool so that the last job is still queued when it is cancelled.
+        blockers = [any_loop.run_in_executor(None, gate.wait, 5) for _ in range(64)]
+        fut = any_loop.run_in_executor(None, ran.append, 1)
+        fut.cancel()
+        gate.set()
+        await asyncio.gather(*blockers)
+        await any_loop.shutdown_default_executor()
+
+    run(any_loop, main())
+    assert ran == []
 
 
 def test_getaddrinfo(any_loop):
