@@ -670,6 +670,8 @@ def test_run_in_executor_cancelled_before_start_never_runs(any_loop):
         blockers = [any_loop.run_in_executor(None, gate.wait, 5) for _ in range(64)]
         fut = any_loop.run_in_executor(None, ran.append, 1)
         fut.cancel()
+        for _ in range(3):  # the cancellation reaches the pool through done callbacks
+            await asyncio.sleep(0)
         gate.set()
         await asyncio.gather(*blockers)
         await any_loop.shutdown_default_executor()
