@@ -22,7 +22,7 @@ import warnings
 import weakref
 from asyncio import base_events, constants, events, futures, sslproto, transports, trsock
 from asyncio.log import logger
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, cast
 
 from . import _rtpy
 from ._loop_metrics import LoopMetrics
@@ -37,23 +37,7 @@ if TYPE_CHECKING:
 
     _Ts = TypeVarTuple("_Ts")
 
-    class _Core:
-        """What ``Loop`` uses of its core beyond ``AbstractEventLoop`` (``_rtpy.LoopCore``)."""
-
-        def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> object: ...
-        def _remove_reader(self, fd: Any) -> bool: ...
-        def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> object: ...
-        def _remove_writer(self, fd: Any) -> bool: ...
-        def _has_reader(self, fd: Any) -> bool: ...
-        def _has_writer(self, fd: Any) -> bool: ...
-        def _run_once(
-            self, deadline: float | None = None, max_callbacks: int | None = None
-        ) -> int: ...
-        def _wake(self) -> None: ...
-        def _close_core(self) -> None: ...
-        def _set_debug_core(self, enabled: bool) -> None: ...
-        def _run_in_pool(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]: ...
-        def _core_metrics(self) -> dict[str, Any]: ...
+    from ._rtpy import LoopCore as _Core
 
 else:
     # DEVELOPMENT ONLY (issue 12): the pure-Python stand-in until the native core is merged.
@@ -115,7 +99,9 @@ def _run_handle(handle: events.Handle) -> None:
         handle._run()
 
 
-class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
+# The ignore below: LoopCore's call_soon/call_later/... return the native Handle / TimerHandle, which
+# asyncio's callers use by duck typing but which are not asyncio.Handle subclasses for mypy.
+class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
     """An asyncio event loop running on rt: ``asyncio.Runner(loop_factory=rtpy.Loop)``.
 
     Everything ``asyncio.AbstractEventLoop`` defines, plus ``run_for`` (run for a time budget and
@@ -152,12 +138,6 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         def _set_coroutine_origin_tracking(self, enabled: bool) -> None: ...
         def _asyncgen_firstiter_hook(self, agen: Any) -> None: ...
         def _asyncgen_finalizer_hook(self, agen: Any) -> None: ...
-        def _run_forever_setup(self) -> None: ...
-        def _run_forever_cleanup(self) -> None: ...
-        async def _create_connection_transport(
-            self, sock: socket.socket, protocol_factory: Any, ssl: Any, server_hostname: Any,
-            **kwargs: Any,
-        ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]: ...
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -224,7 +204,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
     # run_forever's bookkeeping, shared with run_for (3.13 names it _run_forever_setup/_cleanup).
     def _enter_run(self) -> Any:
         if sys.version_info >= (3, 13):
-            self._run_forever_setup()
+            cast(Any, self)._run_forever_setup()
             return None
         self._check_closed()
         self._check_running()
@@ -243,7 +223,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
 
     def _leave_run(self, old_hooks: Any) -> None:
         if sys.version_info >= (3, 13):
-            self._run_forever_cleanup()
+            cast(Any, self)._run_forever_cleanup()
             return
         self._stopping = False
         self._thread_id = None
@@ -577,9 +557,13 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         kwargs: dict[str, Any] = {"ssl_handshake_timeout": ssl_handshake_timeout}
         if sys.version_info >= (3, 11):
             kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
-        return await self._create_connection_transport(
+        # BaseEventLoop's (private: typeshed does not declare it).
+        transport: asyncio.BaseTransport
+        protocol: asyncio.BaseProtocol
+        transport, protocol = await cast(Any, self)._create_connection_transport(
             sock, protocol_factory, ssl, server_hostname, **kwargs
         )
+        return transport, protocol
 
     async def create_unix_server(  # type: ignore[override]
         self,
