@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import math
 import os
 import selectors
 import socket
@@ -182,11 +183,12 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
         callbacks have run in this call, or when ``stop()`` is called. Returns the number of
         callbacks run. RuntimeError if the loop is running or closed.
         """
-        if seconds < 0:
+        if not seconds >= 0:  # NaN too
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
         if max_callbacks is not None and max_callbacks < 0:
             raise ValueError(f"max_callbacks must be >= 0 or None, got {max_callbacks!r}")
-        deadline = self.time() + seconds
+        # An infinite budget: no deadline (until stop() or max_callbacks).
+        deadline = None if seconds == math.inf else self.time() + seconds
         ran = 0
         token = self._enter_run()
         try:
@@ -195,7 +197,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
                 if left == 0:
                     break
                 ran += self._run_once(deadline, left)
-                if self._stopping or self.time() >= deadline:
+                if self._stopping or (deadline is not None and self.time() >= deadline):
                     break
         finally:
             self._leave_run(token)

@@ -485,6 +485,16 @@ def test_run_for_stop_returns_early(rt_loop):
     assert ran == ["next"]
 
 
+def test_run_for_infinite_budget_until_stop_or_count(rt_loop):
+    ran = []
+    rt_loop.call_later(0.02, rt_loop.stop)
+    rt_loop.run_for(float("inf"))
+    rt_loop.call_soon(ran.append, 1)
+    rt_loop.call_soon(ran.append, 2)
+    assert rt_loop.run_for(float("inf"), max_callbacks=2) == 2
+    assert ran == [1, 2]
+
+
 def test_run_for_drives_tasks_across_frames(rt_loop):
     async def worker():
         for _ in range(3):
@@ -514,6 +524,8 @@ def test_run_for_is_refused_while_running_and_when_closed(rt_loop):
     assert errors == ["This event loop is already running"]
     with pytest.raises(ValueError):
         rt_loop.run_for(-1)
+    with pytest.raises(ValueError):
+        rt_loop.run_for(float("nan"))
     with pytest.raises(ValueError):
         rt_loop.run_for(0, max_callbacks=-1)
     rt_loop.close()
