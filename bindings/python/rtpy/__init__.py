@@ -10,6 +10,12 @@ and a ``Queue`` carries results from any thread to that loop.
 The GIL is released whenever the runtime waits; callbacks take it only to
 call Python. An exception a callback raises goes to its future, or to
 ``Runtime.exception_handler``; it never stops a worker.
+
+``Loop`` is an asyncio event loop on rt's engine: ``rtpy.run(main())``
+instead of ``asyncio.run(main())``, ``asyncio.Runner(loop_factory=
+rtpy.new_event_loop)``, or ``rtpy.install()`` (``EventLoopPolicy``) for
+older code; ``Loop.run_for`` runs it for a frame's time budget and
+``Loop.metrics`` returns its counters (``LoopMetrics``).
 """
 
 from __future__ import annotations
