@@ -90,10 +90,6 @@ class _SelectorView:
             raise KeyError(f"{fileobj!r} is not registered")
         return _Key(fd, fd, mask, None)
 
-    def get_map(self) -> dict[int, _Key]:
-        """Not kept: the core owns the table (empty for callers that only iterate it)."""
-        return {}
-
 
 def _run_handle(handle: events.Handle) -> None:
     if not handle.cancelled():

@@ -755,6 +755,26 @@ def test_fd_hooks_refuse_a_transports_fd(any_loop):
     run(any_loop, main())
 
 
+def test_stock_transport_repr_reads_the_fd_table(any_loop):
+    # asyncio's pipe transports say "polling" / "idle" from loop._selector.
+    r, w = os.pipe()
+
+    async def main():
+        transport, _ = await any_loop.connect_read_pipe(asyncio.Protocol, os.fdopen(r, "rb", 0))
+        assert "polling" in repr(transport)
+        transport.pause_reading()
+        assert "idle" in repr(transport)
+        transport.close()
+        await asyncio.sleep(0)
+
+    try:
+        run(any_loop, main())
+    finally:
+        os.close(w)
+    any_loop.close()
+    assert "closed" in repr(any_loop)
+
+
 # -- servers, streams, unix sockets ----------------------------------------------------------------
 
 
