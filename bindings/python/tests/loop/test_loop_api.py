@@ -855,6 +855,7 @@ def test_server_not_started_then_serve_forever_cancelled(any_loop):
 
 def test_protocol_server_connection_lost(any_loop):
     events = []
+    done = any_loop.create_future()
 
     class Proto(asyncio.Protocol):
         def connection_made(self, transport):
@@ -870,7 +871,6 @@ def test_protocol_server_connection_lost(any_loop):
             done.set_result(None)
 
     async def main():
-        global done
         srv = await any_loop.create_server(Proto, "127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         with socket.create_connection(("127.0.0.1", port)) as c:
@@ -879,8 +879,6 @@ def test_protocol_server_connection_lost(any_loop):
         srv.close()
         await srv.wait_closed()
 
-    global done
-    done = any_loop.create_future()
     run(any_loop, main())
     assert events == ["made", b"data", ("lost", None)]
 
