@@ -10,6 +10,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -296,6 +297,30 @@ def test_run_cancels_leftover_tasks_and_waits_for_executor_jobs():
     rtpy.run(main())
     assert cancelled == [True]
     assert job_done == [1]  # shutdown_default_executor waited for the blocking pool's job
+
+
+@pytest.mark.parametrize("runner", [asyncio.run, rtpy.run], ids=["asyncio", "rtpy"])
+def test_run_ctrl_c_while_waiting(runner):
+    # SIGINT while the loop waits: KeyboardInterrupt out of run() (3.11+: the Runner cancels the
+    # main task first), and the loop is cleaned up.
+    seen = []
+
+    async def main():
+        # From another thread, so that the signal comes while the loop waits in the poller.
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        runner(main())
+    assert time.monotonic() - t0 < 10
+    if sys.version_info >= (3, 11):
+        assert seen == ["cancelled"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_run_refused_inside_a_running_loop():
