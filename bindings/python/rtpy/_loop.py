@@ -23,6 +23,7 @@ import warnings
 import weakref
 from asyncio import base_events, constants, events, futures, sslproto, transports, trsock
 from asyncio.log import logger
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, cast
 
 from . import _rtpy
@@ -42,11 +43,14 @@ if TYPE_CHECKING:
 
 else:
     # DEVELOPMENT ONLY (issue 12): the pure-Python stand-in until the native core is merged.
-    _Core = getattr(_rtpy, "LoopCore", None) or __import__("rtpy._devcore", fromlist=["_"]).DevLoopCore
+    _Core = getattr(_rtpy, "LoopCore", None) or import_module("rtpy._devcore").DevLoopCore
 
-try:  # the native stream transport (issue 12, TRANSPORT)
-    from ._transports import SocketTransport as _SocketTransport  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - until it is merged: asyncio's selector transport
+# The native stream transport (issue 12, TRANSPORT); asyncio's selector transport until merged.
+try:
+    from ._transports import (  # type: ignore[import-not-found,unused-ignore]
+        SocketTransport as _SocketTransport,
+    )
+except ImportError:  # pragma: no cover
     _SocketTransport = None  # type: ignore[assignment,misc,unused-ignore]
 
 _T = TypeVar("_T")
@@ -96,8 +100,8 @@ def _run_handle(handle: events.Handle) -> None:
         handle._run()
 
 
-# The ignore below: LoopCore's call_soon/call_later/... return the native Handle / TimerHandle, which
-# asyncio's callers use by duck typing but which are not asyncio.Handle subclasses for mypy.
+# The ignore below: LoopCore's call_soon/call_later/... return the native Handle / TimerHandle,
+# which asyncio's callers use by duck typing but which are not asyncio.Handle subclasses for mypy.
 class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
     """An asyncio event loop running on rt: ``asyncio.Runner(loop_factory=rtpy.Loop)``.
 
@@ -106,7 +110,8 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
     """
 
     def __init__(self) -> None:
-        # LoopCore made its state in __new__; UnixMixin's __init__ (if any) chains to BaseEventLoop's.
+        # LoopCore made its state in __new__; UnixMixin's __init__ (if any) chains to
+        # BaseEventLoop's.
         super().__init__()
         #: fd -> transport using it (selector_events' rule: the public fd hooks refuse these fds).
         self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
@@ -325,7 +330,10 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
         server: asyncio.Server | None = None,
     ) -> asyncio.Transport:
         if _SocketTransport is not None:
-            return _SocketTransport(self, sock, protocol, waiter, extra, server)  # type: ignore[no-any-return,unused-ignore]
+            transport: asyncio.Transport = _SocketTransport(
+                self, sock, protocol, waiter, extra, server
+            )
+            return transport
         from asyncio import selector_events
 
         return selector_events._SelectorSocketTransport(  # type: ignore[no-any-return,attr-defined]

@@ -291,7 +291,8 @@ def test_run_cancels_leftover_tasks_and_waits_for_executor_jobs():
 
     async def main():
         asyncio.get_running_loop().create_task(forever())
-        asyncio.get_running_loop().run_in_executor(None, lambda: (time.sleep(0.1), job_done.append(1)))
+        job = lambda: (time.sleep(0.1), job_done.append(1))  # noqa: E731
+        asyncio.get_running_loop().run_in_executor(None, job)
         await asyncio.sleep(0)
 
     rtpy.run(main())
