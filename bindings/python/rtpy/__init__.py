@@ -10,6 +10,12 @@ and a ``Queue`` carries results from any thread to that loop.
 The GIL is released whenever the runtime waits; callbacks take it only to
 call Python. An exception a callback raises goes to its future, or to
 ``Runtime.exception_handler``; it never stops a worker.
+
+``Loop`` is an asyncio event loop on rt's engine: ``rtpy.run(main())``
+instead of ``asyncio.run(main())``, ``asyncio.Runner(loop_factory=
+rtpy.new_event_loop)``, or ``rtpy.install()`` (``EventLoopPolicy``) for
+older code; ``Loop.run_for`` runs it for a frame's time budget and
+``Loop.metrics`` returns its counters (``LoopMetrics``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from ._rtpy import (
     __version__,
     _shutdown_all,
 )
+from ._loop import Loop
+from ._loop_metrics import LoopMetrics
+from ._policy import EventLoopPolicy, install, new_event_loop, run
 from ._types import Future, Metrics
 
 __all__ = [
@@ -39,7 +48,10 @@ __all__ = [
     "READABLE",
     "WRITABLE",
     "DeadlockError",
+    "EventLoopPolicy",
     "Future",
+    "Loop",
+    "LoopMetrics",
     "Metrics",
     "Queue",
     "Runtime",
@@ -48,6 +60,9 @@ __all__ = [
     "Timer",
     "Watch",
     "__version__",
+    "install",
+    "new_event_loop",
+    "run",
 ]
 
 # No callback may run while the interpreter finalizes: every runtime still
