@@ -266,8 +266,16 @@ class UnixMixin(_MixinBase):
         if sig not in signal.valid_signals():
             raise ValueError(f"invalid signal number {sig}")
 
+    def close(self) -> None:
+        """``BaseEventLoop.close()``, then ``_close_signals()`` (``_UnixSelectorEventLoop.close``'s order)."""
+        super().close()
+        self._close_signals()
+
     def _close_signals(self) -> None:
-        """Called by ``Loop.close()``: removes every handler (default dispositions back) and the socketpair."""
+        """Removes every signal handler (default dispositions back) and the wakeup socketpair.
+
+        ``close()`` calls it; idempotent, so ``Loop.close()`` may call it too.
+        """
         st = self._unix
         if not sys.is_finalizing():
             for sig in list(st.signal_handlers):
