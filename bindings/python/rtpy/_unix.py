@@ -55,7 +55,7 @@ def _sighandler_noop(signum: int, frame: object) -> None:
 class _UnixState:
     """Per-loop state of the mixin (created on first use: ``Loop.__init__`` need not know it)."""
 
-    __slots__ = ("signal_handlers", "sig_rsock", "sig_wsock", "owners")
+    __slots__ = ("signal_handlers", "sig_rsock", "sig_wsock", "sig_watched", "owners")
 
     def __init__(self) -> None:
         #: signal number -> the ``events.Handle`` to run when it arrives.
@@ -63,6 +63,8 @@ class _UnixState:
         #: the wakeup socketpair (read end registered with ``_add_reader``), None until needed.
         self.sig_rsock: Optional[socket.socket] = None
         self.sig_wsock: Optional[socket.socket] = None
+        #: True once the read end is registered with ``_add_reader``.
+        self.sig_watched = False
         #: (fd, _READ | _WRITE) -> the future of the ``sock_*`` operation whose callback is registered.
         self.owners: dict[tuple[int, int], Future[Any]] = {}
 
@@ -165,6 +167,7 @@ class UnixMixin(_MixinBase):
             signal.set_wakeup_fd(wakeup.fileno())
         except (ValueError, OSError) as exc:
             raise RuntimeError(str(exc)) from None
+        self._watch_signal_wakeup()
 
         handle = events.Handle(callback, args, self, None)
         st.signal_handlers[sig] = handle
@@ -186,20 +189,21 @@ class UnixMixin(_MixinBase):
             raise
 
     def _signal_wakeup_socket(self) -> socket.socket:
-        """The write end of the wakeup socketpair, made (and its read end registered) on first use."""
+        """The write end of the wakeup socketpair (both ends non-blocking), made on first use."""
         st = self._unix
         if st.sig_wsock is None:
             rsock, wsock = socket.socketpair()
-            try:
-                rsock.setblocking(False)
-                wsock.setblocking(False)
-                self._add_reader(rsock.fileno(), self._read_signals)
-            except BaseException:
-                rsock.close()
-                wsock.close()
-                raise
+            rsock.setblocking(False)
+            wsock.setblocking(False)
             st.sig_rsock, st.sig_wsock = rsock, wsock
         return st.sig_wsock
+
+    def _watch_signal_wakeup(self) -> None:
+        """Registers the read end with the engine, once (after set_wakeup_fd succeeded: main thread)."""
+        st = self._unix
+        if not st.sig_watched and st.sig_rsock is not None:
+            self._add_reader(st.sig_rsock.fileno(), self._read_signals)
+            st.sig_watched = True
 
     def _read_signals(self) -> None:
         """Reader of the wakeup socket: each byte is a signal number."""
@@ -287,13 +291,15 @@ class UnixMixin(_MixinBase):
                 source=self,
             )
             st.signal_handlers.clear()
-        rsock, wsock = st.sig_rsock, st.sig_wsock
+        rsock, wsock, watched = st.sig_rsock, st.sig_wsock, st.sig_watched
         st.sig_rsock = st.sig_wsock = None
+        st.sig_watched = False
         if rsock is not None and wsock is not None:
-            try:
-                self._remove_reader(rsock.fileno())
-            except RuntimeError:
-                pass  # the core is already closed
+            if watched:
+                try:
+                    self._remove_reader(rsock.fileno())
+                except RuntimeError:
+                    pass  # the core is already closed
             rsock.close()
             wsock.close()
 
