@@ -10,8 +10,9 @@ only needs the engine's readiness hooks (``_add_reader(fd, cb, *args)``, ``_remo
 Differences from the stock selector loop, none of them visible through the public API:
 - a ``sock_*`` operation that has to wait registers its reader / writer once and removes it itself as
   soon as it completes (the stock loop removes it from a done callback, one iteration later);
-  cancellation removes it from the done callback, and only if no later operation took the fd over
-  (the stock loop compares the ``Handle`` its ``_add_reader`` returns; ours returns None);
+  cancellation removes it from the done callback, unless the fd was taken over meanwhile: by a later
+  ``sock_*`` operation (a per-loop fd -> future table) or by anyone else (the ``Handle`` the engine's
+  ``_add_reader`` returned was cancelled, the stock loop's only test);
 - signal numbers arrive on a socketpair of their own (``signal.set_wakeup_fd``), read through
   ``_add_reader``, instead of the self-pipe shared with ``call_soon_threadsafe``.
 """
@@ -66,7 +67,9 @@ class _UnixState:
         #: True once the read end is registered with ``_add_reader``.
         self.sig_watched = False
         #: (fd, _READ | _WRITE) -> the future of the ``sock_*`` operation whose callback is registered.
-        self.owners: dict[tuple[int, int], Future[Any]] = {}
+        #: With the ``Handle`` the engine returned for it (None from an engine that returns none): a
+        #: cancelled handle was replaced or removed by someone else, whose registration stays.
+        self.owners: dict[tuple[int, int], tuple[Future[Any], Any]] = {}
 
 
 # typeshed does not describe the stock transport classes.
@@ -123,9 +126,9 @@ class UnixMixin(_MixinBase):
         # Provided by the core (``_rtpy.LoopCore``) and by ``rtpy.Loop``.
         _transports: Any
 
-        def _add_reader(self, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any) -> None: ...
+        def _add_reader(self, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any) -> object: ...
         def _remove_reader(self, fd: FileDescriptorLike) -> bool: ...
-        def _add_writer(self, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any) -> None: ...
+        def _add_writer(self, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any) -> object: ...
         def _remove_writer(self, fd: FileDescriptorLike) -> bool: ...
         def _has_reader(self, fd: FileDescriptorLike) -> bool: ...
         def _has_writer(self, fd: FileDescriptorLike) -> bool: ...
@@ -390,19 +393,21 @@ class UnixMixin(_MixinBase):
         """Registers ``callback(fut, *args)`` as the reader / writer of ``fd`` until ``fut`` is done."""
         self._ensure_fd_no_transports(fd)
         if kind == _READ:
-            self._add_reader(fd, callback, fut, *args)
+            handle = self._add_reader(fd, callback, fut, *args)
         else:
-            self._add_writer(fd, callback, fut, *args)
-        self._unix.owners[(fd, kind)] = fut
+            handle = self._add_writer(fd, callback, fut, *args)
+        self._unix.owners[(fd, kind)] = (fut, handle)
         fut.add_done_callback(functools.partial(self._sock_release, kind, fd))
 
     def _sock_release(self, kind: int, fd: int, fut: Future[Any]) -> None:
         """Removes the reader / writer ``fut``'s operation registered, unless another one took over."""
         owners = self._unix.owners
-        if owners.get((fd, kind)) is not fut:
-            return
+        owner = owners.get((fd, kind))
+        if owner is None or owner[0] is not fut:
+            return  # a later sock_* operation registered the fd
         del owners[(fd, kind)]
-        if self.is_closed():
+        handle = owner[1]
+        if self.is_closed() or (handle is not None and handle.cancelled()):
             return
         if kind == _READ:
             self._remove_reader(fd)
@@ -731,8 +736,8 @@ class UnixMixin(_MixinBase):
     def _sendfile_wait(self, op: _SendfileOp) -> None:
         if not op.registered:
             op.registered = True
-            self._add_writer(op.fd, self._sendfile_step, op)
-            self._unix.owners[(op.fd, _WRITE)] = op.fut
+            handle = self._add_writer(op.fd, self._sendfile_step, op)
+            self._unix.owners[(op.fd, _WRITE)] = (op.fut, handle)
             op.fut.add_done_callback(functools.partial(self._sendfile_done, op))
 
     def _sendfile_done(self, op: _SendfileOp, fut: Future[int]) -> None:

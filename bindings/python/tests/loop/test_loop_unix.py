@@ -673,6 +673,29 @@ def test_cancelled_sock_recv_leaves_no_reader_and_next_recv_works(loop):
         assert run(loop, main()) == (b"for the second", False)
 
 
+def test_cancelled_sock_recv_keeps_a_reader_that_replaced_it(loop):
+    a, b = socketpair()
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(b, 100))
+        await asyncio.sleep(0.01)
+        got = loop.create_future()
+
+        def on_readable():
+            if not got.done():
+                got.set_result(b.recv(100))
+
+        loop.add_reader(b.fileno(), on_readable)  # replaces sock_recv's reader
+        task.cancel()
+        await asyncio.sleep(0.01)
+        a.send(b"for the public reader")
+        data = await asyncio.wait_for(got, 5)
+        return data, loop.remove_reader(b.fileno())
+
+    with a, b:
+        assert run(loop, main()) == (b"for the public reader", True)
+
+
 def test_cancelled_sock_accept_and_sendall_remove_their_callbacks(loop):
     ls = tcp_listener()
     a, b = socketpair()
