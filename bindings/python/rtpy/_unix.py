@@ -414,7 +414,10 @@ class UnixMixin(_MixinBase):
         else:
             self._remove_writer(fd)
 
-    def _sock_done(self, kind: int, fd: int, fut: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
+    def _sock_done(
+        self, kind: int, fd: int, fut: Future[Any], result: Any = None, exc: BaseException | None = None
+    ) -> None:
+        """Completes an operation: its reader / writer removed first, then the future's outcome set."""
         self._sock_release(kind, fd, fut)
         if exc is not None:
             fut.set_exception(exc)
@@ -546,7 +549,9 @@ class UnixMixin(_MixinBase):
         self._sock_wait(_WRITE, sock.fileno(), fut, self._sock_sendall_ready, sock.fileno(), sock, view, [n])
         return await fut
 
-    def _sock_sendall_ready(self, fut: Future[None], fd: int, sock: socket.socket, view: memoryview, pos: list[int]) -> None:
+    def _sock_sendall_ready(
+        self, fut: Future[None], fd: int, sock: socket.socket, view: memoryview, pos: list[int]
+    ) -> None:
         if fut.done():
             return  # cancelled; the done callback removes the writer
         start = pos[0]
@@ -597,7 +602,8 @@ class UnixMixin(_MixinBase):
     async def sock_connect(self, sock: socket.socket, address: _Address) -> None:
         """Connect to ``address`` (host names of INET / INET6 sockets are resolved first)."""
         self._sock_check(sock)
-        if sock.family == socket.AF_INET or (base_events._HAS_IPv6 and sock.family == socket.AF_INET6):  # type: ignore[attr-defined]
+        has_ipv6: bool = base_events._HAS_IPv6  # type: ignore[attr-defined]
+        if sock.family == socket.AF_INET or (has_ipv6 and sock.family == socket.AF_INET6):
             resolved = await self._ensure_resolved(  # type: ignore[attr-defined]
                 address, family=sock.family, type=sock.type, proto=sock.proto, loop=self
             )
