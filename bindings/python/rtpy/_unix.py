@@ -66,10 +66,11 @@ class _UnixState:
         self.sig_wsock: Optional[socket.socket] = None
         #: True once the read end is registered with ``_add_reader``.
         self.sig_watched = False
-        #: (fd, _READ | _WRITE) -> the future of the ``sock_*`` operation whose callback is registered.
-        #: With the ``Handle`` the engine returned for it (None from an engine that returns none): a
-        #: cancelled handle was replaced or removed by someone else, whose registration stays.
-        self.owners: dict[tuple[int, int], tuple[Future[Any], Any]] = {}
+        #: (fd, _READ | _WRITE) -> (future, handle, done callback) of the ``sock_*`` operation whose
+        #: callback is registered. ``handle`` is what the engine's ``_add_reader`` returned (None from an
+        #: engine that returns none): cancelled, it was replaced or removed by someone else, whose
+        #: registration stays. The done callback (cancellation) is taken off when the operation completes.
+        self.owners: dict[tuple[int, int], tuple[Future[Any], Any, Callable[[Any], object]]] = {}
 
 
 # typeshed does not describe the stock transport classes.
@@ -137,12 +138,14 @@ class UnixMixin(_MixinBase):
 
     # ------------------------------------------------------------------------------------------
     # state
+    #: The mixin's state, made on first use (``Loop.__init__`` need not know it).
+    _unix_state: Optional[_UnixState] = None
+
     @property
     def _unix(self) -> _UnixState:
-        try:
-            st: _UnixState = self.__dict__["_unix_state"]
-        except KeyError:
-            st = self.__dict__["_unix_state"] = _UnixState()
+        st = self._unix_state
+        if st is None:
+            st = self._unix_state = _UnixState()
         return st
 
     @property
@@ -385,7 +388,9 @@ class UnixMixin(_MixinBase):
     # ------------------------------------------------------------------------------------------
     # sock_*: readiness bookkeeping
     def _sock_check(self, sock: socket.socket) -> None:
-        base_events._check_ssl_socket(sock)  # type: ignore[attr-defined]
+        """TypeError for an SSL socket; ValueError for a blocking one in debug mode (asyncio's checks)."""
+        if sock.__class__ is not socket.socket:  # ssl.SSLSocket is a subclass
+            base_events._check_ssl_socket(sock)  # type: ignore[attr-defined]
         if self._debug and sock.gettimeout() != 0:  # type: ignore[attr-defined]
             raise ValueError("the socket must be non-blocking")
 
@@ -396,29 +401,36 @@ class UnixMixin(_MixinBase):
             handle = self._add_reader(fd, callback, fut, *args)
         else:
             handle = self._add_writer(fd, callback, fut, *args)
-        self._unix.owners[(fd, kind)] = (fut, handle)
-        fut.add_done_callback(functools.partial(self._sock_release, kind, fd))
+        on_done = functools.partial(self._sock_release, kind, fd)
+        (self._unix_state or self._unix).owners[(fd, kind)] = (fut, handle, on_done)
+        fut.add_done_callback(on_done)
 
-    def _sock_release(self, kind: int, fd: int, fut: Future[Any]) -> None:
-        """Removes the reader / writer ``fut``'s operation registered, unless another one took over."""
-        owners = self._unix.owners
+    def _sock_release(self, kind: int, fd: int, fut: Future[Any]) -> Optional[Callable[[Any], object]]:
+        """Removes the reader / writer ``fut``'s operation registered, unless the fd was taken over.
+
+        Also ``fut``'s done callback (a cancellation). Returns that done callback, or None if ``fut``
+        no longer owned the registration.
+        """
+        owners = (self._unix_state or self._unix).owners
         owner = owners.get((fd, kind))
         if owner is None or owner[0] is not fut:
-            return  # a later sock_* operation registered the fd
+            return None  # a later sock_* operation registered the fd
         del owners[(fd, kind)]
         handle = owner[1]
-        if self.is_closed() or (handle is not None and handle.cancelled()):
-            return
-        if kind == _READ:
-            self._remove_reader(fd)
-        else:
-            self._remove_writer(fd)
+        if not (self.is_closed() or (handle is not None and handle.cancelled())):
+            if kind == _READ:
+                self._remove_reader(fd)
+            else:
+                self._remove_writer(fd)
+        return owner[2]
 
     def _sock_done(
         self, kind: int, fd: int, fut: Future[Any], result: Any = None, exc: BaseException | None = None
     ) -> None:
         """Completes an operation: its reader / writer removed first, then the future's outcome set."""
-        self._sock_release(kind, fd, fut)
+        on_done = self._sock_release(kind, fd, fut)
+        if on_done is not None:
+            fut.remove_done_callback(on_done)  # one callback less for the loop to run
         if exc is not None:
             fut.set_exception(exc)
         else:
@@ -743,8 +755,9 @@ class UnixMixin(_MixinBase):
         if not op.registered:
             op.registered = True
             handle = self._add_writer(op.fd, self._sendfile_step, op)
-            self._unix.owners[(op.fd, _WRITE)] = (op.fut, handle)
-            op.fut.add_done_callback(functools.partial(self._sendfile_done, op))
+            on_done = functools.partial(self._sendfile_done, op)
+            self._unix.owners[(op.fd, _WRITE)] = (op.fut, handle, on_done)
+            op.fut.add_done_callback(on_done)
 
     def _sendfile_done(self, op: _SendfileOp, fut: Future[int]) -> None:
         if fut.cancelled():
@@ -754,7 +767,9 @@ class UnixMixin(_MixinBase):
     def _sendfile_finish(self, op: _SendfileOp, result: int = 0, exc: BaseException | None = None) -> None:
         op.update_filepos()
         if op.registered:
-            self._sock_release(_WRITE, op.fd, op.fut)
+            on_done = self._sock_release(_WRITE, op.fd, op.fut)
+            if on_done is not None:
+                op.fut.remove_done_callback(on_done)
         if exc is not None:
             op.fut.set_exception(exc)
         else:
