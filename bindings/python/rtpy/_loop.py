@@ -31,21 +31,40 @@ from ._unix import UnixMixin
 if TYPE_CHECKING:
     import ssl as _ssl
 
-    from ._rtpy import LoopCore as _Core
+    from _typeshed import FileDescriptorLike
+    from typing_extensions import TypeVarTuple, Unpack
+
+    _Ts = TypeVarTuple("_Ts")
+
+    class _Core:
+        """What ``Loop`` uses of its core beyond ``AbstractEventLoop`` (``_rtpy.LoopCore``)."""
+
+        def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> object: ...
+        def _remove_reader(self, fd: Any) -> bool: ...
+        def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> object: ...
+        def _remove_writer(self, fd: Any) -> bool: ...
+        def _has_reader(self, fd: Any) -> bool: ...
+        def _has_writer(self, fd: Any) -> bool: ...
+        def _run_once(
+            self, deadline: float | None = None, max_callbacks: int | None = None
+        ) -> int: ...
+        def _wake(self) -> None: ...
+        def _close_core(self) -> None: ...
+        def _set_debug_core(self, enabled: bool) -> None: ...
+        def _run_in_pool(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]: ...
+        def _core_metrics(self) -> dict[str, Any]: ...
+
 else:
     # DEVELOPMENT ONLY (issue 12): the pure-Python stand-in until the native core is merged.
     _Core = getattr(_rtpy, "LoopCore", None) or __import__("rtpy._devcore", fromlist=["_"]).DevLoopCore
 
 try:  # the native stream transport (issue 12, TRANSPORT)
-    from ._transports import SocketTransport as _SocketTransport
-except ImportError:  # pragma: no cover - until it is merged
-    _SocketTransport = None
+    from ._transports import SocketTransport as _SocketTransport  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - until it is merged: asyncio's selector transport
+    _SocketTransport = None  # type: ignore[assignment,misc,unused-ignore]
 
 _T = TypeVar("_T")
 
-_PY311 = sys.version_info >= (3, 11)
-_PY312 = sys.version_info >= (3, 12)
-_PY313 = sys.version_info >= (3, 13)
 
 # asyncio's defaults (SSL_SHUTDOWN_TIMEOUT is 3.11+).
 _SSL_HANDSHAKE_TIMEOUT: float = constants.SSL_HANDSHAKE_TIMEOUT
@@ -113,9 +132,31 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         self._pool_jobs: set[asyncio.Future[Any]] = set()
         # Listening unix sockets whose path close() unlinks (3.13's cleanup_socket): sock -> inode.
         self._unix_server_sockets: dict[socket.socket, int] = {}
-        self._selector = _SelectorView(self)
+        self._selector: _SelectorView | None = _SelectorView(self)
 
     __repr__ = asyncio.BaseEventLoop.__repr__
+
+    if TYPE_CHECKING:
+        # BaseEventLoop's private state and helpers that typeshed does not declare.
+        _debug: bool
+        _stopping: bool
+        _thread_id: int | None
+        _default_executor: concurrent.futures.ThreadPoolExecutor | None
+        _executor_shutdown_called: bool
+
+        def _check_closed(self) -> None: ...
+        def _check_running(self) -> None: ...
+        def _check_default_executor(self) -> None: ...
+        def _check_callback(self, callback: Any, method: str) -> None: ...
+        def _set_coroutine_origin_tracking(self, enabled: bool) -> None: ...
+        def _asyncgen_firstiter_hook(self, agen: Any) -> None: ...
+        def _asyncgen_finalizer_hook(self, agen: Any) -> None: ...
+        def _run_forever_setup(self) -> None: ...
+        def _run_forever_cleanup(self) -> None: ...
+        async def _create_connection_transport(
+            self, sock: socket.socket, protocol_factory: Any, ssl: Any, server_hostname: Any,
+            **kwargs: Any,
+        ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]: ...
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -135,6 +176,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         finally:
             self._close_core()
             self._pool_jobs.clear()
+            self._selector = None
 
     def set_debug(self, enabled: bool) -> None:
         super().set_debug(enabled)
@@ -148,7 +190,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         # BaseEventLoop's hook for "run this existing handle soon" (the stock _ready deque is
         # not ours: the core runs its own queue).
         if not handle.cancelled():
-            self.call_soon(_run_handle, handle, context=handle.get_context())
+            self.call_soon(_run_handle, handle)
 
     def run_for(self, seconds: float, max_callbacks: int | None = None) -> int:
         """Runs the loop for at most ``seconds`` (a frame budget), then returns.
@@ -179,7 +221,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
 
     # run_forever's bookkeeping, shared with run_for (3.13 names it _run_forever_setup/_cleanup).
     def _enter_run(self) -> Any:
-        if _PY313:
+        if sys.version_info >= (3, 13):
             self._run_forever_setup()
             return None
         self._check_closed()
@@ -198,7 +240,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         return old_hooks
 
     def _leave_run(self, old_hooks: Any) -> None:
-        if _PY313:
+        if sys.version_info >= (3, 13):
             self._run_forever_cleanup()
             return
         self._stopping = False
@@ -214,7 +256,10 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
     # -- executor ---------------------------------------------------------------------------------
 
     def run_in_executor(
-        self, executor: concurrent.futures.Executor | None, func: Callable[..., _T], *args: Any
+        self,
+        executor: concurrent.futures.Executor | None,
+        func: Callable[[Unpack[_Ts]], _T],
+        *args: Unpack[_Ts],
     ) -> asyncio.Future[_T]:
         """As asyncio's; with ``executor=None`` and no default executor set, ``func`` runs on rt's
         blocking pool."""
@@ -235,7 +280,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         """As asyncio's; also waits for the blocking-pool jobs ``run_in_executor(None, ...)`` started
         (at most ``timeout`` seconds: then a RuntimeWarning, as asyncio's)."""
         if self._default_executor is not None:
-            if _PY312:
+            if sys.version_info >= (3, 12):
                 await super().shutdown_default_executor(timeout)
             else:
                 await super().shutdown_default_executor()
@@ -267,19 +312,23 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
 
     _ensure_fd_no_transports = _ensure_fd_no_transport
 
-    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+    def add_reader(
+        self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
+    ) -> None:
         self._ensure_fd_no_transport(fd)
         self._add_reader(fd, callback, *args)
 
-    def remove_reader(self, fd: Any) -> bool:
+    def remove_reader(self, fd: FileDescriptorLike) -> bool:
         self._ensure_fd_no_transport(fd)
         return bool(self._remove_reader(fd))
 
-    def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+    def add_writer(
+        self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
+    ) -> None:
         self._ensure_fd_no_transport(fd)
         self._add_writer(fd, callback, *args)
 
-    def remove_writer(self, fd: Any) -> bool:
+    def remove_writer(self, fd: FileDescriptorLike) -> bool:
         self._ensure_fd_no_transport(fd)
         return bool(self._remove_writer(fd))
 
@@ -295,7 +344,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         server: asyncio.Server | None = None,
     ) -> asyncio.Transport:
         if _SocketTransport is not None:
-            return _SocketTransport(self, sock, protocol, waiter, extra, server)  # type: ignore[no-any-return]
+            return _SocketTransport(self, sock, protocol, waiter, extra, server)  # type: ignore[no-any-return,unused-ignore]
         from asyncio import selector_events
 
         return selector_events._SelectorSocketTransport(  # type: ignore[no-any-return,attr-defined]
@@ -315,16 +364,21 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
         server: asyncio.Server | None = None,
         ssl_handshake_timeout: float | None = _SSL_HANDSHAKE_TIMEOUT,
         ssl_shutdown_timeout: float | None = _SSL_SHUTDOWN_TIMEOUT,
-        call_connection_made: bool = True,
     ) -> asyncio.Transport:
         kwargs: dict[str, Any] = {"ssl_handshake_timeout": ssl_handshake_timeout}
-        if _PY311:
+        if sys.version_info >= (3, 11):
             kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
         ssl_protocol = sslproto.SSLProtocol(
-            self, protocol, sslcontext, waiter, server_side, server_hostname, **kwargs
+            self,
+            protocol,
+            sslcontext,
+            waiter,  # type: ignore[arg-type]  # None is allowed (typeshed says Future)
+            server_side,
+            server_hostname,
+            **kwargs,
         )
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
-        return ssl_protocol._app_transport  # type: ignore[attr-defined,no-any-return]
+        return ssl_protocol._app_transport
 
     # -- servers: the accept loop -----------------------------------------------------------------
 
@@ -518,9 +572,9 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
             sock.setblocking(False)
         kwargs: dict[str, Any] = {"ssl_handshake_timeout": ssl_handshake_timeout}
-        if _PY311:
+        if sys.version_info >= (3, 11):
             kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
-        return await self._create_connection_transport(  # type: ignore[attr-defined,no-any-return]
+        return await self._create_connection_transport(
             sock, protocol_factory, ssl, server_hostname, **kwargs
         )
 
@@ -577,7 +631,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
                 raise ValueError("path was not specified, and no sock specified")
             if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-        if _PY313 and cleanup_socket:
+        if sys.version_info >= (3, 13) and cleanup_socket:
             name = sock.getsockname()
             if name and name[0] not in (0, "\x00"):
                 try:
@@ -586,7 +640,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
                     pass
         sock.setblocking(False)
         server_args: list[Any] = [ssl, backlog, ssl_handshake_timeout]
-        if _PY311:
+        if sys.version_info >= (3, 11):
             server_args.append(ssl_shutdown_timeout)
         server = base_events.Server(self, [sock], protocol_factory, *server_args)
         if start_serving:

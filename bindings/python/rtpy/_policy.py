@@ -21,6 +21,9 @@ def new_event_loop() -> Loop:
 def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     """``asyncio.run(main)`` on a new ``rtpy.Loop``: runs the coroutine, then cancels the tasks
     left, shuts down async generators and the executor, and closes the loop."""
+    if events._get_running_loop() is not None:
+        # asyncio.run's check, before a loop is made (Runner's own comes after, too late).
+        raise RuntimeError("rtpy.run() cannot be called from a running event loop")
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
             return runner.run(main)
@@ -29,8 +32,6 @@ def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
 
 def _run_legacy(main: Coroutine[Any, Any, _T], debug: bool | None) -> _T:
     # asyncio.run of 3.9/3.10 (no Runner there) with our loop.
-    if events._get_running_loop() is not None:
-        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     loop = new_event_loop()
@@ -69,7 +70,7 @@ def _cancel_all_tasks(loop: Loop) -> None:
             )
 
 
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
     """The default policy, making ``rtpy.Loop`` loops (``asyncio.set_event_loop_policy``)."""
 
     # What BaseDefaultEventLoopPolicy.new_event_loop calls.
