@@ -105,6 +105,43 @@ def test_signal_handler_runs_once_per_delivery_and_in_a_later_callback(loop, res
     assert len(run(loop, main())) == 2
 
 
+@pytest.fixture
+def restore_sigalrm():
+    old = signal.getsignal(signal.SIGALRM)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_signal_wakes_a_loop_waiting_in_poll(loop, restore_signals, restore_sigalrm):
+    """A signal that arrives while the loop waits (nothing ready, the next timer far away) runs its
+    handler at once: the wakeup fd ends the wait."""
+
+    async def main():
+        ev = asyncio.Event()
+        loop.add_signal_handler(signal.SIGALRM, ev.set)
+        loop.add_signal_handler(signal.SIGUSR1, ev.set)
+        far = loop.call_later(30, lambda: None)  # the loop would sleep until then
+        try:
+            lateness = []
+            # From the kernel (a timer), then from another thread.
+            for fire in (
+                lambda: signal.setitimer(signal.ITIMER_REAL, 0.05),
+                lambda: threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR1)).start(),
+            ):
+                ev.clear()
+                t0 = loop.time()
+                fire()
+                await wait_for_flag(ev)
+                lateness.append(loop.time() - t0)
+            return lateness
+        finally:
+            far.cancel()
+
+    for elapsed in run(loop, main()):
+        assert elapsed < 2.0  # 0.05 s plus scheduling under load, not the 30 s timer
+
+
 def test_signal_handler_added_from_inside_a_callback(loop, restore_signals):
     ev = asyncio.Event()
     got = []
