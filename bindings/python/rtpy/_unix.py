@@ -405,32 +405,44 @@ class UnixMixin(_MixinBase):
         (self._unix_state or self._unix).owners[(fd, kind)] = (fut, handle, on_done)
         fut.add_done_callback(on_done)
 
-    def _sock_release(self, kind: int, fd: int, fut: Future[Any]) -> Optional[Callable[[Any], object]]:
-        """Removes the reader / writer ``fut``'s operation registered, unless the fd was taken over.
+    def _sock_release(self, kind: int, fd: int, fut: Future[Any]) -> None:
+        """``fut``'s done callback (it ran: ``fut`` was cancelled, or completed by someone else).
 
-        Also ``fut``'s done callback (a cancellation). Returns that done callback, or None if ``fut``
-        no longer owned the registration.
+        Removes the reader / writer the operation registered, unless the fd was taken over meanwhile:
+        by a later ``sock_*`` operation (the table's entry is not ``fut``'s) or by anyone else's
+        ``add_reader`` / ``add_writer`` (the engine cancelled the handle it replaced).
         """
         owners = (self._unix_state or self._unix).owners
         owner = owners.get((fd, kind))
         if owner is None or owner[0] is not fut:
-            return None  # a later sock_* operation registered the fd
+            return
         del owners[(fd, kind)]
         handle = owner[1]
-        if not (self.is_closed() or (handle is not None and handle.cancelled())):
-            if kind == _READ:
-                self._remove_reader(fd)
-            else:
-                self._remove_writer(fd)
-        return owner[2]
+        if self._closed or (handle is not None and handle.cancelled()):  # type: ignore[attr-defined]
+            return
+        if kind == _READ:
+            self._remove_reader(fd)
+        else:
+            self._remove_writer(fd)
 
     def _sock_done(
         self, kind: int, fd: int, fut: Future[Any], result: Any = None, exc: BaseException | None = None
     ) -> None:
-        """Completes an operation: its reader / writer removed first, then the future's outcome set."""
-        on_done = self._sock_release(kind, fd, fut)
-        if on_done is not None:
-            fut.remove_done_callback(on_done)  # one callback less for the loop to run
+        """Completes an operation from its own reader / writer callback: the callback removed, the
+        future's done callback taken off (one callback less for the loop to run), the outcome set.
+
+        The callback runs only while it is the fd's registration (a replaced handle is cancelled and
+        never runs), so the registration and the table's entry are the operation's own.
+        """
+        owners = (self._unix_state or self._unix).owners
+        owner = owners.get((fd, kind))
+        if owner is not None and owner[0] is fut:
+            del owners[(fd, kind)]
+            fut.remove_done_callback(owner[2])
+        if kind == _READ:
+            self._remove_reader(fd)
+        else:
+            self._remove_writer(fd)
         if exc is not None:
             fut.set_exception(exc)
         else:
@@ -767,10 +779,8 @@ class UnixMixin(_MixinBase):
     def _sendfile_finish(self, op: _SendfileOp, result: int = 0, exc: BaseException | None = None) -> None:
         op.update_filepos()
         if op.registered:
-            on_done = self._sock_release(_WRITE, op.fd, op.fut)
-            if on_done is not None:
-                op.fut.remove_done_callback(on_done)
-        if exc is not None:
+            self._sock_done(_WRITE, op.fd, op.fut, result, exc)
+        elif exc is not None:
             op.fut.set_exception(exc)
         else:
             op.fut.set_result(result)
