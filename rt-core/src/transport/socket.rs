@@ -223,6 +223,27 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         }
     }
 
+    /// Drops the protocol without calling it (the binding's GC clear).
+    pub fn detach_protocol(&self) -> Option<Rc<P>> {
+        self.protocol.borrow_mut().take()
+    }
+
+    /// The connection-lost counter: 0 until connection_lost is scheduled,
+    /// then 1 + the writes made to the lost connection.
+    pub fn conn_lost(&self) -> u32 {
+        self.conn_lost.get()
+    }
+
+    /// `(read, write)`: which readiness watches are registered.
+    pub fn watching(&self) -> (bool, bool) {
+        (self.read_watched.get(), self.write_watched.get())
+    }
+
+    /// True while pause_writing() is in effect.
+    pub fn is_protocol_paused(&self) -> bool {
+        self.protocol_paused.get()
+    }
+
     /// True once connection_lost ran.
     pub fn connection_lost_called(&self) -> bool {
         self.lost_called.get()
@@ -359,9 +380,13 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
                     return Ok(());
                 }
             }
+            // Buffered before the reactor runs: `data` is not used once
+            // foreign code (which could free it) ran.
+            self.buffer.borrow_mut().push(rest);
             self.set_write_watch(true)?;
+        } else {
+            self.buffer.borrow_mut().push(rest);
         }
-        self.buffer.borrow_mut().push(rest);
         self.maybe_pause_protocol()
     }
 

@@ -1,0 +1,143 @@
+//! `PyProtocol`: a Python `asyncio.Protocol` / `BufferedProtocol` as the
+//! protocol of `rt_core::transport::SocketTransport`. Its methods are looked
+//! up once, when the protocol is set (as uvloop does).
+
+use super::error::TransportErr;
+use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use pyo3::pyclass::{PyTraverseError, PyVisit};
+use rt_core::transport::Protocol;
+use std::os::fd::RawFd;
+
+/// A Python protocol and its bound methods.
+pub(crate) struct PyProtocol {
+    pub(crate) obj: Py<PyAny>,
+    /// `data_received`, or `buffer_updated` for a buffered protocol.
+    on_data: Py<PyAny>,
+    /// `get_buffer` for a buffered protocol.
+    get_buffer: Option<Py<PyAny>>,
+    /// The socket's `recv_into` (buffered protocols read through it).
+    recv_into: Option<Py<PyAny>>,
+}
+
+impl PyProtocol {
+    /// Binds `obj`'s methods; `buffered` (an `asyncio.BufferedProtocol`)
+    /// reads through `get_buffer` / `sock.recv_into` / `buffer_updated`.
+    pub(crate) fn new(
+        obj: &Bound<'_, PyAny>,
+        buffered: bool,
+        sock: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        Ok(if buffered {
+            PyProtocol {
+                obj: obj.clone().unbind(),
+                on_data: obj.getattr("buffer_updated")?.unbind(),
+                get_buffer: Some(obj.getattr("get_buffer")?.unbind()),
+                recv_into: Some(sock.getattr("recv_into")?.unbind()),
+            }
+        } else {
+            PyProtocol {
+                obj: obj.clone().unbind(),
+                on_data: obj.getattr("data_received")?.unbind(),
+                get_buffer: None,
+                recv_into: None,
+            }
+        })
+    }
+
+    /// Visits the Python objects held (the GC's traverse).
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.obj)?;
+        visit.call(&self.on_data)?;
+        visit.call(&self.get_buffer)?;
+        visit.call(&self.recv_into)
+    }
+
+    fn call0(&self, name: &str) -> Result<Py<PyAny>, TransportErr> {
+        Python::attach(|py| Ok(self.obj.bind(py).call_method0(name)?.unbind()))
+    }
+}
+
+impl Protocol for PyProtocol {
+    type Error = TransportErr;
+    type Buffer = Py<PyAny>;
+
+    fn is_buffered(&self) -> bool {
+        self.get_buffer.is_some()
+    }
+
+    fn connection_made(&self) -> Result<(), TransportErr> {
+        // The binding schedules `protocol.connection_made(transport)` itself.
+        Ok(())
+    }
+
+    fn data_received(&self, data: &[u8]) -> Result<(), TransportErr> {
+        Python::attach(|py| {
+            let bytes = PyBytes::new(py, data);
+            self.on_data.bind(py).call1((bytes,))?;
+            Ok(())
+        })
+    }
+
+    fn eof_received(&self) -> Result<bool, TransportErr> {
+        Python::attach(|py| {
+            let keep = self.obj.bind(py).call_method0("eof_received")?;
+            Ok(keep.is_truthy()?)
+        })
+    }
+
+    fn connection_lost(&self, exc: Option<TransportErr>) -> Result<(), TransportErr> {
+        Python::attach(|py| {
+            let exc = match exc {
+                Some(e) => e.value(py),
+                None => py.None().into_bound(py),
+            };
+            self.obj.bind(py).call_method1("connection_lost", (exc,))?;
+            Ok(())
+        })
+    }
+
+    fn pause_writing(&self) -> Result<(), TransportErr> {
+        self.call0("pause_writing").map(drop)
+    }
+
+    fn resume_writing(&self) -> Result<(), TransportErr> {
+        self.call0("resume_writing").map(drop)
+    }
+
+    fn get_buffer(&self, sizehint: isize) -> Result<Py<PyAny>, TransportErr> {
+        Python::attach(|py| {
+            let f = self.get_buffer.as_ref().expect("is_buffered");
+            Ok(f.bind(py).call1((sizehint,))?.unbind())
+        })
+    }
+
+    fn buffer_len(&self, buf: &Py<PyAny>) -> usize {
+        // A buffer without a length is an empty one (get_buffer's error).
+        Python::attach(|py| buf.bind(py).len().unwrap_or(0))
+    }
+
+    fn recv_into(&self, _fd: RawFd, buf: &mut Py<PyAny>) -> Result<Option<usize>, TransportErr> {
+        Python::attach(|py| {
+            let f = self.recv_into.as_ref().expect("is_buffered");
+            match f.bind(py).call1((buf.bind(py),)) {
+                Ok(n) => Ok(Some(n.extract::<usize>()?)),
+                Err(e)
+                    if e.is_instance_of::<PyBlockingIOError>(py)
+                        || e.is_instance_of::<PyInterruptedError>(py) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn buffer_updated(&self, n: usize) -> Result<(), TransportErr> {
+        Python::attach(|py| {
+            self.on_data.bind(py).call1((n,))?;
+            Ok(())
+        })
+    }
+}
