@@ -218,25 +218,26 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._core._write_ready()
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
+        # connection_lost(exc) once, then _release (also when the core completes a close itself).
+        self._core._call_connection_lost(exc)
+
+    def _release(self) -> None:
         core = self._core
-        try:
-            core._call_connection_lost(exc)
-        finally:
-            waiter = core._empty_waiter
-            if self._sock is not None:
-                self._sock.close()
-            self._sock = None
-            self._loop = None
-            server = self._server
-            if server is not None:
-                if _PY313:
-                    server._detach(self)
-                else:
-                    server._detach()
-                self._server = None
-            core._clear()
-            if waiter is not None:
-                waiter.set_exception(ConnectionError("Connection is closed by peer"))
+        waiter = core._empty_waiter
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = None
+        self._loop = None
+        server = self._server
+        if server is not None:
+            if _PY313:
+                server._detach(self)
+            else:
+                server._detach()
+            self._server = None
+        core._clear()
+        if waiter is not None:
+            waiter.set_exception(ConnectionError("Connection is closed by peer"))
 
     # Reports of the core's fatal-error path and of failed flow-control callbacks.
     def _report_fatal(self, exc: BaseException, message: str) -> None:

@@ -133,6 +133,9 @@ pub trait Reactor<E> {
     fn fatal_error(&self, err: &E, message: &str);
     /// A flow-control callback failed: to the loop's exception handler.
     fn callback_error(&self, err: &E, message: &str);
+    /// The connection is lost: `connection_lost` ran (or raised); the
+    /// socket may be released. Called once, last.
+    fn released(&self) {}
     /// The write buffer emptied (`err` None) or was dropped on a write error
     /// (the loop's sendfile waits for this).
     fn write_drained(&self, _err: Option<&E>) {}

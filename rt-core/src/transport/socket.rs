@@ -210,17 +210,20 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         Ok(())
     }
 
-    /// The scheduled loss of the connection: `connection_lost(exc)` once;
-    /// the protocol is dropped whatever it returns.
+    /// The scheduled loss of the connection: `connection_lost(exc)` once,
+    /// then [`Reactor::released`]; the protocol is dropped whatever it
+    /// returns.
     pub fn call_connection_lost(&self, exc: Option<P::Error>) -> Res<P> {
         if self.lost_called.replace(true) {
             return Ok(());
         }
         let protocol = self.protocol.borrow_mut().take();
-        match protocol {
+        let result = match protocol {
             Some(p) => p.connection_lost(exc),
             None => Ok(()),
-        }
+        };
+        self.reactor.released();
+        result
     }
 
     /// Drops the protocol without calling it (the binding's GC clear).

@@ -136,8 +136,8 @@ impl SocketTransportCore {
             return self.t.write(b.as_bytes()).map_err(err);
         }
         Err(PyTypeError::new_err(format!(
-            "data argument must be a bytes-like object, not {:?}",
-            data.get_type().name()?.to_string()
+            "data argument must be a bytes-like object, not '{}'",
+            data.get_type().name()?
         )))
     }
 

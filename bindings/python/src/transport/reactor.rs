@@ -186,6 +186,15 @@ impl Reactor<TransportErr> for PyReactor {
         self.report("_report_error", err, message);
     }
 
+    fn released(&self) {
+        Python::attach(|py| {
+            let Some(t) = self.transport(py) else { return };
+            if let Err(e) = t.bind(py).call_method0("_release") {
+                e.write_unraisable(py, Some(t.bind(py)));
+            }
+        })
+    }
+
     fn write_drained(&self, err: Option<&TransportErr>) {
         Python::attach(|py| {
             let Some(w) = self.empty_waiter.borrow().as_ref().map(|w| w.clone_ref(py)) else {
