@@ -18,6 +18,7 @@ __all__ = [
     "READABLE",
     "Runtime",
     "ShutdownError",
+    "SocketTransportCore",
     "Task",
     "Timer",
     "WRITABLE",

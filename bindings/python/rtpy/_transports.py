@@ -18,10 +18,12 @@ import sys
 import warnings
 from asyncio import constants, futures, protocols, transports, trsock
 from asyncio.log import logger
-from typing import Any, Iterable
+from operator import attrgetter
+from typing import Any, Callable, Iterable
 
 from ._rtpy import SocketTransportCore
 
+_set_result_unless_cancelled = getattr(futures, "_set_result_unless_cancelled")
 _PY312 = sys.version_info >= (3, 12)
 _PY313 = sys.version_info >= (3, 13)
 
@@ -41,6 +43,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
     """A connected stream socket's transport (``loop._make_socket_transport``)."""
 
     __slots__ = ("_core", "_sock", "_sock_fd", "_server", "__weakref__")
+    _extra: dict[str, Any]  # BaseTransport's slot
 
     max_size = 256 * 1024  # one read's bytes, as asyncio's
     _start_tls_compatible = True
@@ -83,7 +86,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         # connection_made, then the reader, then the waiter (asyncio's order).
         self._core._start()
         if waiter is not None:
-            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
 
     # -- state --------------------------------------------------------------------------------
 
@@ -113,15 +116,15 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         return self._core.get_protocol()
 
     @property
-    def _protocol_paused(self) -> bool:  # type: ignore[override]
+    def _protocol_paused(self) -> bool:
         return self._core._protocol_paused
 
     @property
-    def _high_water(self) -> int:  # type: ignore[override]
+    def _high_water(self) -> int:
         return self._core.get_write_buffer_limits()[1]
 
     @property
-    def _low_water(self) -> int:  # type: ignore[override]
+    def _low_water(self) -> int:
         return self._core.get_write_buffer_limits()[0]
 
     @property
@@ -146,9 +149,6 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
     def get_protocol(self) -> Any:
         return self._core.get_protocol()
 
-    def is_closing(self) -> bool:
-        return self._core.is_closing()
-
     def is_reading(self) -> bool:
         return self._core.is_reading()
 
@@ -165,8 +165,17 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._core.write(data)
+    # The hot methods are the core's own bound methods, fetched in C (no Python frame per call;
+    # a protocol that keeps `transport.write` calls Rust directly), as uvloop's are.
+    write: Callable[[bytes | bytearray | memoryview], None] = property(  # type: ignore[assignment]
+        attrgetter("_core.write"), doc="Writes data: sent at once if nothing is pending, else buffered."
+    )
+    is_closing: Callable[[], bool] = property(  # type: ignore[assignment]
+        attrgetter("_core.is_closing"), doc="True once close() or abort() was called."
+    )
+    get_write_buffer_size: Callable[[], int] = property(  # type: ignore[assignment]
+        attrgetter("_core.get_write_buffer_size"), doc="Bytes pending in the write buffer."
+    )
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         if _PY312:
@@ -181,9 +190,6 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     def can_write_eof(self) -> bool:
         return True
-
-    def get_write_buffer_size(self) -> int:
-        return self._core.get_write_buffer_size()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._core.get_write_buffer_limits()
