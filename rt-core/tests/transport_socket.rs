@@ -2,9 +2,7 @@
 //! reactor over Unix socketpairs: asyncio's `_SelectorSocketTransport`
 //! semantics (the spec).
 
-use rt_core::transport::{
-    Protocol, Reactor, Scheduled, SocketTransport, TransportError, MAX_READ,
-};
+use rt_core::transport::{Protocol, Reactor, Scheduled, SocketTransport, TransportError, MAX_READ};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -129,6 +127,7 @@ struct TestReactor {
     callback_errors: Cell<usize>,
     drained: Cell<usize>,
     warnings: Cell<usize>,
+    released: Cell<usize>,
 }
 
 impl Reactor<Err> for TestReactor {
@@ -145,13 +144,18 @@ impl Reactor<Err> for TestReactor {
         Ok(())
     }
     fn fatal_error(&self, err: &Err, message: &str) {
-        self.fatal.borrow_mut().push((message.to_string(), err.duplicate()));
+        self.fatal
+            .borrow_mut()
+            .push((message.to_string(), err.duplicate()));
     }
     fn callback_error(&self, _err: &Err, _message: &str) {
         self.callback_errors.set(self.callback_errors.get() + 1);
     }
     fn write_drained(&self, _err: Option<&Err>) {
         self.drained.set(self.drained.get() + 1);
+    }
+    fn released(&self) {
+        self.released.set(self.released.get() + 1);
     }
     fn lost_write_warning(&self) {
         self.warnings.set(self.warnings.get() + 1);
@@ -173,7 +177,11 @@ fn fixture(setup: impl FnOnce(&mut Proto)) -> Fixture {
     setup(&mut p);
     let events = p.events.clone();
     let received = p.received.clone();
-    let t = Rc::new(SocketTransport::new(ours.as_raw_fd(), p, TestReactor::default()));
+    let t = Rc::new(SocketTransport::new(
+        ours.as_raw_fd(),
+        p,
+        TestReactor::default(),
+    ));
     *t.protocol().unwrap().transport.borrow_mut() = Rc::downgrade(&t);
     t.start().unwrap();
     Fixture {
@@ -217,7 +225,11 @@ impl Fixture {
         }
     }
     fn lost_count(&self) -> usize {
-        self.events.borrow().iter().filter(|e| matches!(e, Ev::Lost(_))).count()
+        self.events
+            .borrow()
+            .iter()
+            .filter(|e| matches!(e, Ev::Lost(_)))
+            .count()
     }
     fn shrink_buffers(&self) {
         let small: libc::c_int = 4096;
@@ -333,13 +345,45 @@ fn set_write_buffer_limits_pauses_at_once() {
     let f = fixture(|_| {});
     f.shrink_buffers();
     f.turn();
-    f.t.write(&vec![0u8; 200_000]).unwrap();
-    let before = f.events.borrow().iter().filter(|e| **e == Ev::Pause).count();
-    assert_eq!(before, 1);
-    // Drain below the marks, then raise them: no second pause.
     assert_eq!(f.t.get_write_buffer_limits(), (16 * 1024, 64 * 1024));
-    f.t.set_write_buffer_limits(1_000_000, 10).unwrap();
-    assert_eq!(f.t.get_write_buffer_limits(), (10, 1_000_000));
+    // Under the default high mark: no pause.
+    f.t.write(&vec![0u8; 40_000]).unwrap();
+    let pending = f.t.get_write_buffer_size();
+    assert!(pending > 0 && pending <= 64 * 1024, "{pending}");
+    assert!(!f.events.borrow().contains(&Ev::Pause));
+    // Lowering the marks under what is pending pauses at once.
+    f.t.set_write_buffer_limits(100, 10).unwrap();
+    assert_eq!(f.t.get_write_buffer_limits(), (10, 100));
+    assert_eq!(f.events.borrow().last(), Some(&Ev::Pause));
+    assert!(f.t.is_protocol_paused());
+    // Raising them again does not resume: only a drain does.
+    f.t.set_write_buffer_limits(1_000_000, 500_000).unwrap();
+    assert!(f.t.is_protocol_paused());
+}
+
+#[test]
+fn after_a_completed_close_writes_never_touch_the_fd() {
+    let mut f = fixture(|_| {});
+    f.shrink_buffers();
+    f.turn();
+    f.t.write(&vec![5u8; 100_000]).unwrap();
+    f.t.close().unwrap();
+    let mut got = 0;
+    while f.lost_count() == 0 {
+        got += f.peer_drain().len();
+        f.turn();
+    }
+    got += f.peer_drain().len();
+    assert_eq!(got, 100_000);
+    assert_eq!(f.t.reactor().released.get(), 1);
+    // The fd now belongs to whoever closes or reuses it: counted, not sent.
+    f.t.write(b"late").unwrap();
+    assert_eq!(f.t.conn_lost(), 2);
+    assert_eq!(f.peer_drain(), b"");
+    f.t.abort().unwrap();
+    f.turns(2);
+    assert_eq!(f.lost_count(), 1);
+    assert_eq!(f.t.reactor().released.get(), 1);
 }
 
 #[test]
@@ -468,7 +512,10 @@ fn write_to_a_gone_peer_takes_the_fatal_path() {
     for s in due {
         t.run_scheduled(s).unwrap();
     }
-    assert_eq!(events.borrow().last(), Some(&Ev::Lost(Some(Err::Io(Some(libc::EPIPE))))));
+    assert_eq!(
+        events.borrow().last(),
+        Some(&Ev::Lost(Some(Err::Io(Some(libc::EPIPE)))))
+    );
 }
 
 #[test]
@@ -507,7 +554,10 @@ fn peer_reset_on_read_takes_the_fatal_path() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     t.read_ready().unwrap();
-    assert_eq!(t.reactor().fatal.borrow()[0].0, "Fatal read error on socket transport");
+    assert_eq!(
+        t.reactor().fatal.borrow()[0].0,
+        "Fatal read error on socket transport"
+    );
     for s in t.reactor().queue.borrow_mut().drain(..).collect::<Vec<_>>() {
         t.run_scheduled(s).unwrap();
     }
@@ -524,7 +574,10 @@ fn a_failing_data_received_is_fatal() {
     f.peer.write_all(b"x").unwrap();
     f.turns(2);
     let fatal = f.t.reactor().fatal.borrow();
-    assert_eq!(fatal[0].0, "Fatal error: protocol.data_received() call failed.");
+    assert_eq!(
+        fatal[0].0,
+        "Fatal error: protocol.data_received() call failed."
+    );
     assert_eq!(
         f.events.borrow().last(),
         Some(&Ev::Lost(Some(Err::Proto("boom".into()))))

@@ -92,14 +92,15 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
-        if getattr(self, "_sock", None) is None:
+        core = getattr(self, "_core", None)
+        if getattr(self, "_sock", None) is None or core is None:
             info.append("closed")
-        elif self._core.is_closing():
+        elif core.is_closing():
             info.append("closing")
         info.append(f"fd={getattr(self, '_sock_fd', -1)}")
         loop = getattr(self, "_loop", None)
-        if loop is not None and not loop.is_closed():
-            reading, writing = self._core._polling()
+        if core is not None and loop is not None and not loop.is_closed():
+            reading, writing = core._polling()
             info.append("read=polling" if reading else "read=idle")
             state = "polling" if writing else "idle"
             info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")

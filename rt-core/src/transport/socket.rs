@@ -217,6 +217,12 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         if self.lost_called.replace(true) {
             return Ok(());
         }
+        // A close that completed when its buffer drained got here without
+        // passing through `force_close`: from now on the fd is the caller's
+        // to close (and may be reused), so every later write is only counted.
+        if self.conn_lost.get() == 0 {
+            self.conn_lost.set(1);
+        }
         let protocol = self.protocol.borrow_mut().take();
         let result = match protocol {
             Some(p) => p.connection_lost(exc),
@@ -315,20 +321,22 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         let mut buf = match got {
             Ok(b) => b,
             Err(e) => {
-                return self.callback_outcome(Err(e), "Fatal error: protocol.get_buffer() call failed.")
+                return self
+                    .callback_outcome(Err(e), "Fatal error: protocol.get_buffer() call failed.")
             }
         };
         let n = match protocol.recv_into(self.fd, &mut buf) {
             Ok(None) => return Ok(()),
             Ok(Some(0)) => return self.on_eof(protocol),
             Ok(Some(n)) => n,
-            Err(e) => {
-                return self.callback_outcome(Err(e), "Fatal read error on socket transport")
-            }
+            Err(e) => return self.callback_outcome(Err(e), "Fatal read error on socket transport"),
         };
         drop(buf);
         let result = protocol.buffer_updated(n);
-        self.callback_outcome(result, "Fatal error: protocol.buffer_updated() call failed.")
+        self.callback_outcome(
+            result,
+            "Fatal error: protocol.buffer_updated() call failed.",
+        )
     }
 
     /// An escaping error goes up; any other takes the fatal path.
@@ -379,7 +387,10 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
                 Ok(n) => rest = &data[n..],
                 Err(e) if sys::is_not_ready(&e) => {}
                 Err(e) => {
-                    self.fatal_error(P::Error::from_io(e), "Fatal write error on socket transport");
+                    self.fatal_error(
+                        P::Error::from_io(e),
+                        "Fatal write error on socket transport",
+                    );
                     return Ok(());
                 }
             }
@@ -474,7 +485,8 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         // the loop's handler, which force_close's callers do not have:
         // report it the same way.
         if let Err(e) = self.force_close(Some(err)) {
-            self.reactor.fatal_error(&e, "Fatal error closing the transport");
+            self.reactor
+                .fatal_error(&e, "Fatal error closing the transport");
         }
     }
 
@@ -506,7 +518,8 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
                 if e.escapes() {
                     return Err(e);
                 }
-                self.reactor.callback_error(&e, "protocol.pause_writing() failed");
+                self.reactor
+                    .callback_error(&e, "protocol.pause_writing() failed");
             }
         }
         Ok(())
@@ -522,7 +535,8 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
                 if e.escapes() {
                     return Err(e);
                 }
-                self.reactor.callback_error(&e, "protocol.resume_writing() failed");
+                self.reactor
+                    .callback_error(&e, "protocol.resume_writing() failed");
             }
         }
         Ok(())

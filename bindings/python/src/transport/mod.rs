@@ -108,7 +108,9 @@ impl SocketTransportCore {
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let check = |t: &Core| -> PyResult<()> {
             if t.eof_written() {
-                return Err(PyRuntimeError::new_err("Cannot call write() after write_eof()"));
+                return Err(PyRuntimeError::new_err(
+                    "Cannot call write() after write_eof()",
+                ));
             }
             if t.reactor().empty_waiter.borrow().is_some() {
                 return Err(PyRuntimeError::new_err(
@@ -164,7 +166,8 @@ impl SocketTransportCore {
 
     /// asyncio's `_fatal_error(exc, message)`.
     fn _fatal_error(&self, exc: &Bound<'_, PyAny>, message: &str) {
-        self.t.fatal_error(TransportErr(PyErr::from_value(exc.clone())), message);
+        self.t
+            .fatal_error(TransportErr(PyErr::from_value(exc.clone())), message);
     }
 
     /// Runs `protocol.connection_lost(exc)` once (the transport's
@@ -214,16 +217,16 @@ impl SocketTransportCore {
 
     /// Switches protocols (`buffered`: an `asyncio.BufferedProtocol`).
     fn set_protocol(&self, protocol: &Bound<'_, PyAny>, buffered: bool) -> PyResult<()> {
-        let sock = self.sock.borrow().as_ref().map(|s| s.clone_ref(protocol.py()));
+        let sock = self
+            .sock
+            .borrow()
+            .as_ref()
+            .map(|s| s.clone_ref(protocol.py()));
         let sock = match sock {
             Some(s) => s.into_bound(protocol.py()),
             None => protocol.py().None().into_bound(protocol.py()),
         };
-        let p = if buffered {
-            PyProtocol::new(protocol, true, &sock)?
-        } else {
-            PyProtocol::new(protocol, false, &sock)?
-        };
+        let p = PyProtocol::new(protocol, buffered, &sock)?;
         self.t.set_protocol(p);
         Ok(())
     }
@@ -244,7 +247,12 @@ impl SocketTransportCore {
 
     #[getter]
     fn _empty_waiter(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.t.reactor().empty_waiter.borrow().as_ref().map(|w| w.clone_ref(py))
+        self.t
+            .reactor()
+            .empty_waiter
+            .borrow()
+            .as_ref()
+            .map(|w| w.clone_ref(py))
     }
 
     #[getter]

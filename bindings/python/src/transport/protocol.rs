@@ -5,16 +5,18 @@
 use super::error::TransportErr;
 use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
+use pyo3::types::PyBytes;
 use rt_core::transport::Protocol;
 use std::os::fd::RawFd;
 
 /// A Python protocol and its bound methods.
 pub(crate) struct PyProtocol {
     pub(crate) obj: Py<PyAny>,
-    /// `data_received`, or `buffer_updated` for a buffered protocol.
-    on_data: Py<PyAny>,
+    /// `data_received`, or `buffer_updated` for a buffered protocol (None:
+    /// the protocol has no such attribute yet; looked up at each call then,
+    /// so that a missing one fails as asyncio's does, on data).
+    on_data: Option<Py<PyAny>>,
     /// `get_buffer` for a buffered protocol.
     get_buffer: Option<Py<PyAny>>,
     /// The socket's `recv_into` (buffered protocols read through it).
@@ -32,14 +34,14 @@ impl PyProtocol {
         Ok(if buffered {
             PyProtocol {
                 obj: obj.clone().unbind(),
-                on_data: obj.getattr("buffer_updated")?.unbind(),
+                on_data: obj.getattr("buffer_updated").ok().map(Bound::unbind),
                 get_buffer: Some(obj.getattr("get_buffer")?.unbind()),
                 recv_into: Some(sock.getattr("recv_into")?.unbind()),
             }
         } else {
             PyProtocol {
                 obj: obj.clone().unbind(),
-                on_data: obj.getattr("data_received")?.unbind(),
+                on_data: obj.getattr("data_received").ok().map(Bound::unbind),
                 get_buffer: None,
                 recv_into: None,
             }
@@ -75,7 +77,10 @@ impl Protocol for PyProtocol {
     fn data_received(&self, data: &[u8]) -> Result<(), TransportErr> {
         Python::attach(|py| {
             let bytes = PyBytes::new(py, data);
-            self.on_data.bind(py).call1((bytes,))?;
+            match &self.on_data {
+                Some(f) => f.bind(py).call1((bytes,))?,
+                None => self.obj.bind(py).call_method1("data_received", (bytes,))?,
+            };
             Ok(())
         })
     }
@@ -136,7 +141,10 @@ impl Protocol for PyProtocol {
 
     fn buffer_updated(&self, n: usize) -> Result<(), TransportErr> {
         Python::attach(|py| {
-            self.on_data.bind(py).call1((n,))?;
+            match &self.on_data {
+                Some(f) => f.bind(py).call1((n,))?,
+                None => self.obj.bind(py).call_method1("buffer_updated", (n,))?,
+            };
             Ok(())
         })
     }

@@ -99,7 +99,10 @@ impl PyReactor {
     }
 
     fn transport(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.hooks.borrow().as_ref().map(|h| h.transport.clone_ref(py))
+        self.hooks
+            .borrow()
+            .as_ref()
+            .map(|h| h.transport.clone_ref(py))
     }
 
     /// `transport.<method>(exc, message)`; its own failure is unraisable.

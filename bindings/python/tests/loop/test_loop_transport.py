@@ -658,3 +658,42 @@ def test_write_and_close_from_data_received(loop):
         peer.close()
 
     run(loop, main())
+
+
+def test_protocol_without_data_received_fails_on_data(loop):
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        lost = loop.create_future()
+
+        class Bare(asyncio.BaseProtocol):
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        t, peer = await pair(loop, Bare())
+        peer.send(b"x")
+        assert isinstance(await lost, AttributeError)
+        assert errors[0]["message"] == "Fatal error: protocol.data_received() call failed."
+        peer.close()
+
+    run(loop, main())
+
+
+def test_write_after_a_completed_close_is_counted(loop):
+    async def main():
+        a = Recorder(loop)
+        b = Recorder(loop)
+        ta, tb = await pair(loop, a, b)
+        ta.write(b"d" * (1024 * 1024))
+        ta.close()
+        assert await a.lost is None
+        if isinstance(loop, rtpy.Loop):
+            ta.write(b"late")  # the socket is closed: nothing is sent, nothing raised
+        else:
+            # The stock transport sends on its cleared socket (a known asyncio wart).
+            with pytest.raises(AttributeError):
+                ta.write(b"late")
+        await b.lost
+        assert len(b.data) == 1024 * 1024
+
+    run(loop, main())
