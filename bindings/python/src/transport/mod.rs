@@ -5,9 +5,8 @@
 //! GIL held and watches its socket through the loop's Python-level hooks
 //! (`loop._add_reader(fd, core._read_ready)`...), so it runs on any loop.
 //!
-//! Single-threaded like every asyncio transport (`unsendable`), and
-//! re-entrant: every method takes `&self`, and the state machine holds no
-//! borrow while Python runs.
+//! Re-entrant: every method takes `&self`, and the state machine holds no
+//! borrow while Python runs. Serialized by the GIL: see [`GilBound`].
 
 mod error;
 mod protocol;
@@ -22,15 +21,48 @@ use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
 use reactor::{Hooks, PyReactor};
 use rt_core::transport::SocketTransport;
 use std::cell::RefCell;
+use std::ops::Deref;
 
 type Core = SocketTransport<PyProtocol, PyReactor>;
 
+/// Single-threaded state (`Cell`, `RefCell`, `Rc`) shared by the threads
+/// that hold the GIL, one at a time.
+///
+/// An asyncio transport belongs to its loop's thread, but Python lets any
+/// thread call it (or drop it: the GC runs wherever it runs), and
+/// `#[pyclass(unsendable)]` would turn such a call into a panic and such a
+/// drop into a leak. The value is only ever used by this module's methods,
+/// which all run attached to the interpreter and never detach: another
+/// thread can only run while one of them is inside a call into Python,
+/// where it holds no `RefCell` borrow and no `Rc` of its own other than
+/// clones it will drop, exactly as for a re-entrant call on the same thread.
+/// Thread switches happen only at GIL hand-offs, which order every access.
+/// The module is built for the stable ABI (abi3), which free-threaded
+/// builds of CPython cannot load: the GIL is always there.
+struct GilBound<T>(T);
+
+// SAFETY: see the type's doc: every access, and the drop, happens with the
+// GIL held, so accesses from different threads are serialized (and ordered)
+// by the GIL's hand-offs, never concurrent; `Rc` clones never outlive the
+// method call that made them, so moving the whole value (a drop on another
+// thread) moves every owner at once.
+unsafe impl<T> Send for GilBound<T> {}
+// SAFETY: as for Send: shared references are only used under the GIL.
+unsafe impl<T> Sync for GilBound<T> {}
+
+impl<T> Deref for GilBound<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// The state machine of one stream-socket transport.
-#[pyclass(unsendable, module = "rtpy._rtpy")]
+#[pyclass(module = "rtpy._rtpy")]
 pub(crate) struct SocketTransportCore {
-    t: Core,
+    t: GilBound<Core>,
     /// The Python socket (buffered protocols read through its `recv_into`).
-    sock: RefCell<Option<Py<PyAny>>>,
+    sock: GilBound<RefCell<Option<Py<PyAny>>>>,
 }
 
 fn err(e: TransportErr) -> PyErr {
@@ -69,8 +101,8 @@ impl SocketTransportCore {
         };
         *reactor.hooks.borrow_mut() = Some(hooks);
         Ok(SocketTransportCore {
-            t: SocketTransport::new(fd, proto, reactor),
-            sock: RefCell::new(Some(sock.clone().unbind())),
+            t: GilBound(SocketTransport::new(fd, proto, reactor)),
+            sock: GilBound(RefCell::new(Some(sock.clone().unbind()))),
         })
     }
 

@@ -697,3 +697,29 @@ def test_write_after_a_completed_close_is_counted(loop):
         assert len(b.data) == 1024 * 1024
 
     run(loop, main())
+
+
+def test_used_and_dropped_on_another_thread(loop):
+    # Not how asyncio is meant to be used, but Python allows it: no panic, no leak warning.
+    import threading
+
+    async def main():
+        p = Recorder(loop)
+        t, peer = await pair(loop, p)
+        await asyncio.sleep(0)
+        th = threading.Thread(target=t.write, args=(b"from a thread",))
+        th.start()
+        th.join()
+        assert peer.recv(100) == b"from a thread"
+        t.close()
+        await p.lost
+        peer.close()
+        return t
+
+    box = [run(loop, main())]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        th = threading.Thread(target=lambda: (box.clear(), gc.collect()))
+        th.start()
+        th.join()
+    assert not caught
