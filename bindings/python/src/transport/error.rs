@@ -11,6 +11,12 @@ use std::io;
 #[derive(Debug)]
 pub(crate) struct TransportErr(pub(crate) PyErr);
 
+impl From<std::convert::Infallible> for TransportErr {
+    fn from(e: std::convert::Infallible) -> Self {
+        match e {}
+    }
+}
+
 impl From<PyErr> for TransportErr {
     fn from(e: PyErr) -> Self {
         TransportErr(e)

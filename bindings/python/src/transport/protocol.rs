@@ -4,11 +4,30 @@
 
 use super::error::TransportErr;
 use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
 use pyo3::types::PyBytes;
 use rt_core::transport::Protocol;
 use std::os::fd::RawFd;
+
+/// `f(arg)`, without the argument tuple a stable-ABI `call1` builds
+/// (CPython's variadic call passes its arguments on the stack, through the
+/// vectorcall protocol).
+fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `f` and `arg` are live objects borrowed for the whole call, the
+    // GIL is held (a `Bound` proves it), and the variadic argument list ends
+    // with the NULL the API requires. The result is a new reference (or NULL
+    // with an exception set), which `from_owned_ptr_or_err` takes over.
+    unsafe {
+        let r = ffi::PyObject_CallFunctionObjArgs(
+            f.as_ptr(),
+            arg.as_ptr(),
+            std::ptr::null_mut::<ffi::PyObject>(),
+        );
+        Bound::from_owned_ptr_or_err(f.py(), r)
+    }
+}
 
 /// A Python protocol and its bound methods.
 pub(crate) struct PyProtocol {
@@ -78,7 +97,7 @@ impl Protocol for PyProtocol {
         Python::attach(|py| {
             let bytes = PyBytes::new(py, data);
             match &self.on_data {
-                Some(f) => f.bind(py).call1((bytes,))?,
+                Some(f) => call_one(f.bind(py), &bytes)?,
                 None => self.obj.bind(py).call_method1("data_received", (bytes,))?,
             };
             Ok(())
@@ -142,7 +161,7 @@ impl Protocol for PyProtocol {
     fn buffer_updated(&self, n: usize) -> Result<(), TransportErr> {
         Python::attach(|py| {
             match &self.on_data {
-                Some(f) => f.bind(py).call1((n,))?,
+                Some(f) => call_one(f.bind(py), n.into_pyobject(py)?.as_any())?,
                 None => self.obj.bind(py).call_method1("buffer_updated", (n,))?,
             };
             Ok(())
