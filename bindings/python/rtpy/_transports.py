@@ -154,6 +154,8 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         return self._core.is_reading()
 
     def pause_reading(self) -> None:
+        if not self._core.is_reading():
+            return
         self._core.pause_reading()
         if self._loop is not None and self._loop.get_debug():
             logger.debug("%r pauses reading", self)
