@@ -99,8 +99,8 @@ impl Protocol for Proto {
         assert_eq!(sizehint, -1);
         Ok(vec![0; 100])
     }
-    fn buffer_len(&self, buf: &Vec<u8>) -> usize {
-        buf.len()
+    fn buffer_len(&self, buf: &Vec<u8>) -> Result<usize, Err> {
+        Ok(buf.len())
     }
     fn recv_into(&self, fd: i32, buf: &mut Vec<u8>) -> Result<Option<usize>, Err> {
         match rt_core::transport::sys::recv(fd, buf) {

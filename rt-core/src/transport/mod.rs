@@ -83,9 +83,10 @@ pub trait Protocol {
     fn get_buffer(&self, _sizehint: isize) -> Result<Self::Buffer, Self::Error> {
         Err(Self::Error::runtime("not a buffered protocol"))
     }
-    /// Buffered protocols: the length of a buffer `get_buffer` returned.
-    fn buffer_len(&self, _buf: &Self::Buffer) -> usize {
-        0
+    /// Buffered protocols: the length of a buffer `get_buffer` returned (an
+    /// error is get_buffer's).
+    fn buffer_len(&self, _buf: &Self::Buffer) -> Result<usize, Self::Error> {
+        Ok(0)
     }
     /// Buffered protocols: reads from `fd` into `buf`; `Ok(None)` when the
     /// socket is not ready after all, `Ok(Some(0))` at end of stream.

@@ -312,7 +312,7 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
 
     fn read_buffered(&self, protocol: &P) -> Res<P> {
         let got = protocol.get_buffer(-1).and_then(|b| {
-            if protocol.buffer_len(&b) == 0 {
+            if protocol.buffer_len(&b)? == 0 {
                 Err(P::Error::runtime("get_buffer() returned an empty buffer"))
             } else {
                 Ok(b)

@@ -137,9 +137,8 @@ impl Protocol for PyProtocol {
         })
     }
 
-    fn buffer_len(&self, buf: &Py<PyAny>) -> usize {
-        // A buffer without a length is an empty one (get_buffer's error).
-        Python::attach(|py| buf.bind(py).len().unwrap_or(0))
+    fn buffer_len(&self, buf: &Py<PyAny>) -> Result<usize, TransportErr> {
+        Python::attach(|py| Ok(buf.bind(py).len()?))
     }
 
     fn recv_into(&self, _fd: RawFd, buf: &mut Py<PyAny>) -> Result<Option<usize>, TransportErr> {

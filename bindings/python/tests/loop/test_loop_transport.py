@@ -723,3 +723,24 @@ def test_used_and_dropped_on_another_thread(loop):
         th.start()
         th.join()
     assert not caught
+
+
+@pytest.mark.parametrize("bad", [bytearray(), 42], ids=["empty", "not-a-buffer"])
+def test_buffered_protocol_bad_buffer_is_fatal(loop, bad):
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+
+        class Bad(Buffered):
+            def get_buffer(self, sizehint):
+                return bad
+
+        p = Bad(loop)
+        t, peer = await pair(loop, p)
+        peer.send(b"x")
+        exc = await p.lost
+        assert isinstance(exc, RuntimeError if isinstance(bad, bytearray) else TypeError)
+        assert errors[0]["message"] == "Fatal error: protocol.get_buffer() call failed."
+        peer.close()
+
+    run(loop, main())
