@@ -250,7 +250,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
     def _report_fatal(self, exc: BaseException, message: str) -> None:
         if isinstance(exc, OSError):
             if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
+                logger.debug("%r: %s", self, message, exc_info=exc)
         else:
             self._loop.call_exception_handler(
                 {

@@ -744,3 +744,24 @@ def test_buffered_protocol_bad_buffer_is_fatal(loop, bad):
         peer.close()
 
     run(loop, main())
+
+
+def test_os_errors_are_logged_only_in_debug_mode(loop, caplog):
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        loop.set_debug(True)
+        p = Recorder(loop)
+        t, peer = await pair(loop, p)
+        await asyncio.sleep(0)
+        peer.close()
+        with caplog.at_level(logging.DEBUG, logger="asyncio"):
+            t.write(b"x" * 100)  # EPIPE (or ECONNRESET): the fatal path, no handler call
+            exc = await p.lost
+        assert isinstance(exc, (BrokenPipeError, ConnectionResetError))
+        assert errors == []
+        logged = [r for r in caplog.records if "Fatal write error on socket transport" in r.getMessage()]
+        assert logged and logged[0].exc_info[1] is exc
+        loop.set_debug(False)
+
+    run(loop, main())
