@@ -765,3 +765,68 @@ def test_os_errors_are_logged_only_in_debug_mode(loop, caplog):
         loop.set_debug(False)
 
     run(loop, main())
+
+
+def test_peer_reset_while_data_is_buffered(loop):
+    async def main():
+        p = Recorder(loop)
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        c = socket.create_connection(s.getsockname())
+        srv, _ = s.accept()
+        t, _ = await loop.connect_accepted_socket(lambda: p, srv)
+        t.write(b"b" * (8 * 1024 * 1024))  # more than the socket buffers hold
+        assert t.get_write_buffer_size() > 0
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        exc = await p.lost
+        assert isinstance(exc, (ConnectionResetError, BrokenPipeError))
+        assert t.get_write_buffer_size() == 0
+        assert p.events.count("lost") == 1
+        s.close()
+
+    run(loop, main())
+
+
+def test_random_traffic_keeps_every_byte_in_order(loop):
+    import random
+
+    rnd = random.Random(12)
+
+    async def main():
+        conns = []
+        for i in range(30):
+            a = Recorder(loop)
+            b = Recorder(loop)
+            ta, tb = await pair(loop, a, b)
+            if i % 3 == 0:
+                ta.set_write_buffer_limits(high=rnd.randrange(1, 100_000))
+            conns.append((ta, tb, a, b, bytearray()))
+        for _ in range(300):
+            ta, tb, a, b, sent = rnd.choice(conns)
+            n = rnd.choice([1, 10, 1000, 70_000, 300_000])
+            chunk = bytes([rnd.randrange(256)]) * n
+            if rnd.random() < 0.2:
+                ta.writelines([chunk[: n // 2], chunk[n // 2 :]])
+            else:
+                ta.write(memoryview(chunk) if rnd.random() < 0.2 else chunk)
+            sent += chunk
+            if rnd.random() < 0.1:
+                tb.pause_reading()
+            elif rnd.random() < 0.3:
+                tb.resume_reading()
+            if rnd.random() < 0.2:
+                await asyncio.sleep(0)
+        for ta, tb, a, b, sent in conns:
+            tb.resume_reading()
+            ta.write_eof()
+        for ta, tb, a, b, sent in conns:
+            await b.eof
+            assert b.data == sent
+            assert a.paused == a.resumed  # drained before the EOF was sent
+            ta.close()
+            await a.lost
+            await b.lost
+
+    run(loop, main(), timeout=60)
