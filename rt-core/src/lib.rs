@@ -12,7 +12,9 @@
 //! - [`callback`]: the runtime's services for callers that hand it callbacks
 //!   ([`CallbackRuntime`](callback::CallbackRuntime): timers, fd watches,
 //!   tasks, host-driven mode, completion queue), shared by the C API and the
-//!   Python binding.
+//!   Python binding;
+//! - [`transport`]: the stream-socket transport state machine of an
+//!   asyncio-style event loop (generic over its protocol and its loop).
 //!
 //! ```
 //! use rt_core::runtime::Builder;
@@ -44,6 +46,7 @@ pub(crate) mod scheduler;
 pub mod sync;
 pub mod task;
 pub mod time;
+pub mod transport;
 pub mod util;
 
 pub use task::spawn;

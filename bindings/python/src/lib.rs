@@ -20,6 +20,7 @@ mod queue;
 mod runtime;
 mod tasks;
 mod timers;
+mod transport;
 mod watch;
 
 use pyo3::prelude::*;
@@ -42,6 +43,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::Queue>()?;
     m.add_class::<timers::Timer>()?;
     m.add_class::<watch::Watch>()?;
+    m.add_class::<transport::SocketTransportCore>()?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;
     Ok(())
 }

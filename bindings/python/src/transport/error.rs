@@ -1,0 +1,71 @@
+//! `TransportErr`: a Python exception as the error of
+//! `rt_core::transport` (OS errors become `OSError(errno, strerror)`, which
+//! Python maps to its subclass: `ConnectionResetError`, `BrokenPipeError`...).
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeError, PySystemExit};
+use pyo3::prelude::*;
+use rt_core::transport::TransportError;
+use std::io;
+
+/// A Python exception carried through the transport.
+#[derive(Debug)]
+pub(crate) struct TransportErr(pub(crate) PyErr);
+
+impl From<std::convert::Infallible> for TransportErr {
+    fn from(e: std::convert::Infallible) -> Self {
+        match e {}
+    }
+}
+
+impl From<PyErr> for TransportErr {
+    fn from(e: PyErr) -> Self {
+        TransportErr(e)
+    }
+}
+
+impl From<TransportErr> for PyErr {
+    fn from(e: TransportErr) -> Self {
+        e.0
+    }
+}
+
+/// `OSError(errno, strerror)` for an OS error (Python picks the subclass
+/// from the errno), `OSError(message)` otherwise.
+pub(crate) fn os_error(err: io::Error) -> PyErr {
+    match err.raw_os_error() {
+        Some(errno) => {
+            let text = err.to_string();
+            let strerror = match text.rfind(" (os error ") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            };
+            PyOSError::new_err((errno, strerror))
+        }
+        None => PyOSError::new_err(err.to_string()),
+    }
+}
+
+impl TransportError for TransportErr {
+    fn from_io(err: io::Error) -> Self {
+        TransportErr(os_error(err))
+    }
+    fn runtime(message: &str) -> Self {
+        TransportErr(PyRuntimeError::new_err(message.to_string()))
+    }
+    fn duplicate(&self) -> Self {
+        Python::attach(|py| TransportErr(self.0.clone_ref(py)))
+    }
+    fn escapes(&self) -> bool {
+        Python::attach(|py| {
+            self.0.is_instance_of::<PySystemExit>(py)
+                || self.0.is_instance_of::<PyKeyboardInterrupt>(py)
+        })
+    }
+}
+
+impl TransportErr {
+    /// The exception object.
+    pub(crate) fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.0.value(py).clone().into_any()
+    }
+}

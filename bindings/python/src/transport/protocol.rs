@@ -1,0 +1,169 @@
+//! `PyProtocol`: a Python `asyncio.Protocol` / `BufferedProtocol` as the
+//! protocol of `rt_core::transport::SocketTransport`. Its methods are looked
+//! up once, when the protocol is set (as uvloop does).
+
+use super::error::TransportErr;
+use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::pyclass::{PyTraverseError, PyVisit};
+use pyo3::types::PyBytes;
+use rt_core::transport::Protocol;
+use std::os::fd::RawFd;
+
+/// `f(arg)`, without the argument tuple a stable-ABI `call1` builds
+/// (CPython's variadic call passes its arguments on the stack, through the
+/// vectorcall protocol).
+fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `f` and `arg` are live objects borrowed for the whole call, the
+    // GIL is held (a `Bound` proves it), and the variadic argument list ends
+    // with the NULL the API requires. The result is a new reference (or NULL
+    // with an exception set), which `from_owned_ptr_or_err` takes over.
+    unsafe {
+        let r = ffi::PyObject_CallFunctionObjArgs(
+            f.as_ptr(),
+            arg.as_ptr(),
+            std::ptr::null_mut::<ffi::PyObject>(),
+        );
+        Bound::from_owned_ptr_or_err(f.py(), r)
+    }
+}
+
+/// A Python protocol and its bound methods.
+pub(crate) struct PyProtocol {
+    pub(crate) obj: Py<PyAny>,
+    /// `data_received`, or `buffer_updated` for a buffered protocol (None:
+    /// the protocol has no such attribute yet; looked up at each call then,
+    /// so that a missing one fails as asyncio's does, on data).
+    on_data: Option<Py<PyAny>>,
+    /// `get_buffer` for a buffered protocol.
+    get_buffer: Option<Py<PyAny>>,
+    /// The socket's `recv_into` (buffered protocols read through it).
+    recv_into: Option<Py<PyAny>>,
+}
+
+impl PyProtocol {
+    /// Binds `obj`'s methods; `buffered` (an `asyncio.BufferedProtocol`)
+    /// reads through `get_buffer` / `sock.recv_into` / `buffer_updated`.
+    pub(crate) fn new(
+        obj: &Bound<'_, PyAny>,
+        buffered: bool,
+        sock: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        Ok(if buffered {
+            PyProtocol {
+                obj: obj.clone().unbind(),
+                on_data: obj.getattr("buffer_updated").ok().map(Bound::unbind),
+                get_buffer: Some(obj.getattr("get_buffer")?.unbind()),
+                recv_into: Some(sock.getattr("recv_into")?.unbind()),
+            }
+        } else {
+            PyProtocol {
+                obj: obj.clone().unbind(),
+                on_data: obj.getattr("data_received").ok().map(Bound::unbind),
+                get_buffer: None,
+                recv_into: None,
+            }
+        })
+    }
+
+    /// Visits the Python objects held (the GC's traverse).
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.obj)?;
+        visit.call(&self.on_data)?;
+        visit.call(&self.get_buffer)?;
+        visit.call(&self.recv_into)
+    }
+
+    fn call0(&self, name: &str) -> Result<Py<PyAny>, TransportErr> {
+        Python::attach(|py| Ok(self.obj.bind(py).call_method0(name)?.unbind()))
+    }
+}
+
+impl Protocol for PyProtocol {
+    type Error = TransportErr;
+    type Buffer = Py<PyAny>;
+
+    fn is_buffered(&self) -> bool {
+        self.get_buffer.is_some()
+    }
+
+    fn connection_made(&self) -> Result<(), TransportErr> {
+        // The binding schedules `protocol.connection_made(transport)` itself.
+        Ok(())
+    }
+
+    fn data_received(&self, data: &[u8]) -> Result<(), TransportErr> {
+        Python::attach(|py| {
+            let bytes = PyBytes::new(py, data);
+            match &self.on_data {
+                Some(f) => call_one(f.bind(py), &bytes)?,
+                None => self.obj.bind(py).call_method1("data_received", (bytes,))?,
+            };
+            Ok(())
+        })
+    }
+
+    fn eof_received(&self) -> Result<bool, TransportErr> {
+        Python::attach(|py| {
+            let keep = self.obj.bind(py).call_method0("eof_received")?;
+            Ok(keep.is_truthy()?)
+        })
+    }
+
+    fn connection_lost(&self, exc: Option<TransportErr>) -> Result<(), TransportErr> {
+        Python::attach(|py| {
+            let exc = match exc {
+                Some(e) => e.value(py),
+                None => py.None().into_bound(py),
+            };
+            self.obj.bind(py).call_method1("connection_lost", (exc,))?;
+            Ok(())
+        })
+    }
+
+    fn pause_writing(&self) -> Result<(), TransportErr> {
+        self.call0("pause_writing").map(drop)
+    }
+
+    fn resume_writing(&self) -> Result<(), TransportErr> {
+        self.call0("resume_writing").map(drop)
+    }
+
+    fn get_buffer(&self, sizehint: isize) -> Result<Py<PyAny>, TransportErr> {
+        Python::attach(|py| {
+            let f = self.get_buffer.as_ref().expect("is_buffered");
+            Ok(f.bind(py).call1((sizehint,))?.unbind())
+        })
+    }
+
+    fn buffer_len(&self, buf: &Py<PyAny>) -> Result<usize, TransportErr> {
+        Python::attach(|py| Ok(buf.bind(py).len()?))
+    }
+
+    fn recv_into(&self, _fd: RawFd, buf: &mut Py<PyAny>) -> Result<Option<usize>, TransportErr> {
+        Python::attach(|py| {
+            let f = self.recv_into.as_ref().expect("is_buffered");
+            match f.bind(py).call1((buf.bind(py),)) {
+                Ok(n) => Ok(Some(n.extract::<usize>()?)),
+                Err(e)
+                    if e.is_instance_of::<PyBlockingIOError>(py)
+                        || e.is_instance_of::<PyInterruptedError>(py) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn buffer_updated(&self, n: usize) -> Result<(), TransportErr> {
+        Python::attach(|py| {
+            match &self.on_data {
+                Some(f) => call_one(f.bind(py), n.into_pyobject(py)?.as_any())?,
+                None => self.obj.bind(py).call_method1("buffer_updated", (n,))?,
+            };
+            Ok(())
+        })
+    }
+}
