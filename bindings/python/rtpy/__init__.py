@@ -31,6 +31,9 @@ from ._rtpy import (
     __version__,
     _shutdown_all,
 )
+from ._loop import Loop
+from ._loop_metrics import LoopMetrics
+from ._policy import EventLoopPolicy, install, new_event_loop, run
 from ._types import Future, Metrics
 
 __all__ = [
@@ -39,7 +42,10 @@ __all__ = [
     "READABLE",
     "WRITABLE",
     "DeadlockError",
+    "EventLoopPolicy",
     "Future",
+    "Loop",
+    "LoopMetrics",
     "Metrics",
     "Queue",
     "Runtime",
@@ -48,6 +54,9 @@ __all__ = [
     "Timer",
     "Watch",
     "__version__",
+    "install",
+    "new_event_loop",
+    "run",
 ]
 
 # No callback may run while the interpreter finalizes: every runtime still

@@ -1,0 +1,625 @@
+"""``rtpy.Loop``: an asyncio event loop on rt's engine.
+
+asyncio's own ``BaseEventLoop`` does the orchestration (run_until_complete, tasks, the exception
+handler, create_connection / create_server, start_tls, getaddrinfo...); the native ``LoopCore``
+(first base) schedules, keeps the timers, polls the fds and runs the handles; ``UnixMixin`` adds
+signals, pipes, subprocesses, datagrams and the ``sock_*`` methods. This module holds the rest:
+the lifecycle, the executor, the public fd hooks, the stream transports and their servers, unix
+sockets, sendfile, ``run_for`` and ``metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import os
+import selectors
+import socket
+import stat
+import sys
+import warnings
+import weakref
+from asyncio import base_events, constants, events, futures, sslproto, transports, trsock
+from asyncio.log import logger
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
+
+from . import _rtpy
+from ._loop_metrics import LoopMetrics
+from ._unix import UnixMixin
+
+if TYPE_CHECKING:
+    import ssl as _ssl
+
+    from ._rtpy import LoopCore as _Core
+else:
+    # DEVELOPMENT ONLY (issue 12): the pure-Python stand-in until the native core is merged.
+    _Core = getattr(_rtpy, "LoopCore", None) or __import__("rtpy._devcore", fromlist=["_"]).DevLoopCore
+
+try:  # the native stream transport (issue 12, TRANSPORT)
+    from ._transports import SocketTransport as _SocketTransport
+except ImportError:  # pragma: no cover - until it is merged
+    _SocketTransport = None
+
+_T = TypeVar("_T")
+
+_PY311 = sys.version_info >= (3, 11)
+_PY312 = sys.version_info >= (3, 12)
+_PY313 = sys.version_info >= (3, 13)
+
+# asyncio's defaults (SSL_SHUTDOWN_TIMEOUT is 3.11+).
+_SSL_HANDSHAKE_TIMEOUT: float = constants.SSL_HANDSHAKE_TIMEOUT
+_SSL_SHUTDOWN_TIMEOUT: float = getattr(constants, "SSL_SHUTDOWN_TIMEOUT", 30.0)
+
+# accept() errors that mean "the system is out of a resource": stop accepting for a while.
+_ACCEPT_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+class _Key(NamedTuple):
+    """What ``selectors.SelectorKey`` holds, for asyncio code that inspects ``loop._selector``."""
+
+    fileobj: int
+    fd: int
+    events: int
+    data: None
+
+
+class _SelectorView:
+    """A read-only ``loop._selector`` look-alike answering ``get_key`` from the core's fd table.
+
+    asyncio's stock transports (datagram, pipes, the selector socket transport) read
+    ``loop._selector`` in their ``__repr__`` to say whether they are polling; this answers them.
+    """
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = weakref.proxy(loop)
+
+    def get_key(self, fileobj: Any) -> _Key:
+        fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+        mask = (selectors.EVENT_READ if self._loop._has_reader(fd) else 0) | (
+            selectors.EVENT_WRITE if self._loop._has_writer(fd) else 0
+        )
+        if not mask:
+            raise KeyError(f"{fileobj!r} is not registered")
+        return _Key(fd, fd, mask, None)
+
+    def get_map(self) -> dict[int, _Key]:
+        """Not kept: the core owns the table (empty for callers that only iterate it)."""
+        return {}
+
+
+def _run_handle(handle: events.Handle) -> None:
+    if not handle.cancelled():
+        handle._run()
+
+
+class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):
+    """An asyncio event loop running on rt: ``asyncio.Runner(loop_factory=rtpy.Loop)``.
+
+    Everything ``asyncio.AbstractEventLoop`` defines, plus ``run_for`` (run for a time budget and
+    return: asyncio inside a frame loop) and ``metrics``.
+    """
+
+    def __init__(self) -> None:
+        # LoopCore made its state in __new__; UnixMixin's __init__ (if any) chains to BaseEventLoop's.
+        super().__init__()
+        #: fd -> transport using it (selector_events' rule: the public fd hooks refuse these fds).
+        self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
+            weakref.WeakValueDictionary()
+        )
+        # Futures of run_in_executor(None, ...) calls running on the core's blocking pool.
+        self._pool_jobs: set[asyncio.Future[Any]] = set()
+        # Listening unix sockets whose path close() unlinks (3.13's cleanup_socket): sock -> inode.
+        self._unix_server_sockets: dict[socket.socket, int] = {}
+        self._selector = _SelectorView(self)
+
+    __repr__ = asyncio.BaseEventLoop.__repr__
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the loop: pending callbacks are dropped, signal handlers removed.
+
+        Refused while the loop runs (RuntimeError); a second call does nothing. The default
+        executor, if one was set, is shut down without waiting; blocking-pool jobs finish on their
+        own (their results are dropped).
+        """
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        try:
+            super().close()  # UnixMixin's (signal handlers), then BaseEventLoop's
+        finally:
+            self._close_core()
+            self._pool_jobs.clear()
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(enabled)
+        self._set_debug_core(enabled)
+
+    def _write_to_self(self) -> None:
+        # BaseEventLoop's name for "wake the loop from another thread".
+        self._wake()
+
+    def _add_callback(self, handle: events.Handle) -> None:
+        # BaseEventLoop's hook for "run this existing handle soon" (the stock _ready deque is
+        # not ours: the core runs its own queue).
+        if not handle.cancelled():
+            self.call_soon(_run_handle, handle, context=handle.get_context())
+
+    def run_for(self, seconds: float, max_callbacks: int | None = None) -> int:
+        """Runs the loop for at most ``seconds`` (a frame budget), then returns.
+
+        Ready callbacks, due timers and I/O are processed as ``run_forever`` would; the loop waits
+        for events only until the budget's end. It returns early when ``stop()`` is called or once
+        ``max_callbacks`` callbacks have run (callbacks not run keep their place for the next call).
+        Returns the number of callbacks run. Refused while the loop already runs.
+        """
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        if max_callbacks is not None and max_callbacks < 0:
+            raise ValueError(f"max_callbacks must be >= 0 or None, got {max_callbacks!r}")
+        deadline = self.time() + seconds
+        ran = 0
+        token = self._enter_run()
+        try:
+            while True:
+                left = None if max_callbacks is None else max_callbacks - ran
+                if left == 0:
+                    break
+                ran += self._run_once(deadline, left)
+                if self._stopping or self.time() >= deadline:
+                    break
+        finally:
+            self._leave_run(token)
+        return ran
+
+    # run_forever's bookkeeping, shared with run_for (3.13 names it _run_forever_setup/_cleanup).
+    def _enter_run(self) -> Any:
+        if _PY313:
+            self._run_forever_setup()
+            return None
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = _get_ident()
+            sys.set_asyncgen_hooks(
+                firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
+            )
+            events._set_running_loop(self)
+        except BaseException:
+            self._leave_run(old_hooks)
+            raise
+        return old_hooks
+
+    def _leave_run(self, old_hooks: Any) -> None:
+        if _PY313:
+            self._run_forever_cleanup()
+            return
+        self._stopping = False
+        self._thread_id = None
+        events._set_running_loop(None)
+        self._set_coroutine_origin_tracking(False)
+        sys.set_asyncgen_hooks(*old_hooks)
+
+    def metrics(self) -> LoopMetrics:
+        """A snapshot of the loop's counters (see ``rtpy.LoopMetrics``)."""
+        return LoopMetrics.from_core(self._core_metrics())
+
+    # -- executor ---------------------------------------------------------------------------------
+
+    def run_in_executor(
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., _T], *args: Any
+    ) -> asyncio.Future[_T]:
+        """As asyncio's; with ``executor=None`` and no default executor set, ``func`` runs on rt's
+        blocking pool."""
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            self._check_default_executor()
+            executor = self._default_executor
+            if executor is None:
+                fut: asyncio.Future[_T] = self._run_in_pool(func, *args)
+                self._pool_jobs.add(fut)
+                fut.add_done_callback(self._pool_jobs.discard)
+                return fut
+        return futures.wrap_future(executor.submit(func, *args), loop=self)
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """As asyncio's; also waits for the blocking-pool jobs ``run_in_executor(None, ...)`` started
+        (at most ``timeout`` seconds: then a RuntimeWarning, as asyncio's)."""
+        if self._default_executor is not None:
+            if _PY312:
+                await super().shutdown_default_executor(timeout)
+            else:
+                await super().shutdown_default_executor()
+        self._executor_shutdown_called = True
+        jobs = set(self._pool_jobs)
+        if jobs:
+            _, pending = await asyncio.wait(jobs, timeout=timeout)
+            if pending:
+                warnings.warn(
+                    f"The blocking pool did not finish its jobs within {timeout} seconds.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    # -- public fd hooks --------------------------------------------------------------------------
+
+    def _ensure_fd_no_transport(self, fd: Any) -> None:
+        """RuntimeError if ``fd`` belongs to a transport that is not closing (selector_events'
+        rule); ValueError for an object without a valid ``fileno()``."""
+        fileno = fd
+        if not isinstance(fileno, int):
+            try:
+                fileno = int(fileno.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+
+    _ensure_fd_no_transports = _ensure_fd_no_transport
+
+    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        self._ensure_fd_no_transport(fd)
+        self._add_reader(fd, callback, *args)
+
+    def remove_reader(self, fd: Any) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return bool(self._remove_reader(fd))
+
+    def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        self._ensure_fd_no_transport(fd)
+        self._add_writer(fd, callback, *args)
+
+    def remove_writer(self, fd: Any) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return bool(self._remove_writer(fd))
+
+    # -- stream transports ------------------------------------------------------------------------
+
+    def _make_socket_transport(
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any] | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        server: asyncio.Server | None = None,
+    ) -> asyncio.Transport:
+        if _SocketTransport is not None:
+            return _SocketTransport(self, sock, protocol, waiter, extra, server)  # type: ignore[no-any-return]
+        from asyncio import selector_events
+
+        return selector_events._SelectorSocketTransport(  # type: ignore[no-any-return,attr-defined]
+            self, sock, protocol, waiter, extra, server
+        )
+
+    def _make_ssl_transport(
+        self,
+        rawsock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: _ssl.SSLContext,
+        waiter: asyncio.Future[Any] | None = None,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        extra: dict[str, Any] | None = None,
+        server: asyncio.Server | None = None,
+        ssl_handshake_timeout: float | None = _SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = _SSL_SHUTDOWN_TIMEOUT,
+        call_connection_made: bool = True,
+    ) -> asyncio.Transport:
+        kwargs: dict[str, Any] = {"ssl_handshake_timeout": ssl_handshake_timeout}
+        if _PY311:
+            kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname, **kwargs
+        )
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
+        return ssl_protocol._app_transport  # type: ignore[attr-defined,no-any-return]
+
+    # -- servers: the accept loop -----------------------------------------------------------------
+
+    def _start_serving(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket,
+        sslcontext: _ssl.SSLContext | None = None,
+        server: asyncio.Server | None = None,
+        backlog: int = 100,
+        ssl_handshake_timeout: float | None = _SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = _SSL_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        self._add_reader(
+            sock.fileno(),
+            self._accept_connection,
+            protocol_factory,
+            sock,
+            sslcontext,
+            server,
+            backlog,
+            ssl_handshake_timeout,
+            ssl_shutdown_timeout,
+        )
+
+    def _accept_connection(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket,
+        sslcontext: _ssl.SSLContext | None,
+        server: asyncio.Server | None,
+        backlog: int,
+        ssl_handshake_timeout: float | None,
+        ssl_shutdown_timeout: float | None,
+    ) -> None:
+        # Called once per iteration in which the listening socket is readable: accept up to
+        # `backlog` connections (bpo-27906), each set up by its own task.
+        for _ in range(backlog):
+            try:
+                conn, addr = sock.accept()
+                if self._debug:
+                    logger.debug("%r got a new connection from %r: %r", server, addr, conn)
+                conn.setblocking(False)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # nothing more to accept now
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RESOURCE_ERRNOS:
+                    raise  # the exception handler logs it; the server keeps serving
+                # Out of fds / memory: the socket stays readable (level-triggered), so stop
+                # watching it for a while instead of spinning.
+                self.call_exception_handler(
+                    {
+                        "message": "socket.accept() out of system resource",
+                        "exception": exc,
+                        "socket": trsock.TransportSocket(sock),
+                    }
+                )
+                self._remove_reader(sock.fileno())
+                self.call_later(
+                    constants.ACCEPT_RETRY_DELAY,
+                    self._start_serving,
+                    protocol_factory,
+                    sock,
+                    sslcontext,
+                    server,
+                    backlog,
+                    ssl_handshake_timeout,
+                    ssl_shutdown_timeout,
+                )
+                return
+            else:
+                self.create_task(
+                    self._accept_connection2(
+                        protocol_factory,
+                        conn,
+                        {"peername": addr},
+                        sslcontext,
+                        server,
+                        ssl_handshake_timeout,
+                        ssl_shutdown_timeout,
+                    )
+                )
+
+    async def _accept_connection2(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        conn: socket.socket,
+        extra: dict[str, Any],
+        sslcontext: _ssl.SSLContext | None,
+        server: asyncio.Server | None,
+        ssl_handshake_timeout: float | None,
+        ssl_shutdown_timeout: float | None,
+    ) -> None:
+        protocol = None
+        transport = None
+        try:
+            protocol = protocol_factory()
+            waiter: asyncio.Future[None] | None = self.create_future()
+            if sslcontext:
+                transport = self._make_ssl_transport(
+                    conn,
+                    protocol,
+                    sslcontext,
+                    waiter,
+                    server_side=True,
+                    extra=extra,
+                    server=server,
+                    ssl_handshake_timeout=ssl_handshake_timeout,
+                    ssl_shutdown_timeout=ssl_shutdown_timeout,
+                )
+            else:
+                transport = self._make_socket_transport(
+                    conn, protocol, waiter, extra=extra, server=server
+                )
+            try:
+                assert waiter is not None
+                await waiter
+            except BaseException:
+                transport.close()
+                waiter = None  # gh-109534: no cycle through the exception
+                raise
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            # The connection is dropped; only debug mode reports why.
+            if self._debug:
+                context: dict[str, Any] = {
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc,
+                }
+                if protocol is not None:
+                    context["protocol"] = protocol
+                if transport is not None:
+                    context["transport"] = transport
+                self.call_exception_handler(context)
+
+    def _stop_serving(self, sock: socket.socket) -> None:
+        path = sock.getsockname() if sock in self._unix_server_sockets else None
+        self._remove_reader(sock.fileno())
+        sock.close()
+        if path is not None:
+            inode = self._unix_server_sockets.pop(sock)
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
+
+    # -- unix sockets -----------------------------------------------------------------------------
+
+    async def create_unix_connection(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        path: str | bytes | os.PathLike[str] | None = None,
+        *,
+        ssl: bool | _ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        """As asyncio's unix loop: connect to the unix stream socket ``path`` (or use ``sock``)."""
+        assert server_hostname is None or isinstance(server_hostname, str)
+        if ssl:
+            if server_hostname is None:
+                raise ValueError("you have to pass server_hostname when using ssl")
+        else:
+            if server_hostname is not None:
+                raise ValueError("server_hostname is only meaningful with ssl")
+            if ssl_handshake_timeout is not None:
+                raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+            if ssl_shutdown_timeout is not None:
+                raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            path = os.fspath(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+            try:
+                sock.setblocking(False)
+                await self.sock_connect(sock, path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            if sock is None:
+                raise ValueError("no path and sock were specified")
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+            sock.setblocking(False)
+        kwargs: dict[str, Any] = {"ssl_handshake_timeout": ssl_handshake_timeout}
+        if _PY311:
+            kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+        return await self._create_connection_transport(  # type: ignore[attr-defined,no-any-return]
+            sock, protocol_factory, ssl, server_hostname, **kwargs
+        )
+
+    async def create_unix_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        path: str | bytes | os.PathLike[str] | None = None,
+        *,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: _ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
+        cleanup_socket: bool = True,
+    ) -> asyncio.Server:
+        """As asyncio's unix loop: listen on the unix stream socket ``path`` (or ``sock``).
+
+        A stale socket file at ``path`` is replaced; on 3.13+ (``cleanup_socket``) closing the
+        server unlinks the path if it is still this server's socket.
+        """
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        if ssl_handshake_timeout is not None and not ssl:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and not ssl:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            path = os.fspath(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if path[0] not in (0, "\x00"):  # not an abstract socket: replace a stale socket file
+                try:
+                    if stat.S_ISSOCK(os.stat(path).st_mode):
+                        os.remove(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as err:
+                    # The directory may only allow creating the socket.
+                    logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
+            try:
+                sock.bind(path)
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRINUSE:
+                    raise OSError(errno.EADDRINUSE, f"Address {path!r} is already in use") from None
+                raise
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            if sock is None:
+                raise ValueError("path was not specified, and no sock specified")
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+        if _PY313 and cleanup_socket:
+            name = sock.getsockname()
+            if name and name[0] not in (0, "\x00"):
+                try:
+                    self._unix_server_sockets[sock] = os.stat(name).st_ino
+                except FileNotFoundError:
+                    pass
+        sock.setblocking(False)
+        server_args: list[Any] = [ssl, backlog, ssl_handshake_timeout]
+        if _PY311:
+            server_args.append(ssl_shutdown_timeout)
+        server = base_events.Server(self, [sock], protocol_factory, *server_args)
+        if start_serving:
+            server._start_serving()  # type: ignore[attr-defined]
+            # One iteration so that the accept reader is registered before we return.
+            await asyncio.sleep(0)
+        return server
+
+    # -- sendfile ---------------------------------------------------------------------------------
+
+    async def _sendfile_native(
+        self, transp: transports._FlowControlMixin, file: Any, offset: int, count: int | None
+    ) -> int:
+        # os.sendfile straight from the file to the transport's socket, once the transport's
+        # buffer is flushed; reading is paused meanwhile and the fd leaves _transports so that
+        # sock_sendfile may use it.
+        t: Any = transp
+        fd = t._sock_fd
+        del self._transports[fd]
+        resume_reading = t.is_reading()
+        t.pause_reading()
+        await t._make_empty_waiter()
+        try:
+            sent: int = await self.sock_sendfile(t._sock, file, offset, count, fallback=False)
+            return sent
+        finally:
+            t._reset_empty_waiter()
+            if resume_reading:
+                t.resume_reading()
+            self._transports[fd] = t
+
+
+def _get_ident() -> int:
+    import threading
+
+    return threading.get_ident()
