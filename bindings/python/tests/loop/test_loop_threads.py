@@ -246,7 +246,10 @@ def test_close_racing_threadsafe_calls(loop_factory):
         lp.call_later(0.005 * (round_ % 3), lp.stop)
         lp.run_forever()
         lp.close()
-        time.sleep(0.002)
+        # Each thread stops by itself after 50 refusals; the event only
+        # ends a thread that never sees the closed loop (then asserted).
+        for t in threads:
+            t.join(10)
         stop_evt.set()
         for t in threads:
             t.join(10)
