@@ -51,13 +51,46 @@ def test_never_early_over_many_timers(loop):
     assert sorted(k for k, _ in log) == sorted(handles), "every timer fires exactly once"
     early = [(k, handles[k].when() - t) for k, t in log if t < handles[k].when()]
     assert not early, f"{len(early)} timers fired before their when(), e.g. {early[:5]}"
-    # Due timers run by deadline: the firing order is the order of when()
-    # (ties may be in any order here; test_ties_keep_scheduling_order).
-    whens = [handles[k].when() for k, _ in log]
-    assert whens == sorted(whens), "timers ran out of deadline order"
     # loop.time() never goes back.
     times = [t for _, t in log]
     assert times == sorted(times)
+
+
+def test_due_timers_run_by_deadline(loop):
+    """Timers that come due in one iteration run in the order of their
+    when(), past ones included (asyncio's heap order), whatever the order
+    they were scheduled in."""
+    import time as _time
+
+    rng = random.Random(7)
+    log = []
+    handles = []
+
+    def setup():
+        now = loop.time()
+        for i in range(2000):
+            kind = i % 4
+            if kind == 0:
+                when = now - rng.random() * 100  # in the past
+            elif kind == 1:
+                when = now - rng.random() * 1e-3
+            else:
+                when = now + rng.random() * 0.004  # due once setup has slept
+            handles.append(loop.call_at(when, log.append, i))
+        _time.sleep(0.006)  # everything is due by the next iteration
+
+    loop.call_soon(setup)
+    loop.call_later(0.05, loop.stop)
+    safety = stop_after(loop, 5)
+    loop.run_forever()
+    assert not safety
+    assert sorted(log) == list(range(2000))
+    whens = [handles[i].when() for i in log]
+    bad = next((k for k in range(1, len(whens)) if whens[k] < whens[k - 1]), None)
+    assert bad is None, (
+        f"timers ran out of deadline order: #{bad} ran with when={whens[bad]:.6f} after "
+        f"when={whens[bad - 1]:.6f} ({sum(1 for k in range(1, len(whens)) if whens[k] < whens[k - 1])} inversions)"
+    )
 
 
 def test_call_at_in_the_past_runs_on_the_next_iteration(loop):
