@@ -989,3 +989,158 @@ def test_many_fds_registered_at_once(loop):
         for a, b in pairs:
             a.close()
             b.close()
+
+
+# -- lifetimes, signals, pool after close -------------------------------------------------------
+
+
+def test_an_unclosed_loop_with_pending_callbacks_is_garbage_collected(loop_factory):
+    """Cycles through the loop's own queues (loop -> handle -> callback ->
+    loop) are found by the GC: the loop needs to report what it holds."""
+    import warnings
+
+    class Owner:
+        def __init__(self, lp):
+            self.lp = lp
+
+        def cb(self):
+            pass
+
+    lp = loop_factory()
+    owner = Owner(lp)
+    a, b = socket.socketpair()
+    try:
+        lp.call_soon(owner.cb)
+        lp.call_later(3600, owner.cb)
+        lp.call_soon_threadsafe(owner.cb)
+        lp.add_reader(a, owner.cb)
+        ref = weakref.ref(lp)
+        oref = weakref.ref(owner)
+        del lp, owner
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # "unclosed event loop"
+            for _ in range(3):
+                gc.collect()
+        assert ref() is None, "the loop was not collected"
+        assert oref() is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_handle_in_a_cycle_with_its_callback_is_collected(loop):
+    class Cb:
+        def __call__(self):
+            pass
+
+    refs = []
+    for schedule in (loop.call_soon, lambda cb: loop.call_later(0, cb)):
+        cb = Cb()
+        cb.handle = schedule(cb)  # handle -> cb -> handle
+        refs.append(weakref.ref(cb))
+        del cb
+    loop.call_later(0.005, loop.stop)
+    loop.run_forever()
+    gc.collect()
+    assert [r() for r in refs] == [None, None], "a run handle kept its callback alive through a cycle"
+
+
+def test_many_cancelled_timers_are_released(loop):
+    class Cb:
+        def __call__(self):
+            raise AssertionError("a cancelled timer ran")
+
+    cb = Cb()
+    ref = weakref.ref(cb)
+    hs = [loop.call_later(10 + i * 1e-4, cb) for i in range(100_000)]
+    del cb
+    for h in hs:
+        h.cancel()
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    del hs
+    gc.collect()
+    assert ref() is None, "cancelled timers still hold their callback"
+
+
+def test_fd_closed_inside_its_own_reader_callback(loop):
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    calls = []
+
+    def on_read():
+        calls.append(1)
+        a.close()  # behind the loop's back: no remove_reader
+
+    loop.add_reader(fd, on_read)
+    b.send(b"x")
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    b.close()
+    assert calls == [1], "a closed fd kept firing"
+    assert loop.remove_reader(fd) is True
+    assert loop.remove_reader(fd) is False
+
+
+def test_keyboard_interrupt_while_the_loop_waits(loop):
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    old = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+
+        def send():
+            time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        safety = stop_after(loop, 10)
+        t = threading.Thread(target=send)
+        t0 = time.monotonic()
+        t.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                loop.run_forever()
+        finally:
+            t.join()
+        assert time.monotonic() - t0 < 3, "Ctrl-C did not interrupt the wait"
+        assert not safety
+        assert not loop.is_running()
+        assert loop.run_until_complete(asyncio.sleep(0.001, "usable")) == "usable"
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def test_an_executor_job_finishing_after_close(loop):
+    started = threading.Event()
+    finished = []
+
+    def job():
+        started.set()
+        time.sleep(0.2)
+        finished.append(True)
+        return 1
+
+    fut = loop.run_in_executor(None, job)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert started.wait(5)
+    # Closed with the job still running: its result has no loop to go to.
+    loop.close()
+    deadline = time.monotonic() + 10
+    while not finished and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    gc.collect()
+    assert finished == [True]
+    assert not fut.done() or fut.cancelled() or fut.result() == 1
+
+
+@pytest.mark.parametrize("when", [float("-inf"), -1e308])
+def test_extreme_past_deadlines_fire_at_once(loop, when):
+    log = []
+    h = loop.call_at(when, log.append, "fired")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert log == ["fired"]
+    assert h.when() <= loop.time()
