@@ -1153,3 +1153,55 @@ def test_extreme_past_deadlines_fire_at_once(loop, when):
     loop.run_forever()
     assert log == ["fired"]
     assert h.when() <= loop.time()
+
+
+def test_fd_objects_whose_fileno_misbehaves(loop):
+    class F:
+        def __init__(self, v):
+            self.v = v
+
+        def fileno(self):
+            if isinstance(self.v, BaseException):
+                raise self.v
+            return self.v
+
+    with pytest.raises(RuntimeError, match="fileno failed"):
+        loop.add_reader(F(RuntimeError("fileno failed")), print)
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop.add_reader(F(ValueError("no")), print)
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop.add_reader(F(None), print)
+    for huge in (2**31, 2**40, 2**70):
+        with pytest.raises((OverflowError, ValueError, OSError)):
+            loop.add_reader(huge, print)
+        with pytest.raises((OverflowError, ValueError, OSError)):
+            loop.add_writer(F(huge), print)
+    with pytest.raises((OverflowError, ValueError)):
+        loop.add_reader(-(2**70), print)
+    loop.call_later(0.005, loop.stop)
+    loop.run_forever()
+
+
+@pytest.mark.parametrize("cb", [None, 42, "print"], ids=["None", "int", "str"])
+def test_a_bad_reader_callback_never_breaks_the_loop(loop, cb):
+    """asyncio's add_reader takes any callback (no check, even in debug mode)
+    and the TypeError of calling it goes to the exception handler each time
+    the fd is ready; a loop may refuse it up front with TypeError instead."""
+    handled = []
+    loop.set_exception_handler(lambda lp, ctx: handled.append(ctx))
+    a, b = socket.socketpair()
+    with a, b:
+        try:
+            loop.add_reader(a, cb)
+        except TypeError:
+            accepted = False
+        else:
+            accepted = True
+        b.send(b"x")
+        loop.call_later(0.01, loop.stop)
+        loop.run_forever()
+        if accepted:
+            assert handled and all(isinstance(c["exception"], TypeError) for c in handled)
+            assert loop.remove_reader(a) is True
+        else:
+            assert handled == [] and loop.remove_reader(a) is False

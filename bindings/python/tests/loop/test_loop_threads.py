@@ -315,3 +315,71 @@ def test_call_soon_from_another_thread_in_debug_mode_is_refused(loop):
     t.join(10)
     assert done.is_set()
     loop.set_debug(False)
+
+
+def test_timer_handles_cancelled_from_another_thread_while_the_loop_runs(loop):
+    """Not part of asyncio's thread-safety contract, but common (a thread
+    cancels a timeout it was handed) and it must never crash or run a timer
+    twice: each timer runs at most once, and one whose cancel() returned
+    before its deadline never runs."""
+    import random
+
+    n = 5000
+    ran = [0] * n
+    handles = [None] * n
+    cancelled_at = {}
+    ready = threading.Event()
+    done = loop.create_future()
+
+    def fired(i):
+        ran[i] += 1
+
+    def setup():
+        now = loop.time()
+        for i in range(n):
+            handles[i] = loop.call_at(now + 0.01 + (i % 500) * 1e-4, fired, i)
+        ready.set()
+        loop.call_at(now + 0.2, lambda: done.done() or done.set_result(None))
+
+    def canceller():
+        ready.wait(10)
+        rng = random.Random(9)
+        for i in rng.sample(range(n), n // 2):
+            handles[i].cancel()
+            cancelled_at[i] = loop.time()
+
+    t = threading.Thread(target=canceller)
+    t.start()
+    loop.call_soon(setup)
+    try:
+        loop.run_until_complete(asyncio.wait_for(done, 10))
+    finally:
+        t.join(10)
+    assert max(ran) <= 1, "a timer ran twice"
+    for i, at in cancelled_at.items():
+        if at < handles[i].when() - 0.005:  # cancelled well before its deadline
+            assert ran[i] == 0, f"timer {i} ran although cancelled {handles[i].when() - at:.4f} s before its deadline"
+    assert sum(ran) >= n - len(cancelled_at)
+
+
+def test_a_second_thread_cannot_run_a_running_loop(loop):
+    started = threading.Event()
+    t = threading.Thread(target=loop.run_forever)
+    loop.call_soon(started.set)
+    t.start()
+    try:
+        assert started.wait(10)
+        coro = asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="This event loop is already running"):
+            loop.run_until_complete(coro)
+        coro.close()
+        with pytest.raises(RuntimeError, match="This event loop is already running"):
+            loop.run_forever()
+        run_for = getattr(loop, "run_for", None)
+        if run_for is not None:  # rtpy's frame-budget run
+            with pytest.raises(RuntimeError):
+                run_for(0.01)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+    assert not t.is_alive()
