@@ -13,6 +13,7 @@
 mod call;
 mod errors;
 mod escape;
+mod event_loop;
 mod gil;
 mod host;
 mod interrupt;
@@ -42,6 +43,9 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::Queue>()?;
     m.add_class::<timers::Timer>()?;
     m.add_class::<watch::Watch>()?;
+    m.add_class::<event_loop::core::LoopCore>()?;
+    m.add_class::<event_loop::handle::Handle>()?;
+    m.add_class::<event_loop::handle::TimerHandle>()?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;
     Ok(())
 }
