@@ -35,6 +35,7 @@
 
 pub(crate) mod blocking;
 pub mod callback;
+pub mod event_loop;
 pub mod io;
 pub(crate) mod loom;
 pub mod net;

@@ -1,0 +1,466 @@
+//! An asyncio-style event loop engine, generic over the handle type: the
+//! Rust half of `rtpy.Loop` (issue 12), usable from Rust with closure
+//! handles.
+//!
+//! [`EventLoop<H>`] keeps
+//! - a FIFO ready queue of handles (`call_soon`);
+//! - timers (`call_at`) on rt's hierarchical wheel with 1 tick = 1 µs,
+//!   never handed out before their exact nanosecond deadline
+//!   ([`timers`](self) module);
+//! - a reader / writer table on a level-triggered epoll of its own
+//!   (`add_reader`...);
+//! - a cross-thread queue (`call_soon_threadsafe`) whose pushes wake a
+//!   blocked wait through an eventfd;
+//! - an embedded current-thread rt [`Runtime`](crate::runtime::Runtime),
+//!   driven in host mode through its backend fd (for
+//!   [`spawn_blocking`](crate::runtime::Handle::spawn_blocking), rt tasks,
+//!   timers and sockets).
+//!
+//! [`EventLoop::run_once`] is one iteration of asyncio's
+//! `BaseEventLoop._run_once`; the embedder supplies a [`Runner`] that runs
+//! a handle (the Python binding calls the callback there) and wraps the
+//! blocking wait (the binding releases the GIL around it).
+//!
+//! Files: `clock.rs` (the monotonic ns clock), `poller.rs` (epoll, eventfd,
+//! precise waits), `timers.rs`, `fds.rs`, `remote.rs` (the threadsafe queue
+//! and wake protocol, loom-modelled), `run.rs` (`run_once`), `metrics.rs`.
+//!
+//! ```
+//! use rt_core::event_loop::{EventLoop, Limits, LoopHandle, Runner};
+//! use std::sync::{Arc, Mutex};
+//!
+//! #[derive(Clone)]
+//! struct Say(Arc<Mutex<Vec<&'static str>>>, &'static str);
+//! impl LoopHandle for Say {
+//!     fn is_cancelled(&self) -> bool { false }
+//! }
+//! struct Run;
+//! impl Runner<Say> for Run {
+//!     type Error = ();
+//!     fn run(&mut self, h: Say) -> Result<(), ()> {
+//!         h.0.lock().unwrap().push(h.1);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let lp = EventLoop::new().unwrap();
+//! let log = Arc::new(Mutex::new(Vec::new()));
+//! lp.call_at(EventLoop::<Say>::now_ns(), Say(log.clone(), "timer")).unwrap();
+//! lp.call_soon(Say(log.clone(), "soon")).unwrap();
+//! while log.lock().unwrap().len() < 2 {
+//!     lp.run_once(&mut Run, false, Limits::default()).unwrap();
+//! }
+//! assert_eq!(*log.lock().unwrap(), ["soon", "timer"]);
+//! assert!(lp.close().is_empty());
+//! ```
+
+mod clock;
+mod fds;
+mod metrics;
+mod poller;
+mod remote;
+mod run;
+mod timers;
+
+pub use metrics::LoopMetrics;
+
+use self::fds::{Dir, Fds};
+use self::metrics::Counters;
+use self::poller::Poller;
+use self::remote::{Notify, Remote};
+use self::timers::Timers;
+use crate::runtime::{Builder, Handle, Runtime};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::{Mutex, MutexGuard};
+
+/// A handle the loop stores and hands back to its [`Runner`]: the binding's
+/// `asyncio.Handle`, or a closure in Rust.
+pub trait LoopHandle: Clone + Send + 'static {
+    /// True once cancelled: the loop drops it instead of running it.
+    fn is_cancelled(&self) -> bool;
+}
+
+/// Runs the handles of [`EventLoop::run_once`].
+pub trait Runner<H> {
+    /// The error `run` may stop an iteration with.
+    type Error;
+
+    /// Runs one ready handle (the binding calls Python here). No lock of the
+    /// loop is held: it may call any method of the loop, re-entrantly.
+    /// `Err` ends the iteration: the handles not yet run keep their place
+    /// at the head of the ready queue.
+    fn run(&mut self, h: H) -> Result<(), Self::Error>;
+
+    /// Wraps a wait that may block (the binding releases the GIL around
+    /// `wait`). `wait` must be called exactly once. Waits with a zero
+    /// timeout are not wrapped. The default just calls it.
+    fn park(&mut self, wait: &mut dyn FnMut()) {
+        wait()
+    }
+}
+
+/// Names a timer of one loop, for [`EventLoop::cancel_timer`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TimerKey(timers::Key);
+
+/// Bounds on one [`EventLoop::run_once`] call.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// A `CLOCK_MONOTONIC` time in ns ([`EventLoop::now_ns`]): the wait does
+    /// not go past it, and no further handle is started once it has passed
+    /// (at least one ready handle runs, as with asyncio's `_run_once`).
+    pub deadline: Option<u64>,
+    /// Run at most this many handles; the rest keep their place at the head
+    /// of the ready queue.
+    pub max_callbacks: Option<usize>,
+}
+
+/// The loop was closed ([`EventLoop::close`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Event loop is closed")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+impl From<Closed> for io::Error {
+    fn from(c: Closed) -> io::Error {
+        io::Error::other(c)
+    }
+}
+
+/// The state behind the loop's lock (never held while a handle runs, the
+/// runtime runs, or the loop waits).
+struct State<H> {
+    ready: VecDeque<H>,
+    /// An empty queue kept for the batch swap of `run_once`.
+    spare: VecDeque<H>,
+    timers: Timers<H>,
+    fds: Fds<H>,
+    closed: bool,
+    counters: Counters,
+}
+
+/// The blocking-pool cap of the embedded runtime: `min(32, cpus + 4)`, as
+/// asyncio's default `ThreadPoolExecutor`.
+pub fn default_blocking_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus + 4).min(32)
+}
+
+/// An asyncio-style event loop over handles of type `H`; see the
+/// [module documentation](self).
+///
+/// `Send + Sync`: the state sits behind a mutex that is uncontended on the
+/// loop's own thread and never held while a handle runs.
+pub struct EventLoop<H: LoopHandle> {
+    state: Mutex<State<H>>,
+    remote: Remote<H>,
+    poller: Poller,
+    /// The embedded runtime; taken (and shut down) by `close`.
+    runtime: Mutex<Option<Runtime>>,
+    rt_handle: Handle,
+}
+
+struct Wake<'a>(&'a Poller);
+
+impl Notify for Wake<'_> {
+    fn notify(&self) {
+        self.0.notify()
+    }
+}
+
+impl<H: LoopHandle> EventLoop<H> {
+    /// A new loop: an epoll instance, an eventfd, and a current-thread
+    /// runtime with I/O and time enabled and a blocking pool of
+    /// [`default_blocking_threads`] threads.
+    pub fn new() -> io::Result<EventLoop<H>> {
+        let poller = Poller::new()?;
+        let runtime = Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(default_blocking_threads())
+            .build()?;
+        let rt_handle = runtime.handle().clone();
+        let rt_fd = rt_handle.backend_fd()?;
+        poller.ctl(
+            libc::EPOLL_CTL_ADD,
+            rt_fd,
+            libc::EPOLLIN as u32,
+            poller::RUNTIME_TOKEN,
+        )?;
+        Ok(EventLoop {
+            state: Mutex::new(State {
+                ready: VecDeque::new(),
+                spare: VecDeque::new(),
+                timers: Timers::new(clock::now_ns()),
+                fds: Fds::new(),
+                closed: false,
+                counters: Counters::default(),
+            }),
+            remote: Remote::new(),
+            poller,
+            runtime: Mutex::new(Some(runtime)),
+            rt_handle,
+        })
+    }
+
+    /// `CLOCK_MONOTONIC` in nanoseconds: the clock of Python's
+    /// `time.monotonic()`, and of every deadline of this module.
+    pub fn now_ns() -> u64 {
+        clock::now_ns()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<H>> {
+        // A panic never happens under the lock; recover anyway.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lock, or `Closed` (`h`, if any, is dropped by the caller after
+    /// the guard).
+    fn lock_open(&self) -> Result<MutexGuard<'_, State<H>>, Closed> {
+        let st = self.lock();
+        if st.closed {
+            Err(Closed)
+        } else {
+            Ok(st)
+        }
+    }
+
+    /// Appends `h` to the ready queue (it runs in the next iteration if
+    /// added while one runs). Loop thread (or under the caller's own
+    /// exclusion); other threads use
+    /// [`call_soon_threadsafe`](Self::call_soon_threadsafe).
+    pub fn call_soon(&self, h: H) -> Result<(), Closed> {
+        let mut st = self.lock_open()?;
+        st.ready.push_back(h);
+        Ok(())
+    }
+
+    /// `call_soon` from any thread: queues `h` and wakes a waiting loop.
+    pub fn call_soon_threadsafe(&self, h: H) -> Result<(), Closed> {
+        self.remote.push(h, &Wake(&self.poller)).map_err(|_| Closed)
+    }
+
+    /// Schedules `h` to be made ready once [`now_ns`](Self::now_ns) `>=
+    /// when_ns` (never before; a past `when_ns` is due in the next
+    /// iteration). Timers due together become ready by deadline, ties in
+    /// call order (to the µs; within one µs, in call order).
+    pub fn call_at(&self, when_ns: u64, h: H) -> Result<TimerKey, Closed> {
+        let mut st = self.lock_open()?;
+        Ok(TimerKey(st.timers.insert(when_ns, h)))
+    }
+
+    /// Removes a timer that has not fired, in O(1) (O(log n) for timers
+    /// more than ~19 hours away), and returns its handle for the caller to
+    /// drop; `None` if it fired, was cancelled, or the loop closed.
+    pub fn cancel_timer(&self, key: TimerKey) -> Option<H> {
+        self.lock().timers.remove(key.0)
+    }
+
+    fn add(&self, fd: RawFd, dir: Dir, h: H) -> io::Result<Option<H>> {
+        let mut st = self.lock_open()?;
+        let st = &mut *st;
+        st.fds.add(&self.poller, fd, dir, h)
+    }
+
+    fn remove(&self, fd: RawFd, dir: Dir) -> Option<H> {
+        let mut st = self.lock();
+        let st = &mut *st;
+        st.fds.remove(&self.poller, fd, dir)
+    }
+
+    /// Makes `h` ready whenever `fd` is readable (level-triggered: again
+    /// each iteration while it stays readable). Returns the reader it
+    /// replaces. An `epoll_ctl` error (`EPERM` for a regular file, `EBADF`)
+    /// comes back and leaves the table unchanged; a closed loop gives an
+    /// error displaying "Event loop is closed".
+    pub fn add_reader(&self, fd: RawFd, h: H) -> io::Result<Option<H>> {
+        self.add(fd, Dir::Read, h)
+    }
+
+    /// Removes the reader of `fd`; `None` if it had none.
+    pub fn remove_reader(&self, fd: RawFd) -> Option<H> {
+        self.remove(fd, Dir::Read)
+    }
+
+    /// Makes `h` ready whenever `fd` is writable; as
+    /// [`add_reader`](Self::add_reader).
+    pub fn add_writer(&self, fd: RawFd, h: H) -> io::Result<Option<H>> {
+        self.add(fd, Dir::Write, h)
+    }
+
+    /// Removes the writer of `fd`; `None` if it had none.
+    pub fn remove_writer(&self, fd: RawFd) -> Option<H> {
+        self.remove(fd, Dir::Write)
+    }
+
+    /// Whether `fd` has a reader.
+    pub fn has_reader(&self, fd: RawFd) -> bool {
+        self.lock().fds.has(fd, Dir::Read)
+    }
+
+    /// Whether `fd` has a writer.
+    pub fn has_writer(&self, fd: RawFd) -> bool {
+        self.lock().fds.has(fd, Dir::Write)
+    }
+
+    /// Makes a waiting [`run_once`](Self::run_once) return, or the next one
+    /// not block. Any thread.
+    pub fn wake(&self) {
+        self.remote.wake(&Wake(&self.poller));
+    }
+
+    /// Handles in the ready queue (not counting threadsafe calls not yet
+    /// drained).
+    pub fn ready_len(&self) -> usize {
+        self.lock().ready.len()
+    }
+
+    /// Timers stored.
+    pub fn timers_len(&self) -> usize {
+        self.lock().timers.len()
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Closes the loop and returns every handle it still holds (ready,
+    /// timers, threadsafe queue, readers, writers) for the caller to drop.
+    /// Further calls fail with [`Closed`]; a second `close` returns nothing.
+    /// The runtime is shut down in the background: its tasks are cancelled,
+    /// running blocking jobs finish on their own.
+    pub fn close(&self) -> Vec<H> {
+        let mut out = Vec::new();
+        {
+            let mut st = self.lock();
+            if st.closed {
+                return out;
+            }
+            st.closed = true;
+            let st = &mut *st;
+            out.extend(st.ready.drain(..));
+            out.extend(st.spare.drain(..));
+            st.timers.drain_all(&mut out);
+            st.fds.drain_all(&self.poller, &mut out);
+        }
+        out.extend(self.remote.close());
+        let rt = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rt) = rt {
+            rt.shutdown_background();
+        }
+        out
+    }
+
+    /// The embedded runtime's handle (for `spawn_blocking`, rt tasks...);
+    /// `Err(Closed)` once closed.
+    pub fn runtime(&self) -> Result<Handle, Closed> {
+        match &*self.runtime.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(_) => Ok(self.rt_handle.clone()),
+            None => Err(Closed),
+        }
+    }
+
+    /// A snapshot of the loop's counters.
+    pub fn metrics(&self) -> LoopMetrics {
+        let mut m = {
+            let st = self.lock();
+            let c = &st.counters;
+            LoopMetrics {
+                iterations: c.iterations,
+                callbacks_run: c.callbacks_run,
+                timers_fired: c.timers_fired,
+                timers_pending: st.timers.len(),
+                io_events: c.io_events,
+                readers: st.fds.readers(),
+                writers: st.fds.writers(),
+                ready_len: st.ready.len(),
+                parked_ns: c.parked_ns,
+                runtime_runs: c.runtime_runs,
+                runtime_tasks_polled: c.runtime_tasks_polled,
+                ..LoopMetrics::default()
+            }
+        };
+        m.threadsafe_calls = self.remote.calls();
+        if let Ok(h) = self.runtime() {
+            let rm = h.metrics();
+            m.runtime_alive_tasks = rm.num_alive_tasks();
+            m.runtime_blocking_threads = rm.num_blocking_threads();
+            m.runtime_idle_blocking_threads = rm.num_idle_blocking_threads();
+            m.runtime_blocking_queue_depth = rm.blocking_queue_depth();
+        }
+        m
+    }
+}
+
+impl<H: LoopHandle> Drop for EventLoop<H> {
+    fn drop(&mut self) {
+        // Never wait for blocking jobs in a destructor.
+        let rt = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rt) = rt {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl<H: LoopHandle> fmt::Debug for EventLoop<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.lock();
+        f.debug_struct("EventLoop")
+            .field("ready", &st.ready.len())
+            .field("timers", &st.timers)
+            .field("fds", &st.fds)
+            .field("closed", &st.closed)
+            .field("remote", &self.remote)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[derive(Clone)]
+    struct H;
+    impl LoopHandle for H {
+        fn is_cancelled(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn event_loop_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<EventLoop<H>>();
+        check::<TimerKey>();
+    }
+
+    #[test]
+    fn closed_displays_like_asyncio() {
+        assert_eq!(Closed.to_string(), "Event loop is closed");
+        let e: io::Error = Closed.into();
+        assert_eq!(e.to_string(), "Event loop is closed");
+    }
+
+    #[test]
+    fn blocking_cap() {
+        let n = default_blocking_threads();
+        assert!((5..=32).contains(&n));
+    }
+}

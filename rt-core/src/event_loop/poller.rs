@@ -1,0 +1,277 @@
+//! The loop's own level-triggered epoll instance, its eventfd (the wake
+//! channel of `call_soon_threadsafe` and `wake`) and precise waits.
+//!
+//! Waits use `epoll_pwait2` (Linux 5.11+, nanosecond timeout); where the
+//! kernel (or a seccomp filter) refuses it with `ENOSYS`/`EPERM`, they fall
+//! back to `epoll_wait` with the timeout rounded *up* to whole milliseconds,
+//! so a timer is never woken for early.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Token of the eventfd in the epoll set (never a valid fd).
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+/// Token of the embedded runtime's backend fd.
+pub(crate) const RUNTIME_TOKEN: u64 = u64::MAX - 1;
+
+/// Events taken from the kernel per wait.
+pub(crate) const MAX_EVENTS: usize = 256;
+
+/// An epoll instance plus an eventfd registered in it.
+#[derive(Debug)]
+pub(crate) struct Poller {
+    epoll: OwnedFd,
+    eventfd: OwnedFd,
+    /// `epoll_pwait2` was refused: use `epoll_wait`.
+    no_pwait2: AtomicBool,
+}
+
+/// What one wait returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// This many events were stored.
+    Events(usize),
+    /// A signal interrupted the wait (`EINTR`): no events.
+    Interrupted,
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+impl Poller {
+    /// A new epoll instance with a non-blocking eventfd registered under
+    /// [`WAKE_TOKEN`].
+    pub(crate) fn new() -> io::Result<Poller> {
+        // SAFETY: plain syscall with a flag argument; the result is checked.
+        let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `ep` is a fresh fd that nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+        // SAFETY: plain syscall with flag arguments; the result is checked.
+        let ev = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: `ev` is a fresh fd that nothing else owns.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(ev) };
+        let poller = Poller {
+            epoll,
+            eventfd,
+            no_pwait2: AtomicBool::new(false),
+        };
+        poller.ctl(
+            libc::EPOLL_CTL_ADD,
+            poller.eventfd.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            WAKE_TOKEN,
+        )?;
+        Ok(poller)
+    }
+
+    /// `epoll_ctl(op, fd)` with interest `events` (level-triggered) and
+    /// user data `token`.
+    pub(crate) fn ctl(
+        &self,
+        op: libc::c_int,
+        fd: RawFd,
+        events: u32,
+        token: u64,
+    ) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: `ev` is a valid epoll_event for the call (the kernel only
+        // reads it; DEL ignores it); a bad `fd` is reported as an error.
+        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) })?;
+        Ok(())
+    }
+
+    /// Makes the eventfd readable (a pending wait returns). Safe from any
+    /// thread.
+    pub(crate) fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own eventfd. It can
+        // only fail with EAGAIN when the counter is about to overflow, and
+        // then the fd is readable anyway, which is all we want.
+        let _ = unsafe {
+            libc::write(
+                self.eventfd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+
+    /// Resets the eventfd (after it was reported readable).
+    pub(crate) fn drain_notify(&self) {
+        let mut buf: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; the fd is
+        // non-blocking, so an empty counter gives EAGAIN, which is ignored.
+        let _ = unsafe {
+            libc::read(
+                self.eventfd.as_raw_fd(),
+                (&mut buf as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+
+    /// Waits for events for at most `timeout` (`None`: no limit; zero: a
+    /// poll) and stores them in `events`.
+    pub(crate) fn wait(
+        &self,
+        events: &mut [libc::epoll_event; MAX_EVENTS],
+        timeout: Option<Duration>,
+    ) -> io::Result<Waited> {
+        let rc = match self.wait_pwait2(events, timeout) {
+            Some(rc) => rc,
+            None => self.wait_epoll_wait(events, timeout),
+        };
+        match rc {
+            Ok(n) => Ok(Waited::Events(n as usize)),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(Waited::Interrupted),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `epoll_pwait2`, or `None` if the kernel refuses it (remembered).
+    fn wait_pwait2(
+        &self,
+        events: &mut [libc::epoll_event; MAX_EVENTS],
+        timeout: Option<Duration>,
+    ) -> Option<io::Result<libc::c_int>> {
+        if self.no_pwait2.load(Ordering::Relaxed) {
+            return None;
+        }
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = match &ts {
+            Some(ts) => ts as *const libc::timespec,
+            None => std::ptr::null(),
+        };
+        // SAFETY: epoll_pwait2(epfd, events, maxevents, timeout, sigmask,
+        // sigsetsize): `events` has room for MAX_EVENTS entries, `ts_ptr` is
+        // null (no limit) or points to a timespec alive for the call, and a
+        // null sigmask leaves the signal mask alone.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                self.epoll.as_raw_fd() as libc::c_long,
+                events.as_mut_ptr(),
+                MAX_EVENTS as libc::c_long,
+                ts_ptr,
+                std::ptr::null::<libc::sigset_t>(),
+                0 as libc::c_long,
+            )
+        };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::ENOSYS) | Some(libc::EPERM) => {
+                    self.no_pwait2.store(true, Ordering::Relaxed);
+                    return None;
+                }
+                _ => return Some(Err(err)),
+            }
+        }
+        Some(Ok(rc as libc::c_int))
+    }
+
+    /// `epoll_wait` with the timeout rounded up to whole milliseconds.
+    fn wait_epoll_wait(
+        &self,
+        events: &mut [libc::epoll_event; MAX_EVENTS],
+        timeout: Option<Duration>,
+    ) -> io::Result<libc::c_int> {
+        let ms = timeout_ms_ceil(timeout);
+        // SAFETY: `events` has room for MAX_EVENTS entries for the call.
+        cvt(unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                MAX_EVENTS as libc::c_int,
+                ms,
+            )
+        })
+    }
+
+    /// Forces the `epoll_wait` fallback (tests).
+    #[cfg(test)]
+    pub(crate) fn force_fallback(&self) {
+        self.no_pwait2.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A timeout in whole milliseconds for `epoll_wait`, rounded up (never
+/// early); `-1` for no limit; capped at `i32::MAX`.
+pub(crate) fn timeout_ms_ceil(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            ms.min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+/// An events buffer for [`Poller::wait`].
+pub(crate) fn events_buf() -> [libc::epoll_event; MAX_EVENTS] {
+    [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn rounds_up_to_ms() {
+        assert_eq!(timeout_ms_ceil(None), -1);
+        assert_eq!(timeout_ms_ceil(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ms_ceil(Some(Duration::from_nanos(1))), 1);
+        assert_eq!(timeout_ms_ceil(Some(Duration::from_micros(1_500))), 2);
+        assert_eq!(timeout_ms_ceil(Some(Duration::from_millis(3))), 3);
+        assert_eq!(
+            timeout_ms_ceil(Some(Duration::from_secs(u64::MAX))),
+            i32::MAX
+        );
+    }
+
+    fn check_wait(p: &Poller) {
+        let mut ev = events_buf();
+        assert_eq!(
+            p.wait(&mut ev, Some(Duration::ZERO)).unwrap(),
+            Waited::Events(0)
+        );
+        let t = Instant::now();
+        assert_eq!(
+            p.wait(&mut ev, Some(Duration::from_micros(1_500))).unwrap(),
+            Waited::Events(0)
+        );
+        assert!(t.elapsed() >= Duration::from_micros(1_500));
+        p.notify();
+        p.notify();
+        assert_eq!(p.wait(&mut ev, None).unwrap(), Waited::Events(1));
+        assert_eq!({ ev[0].u64 }, WAKE_TOKEN);
+        p.drain_notify();
+        assert_eq!(
+            p.wait(&mut ev, Some(Duration::ZERO)).unwrap(),
+            Waited::Events(0)
+        );
+    }
+
+    #[test]
+    fn waits_and_wakes() {
+        check_wait(&Poller::new().unwrap());
+    }
+
+    #[test]
+    fn fallback_waits_and_wakes() {
+        let p = Poller::new().unwrap();
+        p.force_fallback();
+        check_wait(&p);
+    }
+}

@@ -1,0 +1,209 @@
+//! One iteration of the loop: asyncio's `BaseEventLoop._run_once`.
+
+use super::clock::now_ns;
+use super::poller::{self, Waited, MAX_EVENTS, RUNTIME_TOKEN, WAKE_TOKEN};
+use super::{EventLoop, Limits, LoopHandle, Runner};
+use crate::runtime::RunMode;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+fn min_timeout(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl<H: LoopHandle> EventLoop<H> {
+    /// One asyncio iteration (`BaseEventLoop._run_once` semantics):
+    ///
+    /// 1. handles queued by `call_soon_threadsafe` join the ready queue;
+    /// 2. the wait's timeout is 0 if handles are ready or `stopping`, else
+    ///    until the earliest timer (none: no limit), capped by
+    ///    `limits.deadline` and by the embedded runtime's next deadline;
+    /// 3. the loop waits in epoll (with a nanosecond timeout; through
+    ///    [`Runner::park`] unless the timeout is 0). A signal (`EINTR`)
+    ///    ends the wait with no events;
+    /// 4. each I/O event makes the fd's reader / writer ready
+    ///    (`EPOLLERR`/`EPOLLHUP` both); a cancelled one is removed instead;
+    /// 5. the embedded runtime runs (`RunMode::NoWait`) if its fd fired or
+    ///    it has work due;
+    /// 6. due timers (deadline `<= now`, never early) become ready by
+    ///    (deadline, insertion order), cancelled ones are dropped;
+    /// 7. the handles ready at this point run, in order (cancelled ones are
+    ///    skipped), at most `limits.max_callbacks` of them, and no new one
+    ///    once `limits.deadline` has passed; the rest keep their place at
+    ///    the head of the queue. Handles added meanwhile wait for the next
+    ///    iteration.
+    ///
+    /// No lock is held while [`Runner::run`] runs: it may call any method
+    /// of the loop, re-entrantly. If it returns `Err`, the handles not yet
+    /// run go back to the head of the ready queue, in order, and the error
+    /// is returned. Returns the number of handles run; `Ok(0)` at once on a
+    /// closed loop.
+    pub fn run_once<R: Runner<H>>(
+        &self,
+        runner: &mut R,
+        stopping: bool,
+        limits: Limits,
+    ) -> Result<usize, R::Error> {
+        let mut garbage: Vec<H> = Vec::new();
+
+        // 1-2: threadsafe queue, timeout.
+        let timeout = {
+            let mut st = self.lock();
+            if st.closed {
+                return Ok(0);
+            }
+            st.counters.iterations += 1;
+            self.remote.drain_into(&mut st.ready);
+            if !st.ready.is_empty() || stopping {
+                Some(Duration::ZERO)
+            } else {
+                let now = now_ns();
+                st.timers
+                    .next_due_ns()
+                    .map(|t| Duration::from_nanos(t.saturating_sub(now)))
+            }
+        };
+        let mut timeout = timeout;
+        if let Some(dl) = limits.deadline {
+            let left = Duration::from_nanos(dl.saturating_sub(now_ns()));
+            timeout = min_timeout(timeout, Some(left));
+        }
+        if timeout != Some(Duration::ZERO) {
+            timeout = min_timeout(timeout, self.rt_handle.backend_timeout());
+        }
+
+        // 3: wait.
+        let mut events = poller::events_buf();
+        let mut waited = Ok(Waited::Events(0));
+        let mut parked_ns = 0;
+        if timeout != Some(Duration::ZERO) && self.remote.before_park() {
+            let start = now_ns();
+            runner.park(&mut || waited = self.poller.wait(&mut events, timeout));
+            self.remote.after_park();
+            parked_ns = now_ns() - start;
+        } else {
+            waited = self.poller.wait(&mut events, Some(Duration::ZERO));
+        }
+        // An error other than EINTR (none is expected from our own epoll
+        // fd) counts as a wait with no events.
+        let n = match waited {
+            Ok(Waited::Events(n)) => n.min(MAX_EVENTS),
+            Ok(Waited::Interrupted) | Err(_) => 0,
+        };
+
+        // 4: I/O events.
+        let mut rt_fired = false;
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            st.counters.parked_ns += parked_ns;
+            for ev in &events[..n] {
+                let (token, bits) = (ev.u64, ev.events);
+                match token {
+                    WAKE_TOKEN => {
+                        self.poller.drain_notify();
+                        self.remote.clear_notified();
+                    }
+                    RUNTIME_TOKEN => rt_fired = true,
+                    fd => {
+                        st.counters.io_events += 1;
+                        let ready = &mut st.ready;
+                        st.fds.on_event(
+                            &self.poller,
+                            fd as i32,
+                            bits,
+                            H::is_cancelled,
+                            |h| ready.push_back(h),
+                            &mut garbage,
+                        );
+                    }
+                }
+            }
+        }
+
+        // 5: the embedded runtime (no lock held: its tasks may call us).
+        if rt_fired || self.rt_handle.backend_timeout() == Some(Duration::ZERO) {
+            let polled = self.rt_handle.run(RunMode::NoWait);
+            let mut st = self.lock();
+            st.counters.runtime_runs += 1;
+            st.counters.runtime_tasks_polled += polled as u64;
+        }
+
+        // 6-7: due timers, then take the batch.
+        let mut batch = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let ready = &mut st.ready;
+            let mut fired = 0;
+            st.timers.poll(now_ns(), |h| {
+                if h.is_cancelled() {
+                    garbage.push(h);
+                } else {
+                    fired += 1;
+                    ready.push_back(h);
+                }
+            });
+            st.counters.timers_fired += fired;
+            let mut batch = std::mem::take(&mut st.spare);
+            std::mem::swap(&mut batch, &mut st.ready);
+            batch
+        };
+        // Cancelled readers and timers are dropped with no lock held (a
+        // handle's destructor may call back into the loop).
+        drop(garbage);
+
+        let max = limits.max_callbacks.unwrap_or(usize::MAX);
+        let mut ran = 0usize;
+        let mut result = Ok(());
+        while ran < max {
+            if ran > 0 {
+                if let Some(dl) = limits.deadline {
+                    if now_ns() >= dl {
+                        break;
+                    }
+                }
+            }
+            let Some(h) = batch.pop_front() else { break };
+            if h.is_cancelled() {
+                continue;
+            }
+            ran += 1;
+            if let Err(e) = runner.run(h) {
+                result = Err(e);
+                break;
+            }
+        }
+        self.give_back(batch, ran);
+        result.map(|()| ran)
+    }
+
+    /// Puts the handles of a batch that did not run back at the head of the
+    /// ready queue (in order), and keeps the batch's buffer for the next
+    /// swap.
+    fn give_back(&self, mut batch: VecDeque<H>, ran: usize) {
+        let mut st = self.lock();
+        st.counters.callbacks_run += ran as u64;
+        if st.closed {
+            // Closed by a handle: `close` already returned everything else;
+            // the rest is dropped below, with no lock held.
+            drop(st);
+            drop(batch);
+            return;
+        }
+        if batch.is_empty() {
+            if st.spare.capacity() < batch.capacity() {
+                st.spare = batch;
+            }
+            return;
+        }
+        // batch = rest ++ ready, then it becomes the ready queue.
+        batch.append(&mut st.ready);
+        std::mem::swap(&mut batch, &mut st.ready);
+        if st.spare.capacity() < batch.capacity() {
+            st.spare = batch;
+        }
+    }
+}
