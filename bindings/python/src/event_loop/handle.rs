@@ -189,7 +189,7 @@ fn split_call<'py>(call: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, B
 #[pymethods]
 impl Handle {
     #[new]
-    #[pyo3(signature = (callback, args, loop, context=None))]
+    #[pyo3(signature = (callback, args, r#loop, context=None))]
     fn py_new(
         py: Python<'_>,
         callback: &Bound<'_, PyAny>,
@@ -329,16 +329,12 @@ impl TimerHandle {
         drop(self.engine.replace(py, Some(engine)));
         self.key.replace(py, Some(key));
     }
-
-    pub(crate) fn when_value(&self) -> f64 {
-        self.when
-    }
 }
 
 #[pymethods]
 impl TimerHandle {
     #[new]
-    #[pyo3(signature = (when, callback, args, loop, context=None))]
+    #[pyo3(signature = (when, callback, args, r#loop, context=None))]
     fn py_new(
         py: Python<'_>,
         when: f64,

@@ -64,7 +64,7 @@ pub(crate) fn run_in_pool<'py>(
         let _ = crate::gil::attach(|py| {
             let (ok, value) = match job_func.bind(py).call1(job_args.bind(py)) {
                 Ok(v) => (true, v),
-                Err(e) => (false, e.into_value(py).into_any()),
+                Err(e) => (false, e.into_value(py).into_bound(py).into_any()),
             };
             drop((job_func, job_args));
             let the_loop = job_loop.bind(py);

@@ -480,9 +480,13 @@ def test_max_callbacks_and_deadline(loop):
     assert loop._run_once(max_callbacks=3) == 3
     assert out == [0, 1, 2]
     loop.call_soon(out.append, "later")
-    assert loop._run_once() == 7
-    assert loop._run_once() == 1
-    assert out[-1] == "later"
+    assert loop._run_once() == 8  # the rest, at the head, then the new one
+    assert out == list(range(10)) + ["later"]
+    for i in range(3):
+        loop.call_soon(time.sleep, 0.02)
+    # past the deadline no new handle starts (at least one runs)
+    assert loop._run_once(deadline=loop.time() + 0.01) == 1
+    assert loop._run_once() == 2
 
 
 def test_subclass_has_dict_and_weakref(loop):
