@@ -97,14 +97,15 @@ impl<H> Fds<H> {
         *n = n.wrapping_add_signed(delta);
     }
 
-    /// Sets the `dir` handle of `fd`; returns the one it replaces.
+    /// Sets the `dir` handle of `fd`; returns the one it replaces. On error
+    /// `h` comes back too, for the caller to drop outside its lock.
     pub(crate) fn add(
         &mut self,
         poller: &Poller,
         fd: RawFd,
         dir: Dir,
         h: H,
-    ) -> io::Result<Option<H>> {
+    ) -> Result<Option<H>, (io::Error, H)> {
         let token = fd as u64;
         let (registered, interest) = match self.map.get(&fd) {
             Some(e) => {
@@ -127,7 +128,7 @@ impl<H> Fds<H> {
             None => (false, if dir == Dir::Read { IN } else { OUT }),
         };
         if fd < 0 {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
+            return Err((io::Error::from_raw_os_error(libc::EBADF), h));
         }
         let res = if registered {
             match poller.ctl(libc::EPOLL_CTL_MOD, fd, interest, token) {
@@ -144,7 +145,9 @@ impl<H> Fds<H> {
                 r => r,
             }
         };
-        res?;
+        if let Err(e) = res {
+            return Err((e, h));
+        }
         let entry = self.map.entry(fd).or_insert(Entry {
             reader: None,
             writer: None,

@@ -265,9 +265,14 @@ impl<H: LoopHandle> EventLoop<H> {
     }
 
     fn add(&self, fd: RawFd, dir: Dir, h: H) -> io::Result<Option<H>> {
-        let mut st = self.lock_open()?;
-        let st = &mut *st;
-        st.fds.add(&self.poller, fd, dir, h)
+        let res = {
+            let mut st = self.lock_open()?;
+            let st = &mut *st;
+            st.fds.add(&self.poller, fd, dir, h)
+        };
+        // On error `h` is dropped here, with no lock held (a handle's
+        // destructor may call back into the loop).
+        res.map_err(|(e, _h)| e)
     }
 
     fn remove(&self, fd: RawFd, dir: Dir) -> Option<H> {

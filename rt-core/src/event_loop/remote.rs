@@ -6,17 +6,20 @@
 //! when the loop may be waiting, Dekker-style:
 //!
 //! - the loop, before a wait that may block, stores `parked = true` and
-//!   then looks at the queue (and at a pending [`wake`](Remote::wake)): if
-//!   there is work it does not block;
-//! - a pusher stores its handle and then loads `parked`: if set, it
-//!   notifies (writes the eventfd), unless a notification is already
-//!   pending (`notified`), so a burst of pushes costs one write.
+//!   then looks, under the queue's mutex, at the queue and at a pending
+//!   [`wake`](Remote::wake): if there is work it does not block;
+//! - a pusher (or waker) records its handle (or wake) under the mutex and
+//!   then loads `parked`: if set, it notifies (writes the eventfd), unless a
+//!   notification is already pending (`notified`), so a burst of pushes
+//!   costs one write.
 //!
-//! With every access `SeqCst`, either the loop sees the handle or the
-//! pusher sees `parked` (never neither). `notified` is cleared only after
-//! the loop has read the eventfd, so while it is set the eventfd is readable
-//! or the loop is not blocked. The loom model below checks that no push or
-//! wake is lost.
+//! Either the loop's look at the queue comes after the push in the mutex's
+//! order (it sees the handle), or before it: then the loop's `parked = true`
+//! happens before the pusher's load, which sees it. (The mutex provides the
+//! ordering; a pair of plain flags would need `SeqCst` on both sides, which
+//! loom does not model.) `notified` is cleared only after the loop has read
+//! the eventfd, so while it is set the eventfd is readable or the loop is
+//! not blocked. The loom models below check that no push or wake is lost.
 
 use crate::loom::{AtomicBool, Mutex};
 use std::collections::VecDeque;
@@ -31,6 +34,8 @@ pub(crate) trait Notify {
 struct Queue<H> {
     handles: Vec<H>,
     closed: bool,
+    /// A [`wake`](Remote::wake) came and no wait has consumed it.
+    wake: bool,
 }
 
 /// The cross-thread side of a loop.
@@ -40,8 +45,6 @@ pub(crate) struct Remote<H> {
     parked: AtomicBool,
     /// The eventfd was written and not yet read.
     notified: AtomicBool,
-    /// A [`wake`](Self::wake) came and no wait has consumed it.
-    wake_requested: AtomicBool,
     /// `push` calls accepted (metrics).
     calls: AtomicU64,
 }
@@ -52,10 +55,10 @@ impl<H> Remote<H> {
             queue: Mutex::new(Queue {
                 handles: Vec::new(),
                 closed: false,
+                wake: false,
             }),
             parked: AtomicBool::new(false),
             notified: AtomicBool::new(false),
-            wake_requested: AtomicBool::new(false),
             calls: AtomicU64::new(0),
         }
     }
@@ -82,7 +85,7 @@ impl<H> Remote<H> {
 
     /// Makes a waiting loop return, or its next wait not block.
     pub(crate) fn wake(&self, n: &impl Notify) {
-        self.wake_requested.store(true, SeqCst);
+        self.lock().wake = true;
         self.signal(n);
     }
 
@@ -97,7 +100,10 @@ impl<H> Remote<H> {
     /// if work is pending (wait without blocking).
     pub(crate) fn before_park(&self) -> bool {
         self.parked.store(true, SeqCst);
-        let pending = self.wake_requested.swap(false, SeqCst) || !self.lock().handles.is_empty();
+        let pending = {
+            let mut q = self.lock();
+            std::mem::take(&mut q.wake) || !q.handles.is_empty()
+        };
         if pending {
             self.parked.store(false, SeqCst);
         }
@@ -108,7 +114,7 @@ impl<H> Remote<H> {
     /// allowed to block. A wake that came meanwhile is consumed.
     pub(crate) fn after_park(&self) {
         self.parked.store(false, SeqCst);
-        self.wake_requested.store(false, SeqCst);
+        self.lock().wake = false;
     }
 
     /// Loop thread, after it reset the eventfd (it was reported readable).
