@@ -2,15 +2,18 @@
 //! `events.TimerHandle` (same attributes, `repr`, `cancel`, ordering), and
 //! [`Item`], the engine's reference to one.
 //!
-//! A handle stores `(context, callback, *args)` as one tuple: a run is one
-//! call of `Context.run` with it (see `run.rs`). The classes are frozen: the
+//! A handle stores its callback and its argument tuple (the one the call
+//! made: no copy), run inside its context (see `run.rs`). The classes are
+//! frozen: the
 //! fields that change (the call, the `repr` kept by a cancel in debug mode, a
 //! timer's key) are [`GilCell`]s, and `cancelled` is an atomic the engine
 //! reads without the GIL.
 
 use super::{Engine, EXTRACT_STACK, GETFRAME};
 use pyo3::basic::CompareOp;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 use pyo3::types::{PyFloat, PyList, PyString, PyTuple};
 use rt_core::event_loop::{LoopHandle, TimerKey};
 use std::cell::UnsafeCell;
@@ -45,11 +48,59 @@ impl<T> GilCell<T> {
     }
 }
 
+impl<T> GilCell<T> {
+    /// The value, for the garbage collector's traversal.
+    ///
+    /// # Safety
+    /// Only from `__traverse__` / `__clear__`: the collector runs them with
+    /// the GIL held, started by an allocation, which no access of a
+    /// `GilCell` makes, so none is under way.
+    pub(crate) unsafe fn peek(&self) -> &T {
+        // SAFETY: the caller's contract: no access is under way, and none
+        // starts while the collector runs (it holds the GIL).
+        unsafe { &*self.0.get() }
+    }
+
+    /// Takes the value out without a token (see [`GilCell::peek`]).
+    ///
+    /// # Safety
+    /// As [`GilCell::peek`].
+    pub(crate) unsafe fn take_unchecked(&self) -> T
+    where
+        T: Default,
+    {
+        // SAFETY: as `peek`.
+        unsafe { std::mem::take(&mut *self.0.get()) }
+    }
+}
+
 impl<T: Copy> GilCell<T> {
     /// A copy of the value.
     pub(crate) fn get_copy(&self, _py: Python<'_>) -> T {
         // SAFETY: as `replace`: the GIL is held, a plain copy.
         unsafe { *self.0.get() }
+    }
+}
+
+/// A callback and its arguments.
+pub(crate) struct Call {
+    pub(crate) callback: Py<PyAny>,
+    pub(crate) args: Py<PyTuple>,
+}
+
+impl GilCell<Option<Call>> {
+    /// New references to the callback and its arguments, if any.
+    pub(crate) fn get_call<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> Option<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        // SAFETY: as `replace`: the GIL is held; cloning a `Bound` only
+        // increments a reference count (no Python code).
+        unsafe {
+            (*self.0.get())
+                .as_ref()
+                .map(|c| (c.callback.bind(py).clone(), c.args.bind(py).clone()))
+        }
     }
 }
 
@@ -83,8 +134,8 @@ impl LoopHandle for Item {
 /// on a loop.
 #[pyclass(module = "rtpy._rtpy", name = "Handle", subclass, weakref, frozen)]
 pub struct Handle {
-    /// `(context, callback, *args)`; None once cancelled.
-    call: GilCell<Option<Py<PyTuple>>>,
+    /// The callback and its arguments; None once cancelled.
+    call: GilCell<Option<Call>>,
     context: Py<PyAny>,
     the_loop: Py<PyAny>,
     cancelled: AtomicBool,
@@ -108,14 +159,8 @@ impl Handle {
     ) -> PyResult<Handle> {
         let context = match context {
             Some(c) if !c.is_none() => c.clone(),
-            _ => super::COPY_CONTEXT.get(py)?.call0()?,
+            _ => super::context::copy_current(py)?,
         };
-        let n = args.len();
-        let mut items = Vec::with_capacity(n + 2);
-        items.push(context.clone());
-        items.push(callback.clone());
-        items.extend(args.iter());
-        let call = PyTuple::new(py, items)?;
         let source_traceback = if debug {
             let frame = GETFRAME.get(py)?.call1((0,))?;
             Some(EXTRACT_STACK.get(py)?.call1((frame,))?.unbind())
@@ -123,7 +168,10 @@ impl Handle {
             None
         };
         Ok(Handle {
-            call: GilCell::new(Some(call.unbind())),
+            call: GilCell::new(Some(Call {
+                callback: callback.clone().unbind(),
+                args: args.clone().unbind(),
+            })),
             context: context.unbind(),
             the_loop: the_loop.clone().unbind(),
             cancelled: AtomicBool::new(false),
@@ -132,9 +180,17 @@ impl Handle {
         })
     }
 
-    /// `(context, callback, *args)`, None once cancelled.
-    pub(crate) fn call<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyTuple>> {
-        self.call.get(py)
+    /// The callback and its arguments, None once cancelled.
+    pub(crate) fn call<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> Option<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        self.call.get_call(py)
+    }
+
+    /// The context the callback runs in.
+    pub(crate) fn context<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.context.bind(py)
     }
 
     /// The loop it was made for (`_loop`).
@@ -181,11 +237,6 @@ fn loop_debug(the_loop: &Bound<'_, PyAny>) -> PyResult<bool> {
     }
 }
 
-/// `(callback, args)` out of a call tuple.
-fn split_call<'py>(call: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-    Ok((call.get_item(1)?, call.get_slice(2, call.len())))
-}
-
 #[pymethods]
 impl Handle {
     #[new]
@@ -218,13 +269,13 @@ impl Handle {
     }
 
     #[getter]
-    fn _callback<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.call(py).map(|c| c.get_item(1)).transpose()
+    fn _callback<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.call(py).map(|(callback, _)| callback)
     }
 
     #[getter]
     fn _args<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyTuple>> {
-        self.call(py).map(|c| c.get_slice(2, c.len()))
+        self.call(py).map(|(_, args)| args)
     }
 
     #[getter]
@@ -240,6 +291,26 @@ impl Handle {
     #[getter]
     fn _repr<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyString>> {
         self.repr.get(py)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: called by the garbage collector (see `GilCell::peek`).
+        if let Some(call) = unsafe { self.call.peek() } {
+            visit.call(&call.callback)?;
+            visit.call(&call.args)?;
+        }
+        visit.call(&self.context)?;
+        visit.call(&self.the_loop)?;
+        visit.call(&self.source_traceback)?;
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        // SAFETY: called by the garbage collector (see `GilCell::peek`).
+        // The call is what a cycle goes through (a callback that refers to
+        // its own handle); the references are released after the take.
+        let call = unsafe { self.call.take_unchecked() };
+        drop(call);
     }
 
     /// Cancels the call (it will not run); a no-op once run or cancelled.
@@ -267,8 +338,7 @@ impl Handle {
         if h.is_cancelled() {
             info.append("cancelled")?;
         }
-        if let Some(call) = h.call(py) {
-            let (callback, args) = split_call(&call)?;
+        if let Some((callback, args)) = h.call(py) {
             info.append(super::format_callback_source(
                 py,
                 &callback,
@@ -414,11 +484,7 @@ impl TimerHandle {
             let (cx, cy) = (x.call(py), y.call(py));
             match (cx, cy) {
                 (None, None) => Ok(true),
-                (Some(cx), Some(cy)) => {
-                    let (fx, ax) = split_call(&cx)?;
-                    let (fy, ay) = split_call(&cy)?;
-                    Ok(fx.eq(fy)? && ax.eq(ay)?)
-                }
+                (Some((fx, ax)), Some((fy, ay))) => Ok(fx.eq(fy)? && ax.eq(ay)?),
                 _ => Ok(false),
             }
         };

@@ -5,6 +5,7 @@
 //!
 //! - [`handle`]: the handles (`Handle`, `TimerHandle`) and [`Item`], the
 //!   engine's handle type (a reference to a `Handle`);
+//! - [`context`]: `contextvars` at C speed (copy, run in);
 //! - [`run`]: running a handle (`Context.run`, the exception handler, debug
 //!   mode's bookkeeping) and the engine's [`Runner`](rt_core::event_loop::Runner)
 //!   (the GIL is released only around the wait);
@@ -14,6 +15,7 @@
 //! The GIL is held by the loop's thread for a whole iteration: handles are
 //! created, run and dropped with it; only the wait in epoll lets it go.
 
+pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod handle;
 pub(crate) mod pool;
@@ -48,11 +50,8 @@ impl Cached {
     }
 }
 
-/// `contextvars.copy_context`.
-pub(crate) static COPY_CONTEXT: Cached = Cached::new("contextvars", "copy_context");
-/// `contextvars.Context.run` (the method descriptor: called with the
-/// context first, it runs with no bound method made).
-pub(crate) static CONTEXT_RUN: Cached = Cached::new("contextvars", "Context.run");
+/// `contextvars.Context`.
+pub(crate) static CONTEXT_TYPE: Cached = Cached::new("contextvars", "Context");
 /// `asyncio.format_helpers._format_callback_source`.
 pub(crate) static FORMAT_CALLBACK_SOURCE: Cached =
     Cached::new("asyncio.format_helpers", "_format_callback_source");

@@ -5,32 +5,32 @@
 //! around the wait.
 
 use super::handle::{Handle, Item};
-use super::{Engine, CONTEXT_RUN, FORMAT_HANDLE, LOGGER};
+use super::{Engine, FORMAT_HANDLE, LOGGER};
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rt_core::event_loop::Runner;
 
-/// asyncio's `Handle._run`: `context.run(callback, *args)`; an exception
+/// asyncio's `Handle._run`: `context.run(callback, *args)` (for a
+/// `contextvars.Context`: enter, call, exit, with no bound method or
+/// argument tuple made); an exception
 /// goes to `loop.call_exception_handler` (the error comes back only for
 /// `KeyboardInterrupt` / `SystemExit`, or if the handler raised). A
 /// cancelled handle does nothing.
 pub(crate) fn run_handle(handle: &Bound<'_, Handle>) -> PyResult<()> {
     let py = handle.py();
     let h = handle.get();
-    let Some(call) = h.call(py) else {
+    let Some((callback, args)) = h.call(py) else {
         return Ok(());
     };
-    let err = match CONTEXT_RUN.get(py)?.call1(&call) {
-        Ok(_) => return Ok(()),
+    let err = match super::context::run_in(h.context(py), &callback, &args) {
+        Ok(()) => return Ok(()),
         Err(err) => err,
     };
     if err.is_instance_of::<PyKeyboardInterrupt>(py) || err.is_instance_of::<PySystemExit>(py) {
         return Err(err);
     }
     let the_loop = h.the_loop(py);
-    let callback = call.get_item(1)?;
-    let args = call.get_slice(2, call.len());
     let source = super::format_callback_source(py, &callback, args.as_any(), the_loop)?;
     let context = PyDict::new(py);
     context.set_item("message", format!("Exception in callback {}", source.str()?))?;
@@ -89,11 +89,12 @@ impl Runner<Item> for PyRunner<'_, '_> {
     type Error = PyErr;
 
     fn run(&mut self, h: Item) -> PyResult<()> {
-        let handle = h.0.bind(self.the_loop.py());
+        // A `Bound`: its release after the run is a plain decref.
+        let handle = h.0.into_bound(self.the_loop.py());
         if self.debug {
-            run_handle_debug(self.the_loop, handle)
+            run_handle_debug(self.the_loop, &handle)
         } else {
-            run_handle(handle)
+            run_handle(&handle)
         }
     }
 

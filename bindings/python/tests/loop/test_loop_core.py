@@ -502,3 +502,17 @@ def test_handles_made_directly(loop):
     t = _rtpy.TimerHandle(5.0, print, (), loop)
     assert t.when() == 5.0 and not t._scheduled
     assert repr(t) == repr(events.TimerHandle(5.0, print, (), loop))
+
+
+def test_a_cycle_through_a_handle_is_collected(loop):
+    class Owner:
+        def cb(self):
+            pass
+
+    owner = Owner()
+    owner.handle = loop.call_soon(owner.cb)  # owner -> handle -> bound method -> owner
+    ref = weakref.ref(owner)
+    loop._run_once()
+    del owner
+    gc.collect()
+    assert ref() is None
