@@ -162,8 +162,7 @@ impl Handle {
             _ => super::context::copy_current(py)?,
         };
         let source_traceback = if debug {
-            let frame = GETFRAME.get(py)?.call1((0,))?;
-            Some(EXTRACT_STACK.get(py)?.call1((frame,))?.unbind())
+            source_traceback(py)?
         } else {
             None
         };
@@ -227,6 +226,18 @@ impl Handle {
         drop(call);
         Ok(())
     }
+}
+
+/// The stack of the Python code that called into the binding
+/// (`format_helpers.extract_stack`), None on a thread with no Python frame
+/// (a runtime thread calling `call_soon_threadsafe`).
+fn source_traceback(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+    let frame = match GETFRAME.get(py)?.call1((0,)) {
+        Ok(frame) => frame,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyValueError>(py) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(EXTRACT_STACK.get(py)?.call1((frame,))?.unbind()))
 }
 
 /// `the_loop.get_debug()` (read from the core for a `LoopCore`).

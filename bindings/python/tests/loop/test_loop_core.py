@@ -516,3 +516,10 @@ def test_a_cycle_through_a_handle_is_collected(loop):
     del owner
     gc.collect()
     assert ref() is None
+
+
+def test_run_in_pool_in_debug_mode(loop):
+    # the result comes back through call_soon_threadsafe from a pool thread
+    # (no Python frame there: no source traceback, no error)
+    loop.set_debug(True)
+    assert loop.run_until_complete(loop._run_in_pool(sum, [1, 2])) == 3
