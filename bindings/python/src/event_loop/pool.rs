@@ -14,7 +14,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
 /// Sets the outcome of a pool job on its future, on the loop's thread
-/// (asyncio's `_copy_future_state` for a result or an exception). A
+/// (asyncio's `_copy_future_state` for a result or an exception, with
+/// its `_convert_future_exc`). A
 /// cancelled future is left alone; an exception the future refuses
 /// (`StopIteration`: `TypeError`) is replaced by that refusal, so the
 /// future always completes.
@@ -27,6 +28,9 @@ fn pool_set(fut: &Bound<'_, PyAny>, ok: bool, value: &Bound<'_, PyAny>) -> PyRes
         fut.call_method1("set_result", (value,))?;
         return Ok(());
     }
+    // concurrent.futures' CancelledError / TimeoutError / InvalidStateError
+    // become asyncio's, as `wrap_future` converts them.
+    let value = super::CONVERT_FUTURE_EXC.get(fut.py())?.call1((value,))?;
     if let Err(refused) = fut.call_method1("set_exception", (value,)) {
         fut.call_method1("set_exception", (refused.into_value(fut.py()),))?;
     }

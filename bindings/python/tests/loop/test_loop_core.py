@@ -523,3 +523,13 @@ def test_run_in_pool_in_debug_mode(loop):
     # (no Python frame there: no source traceback, no error)
     loop.set_debug(True)
     assert loop.run_until_complete(loop._run_in_pool(sum, [1, 2])) == 3
+
+
+def test_run_in_pool_converts_concurrent_futures_errors(loop):
+    import concurrent.futures
+
+    def cancelled():
+        raise concurrent.futures.CancelledError()
+
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(loop._run_in_pool(cancelled))
