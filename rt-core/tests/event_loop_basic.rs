@@ -534,3 +534,25 @@ fn handles_are_dropped_with_no_lock_held() {
         .expect("deadlock: a handle was dropped under the loop's lock");
     assert_eq!(drops, 8);
 }
+
+#[test]
+fn a_threadsafe_call_during_the_wait_runs_in_that_iteration() {
+    let lp = new_loop();
+    let log = log();
+    let (lp2, log2) = (lp.clone(), log.clone());
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        lp2.call_soon_threadsafe(rec(&log2, 1)).unwrap();
+    });
+    let (tx, rx) = mpsc::channel();
+    let lp3 = lp.clone();
+    std::thread::spawn(move || {
+        let mut run = Run::default();
+        let r = lp3.run_once(&mut run, false, NOW);
+        tx.send((r, run.parks)).unwrap();
+    });
+    let got = rx.recv_timeout(Duration::from_secs(30)).expect("wake lost");
+    assert_eq!(got, (Ok(1), 1));
+    assert_eq!(taken(&log), vec![1]);
+    t.join().unwrap();
+}

@@ -47,3 +47,67 @@ fn short_timers_fire_on_time() {
     );
     assert!(mean < 2 * MS, "mean lateness {mean} ns");
 }
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+#[test]
+fn a_signal_ends_an_unbounded_wait() {
+    // SAFETY: installs a handler that does nothing (async-signal-safe), for
+    // a signal no other test uses; zeroed sigaction is a valid "no flags,
+    // empty mask" value.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as *const () as libc::sighandler_t;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let lp = new_loop();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lp2 = lp.clone();
+    let t = std::thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        tx.send(unsafe { libc::pthread_self() }).unwrap();
+        let mut run = Run::default();
+        // No timer, no deadline: only the signal can end this wait.
+        let r = lp2.run_once(&mut run, false, Limits::default());
+        (r, run.parks)
+    });
+    let tid = rx.recv().unwrap();
+    let start = std::time::Instant::now();
+    while !t.is_finished() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the signal did not end the wait"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // SAFETY: `tid` names a thread that is alive until `is_finished`
+        // (it is joined only below).
+        unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+    }
+    assert_eq!(t.join().unwrap(), (Ok(0), 1));
+    assert_eq!(lp.metrics().iterations, 1);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release-only: run with `cargo test --release`"
+)]
+fn call_soon_and_run_cost_per_callback() {
+    let lp = new_loop();
+    let h = Cb::new(0, |_| {});
+    let mut run = Run::default();
+    let n = 200_000;
+    let mut best = u128::MAX;
+    for _ in 0..5 {
+        run.ran.clear();
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            lp.call_soon(h.clone()).unwrap();
+        }
+        assert_eq!(lp.run_once(&mut run, false, Limits::default()), Ok(n));
+        best = best.min(start.elapsed().as_nanos());
+    }
+    let per = best / n as u128;
+    eprintln!("call_soon + run: {per} ns per callback (best of 5 batches of {n})");
+    assert!(per < 2_000, "{per} ns per callback");
+}

@@ -243,3 +243,72 @@ impl<H> std::fmt::Debug for Fds<H> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    fn wait(p: &Poller) -> Vec<(u64, u32)> {
+        let mut ev = super::super::poller::events_buf();
+        match p.wait(&mut ev, Some(std::time::Duration::ZERO)).unwrap() {
+            super::super::poller::Waited::Events(n) => {
+                ev[..n].iter().map(|e| (e.u64, e.events)).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn interest_is_the_union_and_follows_the_table() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        assert_eq!(fds.add(&p, fd, Dir::Write, 1).ok(), Some(None));
+        assert_eq!(wait(&p), vec![(fd as u64, OUT)]);
+        assert_eq!(fds.add(&p, fd, Dir::Read, 2).ok(), Some(None));
+        assert_eq!(fds.add(&p, fd, Dir::Read, 3).ok(), Some(Some(2)));
+        assert_eq!((fds.readers(), fds.writers()), (1, 1));
+        assert_eq!(fds.remove(&p, fd, Dir::Write), Some(1));
+        // Only IN left, nothing readable: no event.
+        assert!(wait(&p).is_empty());
+        assert_eq!(fds.remove(&p, fd, Dir::Read), Some(3));
+        assert_eq!(fds.remove(&p, fd, Dir::Read), None);
+        assert_eq!((fds.readers(), fds.writers()), (0, 0));
+        // DEL happened: a fresh ADD works (no EEXIST).
+        assert_eq!(fds.add(&p, fd, Dir::Write, 4).ok(), Some(None));
+        let mut out = Vec::new();
+        fds.drain_all(&p, &mut out);
+        assert_eq!(out, vec![4]);
+        assert!(wait(&p).is_empty());
+    }
+
+    #[test]
+    fn a_stale_registration_is_taken_over() {
+        // epoll has the fd (an earlier DEL failed or never happened) but
+        // the table does not: ADD -> EEXIST -> MOD.
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        p.ctl(libc::EPOLL_CTL_ADD, fd, IN, fd as u64).unwrap();
+        assert_eq!(fds.add(&p, fd, Dir::Write, 1).ok(), Some(None));
+        assert_eq!(wait(&p), vec![(fd as u64, OUT)]);
+    }
+
+    #[test]
+    fn events_without_an_entry_are_unregistered() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        p.ctl(libc::EPOLL_CTL_ADD, fd, OUT, fd as u64).unwrap();
+        let mut garbage = Vec::new();
+        let mut out = Vec::new();
+        fds.on_event(&p, fd, OUT, |_| false, |h| out.push(h), &mut garbage);
+        assert!(out.is_empty() && garbage.is_empty());
+        assert!(wait(&p).is_empty(), "still registered");
+    }
+}

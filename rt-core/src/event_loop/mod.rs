@@ -78,6 +78,10 @@ use std::sync::{Mutex, MutexGuard};
 
 /// A handle the loop stores and hands back to its [`Runner`]: the binding's
 /// `asyncio.Handle`, or a closure in Rust.
+///
+/// `clone` (a reader or writer made ready by an event) and `is_cancelled`
+/// may be called with the loop's lock held: they must not call the loop.
+/// A handle is never dropped under the lock, so its destructor may.
 pub trait LoopHandle: Clone + Send + 'static {
     /// True once cancelled: the loop drops it instead of running it.
     fn is_cancelled(&self) -> bool;
@@ -188,13 +192,19 @@ impl<H: LoopHandle> EventLoop<H> {
             .max_blocking_threads(default_blocking_threads())
             .build()?;
         let rt_handle = runtime.handle().clone();
-        let rt_fd = rt_handle.backend_fd()?;
-        poller.ctl(
-            libc::EPOLL_CTL_ADD,
-            rt_fd,
-            libc::EPOLLIN as u32,
-            poller::RUNTIME_TOKEN,
-        )?;
+        let registered = rt_handle.backend_fd().and_then(|fd| {
+            poller.ctl(
+                libc::EPOLL_CTL_ADD,
+                fd,
+                libc::EPOLLIN as u32,
+                poller::RUNTIME_TOKEN,
+            )
+        });
+        if let Err(e) = registered {
+            // Never wait (nor panic, in an async context) in an error path.
+            runtime.shutdown_background();
+            return Err(e);
+        }
         Ok(EventLoop {
             state: Mutex::new(State {
                 ready: VecDeque::new(),
@@ -341,6 +351,8 @@ impl<H: LoopHandle> EventLoop<H> {
     /// Closes the loop and returns every handle it still holds (ready,
     /// timers, threadsafe queue, readers, writers) for the caller to drop.
     /// Further calls fail with [`Closed`]; a second `close` returns nothing.
+    /// (Called from a handle that [`run_once`](Self::run_once) runs, the
+    /// handles of that batch not run yet are dropped by `run_once`.)
     /// The runtime is shut down in the background: its tasks are cancelled,
     /// running blocking jobs finish on their own.
     pub fn close(&self) -> Vec<H> {

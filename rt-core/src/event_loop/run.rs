@@ -17,7 +17,8 @@ fn min_timeout(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 impl<H: LoopHandle> EventLoop<H> {
     /// One asyncio iteration (`BaseEventLoop._run_once` semantics):
     ///
-    /// 1. handles queued by `call_soon_threadsafe` join the ready queue;
+    /// 1. handles queued by `call_soon_threadsafe` join the ready queue
+    ///    (here, and again right after the wait);
     /// 2. the wait's timeout is 0 if handles are ready or `stopping`, else
     ///    until the earliest timer (none: no limit), capped by
     ///    `limits.deadline` and by the embedded runtime's next deadline;
@@ -100,6 +101,10 @@ impl<H: LoopHandle> EventLoop<H> {
             let mut st = self.lock();
             let st = &mut *st;
             st.counters.parked_ns += parked_ns;
+            // Threadsafe calls made during the wait run in this iteration,
+            // before the I/O events (asyncio appends them to its ready
+            // queue at once).
+            self.remote.drain_into(&mut st.ready);
             for ev in &events[..n] {
                 let (token, bits) = (ev.u64, ev.events);
                 match token {
