@@ -19,7 +19,14 @@ use std::sync::Arc;
 
 /// The native base of `rtpy.Loop`: the engine (ready queue, timers, epoll,
 /// embedded runtime) and the flags it reads on every call (closed, debug).
-#[pyclass(module = "rtpy._rtpy", name = "LoopCore", subclass, dict, weakref, frozen)]
+#[pyclass(
+    module = "rtpy._rtpy",
+    name = "LoopCore",
+    subclass,
+    dict,
+    weakref,
+    frozen
+)]
 pub struct LoopCore {
     engine: Arc<Engine>,
     debug: AtomicBool,
@@ -80,7 +87,9 @@ pub(crate) fn fileobj_to_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
         }
     };
     if fd < 0 {
-        return Err(PyValueError::new_err(format!("Invalid file descriptor: {fd}")));
+        return Err(PyValueError::new_err(format!(
+            "Invalid file descriptor: {fd}"
+        )));
     }
     RawFd::try_from(fd).map_err(|_| PyValueError::new_err(format!("Invalid file descriptor: {fd}")))
 }
@@ -95,7 +104,10 @@ fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
     }
     let py = callback.py();
     if ISCOROUTINE.get(py)?.call1((callback,))?.is_truthy()?
-        || ISCOROUTINEFUNCTION.get(py)?.call1((callback,))?.is_truthy()?
+        || ISCOROUTINEFUNCTION
+            .get(py)?
+            .call1((callback,))?
+            .is_truthy()?
     {
         return Err(PyTypeError::new_err(format!(
             "coroutines cannot be used with {method}()"
@@ -125,7 +137,11 @@ impl LoopCore {
 
     /// The checks of asyncio's `call_soon` / `call_at` (debug mode: the
     /// thread, the callback). Returns the debug flag.
-    fn check_schedule(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<bool> {
+    fn check_schedule(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        method: &str,
+    ) -> PyResult<bool> {
         let core = slf.get();
         core.check_closed()?;
         let debug = core.debug();
@@ -150,7 +166,9 @@ impl LoopCore {
         let timer = Bound::new(py, TimerHandle::make(when, base))?;
         let engine = &slf.get().engine;
         let item = Item(timer.clone().into_super().unbind());
-        let key = engine.call_at(to_ns(when), item).map_err(|_| closed_error())?;
+        let key = engine
+            .call_at(to_ns(when), item)
+            .map_err(|_| closed_error())?;
         timer.get().scheduled(py, Arc::downgrade(engine), key);
         Ok(timer)
     }
@@ -168,7 +186,10 @@ impl LoopCore {
         let core = slf.get();
         core.check_closed()?;
         let fd = fileobj_to_fd(fd)?;
-        let handle = Bound::new(py, Handle::make(py, callback, args, slf.as_any(), None, core.debug())?)?;
+        let handle = Bound::new(
+            py,
+            Handle::make(py, callback, args, slf.as_any(), None, core.debug())?,
+        )?;
         let item = Item(handle.clone().unbind());
         let old = if write {
             core.engine.add_writer(fd, item)
@@ -242,7 +263,10 @@ impl LoopCore {
     ) -> PyResult<Bound<'py, Handle>> {
         let py = slf.py();
         let debug = LoopCore::check_schedule(slf, callback, "call_soon")?;
-        let handle = Bound::new(py, Handle::make(py, callback, args, slf.as_any(), context, debug)?)?;
+        let handle = Bound::new(
+            py,
+            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
+        )?;
         slf.get()
             .engine
             .call_soon(Item(handle.clone().unbind()))
@@ -265,7 +289,10 @@ impl LoopCore {
         if debug {
             check_callback(callback, "call_soon_threadsafe")?;
         }
-        let handle = Bound::new(py, Handle::make(py, callback, args, slf.as_any(), context, debug)?)?;
+        let handle = Bound::new(
+            py,
+            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
+        )?;
         core.engine
             .call_soon_threadsafe(Item(handle.clone().unbind()))
             .map_err(|_| closed_error())?;
@@ -443,7 +470,13 @@ fn metrics_dict<'py>(py: Python<'py>, engine: &Engine) -> PyResult<Bound<'py, Py
     d.set_item("runtime_tasks_polled", m.runtime_tasks_polled)?;
     d.set_item("runtime_alive_tasks", m.runtime_alive_tasks)?;
     d.set_item("runtime_blocking_threads", m.runtime_blocking_threads)?;
-    d.set_item("runtime_idle_blocking_threads", m.runtime_idle_blocking_threads)?;
-    d.set_item("runtime_blocking_queue_depth", m.runtime_blocking_queue_depth)?;
+    d.set_item(
+        "runtime_idle_blocking_threads",
+        m.runtime_idle_blocking_threads,
+    )?;
+    d.set_item(
+        "runtime_blocking_queue_depth",
+        m.runtime_blocking_queue_depth,
+    )?;
     Ok(d)
 }

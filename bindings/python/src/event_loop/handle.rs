@@ -13,8 +13,8 @@ use super::{Engine, EXTRACT_STACK, GETFRAME};
 use pyo3::basic::CompareOp;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::PyTraverseError;
 use pyo3::types::{PyFloat, PyList, PyString, PyTuple};
+use pyo3::PyTraverseError;
 use rt_core::event_loop::{LoopHandle, TimerKey};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -161,11 +161,7 @@ impl Handle {
             Some(c) if !c.is_none() => c.clone(),
             _ => super::context::copy_current(py)?,
         };
-        let source_traceback = if debug {
-            source_traceback(py)?
-        } else {
-            None
-        };
+        let source_traceback = if debug { source_traceback(py)? } else { None };
         Ok(Handle {
             call: GilCell::new(Some(Call {
                 callback: callback.clone().unbind(),
@@ -381,7 +377,10 @@ impl Handle {
 fn args_tuple<'py>(args: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     match args.cast::<PyTuple>() {
         Ok(t) => Ok(t.clone()),
-        Err(_) => Ok(PyTuple::new(args.py(), args.try_iter()?.collect::<PyResult<Vec<_>>>()?)?),
+        Err(_) => Ok(PyTuple::new(
+            args.py(),
+            args.try_iter()?.collect::<PyResult<Vec<_>>>()?,
+        )?),
     }
 }
 
@@ -464,7 +463,11 @@ impl TimerHandle {
     fn _repr_info<'py>(slf: &Bound<'py, TimerHandle>) -> PyResult<Bound<'py, PyList>> {
         let py = slf.py();
         let info = Handle::_repr_info(slf.as_super())?;
-        let pos = if slf.as_super().get().is_cancelled() { 2 } else { 1 };
+        let pos = if slf.as_super().get().is_cancelled() {
+            2
+        } else {
+            1
+        };
         let when = PyFloat::new(py, slf.get().when).repr()?;
         info.insert(pos, format!("when={when}"))?;
         Ok(info)
@@ -507,6 +510,9 @@ impl TimerHandle {
             CompareOp::Eq => eq()?,
             CompareOp::Ne => !eq()?,
         };
-        Ok(pyo3::types::PyBool::new(py, out).to_owned().into_any().unbind())
+        Ok(pyo3::types::PyBool::new(py, out)
+            .to_owned()
+            .into_any()
+            .unbind())
     }
 }

@@ -67,7 +67,8 @@ pub(crate) static ISCOROUTINEFUNCTION: Cached =
 /// `asyncio.base_events._format_handle`.
 pub(crate) static FORMAT_HANDLE: Cached = Cached::new("asyncio.base_events", "_format_handle");
 /// `asyncio.futures._convert_future_exc`.
-pub(crate) static CONVERT_FUTURE_EXC: Cached = Cached::new("asyncio.futures", "_convert_future_exc");
+pub(crate) static CONVERT_FUTURE_EXC: Cached =
+    Cached::new("asyncio.futures", "_convert_future_exc");
 /// `asyncio.log.logger` (the `asyncio` logger).
 pub(crate) static LOGGER: Cached = Cached::new("asyncio.log", "logger");
 

@@ -42,7 +42,9 @@ static POOL_SET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// The function `pool_set`, made once.
 fn pool_set_fn(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     POOL_SET
-        .get_or_try_init(py, || Ok::<_, PyErr>(wrap_pyfunction!(pool_set, py)?.into_any().unbind()))
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(wrap_pyfunction!(pool_set, py)?.into_any().unbind())
+        })
         .map(|f| f.bind(py))
 }
 

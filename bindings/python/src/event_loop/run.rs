@@ -33,7 +33,10 @@ pub(crate) fn run_handle(handle: &Bound<'_, Handle>) -> PyResult<()> {
     let the_loop = h.the_loop(py);
     let source = super::format_callback_source(py, &callback, args.as_any(), the_loop)?;
     let context = PyDict::new(py);
-    context.set_item("message", format!("Exception in callback {}", source.str()?))?;
+    context.set_item(
+        "message",
+        format!("Exception in callback {}", source.str()?),
+    )?;
     context.set_item("exception", err.into_value(py))?;
     context.set_item("handle", handle)?;
     if let Some(tb) = h.source_traceback(py) {
@@ -55,10 +58,9 @@ fn run_handle_debug(the_loop: &Bound<'_, PyAny>, handle: &Bound<'_, Handle>) -> 
         if dt >= slow {
             let py = the_loop.py();
             let what = FORMAT_HANDLE.get(py)?.call1((handle,))?;
-            LOGGER.get(py)?.call_method1(
-                "warning",
-                ("Executing %s took %.3f seconds", what, dt),
-            )?;
+            LOGGER
+                .get(py)?
+                .call_method1("warning", ("Executing %s took %.3f seconds", what, dt))?;
         }
         Ok(())
     });
