@@ -155,6 +155,7 @@ impl LoopCore {
     /// `call_at` after its checks.
     fn schedule_at<'py>(
         slf: &Bound<'py, Self>,
+        when_obj: Bound<'py, PyAny>,
         when: f64,
         callback: &Bound<'py, PyAny>,
         args: &Bound<'py, PyTuple>,
@@ -163,7 +164,7 @@ impl LoopCore {
     ) -> PyResult<Bound<'py, TimerHandle>> {
         let py = slf.py();
         let base = Handle::make(py, callback, args, slf.as_any(), context, debug)?;
-        let timer = Bound::new(py, TimerHandle::make(when, base))?;
+        let timer = Bound::new(py, TimerHandle::make(when_obj.unbind(), when, base))?;
         let engine = &slf.get().engine;
         let item = Item(timer.clone().into_super().unbind());
         let key = engine
@@ -313,23 +314,26 @@ impl LoopCore {
         };
         let when = Engine::now_ns() as f64 / 1e9 + delay;
         let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
-        LoopCore::schedule_at(slf, when, callback, args, context, debug)
+        let when_obj = pyo3::types::PyFloat::new(slf.py(), when).into_any();
+        LoopCore::schedule_at(slf, when_obj, when, callback, args, context, debug)
     }
 
     /// Schedules `callback(*args)` at loop time `when` (never earlier).
     #[pyo3(signature = (when, callback, *args, context=None))]
     fn call_at<'py>(
         slf: &Bound<'py, Self>,
-        when: Option<f64>,
+        when: Option<&Bound<'py, PyAny>>,
         callback: &Bound<'py, PyAny>,
         args: &Bound<'py, PyTuple>,
         context: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, TimerHandle>> {
-        let Some(when) = when else {
-            return Err(PyTypeError::new_err("when cannot be None"));
+        let when_obj = match when {
+            Some(w) if !w.is_none() => w.clone(),
+            _ => return Err(PyTypeError::new_err("when cannot be None")),
         };
+        let when: f64 = when_obj.extract()?;
         let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
-        LoopCore::schedule_at(slf, when, callback, args, context, debug)
+        LoopCore::schedule_at(slf, when_obj, when, callback, args, context, debug)
     }
 
     /// Calls `callback(*args)` whenever `fd` is readable (level-triggered);

@@ -13,7 +13,7 @@ use super::{Engine, EXTRACT_STACK, GETFRAME};
 use pyo3::basic::CompareOp;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use pyo3::PyTraverseError;
 use rt_core::event_loop::{LoopHandle, TimerKey};
 use std::cell::UnsafeCell;
@@ -387,6 +387,9 @@ fn args_tuple<'py>(args: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
 /// asyncio's `TimerHandle`: a handle due at a loop time.
 #[pyclass(module = "rtpy._rtpy", name = "TimerHandle", extends = Handle, subclass, frozen)]
 pub struct TimerHandle {
+    /// The due time as the caller gave it (`when()`, `repr`).
+    when_obj: Py<PyAny>,
+    /// ... as a float (ordering, the engine's deadline).
     when: f64,
     /// Its place in the engine's timers while scheduled there.
     key: GilCell<Option<TimerKey>>,
@@ -396,8 +399,13 @@ pub struct TimerHandle {
 
 impl TimerHandle {
     /// A timer handle not yet scheduled (see [`TimerHandle::scheduled`]).
-    pub(crate) fn make(when: f64, base: Handle) -> PyClassInitializer<TimerHandle> {
+    pub(crate) fn make(
+        when_obj: Py<PyAny>,
+        when: f64,
+        base: Handle,
+    ) -> PyClassInitializer<TimerHandle> {
         PyClassInitializer::from(base).add_subclass(TimerHandle {
+            when_obj,
             when,
             key: GilCell::new(None),
             engine: GilCell::new(None),
@@ -417,24 +425,25 @@ impl TimerHandle {
     #[pyo3(signature = (when, callback, args, r#loop, context=None))]
     fn py_new(
         py: Python<'_>,
-        when: f64,
+        when: &Bound<'_, PyAny>,
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyAny>,
         r#loop: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<TimerHandle>> {
+        let seconds: f64 = when.extract()?;
         let base = Handle::py_new(py, callback, args, r#loop, context)?;
-        Ok(TimerHandle::make(when, base))
+        Ok(TimerHandle::make(when.clone().unbind(), seconds, base))
     }
 
     /// The loop time it is due at.
-    fn when(&self) -> f64 {
-        self.when
+    fn when(&self, py: Python<'_>) -> Py<PyAny> {
+        self.when_obj.clone_ref(py)
     }
 
     #[getter]
-    fn _when(&self) -> f64 {
-        self.when
+    fn _when(&self, py: Python<'_>) -> Py<PyAny> {
+        self.when_obj.clone_ref(py)
     }
 
     /// True while it waits in the engine's timers.
@@ -468,13 +477,13 @@ impl TimerHandle {
         } else {
             1
         };
-        let when = PyFloat::new(py, slf.get().when).repr()?;
+        let when = slf.get().when_obj.bind(py).repr()?;
         info.insert(pos, format!("when={when}"))?;
         Ok(info)
     }
 
     fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
-        PyFloat::new(py, self.when).hash()
+        self.when_obj.bind(py).hash()
     }
 
     fn __richcmp__(

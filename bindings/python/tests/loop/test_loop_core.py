@@ -93,6 +93,7 @@ def test_handle_attributes_and_repr_match_asyncio(loop):
         for make in (
             lambda lp: lp.call_soon(cb, 1, "x"),
             lambda lp: lp.call_at(12.5, cb, 1, "x"),
+            lambda lp: lp.call_at(10, cb, 1, "x"),  # when() is the caller's int
         ):
             ours, theirs = make(loop), make(ref)
             assert ours._callback is cb and ours._args == (1, "x")
