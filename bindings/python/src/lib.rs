@@ -44,6 +44,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timers::Timer>()?;
     m.add_class::<watch::Watch>()?;
     m.add_class::<event_loop::core::LoopCore>()?;
+    event_loop::fastcall::install(&py.get_type::<event_loop::core::LoopCore>())?;
     m.add_class::<event_loop::handle::Handle>()?;
     m.add_class::<event_loop::handle::TimerHandle>()?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;

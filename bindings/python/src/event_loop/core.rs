@@ -225,6 +225,27 @@ impl LoopCore {
         }
     }
 
+    /// `call_soon(callback, *args, context=None)`: schedules the call for
+    /// the next iteration (FIFO). Installed on the class by `fastcall.rs`.
+    pub(crate) fn call_soon_impl<'py>(
+        slf: &Bound<'py, Self>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        let py = slf.py();
+        let debug = LoopCore::check_schedule(slf, callback, "call_soon")?;
+        let handle = Bound::new(
+            py,
+            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
+        )?;
+        slf.get()
+            .engine
+            .call_soon(Item(handle.clone().unbind()))
+            .map_err(|_| closed_error())?;
+        Ok(handle)
+    }
+
     /// True once `_close_core` ran.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Relaxed)
@@ -252,27 +273,6 @@ impl LoopCore {
     /// The loop's clock (`time.monotonic()`'s), in seconds.
     fn time(&self) -> f64 {
         Engine::now_ns() as f64 / 1e9
-    }
-
-    /// Schedules `callback(*args)` for the next iteration (FIFO).
-    #[pyo3(signature = (callback, *args, context=None))]
-    fn call_soon<'py>(
-        slf: &Bound<'py, Self>,
-        callback: &Bound<'py, PyAny>,
-        args: &Bound<'py, PyTuple>,
-        context: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, Handle>> {
-        let py = slf.py();
-        let debug = LoopCore::check_schedule(slf, callback, "call_soon")?;
-        let handle = Bound::new(
-            py,
-            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
-        )?;
-        slf.get()
-            .engine
-            .call_soon(Item(handle.clone().unbind()))
-            .map_err(|_| closed_error())?;
-        Ok(handle)
     }
 
     /// `call_soon` from any thread: wakes the loop.

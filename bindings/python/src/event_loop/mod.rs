@@ -10,6 +10,7 @@
 //!   mode's bookkeeping) and the engine's [`Runner`](rt_core::event_loop::Runner)
 //!   (the GIL is released only around the wait);
 //! - [`core`]: `LoopCore`, the scheduling methods `rtpy.Loop` inherits;
+//! - [`fastcall`]: `call_soon` installed with the vectorcall convention;
 //! - [`pool`]: `_run_in_pool`, the embedded runtime's blocking pool.
 //!
 //! The GIL is held by the loop's thread for a whole iteration: handles are
@@ -17,6 +18,7 @@
 
 pub(crate) mod context;
 pub(crate) mod core;
+pub(crate) mod fastcall;
 pub(crate) mod handle;
 pub(crate) mod pool;
 pub(crate) mod run;

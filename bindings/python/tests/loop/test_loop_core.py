@@ -549,3 +549,26 @@ def test_threadsafe_and_call_soon_share_one_fifo(loop):
     loop._run_once()
     loop._run_once(deadline=loop.time())
     assert out == ["hello", "world"]
+
+
+def test_call_soon_arguments_like_a_python_method(loop):
+    # call_soon is installed with the vectorcall convention: same signature
+    import inspect
+
+    assert str(inspect.signature(loop.call_soon)) == "(callback, *args, context=None)"
+    out = []
+    loop.call_soon(callback=out.append)  # asyncio accepts it by keyword too
+    loop.call_soon(out.append, 1, context=contextvars.copy_context())
+    loop.call_soon(out.append, 2, context=None)
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'callback'"):
+        loop.call_soon()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'when'"):
+        loop.call_soon(print, when=1)
+    with pytest.raises(TypeError, match="multiple values for argument 'callback'"):
+        loop.call_soon(print, callback=print)
+    with pytest.raises(TypeError):
+        _rtpy.LoopCore.call_soon(object(), print)
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx["exception"]))
+    assert loop._run_once() == 3
+    assert out == [1, 2] and isinstance(errors[0], TypeError)  # append() without its argument
