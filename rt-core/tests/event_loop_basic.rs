@@ -32,6 +32,24 @@ fn call_soon_runs_in_fifo_order_once() {
 }
 
 #[test]
+fn threadsafe_and_plain_calls_share_one_fifo() {
+    // asyncio has one ready queue: a call_soon_threadsafe made (on another
+    // thread) before a call_soon runs before it.
+    let lp = std::sync::Arc::new(new_loop());
+    let log = log();
+    let (lp2, log2) = (lp.clone(), log.clone());
+    std::thread::spawn(move || lp2.call_soon_threadsafe(rec(&log2, 1)).unwrap())
+        .join()
+        .unwrap();
+    lp.call_soon(rec(&log, 2)).unwrap();
+    lp.call_soon_threadsafe(rec(&log, 3)).unwrap();
+    lp.call_soon(rec(&log, 4)).unwrap();
+    let mut run = Run::default();
+    assert_eq!(lp.run_once(&mut run, false, NOW), Ok(4));
+    assert_eq!(taken(&log), vec![1, 2, 3, 4]);
+}
+
+#[test]
 fn handles_added_while_running_wait_for_the_next_iteration() {
     let lp = new_loop();
     let log = log();

@@ -249,6 +249,11 @@ impl<H: LoopHandle> EventLoop<H> {
     /// [`call_soon_threadsafe`](Self::call_soon_threadsafe).
     pub fn call_soon(&self, h: H) -> Result<(), Closed> {
         let mut st = self.lock_open()?;
+        // One FIFO with `call_soon_threadsafe`, as asyncio's single ready
+        // queue: threadsafe calls made before this one go ahead of it.
+        if self.remote.may_have_pending() {
+            self.remote.drain_into(&mut st.ready);
+        }
         st.ready.push_back(h);
         Ok(())
     }

@@ -47,6 +47,9 @@ pub(crate) struct Remote<H> {
     notified: AtomicBool,
     /// `push` calls accepted (metrics).
     calls: AtomicU64,
+    /// The queue may hold handles (set under the mutex by `push`, cleared
+    /// by `drain_into`): lets the loop thread's `call_soon` skip the mutex.
+    pending: AtomicBool,
 }
 
 impl<H> Remote<H> {
@@ -60,6 +63,7 @@ impl<H> Remote<H> {
             parked: AtomicBool::new(false),
             notified: AtomicBool::new(false),
             calls: AtomicU64::new(0),
+            pending: AtomicBool::new(false),
         }
     }
 
@@ -76,6 +80,7 @@ impl<H> Remote<H> {
                 return Err(h);
             }
             q.handles.push(h);
+            self.pending.store(true, SeqCst);
         }
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -128,6 +133,13 @@ impl<H> Remote<H> {
         if !q.handles.is_empty() {
             out.extend(q.handles.drain(..));
         }
+        self.pending.store(false, SeqCst);
+    }
+
+    /// True if a push may be queued. A push that happened before this call
+    /// (through any synchronisation) is seen.
+    pub(crate) fn may_have_pending(&self) -> bool {
+        self.pending.load(SeqCst)
     }
 
     /// Refuses further pushes and returns what is queued.

@@ -15,7 +15,10 @@
 //! O(log far), every other operation O(1) per timer.
 //!
 //! A timer given a deadline the wheel has already passed (`call_at` in the
-//! past) goes to the wheel's next tick: it is due at the next poll.
+//! past) goes to the wheel's next tick: it is due at the next poll. Every
+//! entry keeps its exact deadline, and the timers one poll hands out are
+//! ordered by (deadline, insertion), so past deadlines keep asyncio's order
+//! among themselves and with the others due at that poll.
 
 use super::clock::{tick_ceil, tick_floor};
 use crate::time::wheel::{self, Wheel, MAX_DURATION};
@@ -32,6 +35,8 @@ pub(crate) enum Key {
 
 /// A stored timer.
 struct Entry<H> {
+    /// The exact deadline (the wheel knows only its µs tick).
+    when_ns: u64,
     seq: u64,
     handle: H,
 }
@@ -39,7 +44,9 @@ struct Entry<H> {
 /// The timer store of one loop.
 pub(crate) struct Timers<H> {
     wheel: Wheel<Entry<H>>,
-    far: BTreeMap<(u64, u64), H>,
+    far: BTreeMap<(u64, u64), (u64, H)>,
+    /// A poll's due timers (a buffer kept between polls).
+    due: Vec<(u64, u64, H)>,
     /// Insertion counter (ties between the wheel and the far map).
     seq: u64,
 }
@@ -55,6 +62,7 @@ impl<H> Timers<H> {
         Timers {
             wheel,
             far: BTreeMap::new(),
+            due: Vec::new(),
             seq: 0,
         }
     }
@@ -72,10 +80,17 @@ impl<H> Timers<H> {
         // A deadline the wheel has passed is due at its next tick.
         let tick = tick_ceil(when_ns).max(elapsed + 1);
         if tick - elapsed > MAX_DURATION {
-            self.far.insert((tick, seq), handle);
+            self.far.insert((tick, seq), (when_ns, handle));
             return Key::Far(tick, seq);
         }
-        match self.wheel.insert(tick, Entry { seq, handle }) {
+        match self.wheel.insert(
+            tick,
+            Entry {
+                when_ns,
+                seq,
+                handle,
+            },
+        ) {
             Ok(key) => Key::Wheel(key),
             // `tick > elapsed` and within MAX_DURATION: the wheel takes it.
             Err(_) => unreachable!("wheel refused tick {tick} (elapsed {elapsed})"),
@@ -87,7 +102,7 @@ impl<H> Timers<H> {
     pub(crate) fn remove(&mut self, key: Key) -> Option<H> {
         match key {
             Key::Wheel(k) => self.wheel.remove(k).map(|e| e.handle),
-            Key::Far(tick, seq) => self.far.remove(&(tick, seq)),
+            Key::Far(tick, seq) => self.far.remove(&(tick, seq)).map(|(_, h)| h),
         }
     }
 
@@ -107,36 +122,29 @@ impl<H> Timers<H> {
     /// insertion order). Returns how many.
     pub(crate) fn poll(&mut self, now_ns: u64, mut out: impl FnMut(H)) -> usize {
         let now_tick = tick_floor(now_ns);
-        let far_due = self
-            .far
-            .keys()
-            .next()
-            .is_some_and(|&(tick, _)| tick <= now_tick);
-        if !far_due {
-            let mut n = 0;
-            while let Some((_, _, e)) = self.wheel.poll(now_tick) {
-                out(e.handle);
-                n += 1;
-            }
-            return n;
-        }
-        // Rare: merge the due far timers with the wheel's.
-        let mut due: Vec<(u64, u64, H)> = Vec::new();
-        while let Some((_, tick, e)) = self.wheel.poll(now_tick) {
-            due.push((tick, e.seq, e.handle));
+        let mut due = std::mem::take(&mut self.due);
+        while let Some((_, _, e)) = self.wheel.poll(now_tick) {
+            due.push((e.when_ns, e.seq, e.handle));
         }
         while let Some(entry) = self.far.first_entry() {
             if entry.key().0 > now_tick {
                 break;
             }
-            let ((tick, seq), h) = entry.remove_entry();
-            due.push((tick, seq, h));
+            let ((_, seq), (when_ns, h)) = entry.remove_entry();
+            due.push((when_ns, seq, h));
         }
-        due.sort_by_key(|&(tick, seq, _)| (tick, seq));
+        // The wheel hands a poll's timers out by (tick, insertion); timers
+        // given past deadlines share one tick, and far ones come last: put
+        // them in (exact deadline, insertion) order. Usually sorted already
+        // (a linear check).
+        if !due.is_sorted_by_key(|&(when, seq, _)| (when, seq)) {
+            due.sort_by_key(|&(when, seq, _)| (when, seq));
+        }
         let n = due.len();
-        for (_, _, h) in due {
+        for (_, _, h) in due.drain(..) {
             out(h);
         }
+        self.due = due;
         n
     }
 
@@ -145,7 +153,7 @@ impl<H> Timers<H> {
         while let Some((_, _, e)) = self.wheel.poll(u64::MAX) {
             out.push(e.handle);
         }
-        out.extend(std::mem::take(&mut self.far).into_values());
+        out.extend(std::mem::take(&mut self.far).into_values().map(|(_, h)| h));
     }
 }
 
@@ -194,6 +202,18 @@ mod tests {
         t.insert(0, 0); // in the past: next tick
         assert_eq!(poll(&mut t, base + 1_000), vec![0]);
         assert_eq!(poll(&mut t, base + 3 * MS), vec![1, 10, 2, 3]);
+    }
+
+    #[test]
+    fn past_deadlines_by_deadline_then_insertion() {
+        let base = 9_000 * MS;
+        let mut t = Timers::new(base);
+        t.insert(base - 5 * MS, 1);
+        t.insert(base - 10 * MS, 2);
+        t.insert(base - 10 * MS, 3);
+        t.insert(base + 500, 4); // same next tick as the past ones, later deadline
+        t.insert(base + 400, 5);
+        assert_eq!(poll(&mut t, base + 1_000), vec![2, 3, 1, 5, 4]);
     }
 
     #[test]
