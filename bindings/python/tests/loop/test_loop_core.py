@@ -536,12 +536,6 @@ def test_run_in_pool_converts_concurrent_futures_errors(loop):
         loop.run_until_complete(loop._run_in_pool(cancelled))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: call_soon_threadsafe goes through the remote queue, drained at the next "
-    "iteration's start, after handles call_soon queued meanwhile (asyncio keeps one FIFO; "
-    "test_events.test_call_soon_threadsafe*)",
-)
 def test_threadsafe_and_call_soon_share_one_fifo(loop):
     out = []
     loop.call_soon_threadsafe(out.append, "hello")
