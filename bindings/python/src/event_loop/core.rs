@@ -9,8 +9,10 @@ use super::run::PyRunner;
 use super::{Engine, ISCOROUTINE, ISCOROUTINEFUNCTION};
 use crate::errors::os_error;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::PyTraverseError;
 use pyo3::{ffi, intern};
 use rt_core::event_loop::Limits;
 use std::os::fd::RawFd;
@@ -268,6 +270,26 @@ impl LoopCore {
             debug: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         })
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // The handles the engine holds refer back to the loop (`_loop`):
+        // visited, an unclosed loop with pending handles is collected (its
+        // BaseEventLoop.__del__ warns and closes it), as asyncio's.
+        let mut out = Ok(());
+        self.engine.visit_handles(&mut |h: &Item| {
+            if out.is_ok() {
+                out = visit.call(&h.0);
+            }
+        });
+        out
+    }
+
+    fn __clear__(&self) {
+        // Cyclic garbage: release the handles, as `_close_core` does.
+        self.closed.store(true, Relaxed);
+        let handles = self.engine.close();
+        drop(handles);
     }
 
     /// The loop's clock (`time.monotonic()`'s), in seconds.

@@ -566,3 +566,31 @@ def test_call_soon_arguments_like_a_python_method(loop):
     loop.set_exception_handler(lambda lp, ctx: errors.append(ctx["exception"]))
     assert loop._run_once() == 3
     assert out == [1, 2] and isinstance(errors[0], TypeError)  # append() without its argument
+
+
+def test_an_unclosed_loop_with_pending_handles_is_collected():
+    import warnings
+
+    lp = CoreLoop()
+    a, b = socket.socketpair()
+
+    class Owner:
+        def cb(self, *args):
+            pass
+
+    owner = Owner()
+    owner.loop = lp
+    lp.call_soon(owner.cb)
+    lp.call_later(3600, owner.cb)
+    lp.call_at(1e300, owner.cb)
+    lp.call_soon_threadsafe(owner.cb)
+    lp._add_reader(a, owner.cb)
+    lp._add_writer(b, owner.cb)
+    refs = weakref.ref(lp), weakref.ref(owner)
+    del lp, owner
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # "unclosed event loop"
+        gc.collect()
+    assert [r() for r in refs] == [None, None]
+    a.close()
+    b.close()
