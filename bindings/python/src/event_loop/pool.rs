@@ -63,7 +63,7 @@ pub(crate) fn run_in_pool<'py>(
     let setter = pool_set_fn(py)?.clone().unbind();
     let fut = slf.call_method0("create_future")?;
     let job_fut = fut.clone().unbind();
-    let job_loop = slf.clone().into_any().unbind();
+    let job_loop = slf.clone().unbind();
     let job_func = func.clone().unbind();
     let job_args = args.clone().unbind();
     let job = move || {
@@ -74,6 +74,16 @@ pub(crate) fn run_in_pool<'py>(
             };
             drop((job_func, job_args));
             let the_loop = job_loop.bind(py);
+            // A cancelled future takes no result, and a closed loop no call
+            // (asyncio's `_call_set_state` returns early the same way).
+            let cancelled = job_fut
+                .bind(py)
+                .call_method0("cancelled")
+                .and_then(|c| c.is_truthy())
+                .unwrap_or(false);
+            if cancelled || the_loop.get().is_closed() {
+                return;
+            }
             let sent = the_loop.call_method1("call_soon_threadsafe", (setter, job_fut, ok, value));
             if let Err(e) = sent {
                 // A loop closed meanwhile takes no result (as asyncio's

@@ -594,3 +594,17 @@ def test_an_unclosed_loop_with_pending_handles_is_collected():
     assert [r() for r in refs] == [None, None]
     a.close()
     b.close()
+
+
+def test_run_in_pool_cancelled_job_sends_nothing_back():
+    lp = CoreLoop()
+    called = []
+    gate = threading.Event()
+    fut = lp._run_in_pool(gate.wait, 5)
+    time.sleep(0.05)  # started: the cancel cannot abort it
+    fut.cancel()
+    lp.call_soon_threadsafe = lambda *a: called.append(a)  # what a result would go through
+    gate.set()
+    time.sleep(0.2)
+    lp.close()
+    assert called == []
