@@ -228,7 +228,8 @@ impl LoopCore {
     }
 
     /// `call_soon(callback, *args, context=None)`: schedules the call for
-    /// the next iteration (FIFO). Installed on the class by `fastcall.rs`.
+    /// the next iteration (FIFO). (This and the three below are installed
+    /// on the class by `fastcall.rs`.)
     pub(crate) fn call_soon_impl<'py>(
         slf: &Bound<'py, Self>,
         callback: &Bound<'py, PyAny>,
@@ -246,6 +247,67 @@ impl LoopCore {
             .call_soon(Item(handle.clone().unbind()))
             .map_err(|_| closed_error())?;
         Ok(handle)
+    }
+
+    /// `call_soon_threadsafe(callback, *args, context=None)`: `call_soon`
+    /// from any thread; wakes the loop.
+    pub(crate) fn call_soon_threadsafe_impl<'py>(
+        slf: &Bound<'py, Self>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        let py = slf.py();
+        let core = slf.get();
+        core.check_closed()?;
+        let debug = core.debug();
+        if debug {
+            check_callback(callback, "call_soon_threadsafe")?;
+        }
+        let handle = Bound::new(
+            py,
+            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
+        )?;
+        core.engine
+            .call_soon_threadsafe(Item(handle.clone().unbind()))
+            .map_err(|_| closed_error())?;
+        Ok(handle)
+    }
+
+    /// `call_later(delay, callback, *args, context=None)`: schedules the
+    /// call `delay` seconds from now (never earlier).
+    pub(crate) fn call_later_impl<'py>(
+        slf: &Bound<'py, Self>,
+        delay: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        if delay.is_none() {
+            return Err(PyTypeError::new_err("delay must not be None"));
+        }
+        let delay: f64 = delay.extract()?;
+        let when = Engine::now_ns() as f64 / 1e9 + delay;
+        let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
+        let when_obj = pyo3::types::PyFloat::new(slf.py(), when).into_any();
+        LoopCore::schedule_at(slf, when_obj, when, callback, args, context, debug)
+    }
+
+    /// `call_at(when, callback, *args, context=None)`: schedules the call at
+    /// loop time `when` (never earlier).
+    pub(crate) fn call_at_impl<'py>(
+        slf: &Bound<'py, Self>,
+        when: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        if when.is_none() {
+            return Err(PyTypeError::new_err("when cannot be None"));
+        }
+        let seconds: f64 = when.extract()?;
+        let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
+        LoopCore::schedule_at(slf, when.clone(), seconds, callback, args, context, debug)
     }
 
     /// True once `_close_core` ran.
@@ -295,67 +357,6 @@ impl LoopCore {
     /// The loop's clock (`time.monotonic()`'s), in seconds.
     fn time(&self) -> f64 {
         Engine::now_ns() as f64 / 1e9
-    }
-
-    /// `call_soon` from any thread: wakes the loop.
-    #[pyo3(signature = (callback, *args, context=None))]
-    fn call_soon_threadsafe<'py>(
-        slf: &Bound<'py, Self>,
-        callback: &Bound<'py, PyAny>,
-        args: &Bound<'py, PyTuple>,
-        context: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, Handle>> {
-        let py = slf.py();
-        let core = slf.get();
-        core.check_closed()?;
-        let debug = core.debug();
-        if debug {
-            check_callback(callback, "call_soon_threadsafe")?;
-        }
-        let handle = Bound::new(
-            py,
-            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
-        )?;
-        core.engine
-            .call_soon_threadsafe(Item(handle.clone().unbind()))
-            .map_err(|_| closed_error())?;
-        Ok(handle)
-    }
-
-    /// Schedules `callback(*args)` `delay` seconds from now (never earlier).
-    #[pyo3(signature = (delay, callback, *args, context=None))]
-    fn call_later<'py>(
-        slf: &Bound<'py, Self>,
-        delay: Option<f64>,
-        callback: &Bound<'py, PyAny>,
-        args: &Bound<'py, PyTuple>,
-        context: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, TimerHandle>> {
-        let Some(delay) = delay else {
-            return Err(PyTypeError::new_err("delay must not be None"));
-        };
-        let when = Engine::now_ns() as f64 / 1e9 + delay;
-        let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
-        let when_obj = pyo3::types::PyFloat::new(slf.py(), when).into_any();
-        LoopCore::schedule_at(slf, when_obj, when, callback, args, context, debug)
-    }
-
-    /// Schedules `callback(*args)` at loop time `when` (never earlier).
-    #[pyo3(signature = (when, callback, *args, context=None))]
-    fn call_at<'py>(
-        slf: &Bound<'py, Self>,
-        when: Option<&Bound<'py, PyAny>>,
-        callback: &Bound<'py, PyAny>,
-        args: &Bound<'py, PyTuple>,
-        context: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, TimerHandle>> {
-        let when_obj = match when {
-            Some(w) if !w.is_none() => w.clone(),
-            _ => return Err(PyTypeError::new_err("when cannot be None")),
-        };
-        let when: f64 = when_obj.extract()?;
-        let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
-        LoopCore::schedule_at(slf, when_obj, when, callback, args, context, debug)
     }
 
     /// Calls `callback(*args)` whenever `fd` is readable (level-triggered);

@@ -546,10 +546,20 @@ def test_threadsafe_and_call_soon_share_one_fifo(loop):
 
 
 def test_call_soon_arguments_like_a_python_method(loop):
-    # call_soon is installed with the vectorcall convention: same signature
+    # the scheduling methods are installed with the vectorcall convention:
+    # same signatures and errors as Python methods
     import inspect
 
     assert str(inspect.signature(loop.call_soon)) == "(callback, *args, context=None)"
+    assert str(inspect.signature(loop.call_later)) == "(delay, callback, *args, context=None)"
+    assert str(inspect.signature(loop.call_at)) == "(when, callback, *args, context=None)"
+    with pytest.raises(TypeError, match=r"call_later\(\) missing 2 required positional arguments: 'delay' and 'callback'"):
+        loop.call_later()
+    with pytest.raises(TypeError, match="multiple values for argument 'when'"):
+        loop.call_at(1, print, when=2)
+    t = loop.call_later(delay=100, callback=print)
+    assert t._callback is print
+    t.cancel()
     out = []
     loop.call_soon(callback=out.append)  # asyncio accepts it by keyword too
     loop.call_soon(out.append, 1, context=contextvars.copy_context())
