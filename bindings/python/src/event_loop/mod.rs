@@ -5,6 +5,7 @@
 //!
 //! - [`handle`]: the handles (`Handle`, `TimerHandle`) and [`Item`], the
 //!   engine's handle type (a reference to a `Handle`);
+//! - [`gil_cell`]: the GIL-only cells of the frozen handle classes;
 //! - [`context`]: `contextvars` at C speed (copy, run in);
 //! - [`run`]: running a handle (`Context.run`, the exception handler, debug
 //!   mode's bookkeeping) and the engine's [`Runner`](rt_core::event_loop::Runner)
@@ -19,6 +20,7 @@
 pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod fastcall;
+pub(crate) mod gil_cell;
 pub(crate) mod handle;
 pub(crate) mod pool;
 pub(crate) mod run;
