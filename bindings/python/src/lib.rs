@@ -31,6 +31,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     gil::init();
     runtime::init();
+    event_loop::pool::init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("READABLE", rt_core::callback::READABLE)?;
     m.add("WRITABLE", rt_core::callback::WRITABLE)?;

@@ -618,3 +618,37 @@ def test_run_in_pool_cancelled_job_sends_nothing_back():
     time.sleep(0.2)
     lp.close()
     assert called == []
+
+
+def test_interpreter_exit_waits_for_a_running_pool_job():
+    # A job running Python code when the interpreter exits is waited for
+    # (as asyncio's executor threads are joined): it must not meet a
+    # finalizing interpreter (that aborted the process).
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import asyncio, time
+        from rtpy import _rtpy
+
+        class L(_rtpy.LoopCore, asyncio.BaseEventLoop):
+            def __init__(self):
+                asyncio.BaseEventLoop.__init__(self)
+
+        def busy():
+            end = time.monotonic() + 0.5
+            n = 0
+            while time.monotonic() < end:
+                n += 1
+            print("job done", flush=True)
+
+        lp = L()
+        lp._run_in_pool(busy)
+        time.sleep(0.1)
+        print("exiting", flush=True)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["exiting", "job", "done"]
