@@ -1,11 +1,13 @@
 """Type stubs of the native module ``rtpy._rtpy`` (checked against it by
 ``python -m mypy.stubtest rtpy`` in ``make test``)."""
 
-from collections.abc import Callable
+import asyncio
+import contextvars
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar, final
 
-from typing_extensions import TypeVarTuple, Unpack
+from typing_extensions import Self, TypeVarTuple, Unpack, disjoint_base
 
 from ._types import Future, Metrics
 
@@ -14,6 +16,8 @@ __all__ = [
     "DeadlockError",
     "ERROR",
     "HUP",
+    "Handle",
+    "LoopCore",
     "Queue",
     "READABLE",
     "Runtime",
@@ -21,6 +25,7 @@ __all__ = [
     "SocketTransportCore",
     "Task",
     "Timer",
+    "TimerHandle",
     "WRITABLE",
     "Watch",
     "__version__",
@@ -158,6 +163,114 @@ class Queue:
         self,
         *_exc: type[BaseException] | BaseException | TracebackType | None,
     ) -> bool: ...
+
+@disjoint_base
+class Handle:
+    """asyncio's ``events.Handle`` (same attributes, ``repr`` and ``cancel``)."""
+
+    def __new__(
+        cls,
+        callback: Callable[..., object],
+        args: Sequence[Any],
+        loop: Any,
+        context: contextvars.Context | None = None,
+    ) -> Self: ...
+    def get_context(self) -> contextvars.Context: ...
+    @property
+    def _context(self) -> contextvars.Context: ...
+    @property
+    def _loop(self) -> Any: ...
+    @property
+    def _callback(self) -> Callable[..., object] | None: ...
+    @property
+    def _args(self) -> tuple[Any, ...] | None: ...
+    @property
+    def _cancelled(self) -> bool: ...
+    @property
+    def _source_traceback(self) -> list[Any] | None: ...
+    @property
+    def _repr(self) -> str | None: ...
+    def cancel(self) -> None: ...
+    def cancelled(self) -> bool: ...
+    def _run(self) -> None: ...
+    def _repr_info(self) -> list[str]: ...
+
+@disjoint_base
+class TimerHandle(Handle):
+    """asyncio's ``events.TimerHandle``: a handle due at a loop time."""
+
+    def __new__(
+        cls,
+        when: float,
+        callback: Callable[..., object],
+        args: Sequence[Any],
+        loop: Any,
+        context: contextvars.Context | None = None,
+    ) -> Self: ...
+    def when(self) -> float: ...
+    @property
+    def _when(self) -> float: ...
+    @property
+    def _scheduled(self) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __lt__(self, other: TimerHandle, /) -> bool: ...
+    def __le__(self, other: TimerHandle, /) -> bool: ...
+    def __gt__(self, other: TimerHandle, /) -> bool: ...
+    def __ge__(self, other: TimerHandle, /) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+
+@disjoint_base
+class LoopCore:
+    """The native base of ``rtpy.Loop`` (first base, before
+    ``asyncio.BaseEventLoop``): scheduling, timers, fd hooks, one iteration."""
+
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> Self: ...
+    def time(self) -> float: ...
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: contextvars.Context | None = None,
+    ) -> Handle: ...
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: contextvars.Context | None = None,
+    ) -> Handle: ...
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle: ...
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle: ...
+    def _add_reader(
+        self, fd: _FileDescriptorLike, callback: Callable[..., object], *args: Any
+    ) -> Handle: ...
+    def _remove_reader(self, fd: _FileDescriptorLike) -> bool: ...
+    def _add_writer(
+        self, fd: _FileDescriptorLike, callback: Callable[..., object], *args: Any
+    ) -> Handle: ...
+    def _remove_writer(self, fd: _FileDescriptorLike) -> bool: ...
+    def _has_reader(self, fd: _FileDescriptorLike) -> bool: ...
+    def _has_writer(self, fd: _FileDescriptorLike) -> bool: ...
+    def _run_once(self, deadline: float | None = None, max_callbacks: int | None = None) -> int: ...
+    def _wake(self) -> None: ...
+    def _set_debug_core(self, enabled: bool) -> None: ...
+    def _close_core(self) -> None: ...
+    def _run_in_pool(
+        self, func: Callable[[Unpack[_Ts]], _T], *args: Unpack[_Ts]
+    ) -> asyncio.Future[_T]: ...
+    def _core_metrics(self) -> dict[str, int]: ...
 
 def _shutdown_all() -> None: ...
 

@@ -13,6 +13,7 @@
 mod call;
 mod errors;
 mod escape;
+mod event_loop;
 mod gil;
 mod host;
 mod interrupt;
@@ -31,6 +32,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     gil::init();
     runtime::init();
+    event_loop::pool::init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("READABLE", rt_core::callback::READABLE)?;
     m.add("WRITABLE", rt_core::callback::WRITABLE)?;
@@ -44,6 +46,10 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timers::Timer>()?;
     m.add_class::<watch::Watch>()?;
     m.add_class::<transport::SocketTransportCore>()?;
+    m.add_class::<event_loop::core::LoopCore>()?;
+    event_loop::fastcall::install(&py.get_type::<event_loop::core::LoopCore>())?;
+    m.add_class::<event_loop::handle::Handle>()?;
+    m.add_class::<event_loop::handle::TimerHandle>()?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;
     Ok(())
 }

@@ -183,6 +183,8 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
             }
         }
     });
+    // The loops' pool jobs (`LoopCore._run_in_pool`) end first too.
+    crate::event_loop::pool::wait_jobs_at_exit(py);
     crate::gil::set_exiting(py);
 }
 

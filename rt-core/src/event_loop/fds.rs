@@ -222,6 +222,13 @@ impl<H> Fds<H> {
         }
     }
 
+    /// Calls `f` with every reader and writer handle (any order).
+    pub(crate) fn for_each(&self, f: &mut dyn FnMut(&H)) {
+        for e in self.map.values() {
+            e.reader.iter().chain(e.writer.iter()).for_each(&mut *f);
+        }
+    }
+
     /// Removes every handle and registration (closing the loop).
     pub(crate) fn drain_all(&mut self, poller: &Poller, out: &mut Vec<H>) {
         for (fd, e) in self.map.drain() {

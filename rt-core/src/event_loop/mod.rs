@@ -395,6 +395,28 @@ impl<H: LoopHandle> EventLoop<H> {
         }
     }
 
+    /// Calls `f` with every handle the loop holds right now (ready,
+    /// timers, readers, writers, threadsafe queue), for a garbage
+    /// collector's traversal (the Python binding's `__traverse__`: an
+    /// unclosed loop whose handles refer back to it is collected as
+    /// asyncio's is). Never blocks: a part whose lock is held elsewhere is
+    /// skipped, and so are the handles of a batch [`run_once`](Self::run_once)
+    /// is running; a partial visit only makes handles look referenced from
+    /// outside. `f` must not call the loop.
+    pub fn visit_handles(&self, f: &mut dyn FnMut(&H)) {
+        let st = match self.state.try_lock() {
+            Ok(st) => Some(st),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(st) = st {
+            st.ready.iter().chain(st.spare.iter()).for_each(&mut *f);
+            st.timers.for_each(f);
+            st.fds.for_each(f);
+        }
+        self.remote.try_for_each(f);
+    }
+
     /// A snapshot of the loop's counters.
     pub fn metrics(&self) -> LoopMetrics {
         let mut m = {

@@ -142,6 +142,17 @@ impl<H> Remote<H> {
         self.pending.load(SeqCst)
     }
 
+    /// Calls `f` with every queued handle, unless the queue is locked
+    /// elsewhere right now (then nothing: the caller must not wait).
+    pub(crate) fn try_for_each(&self, f: &mut dyn FnMut(&H)) {
+        let q = match self.queue.try_lock() {
+            Ok(q) => q,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        q.handles.iter().for_each(f);
+    }
+
     /// Refuses further pushes and returns what is queued.
     pub(crate) fn close(&self) -> Vec<H> {
         let mut q = self.lock();

@@ -148,6 +148,12 @@ impl<H> Timers<H> {
         n
     }
 
+    /// Calls `f` with every stored handle (any order).
+    pub(crate) fn for_each(&self, f: &mut dyn FnMut(&H)) {
+        self.wheel.for_each(|e| f(&e.handle));
+        self.far.values().for_each(|(_, h)| f(h));
+    }
+
     /// Removes every timer (closing the loop).
     pub(crate) fn drain_all(&mut self, out: &mut Vec<H>) {
         while let Some((_, _, e)) = self.wheel.poll(u64::MAX) {

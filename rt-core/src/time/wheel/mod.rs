@@ -140,6 +140,13 @@ impl<T> Wheel<T> {
         self.slab.len()
     }
 
+    /// Calls `f` with every stored value (any order).
+    // Used by the event loop (a garbage collector's traversal of its handles).
+    #[allow(dead_code)]
+    pub(crate) fn for_each(&self, f: impl FnMut(&T)) {
+        self.slab.for_each_value(f);
+    }
+
     /// Whether no timer is stored.
     // Part of the wheel's API; the driver does not need it today.
     #[allow(dead_code)]

@@ -210,6 +210,15 @@ impl<T> Slab<T> {
         }
         Some(idx)
     }
+
+    /// Calls `f` with every stored value (any order).
+    pub(super) fn for_each_value(&self, mut f: impl FnMut(&T)) {
+        for i in 0..self.entries.len() {
+            if let Some(v) = self.entries.get(i).and_then(|e| e.value.as_ref()) {
+                f(v);
+            }
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]

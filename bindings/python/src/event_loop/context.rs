@@ -1,0 +1,63 @@
+//! `contextvars` at C speed: a copy of the current context, and a call run
+//! inside a context (`Context.run`'s work without its bound method and
+//! argument tuple).
+//!
+//! PEP 567's C functions (`PyContext_CopyCurrent`, `PyContext_Enter`,
+//! `PyContext_Exit`) are public C API of every CPython 3.7+ with these
+//! signatures, exported by the interpreter, but outside the limited API
+//! this module is built against (abi3): they are declared here. A context
+//! that is not exactly a `contextvars.Context` goes through its `run`
+//! method, as asyncio's `Handle._run` calls it.
+
+use super::CONTEXT_TYPE;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use std::os::raw::c_int;
+
+extern "C" {
+    fn PyContext_CopyCurrent() -> *mut ffi::PyObject;
+    fn PyContext_Enter(ctx: *mut ffi::PyObject) -> c_int;
+    fn PyContext_Exit(ctx: *mut ffi::PyObject) -> c_int;
+}
+
+/// `contextvars.copy_context()`.
+pub(crate) fn copy_current(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: the GIL is held (`py`); it returns a new reference, or NULL
+    // with an exception set (taken by `from_owned_ptr_or_err`).
+    unsafe { Bound::from_owned_ptr_or_err(py, PyContext_CopyCurrent()) }
+}
+
+/// `context.run(callback, *args)`, the result dropped.
+pub(crate) fn run_in(
+    context: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<()> {
+    let py = context.py();
+    if !context.get_type().is(CONTEXT_TYPE.get(py)?) {
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(callback.clone());
+        all.extend(args.iter());
+        context.call_method1("run", PyTuple::new(py, all)?)?;
+        return Ok(());
+    }
+    // SAFETY: the GIL is held; `context` is a live `contextvars.Context`
+    // (exact type checked above). Enter fails (RuntimeError, set) if the
+    // context is already entered; otherwise it is exited on this thread
+    // after the call, whatever the call did, as `Context.run` does.
+    unsafe {
+        if PyContext_Enter(context.as_ptr()) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+    }
+    let outcome = callback.call1(args).map(drop);
+    // SAFETY: as above: the context this thread entered just before.
+    let exited = unsafe { PyContext_Exit(context.as_ptr()) };
+    if exited != 0 {
+        // Only if the context is not the current one (a callback cannot
+        // leave it so): report it over the call's outcome.
+        return Err(PyErr::fetch(py));
+    }
+    outcome
+}

@@ -1,0 +1,509 @@
+//! `_rtpy.LoopCore`: the engine's scheduling as the methods asyncio's loop
+//! has (`call_soon`, `call_later`, `call_at`, `call_soon_threadsafe`,
+//! `time`), the selector loop's private fd hooks (`_add_reader`...), and one
+//! iteration (`_run_once`). `rtpy.Loop(LoopCore, asyncio.BaseEventLoop)`
+//! inherits them, shadowing BaseEventLoop's versions.
+
+use super::handle::{Handle, Item, TimerHandle};
+use super::run::PyRunner;
+use super::{Engine, ISCOROUTINE, ISCOROUTINEFUNCTION};
+use crate::errors::os_error;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3::PyTraverseError;
+use pyo3::{ffi, intern};
+use rt_core::event_loop::Limits;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// The native base of `rtpy.Loop`: the engine (ready queue, timers, epoll,
+/// embedded runtime) and the flags it reads on every call (closed, debug).
+#[pyclass(
+    module = "rtpy._rtpy",
+    name = "LoopCore",
+    subclass,
+    dict,
+    weakref,
+    frozen
+)]
+pub struct LoopCore {
+    engine: Arc<Engine>,
+    debug: AtomicBool,
+    closed: AtomicBool,
+}
+
+/// `RuntimeError('Event loop is closed')`, asyncio's.
+pub(crate) fn closed_error() -> PyErr {
+    PyRuntimeError::new_err("Event loop is closed")
+}
+
+/// Seconds of loop time as engine nanoseconds, rounded up so that a
+/// deadline is never early: `ns / 1e9 >= t` (NaN and negatives: 0; beyond
+/// the range: never).
+pub(crate) fn to_ns(t: f64) -> u64 {
+    if t.is_nan() || t <= 0.0 {
+        return 0;
+    }
+    let x = (t * 1e9).ceil();
+    if x >= u64::MAX as f64 {
+        return u64::MAX;
+    }
+    let mut n = x as u64;
+    // The product may have rounded down by an ulp.
+    for _ in 0..4 {
+        if n as f64 / 1e9 >= t {
+            break;
+        }
+        n = n.saturating_add(1);
+    }
+    n
+}
+
+/// selectors' `_fileobj_to_fd`: an int, or `int(obj.fileno())`; ValueError
+/// for a negative fd or an object without a usable `fileno()`.
+pub(crate) fn fileobj_to_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+    let py = obj.py();
+    let fd: i64 = if obj.is_instance_of::<pyo3::types::PyInt>() {
+        obj.extract()?
+    } else {
+        let got = obj
+            .call_method0(intern!(py, "fileno"))
+            .and_then(|f| py.get_type::<pyo3::types::PyInt>().call1((f,)))
+            .and_then(|n| n.extract::<i64>());
+        match got {
+            Ok(fd) => fd,
+            Err(e)
+                if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py)
+                    || e.is_instance_of::<PyTypeError>(py)
+                    || e.is_instance_of::<PyValueError>(py) =>
+            {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid file object: {}",
+                    obj.repr()?
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if fd < 0 {
+        return Err(PyValueError::new_err(format!(
+            "Invalid file descriptor: {fd}"
+        )));
+    }
+    RawFd::try_from(fd).map_err(|_| PyValueError::new_err(format!("Invalid file descriptor: {fd}")))
+}
+
+/// asyncio's `BaseEventLoop._check_callback`, with a fast path for builtin
+/// functions and methods (what C Tasks and Futures schedule: never
+/// coroutine functions).
+fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+    // SAFETY: a type check of a live object (the GIL is held: `Bound`).
+    if unsafe { ffi::PyCFunction_Check(callback.as_ptr()) } != 0 {
+        return Ok(());
+    }
+    let py = callback.py();
+    if ISCOROUTINE.get(py)?.call1((callback,))?.is_truthy()?
+        || ISCOROUTINEFUNCTION
+            .get(py)?
+            .call1((callback,))?
+            .is_truthy()?
+    {
+        return Err(PyTypeError::new_err(format!(
+            "coroutines cannot be used with {method}()"
+        )));
+    }
+    if !callback.is_callable() {
+        return Err(PyTypeError::new_err(format!(
+            "a callable object was expected by {method}(), got {}",
+            callback.repr()?
+        )));
+    }
+    Ok(())
+}
+
+impl LoopCore {
+    /// The debug flag (`_set_debug_core`).
+    pub(crate) fn debug(&self) -> bool {
+        self.debug.load(Relaxed)
+    }
+
+    fn check_closed(&self) -> PyResult<()> {
+        if self.closed.load(Relaxed) {
+            return Err(closed_error());
+        }
+        Ok(())
+    }
+
+    /// The checks of asyncio's `call_soon` / `call_at` (debug mode: the
+    /// thread, the callback). Returns the debug flag.
+    fn check_schedule(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        method: &str,
+    ) -> PyResult<bool> {
+        let core = slf.get();
+        core.check_closed()?;
+        let debug = core.debug();
+        if debug {
+            slf.call_method0(intern!(slf.py(), "_check_thread"))?;
+            check_callback(callback, method)?;
+        }
+        Ok(debug)
+    }
+
+    /// `call_at` after its checks.
+    fn schedule_at<'py>(
+        slf: &Bound<'py, Self>,
+        when_obj: Bound<'py, PyAny>,
+        when: f64,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+        debug: bool,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        let py = slf.py();
+        let base = Handle::make(py, callback, args, slf.as_any(), context, debug)?;
+        let timer = Bound::new(py, TimerHandle::make(when_obj.unbind(), when, base))?;
+        let engine = &slf.get().engine;
+        let item = Item(timer.clone().into_super().unbind());
+        let key = engine
+            .call_at(to_ns(when), item)
+            .map_err(|_| closed_error())?;
+        timer.get().scheduled(py, Arc::downgrade(engine), key);
+        Ok(timer)
+    }
+
+    /// Sets a reader (`write` false) or writer of `fd`; cancels the one it
+    /// replaces.
+    fn add_io<'py>(
+        slf: &Bound<'py, Self>,
+        fd: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        write: bool,
+    ) -> PyResult<Bound<'py, Handle>> {
+        let py = slf.py();
+        let core = slf.get();
+        core.check_closed()?;
+        let fd = fileobj_to_fd(fd)?;
+        let handle = Bound::new(
+            py,
+            Handle::make(py, callback, args, slf.as_any(), None, core.debug())?,
+        )?;
+        let item = Item(handle.clone().unbind());
+        let old = if write {
+            core.engine.add_writer(fd, item)
+        } else {
+            core.engine.add_reader(fd, item)
+        }
+        .map_err(|e| os_error(&e))?;
+        if let Some(old) = old {
+            Handle::cancel_base(old.0.bind(py))?;
+        }
+        Ok(handle)
+    }
+
+    /// Removes the reader (`write` false) or writer of `fd`, cancelling it.
+    fn remove_io(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, write: bool) -> PyResult<bool> {
+        let core = slf.get();
+        if core.closed.load(Relaxed) {
+            return Ok(false);
+        }
+        let fd = fileobj_to_fd(fd)?;
+        let old = if write {
+            core.engine.remove_writer(fd)
+        } else {
+            core.engine.remove_reader(fd)
+        };
+        match old {
+            Some(old) => {
+                Handle::cancel_base(old.0.bind(slf.py()))?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// `call_soon(callback, *args, context=None)`: schedules the call for
+    /// the next iteration (FIFO). (This and the three below are installed
+    /// on the class by `fastcall.rs`.)
+    pub(crate) fn call_soon_impl<'py>(
+        slf: &Bound<'py, Self>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        let py = slf.py();
+        let debug = LoopCore::check_schedule(slf, callback, "call_soon")?;
+        let handle = Bound::new(
+            py,
+            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
+        )?;
+        slf.get()
+            .engine
+            .call_soon(Item(handle.clone().unbind()))
+            .map_err(|_| closed_error())?;
+        Ok(handle)
+    }
+
+    /// `call_soon_threadsafe(callback, *args, context=None)`: `call_soon`
+    /// from any thread; wakes the loop.
+    pub(crate) fn call_soon_threadsafe_impl<'py>(
+        slf: &Bound<'py, Self>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        let py = slf.py();
+        let core = slf.get();
+        core.check_closed()?;
+        let debug = core.debug();
+        if debug {
+            check_callback(callback, "call_soon_threadsafe")?;
+        }
+        let handle = Bound::new(
+            py,
+            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
+        )?;
+        core.engine
+            .call_soon_threadsafe(Item(handle.clone().unbind()))
+            .map_err(|_| closed_error())?;
+        Ok(handle)
+    }
+
+    /// `call_later(delay, callback, *args, context=None)`: schedules the
+    /// call `delay` seconds from now (never earlier).
+    pub(crate) fn call_later_impl<'py>(
+        slf: &Bound<'py, Self>,
+        delay: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        if delay.is_none() {
+            return Err(PyTypeError::new_err("delay must not be None"));
+        }
+        let delay: f64 = delay.extract()?;
+        let when = Engine::now_ns() as f64 / 1e9 + delay;
+        let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
+        let when_obj = pyo3::types::PyFloat::new(slf.py(), when).into_any();
+        LoopCore::schedule_at(slf, when_obj, when, callback, args, context, debug)
+    }
+
+    /// `call_at(when, callback, *args, context=None)`: schedules the call at
+    /// loop time `when` (never earlier).
+    pub(crate) fn call_at_impl<'py>(
+        slf: &Bound<'py, Self>,
+        when: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        if when.is_none() {
+            return Err(PyTypeError::new_err("when cannot be None"));
+        }
+        let seconds: f64 = when.extract()?;
+        let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
+        LoopCore::schedule_at(slf, when.clone(), seconds, callback, args, context, debug)
+    }
+
+    /// True once `_close_core` ran.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Relaxed)
+    }
+
+    /// The engine (the pool's jobs reach the runtime through it).
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+#[pymethods]
+impl LoopCore {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<LoopCore> {
+        let engine = Engine::new().map_err(|e| os_error(&e))?;
+        Ok(LoopCore {
+            engine: Arc::new(engine),
+            debug: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // The handles the engine holds refer back to the loop (`_loop`):
+        // visited, an unclosed loop with pending handles is collected (its
+        // BaseEventLoop.__del__ warns and closes it), as asyncio's.
+        let mut out = Ok(());
+        self.engine.visit_handles(&mut |h: &Item| {
+            if out.is_ok() {
+                out = visit.call(&h.0);
+            }
+        });
+        out
+    }
+
+    fn __clear__(&self) {
+        // Cyclic garbage: release the handles, as `_close_core` does.
+        self.closed.store(true, Relaxed);
+        let handles = self.engine.close();
+        drop(handles);
+    }
+
+    /// The loop's clock (`time.monotonic()`'s), in seconds.
+    fn time(&self) -> f64 {
+        Engine::now_ns() as f64 / 1e9
+    }
+
+    /// Calls `callback(*args)` whenever `fd` is readable (level-triggered);
+    /// replaces (cancels) its reader.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_reader<'py>(
+        slf: &Bound<'py, Self>,
+        fd: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        LoopCore::add_io(slf, fd, callback, args, false)
+    }
+
+    /// Removes (cancels) `fd`'s reader: True if it had one.
+    fn _remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::remove_io(slf, fd, false)
+    }
+
+    /// Calls `callback(*args)` whenever `fd` is writable (level-triggered);
+    /// replaces (cancels) its writer.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_writer<'py>(
+        slf: &Bound<'py, Self>,
+        fd: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        LoopCore::add_io(slf, fd, callback, args, true)
+    }
+
+    /// Removes (cancels) `fd`'s writer: True if it had one.
+    fn _remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::remove_io(slf, fd, true)
+    }
+
+    /// True if `fd` has a reader.
+    fn _has_reader(&self, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.engine.has_reader(fileobj_to_fd(fd)?))
+    }
+
+    /// True if `fd` has a writer.
+    fn _has_writer(&self, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.engine.has_writer(fileobj_to_fd(fd)?))
+    }
+
+    /// One iteration (`BaseEventLoop._run_once`): waits for I/O or the next
+    /// timer (not past `deadline`, a loop time; no wait if `_stopping` or
+    /// handles are ready), then runs the handles ready when it began (at most
+    /// `max_callbacks`). Returns how many ran. KeyboardInterrupt / SystemExit
+    /// (from a callback or a signal handler) come out of it; the handles not
+    /// run keep their place.
+    #[pyo3(signature = (deadline=None, max_callbacks=None))]
+    fn _run_once(
+        slf: &Bound<'_, Self>,
+        deadline: Option<f64>,
+        max_callbacks: Option<usize>,
+    ) -> PyResult<usize> {
+        let py = slf.py();
+        let core = slf.get();
+        core.check_closed()?;
+        let stopping = match slf.getattr_opt(intern!(py, "_stopping"))? {
+            Some(s) => s.is_truthy()?,
+            None => false,
+        };
+        let limits = Limits {
+            deadline: deadline.map(to_ns),
+            max_callbacks,
+        };
+        let mut runner = PyRunner {
+            the_loop: slf.as_any(),
+            debug: core.debug(),
+            signal: None,
+        };
+        // Its own reference: a callback may close the loop meanwhile.
+        let engine = core.engine.clone();
+        let ran = engine.run_once(&mut runner, stopping, limits)?;
+        match runner.signal.take() {
+            Some(e) => Err(e),
+            None => Ok(ran),
+        }
+    }
+
+    /// Makes a waiting `_run_once` return (any thread).
+    fn _wake(&self) {
+        self.engine.wake();
+    }
+
+    /// Sets the debug flag the core reads (`Loop.set_debug` calls it).
+    fn _set_debug_core(&self, enabled: bool) {
+        self.debug.store(enabled, Relaxed);
+    }
+
+    /// Closes the engine: every handle it holds is released now; later
+    /// scheduling raises `RuntimeError('Event loop is closed')`. Idempotent.
+    fn _close_core(&self) {
+        if self.closed.swap(true, Relaxed) {
+            return;
+        }
+        let handles = self.engine.close();
+        drop(handles);
+    }
+
+    /// Runs `func(*args)` on the embedded runtime's blocking pool; returns
+    /// an asyncio future (of this loop) that gets its result on the loop's
+    /// thread. Cancelling the future before the job starts skips it.
+    #[pyo3(signature = (func, *args))]
+    fn _run_in_pool<'py>(
+        slf: &Bound<'py, Self>,
+        func: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        super::pool::run_in_pool(slf, func, args)
+    }
+
+    /// The engine's counters, as a dict.
+    fn _core_metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        metrics_dict(py, &self.engine)
+    }
+}
+
+/// The engine's `LoopMetrics` as a dict (`rtpy.Loop.metrics()` makes its
+/// dataclass from it).
+fn metrics_dict<'py>(py: Python<'py>, engine: &Engine) -> PyResult<Bound<'py, PyDict>> {
+    let m = engine.metrics();
+    let d = PyDict::new(py);
+    d.set_item("iterations", m.iterations)?;
+    d.set_item("callbacks_run", m.callbacks_run)?;
+    d.set_item("timers_fired", m.timers_fired)?;
+    d.set_item("timers_pending", m.timers_pending)?;
+    d.set_item("io_events", m.io_events)?;
+    d.set_item("readers", m.readers)?;
+    d.set_item("writers", m.writers)?;
+    d.set_item("ready_len", m.ready_len)?;
+    d.set_item("parked_ns", m.parked_ns)?;
+    d.set_item("threadsafe_calls", m.threadsafe_calls)?;
+    d.set_item("runtime_runs", m.runtime_runs)?;
+    d.set_item("runtime_tasks_polled", m.runtime_tasks_polled)?;
+    d.set_item("runtime_alive_tasks", m.runtime_alive_tasks)?;
+    d.set_item("runtime_blocking_threads", m.runtime_blocking_threads)?;
+    d.set_item(
+        "runtime_idle_blocking_threads",
+        m.runtime_idle_blocking_threads,
+    )?;
+    d.set_item(
+        "runtime_blocking_queue_depth",
+        m.runtime_blocking_queue_depth,
+    )?;
+    Ok(d)
+}

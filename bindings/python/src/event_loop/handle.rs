@@ -1,0 +1,433 @@
+//! `_rtpy.Handle` and `_rtpy.TimerHandle`: asyncio's `events.Handle` and
+//! `events.TimerHandle` (same attributes, `repr`, `cancel`, ordering), and
+//! [`Item`], the engine's reference to one.
+//!
+//! A handle stores its callback and its argument tuple (the one the call
+//! made: no copy), run inside its context (see `run.rs`). The classes are
+//! frozen: the fields that change (the call, the `repr` kept by a cancel in
+//! debug mode, a timer's key) are [`GilCell`]s, and `cancelled` is an atomic
+//! the engine reads without the GIL.
+
+use super::gil_cell::{Call, GilCell};
+use super::{Engine, EXTRACT_STACK, GETFRAME};
+use pyo3::basic::CompareOp;
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::PyTraverseError;
+use rt_core::event_loop::{LoopHandle, TimerKey};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Weak;
+
+/// The engine's handle: a reference to a `Handle` (or `TimerHandle`).
+pub(crate) struct Item(pub(crate) Py<Handle>);
+
+impl Clone for Item {
+    fn clone(&self) -> Item {
+        // The engine clones a reader's or writer's handle on the loop's
+        // thread during an iteration (the GIL is held: this only counts).
+        Python::attach(|py| Item(self.0.clone_ref(py)))
+    }
+}
+
+impl LoopHandle for Item {
+    fn is_cancelled(&self) -> bool {
+        self.0.get().cancelled.load(Relaxed)
+    }
+}
+
+/// asyncio's `Handle`: a callback with its arguments and context, scheduled
+/// on a loop.
+#[pyclass(module = "rtpy._rtpy", name = "Handle", subclass, weakref, frozen)]
+pub struct Handle {
+    /// The callback and its arguments; None once cancelled.
+    call: GilCell<Option<Call>>,
+    context: Py<PyAny>,
+    the_loop: Py<PyAny>,
+    cancelled: AtomicBool,
+    /// The `repr` a cancel in debug mode keeps.
+    repr: GilCell<Option<Py<PyString>>>,
+    /// Debug mode: where it was made (`format_helpers.extract_stack`).
+    source_traceback: Option<Py<PyAny>>,
+}
+
+impl Handle {
+    /// A handle for `callback(*args)` in `context` (None: a copy of the
+    /// current one), on `the_loop`; in debug mode with its source traceback
+    /// (the stack of the Python code that called into the binding).
+    pub(crate) fn make(
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        the_loop: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+        debug: bool,
+    ) -> PyResult<Handle> {
+        let context = match context {
+            Some(c) if !c.is_none() => c.clone(),
+            _ => super::context::copy_current(py)?,
+        };
+        let source_traceback = if debug { source_traceback(py)? } else { None };
+        Ok(Handle {
+            call: GilCell::new(Some(Call {
+                callback: callback.clone().unbind(),
+                args: args.clone().unbind(),
+            })),
+            context: context.unbind(),
+            the_loop: the_loop.clone().unbind(),
+            cancelled: AtomicBool::new(false),
+            repr: GilCell::new(None),
+            source_traceback,
+        })
+    }
+
+    /// The callback and its arguments, None once cancelled.
+    pub(crate) fn call<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> Option<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        self.call.get_call(py)
+    }
+
+    /// The context the callback runs in.
+    pub(crate) fn context<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.context.bind(py)
+    }
+
+    /// The loop it was made for (`_loop`).
+    pub(crate) fn the_loop<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.the_loop.bind(py)
+    }
+
+    /// Its source traceback if it has a non-empty one.
+    pub(crate) fn source_traceback<'py>(&self, py: Python<'py>) -> Option<&Bound<'py, PyAny>> {
+        self.source_traceback
+            .as_ref()
+            .map(|t| t.bind(py))
+            .filter(|t| t.is_truthy().unwrap_or(false))
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Relaxed)
+    }
+
+    /// asyncio's `Handle.cancel` (the part every handle shares): marks it
+    /// cancelled, keeps its `repr` in debug mode, releases the call.
+    pub(crate) fn cancel_base(slf: &Bound<'_, Handle>) -> PyResult<()> {
+        let py = slf.py();
+        let h = slf.get();
+        if h.cancelled.load(Relaxed) {
+            return Ok(());
+        }
+        h.cancelled.store(true, Relaxed);
+        if loop_debug(h.the_loop.bind(py))? {
+            let repr = slf.repr()?;
+            drop(h.repr.replace(py, Some(repr.unbind())));
+        }
+        let call = h.call.replace(py, None);
+        drop(call);
+        Ok(())
+    }
+}
+
+/// The stack of the Python code that called into the binding
+/// (`format_helpers.extract_stack`), None on a thread with no Python frame
+/// (a runtime thread calling `call_soon_threadsafe`).
+fn source_traceback(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+    let frame = match GETFRAME.get(py)?.call1((0,)) {
+        Ok(frame) => frame,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyValueError>(py) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(EXTRACT_STACK.get(py)?.call1((frame,))?.unbind()))
+}
+
+/// `the_loop.get_debug()` (read from the core for a `LoopCore`).
+fn loop_debug(the_loop: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match the_loop.cast::<super::core::LoopCore>() {
+        Ok(core) => Ok(core.get().debug()),
+        Err(_) => the_loop.call_method0("get_debug")?.is_truthy(),
+    }
+}
+
+#[pymethods]
+impl Handle {
+    #[new]
+    #[pyo3(signature = (callback, args, r#loop, context=None))]
+    fn py_new(
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyAny>,
+        r#loop: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Handle> {
+        let args = args_tuple(args)?;
+        let debug = loop_debug(r#loop)?;
+        Handle::make(py, callback, &args, r#loop, context, debug)
+    }
+
+    /// The context the callback runs in.
+    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.context.clone_ref(py)
+    }
+
+    #[getter]
+    fn _context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.context.clone_ref(py)
+    }
+
+    #[getter]
+    fn _loop(&self, py: Python<'_>) -> Py<PyAny> {
+        self.the_loop.clone_ref(py)
+    }
+
+    #[getter]
+    fn _callback<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.call(py).map(|(callback, _)| callback)
+    }
+
+    #[getter]
+    fn _args<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyTuple>> {
+        self.call(py).map(|(_, args)| args)
+    }
+
+    #[getter]
+    fn _cancelled(&self) -> bool {
+        self.is_cancelled()
+    }
+
+    #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.source_traceback.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    #[getter]
+    fn _repr<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyString>> {
+        self.repr.get(py)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: called by the garbage collector (see `GilCell::peek`).
+        if let Some(call) = unsafe { self.call.peek() } {
+            visit.call(&call.callback)?;
+            visit.call(&call.args)?;
+        }
+        visit.call(&self.context)?;
+        visit.call(&self.the_loop)?;
+        visit.call(&self.source_traceback)?;
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        // SAFETY: called by the garbage collector (see `GilCell::peek`).
+        // The call is what a cycle goes through (a callback that refers to
+        // its own handle); the references are released after the take.
+        let call = unsafe { self.call.take_unchecked() };
+        drop(call);
+    }
+
+    /// Cancels the call (it will not run); a no-op once run or cancelled.
+    fn cancel(slf: &Bound<'_, Handle>) -> PyResult<()> {
+        Handle::cancel_base(slf)
+    }
+
+    /// True once cancelled.
+    fn cancelled(&self) -> bool {
+        self.is_cancelled()
+    }
+
+    /// Runs the callback now (as the loop does): its exception goes to the
+    /// loop's exception handler (KeyboardInterrupt, SystemExit propagate).
+    fn _run(slf: &Bound<'_, Handle>) -> PyResult<()> {
+        super::run::run_handle(slf)
+    }
+
+    /// The parts of the `repr` (asyncio's `Handle._repr_info`).
+    fn _repr_info<'py>(slf: &Bound<'py, Handle>) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let h = slf.get();
+        let info = PyList::empty(py);
+        info.append(slf.get_type().name()?)?;
+        if h.is_cancelled() {
+            info.append("cancelled")?;
+        }
+        if let Some((callback, args)) = h.call(py) {
+            info.append(super::format_callback_source(
+                py,
+                &callback,
+                args.as_any(),
+                h.the_loop.bind(py),
+            )?)?;
+        }
+        if let Some(tb) = h.source_traceback(py) {
+            let frame = tb.get_item(-1)?;
+            let file = frame.get_item(0)?;
+            let line = frame.get_item(1)?;
+            info.append(format!("created at {}:{}", file.str()?, line.str()?))?;
+        }
+        Ok(info)
+    }
+
+    fn __repr__(slf: &Bound<'_, Handle>) -> PyResult<String> {
+        let py = slf.py();
+        if let Some(repr) = slf.get().repr.get(py) {
+            return Ok(repr.to_string());
+        }
+        let info = slf.call_method0("_repr_info")?;
+        let joined = PyString::new(py, " ").call_method1("join", (info,))?;
+        Ok(format!("<{}>", joined.str()?))
+    }
+}
+
+/// `args` as a tuple (asyncio accepts any sequence, unpacked at the call).
+fn args_tuple<'py>(args: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    match args.cast::<PyTuple>() {
+        Ok(t) => Ok(t.clone()),
+        Err(_) => Ok(PyTuple::new(
+            args.py(),
+            args.try_iter()?.collect::<PyResult<Vec<_>>>()?,
+        )?),
+    }
+}
+
+/// asyncio's `TimerHandle`: a handle due at a loop time.
+#[pyclass(module = "rtpy._rtpy", name = "TimerHandle", extends = Handle, subclass, frozen)]
+pub struct TimerHandle {
+    /// The due time as the caller gave it (`when()`, `repr`).
+    when_obj: Py<PyAny>,
+    /// ... as a float (ordering, the engine's deadline).
+    when: f64,
+    /// Its place in the engine's timers while scheduled there.
+    key: GilCell<Option<TimerKey>>,
+    /// The engine it is scheduled in (cancel removes it at once).
+    engine: GilCell<Option<Weak<Engine>>>,
+}
+
+impl TimerHandle {
+    /// A timer handle not yet scheduled (see [`TimerHandle::scheduled`]).
+    pub(crate) fn make(
+        when_obj: Py<PyAny>,
+        when: f64,
+        base: Handle,
+    ) -> PyClassInitializer<TimerHandle> {
+        PyClassInitializer::from(base).add_subclass(TimerHandle {
+            when_obj,
+            when,
+            key: GilCell::new(None),
+            engine: GilCell::new(None),
+        })
+    }
+
+    /// Records where it is scheduled.
+    pub(crate) fn scheduled(&self, py: Python<'_>, engine: Weak<Engine>, key: TimerKey) {
+        drop(self.engine.replace(py, Some(engine)));
+        self.key.replace(py, Some(key));
+    }
+}
+
+#[pymethods]
+impl TimerHandle {
+    #[new]
+    #[pyo3(signature = (when, callback, args, r#loop, context=None))]
+    fn py_new(
+        py: Python<'_>,
+        when: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyAny>,
+        r#loop: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyClassInitializer<TimerHandle>> {
+        let seconds: f64 = when.extract()?;
+        let base = Handle::py_new(py, callback, args, r#loop, context)?;
+        Ok(TimerHandle::make(when.clone().unbind(), seconds, base))
+    }
+
+    /// The loop time it is due at.
+    fn when(&self, py: Python<'_>) -> Py<PyAny> {
+        self.when_obj.clone_ref(py)
+    }
+
+    #[getter]
+    fn _when(&self, py: Python<'_>) -> Py<PyAny> {
+        self.when_obj.clone_ref(py)
+    }
+
+    /// True while it waits in the engine's timers.
+    #[getter]
+    fn _scheduled(slf: &Bound<'_, TimerHandle>) -> bool {
+        let py = slf.py();
+        slf.get().key.get_copy(py).is_some() && !slf.as_super().get().is_cancelled()
+    }
+
+    /// Cancels it and removes it from the loop's timers at once.
+    fn cancel(slf: &Bound<'_, TimerHandle>) -> PyResult<()> {
+        let py = slf.py();
+        let t = slf.get();
+        if !slf.as_super().get().is_cancelled() {
+            let key = t.key.replace(py, None);
+            let engine = t.engine.replace(py, None);
+            if let (Some(key), Some(engine)) = (key, engine.and_then(|e| e.upgrade())) {
+                // A fired timer's key is stale: the engine ignores it.
+                let removed = engine.cancel_timer(key);
+                drop(removed);
+            }
+        }
+        Handle::cancel_base(slf.as_super())
+    }
+
+    fn _repr_info<'py>(slf: &Bound<'py, TimerHandle>) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let info = Handle::_repr_info(slf.as_super())?;
+        let pos = if slf.as_super().get().is_cancelled() {
+            2
+        } else {
+            1
+        };
+        let when = slf.get().when_obj.bind(py).repr()?;
+        info.insert(pos, format!("when={when}"))?;
+        Ok(info)
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        self.when_obj.bind(py).hash()
+    }
+
+    fn __richcmp__(
+        slf: &Bound<'_, TimerHandle>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let Ok(other) = other.cast::<TimerHandle>() else {
+            return Ok(py.NotImplemented());
+        };
+        let (a, b) = (slf.get().when, other.get().when);
+        let eq = || -> PyResult<bool> {
+            if a != b {
+                return Ok(false);
+            }
+            let (x, y) = (slf.as_super().get(), other.as_super().get());
+            if x.is_cancelled() != y.is_cancelled() {
+                return Ok(false);
+            }
+            let (cx, cy) = (x.call(py), y.call(py));
+            match (cx, cy) {
+                (None, None) => Ok(true),
+                (Some((fx, ax)), Some((fy, ay))) => Ok(fx.eq(fy)? && ax.eq(ay)?),
+                _ => Ok(false),
+            }
+        };
+        let out = match op {
+            CompareOp::Lt => a < b,
+            CompareOp::Gt => a > b,
+            CompareOp::Le => a < b || eq()?,
+            CompareOp::Ge => a > b || eq()?,
+            CompareOp::Eq => eq()?,
+            CompareOp::Ne => !eq()?,
+        };
+        Ok(pyo3::types::PyBool::new(py, out)
+            .to_owned()
+            .into_any()
+            .unbind())
+    }
+}
