@@ -23,7 +23,6 @@ import warnings
 import weakref
 from asyncio import base_events, constants, events, futures, sslproto, transports, trsock
 from asyncio.log import logger
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, cast
 
 from . import _rtpy
@@ -39,19 +38,9 @@ if TYPE_CHECKING:
 
     _Ts = TypeVarTuple("_Ts")
 
-    from ._rtpy import LoopCore as _Core
+from ._rtpy import LoopCore as _Core
 
-else:
-    # DEVELOPMENT ONLY (issue 12): the pure-Python stand-in until the native core is merged.
-    _Core = getattr(_rtpy, "LoopCore", None) or import_module("rtpy._devcore").DevLoopCore
-
-# The native stream transport (issue 12, TRANSPORT); asyncio's selector transport until merged.
-try:
-    from ._transports import (  # type: ignore[import-not-found,unused-ignore]
-        SocketTransport as _SocketTransport,
-    )
-except ImportError:  # pragma: no cover
-    _SocketTransport = None  # type: ignore[assignment,misc,unused-ignore]
+from ._transports import SocketTransport as _SocketTransport
 
 _T = TypeVar("_T")
 
@@ -329,16 +318,8 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
         extra: dict[str, Any] | None = None,
         server: asyncio.Server | None = None,
     ) -> asyncio.Transport:
-        if _SocketTransport is not None:
-            transport: asyncio.Transport = _SocketTransport(
-                self, sock, protocol, waiter, extra, server
-            )
-            return transport
-        from asyncio import selector_events
-
-        return selector_events._SelectorSocketTransport(  # type: ignore[no-any-return,attr-defined]
-            self, sock, protocol, waiter, extra, server
-        )
+        transport: asyncio.Transport = _SocketTransport(self, sock, protocol, waiter, extra, server)
+        return transport
 
     def _make_ssl_transport(
         self,
