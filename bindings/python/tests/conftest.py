@@ -8,6 +8,7 @@ import faulthandler
 import gc
 import os
 import select
+import socket
 import sys
 import threading
 import time
@@ -28,6 +29,18 @@ def _watchdog():
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture
+def pair():
+    """A connected pair of non-blocking Unix sockets (socket.socketpair),
+    closed after the test."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
 
 
 def wait_until(pred, timeout=5.0, interval=0.001):

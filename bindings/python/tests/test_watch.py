@@ -13,16 +13,6 @@ import rtpy
 from conftest import drive, wait_until
 
 
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
 def test_constants():
     assert (rtpy.READABLE, rtpy.WRITABLE, rtpy.HUP, rtpy.ERROR) == (1, 2, 4, 8)
 

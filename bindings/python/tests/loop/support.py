@@ -2,6 +2,8 @@
 in conftest.py)."""
 
 import asyncio
+import threading
+import time
 
 
 def close_loop(lp):
@@ -33,3 +35,30 @@ def stop_after(lp, seconds):
 
     lp.call_later(seconds, stop)
     return fired
+
+
+def run_forever_until_stopped(lp, seconds=5, detail=None):
+    """Runs `lp.run_forever()` under a `stop_after(seconds)` safety net and
+    asserts the loop was stopped by the test's own stop, not the net;
+    `detail()`, if given, says what the failure message shows."""
+    safety = stop_after(lp, seconds)
+    lp.run_forever()
+    assert not safety, detail() if detail else "the loop was not stopped within %s s" % seconds
+
+
+class SlowJob:
+    """An executor job that sets `started`, sleeps `seconds`, appends True to
+    `finished` and returns `result` (for tests of what waits for a job still
+    running)."""
+
+    def __init__(self, seconds, result=None):
+        self.seconds = seconds
+        self.result = result
+        self.started = threading.Event()
+        self.finished = []
+
+    def __call__(self):
+        self.started.set()
+        time.sleep(self.seconds)
+        self.finished.append(True)
+        return self.result

@@ -22,7 +22,7 @@ from asyncio import format_helpers
 
 import pytest
 
-from .support import run, stop_after
+from .support import SlowJob, run, run_forever_until_stopped, stop_after
 
 CLOSED = "Event loop is closed"
 RUNNING = "This event loop is already running"
@@ -195,79 +195,66 @@ def test_close_releases_pending_callbacks(loop):
 # -- one fd, many registrations ------------------------------------------------------------------
 
 
-def test_add_reader_replaces_the_previous_one(loop):
-    a, b = socket.socketpair()
-    with a, b:
-        hits = []
-        for i in range(1000):
-            loop.add_reader(a, hits.append, i)
-        b.send(b"x")
+def test_add_reader_replaces_the_previous_one(loop, pair):
+    a, b = pair
+    hits = []
+    for i in range(1000):
+        loop.add_reader(a, hits.append, i)
+    b.send(b"x")
 
-        def last(i):
-            hits.append(i)
+    def last(i):
+        hits.append(i)
+        loop.stop()
+
+    loop.add_reader(a, last, "last")
+    run_forever_until_stopped(loop, 5)
+    assert hits == ["last"]
+    assert loop.remove_reader(a) is True
+    assert loop.remove_reader(a) is False
+
+
+def test_reader_and_writer_on_one_fd_and_level_triggering(loop, pair):
+    a, b = pair
+    events = []
+
+    def on(kind, stop_when):
+        events.append(kind)
+        if stop_when():
             loop.stop()
 
-        loop.add_reader(a, last, "last")
-        safety = stop_after(loop, 5)
-        loop.run_forever()
-        assert not safety
-        assert hits == ["last"]
+    both = lambda: events.count("r") >= 3 and events.count("w") >= 3  # noqa: E731
+    loop.add_writer(a, on, "w", both)
+    loop.add_reader(a, on, "r", both)
+    b.send(b"x")  # never read: the reader keeps firing (level-triggered)
+    run_forever_until_stopped(loop, 5, lambda: events[:10])
+    assert loop.remove_writer(a) is True
+    events.clear()
+    loop.add_reader(a, on, "r", lambda: events.count("r") >= 3)
+    run_forever_until_stopped(loop, 5)
+    assert events == ["r", "r", "r"]
+    assert loop.remove_reader(a) is True
+
+
+def test_reader_removed_from_inside_its_own_callback_then_readded_many_times(loop, pair):
+    a, b = pair
+    got = []
+    n = 300
+
+    def on_read():
+        got.append(a.recv(10))
         assert loop.remove_reader(a) is True
-        assert loop.remove_reader(a) is False
+        if len(got) == n:
+            loop.stop()
+        else:
+            loop.call_soon(arm)
 
+    def arm():
+        loop.add_reader(a, on_read)
+        b.send(b"%d," % len(got))
 
-def test_reader_and_writer_on_one_fd_and_level_triggering(loop):
-    a, b = socket.socketpair()
-    with a, b:
-        a.setblocking(False)
-        events = []
-
-        def on(kind, stop_when):
-            events.append(kind)
-            if stop_when():
-                loop.stop()
-
-        both = lambda: events.count("r") >= 3 and events.count("w") >= 3  # noqa: E731
-        loop.add_writer(a, on, "w", both)
-        loop.add_reader(a, on, "r", both)
-        b.send(b"x")  # never read: the reader keeps firing (level-triggered)
-        safety = stop_after(loop, 5)
-        loop.run_forever()
-        assert not safety, events[:10]
-        assert loop.remove_writer(a) is True
-        events.clear()
-        loop.add_reader(a, on, "r", lambda: events.count("r") >= 3)
-        safety = stop_after(loop, 5)
-        loop.run_forever()
-        assert not safety
-        assert events == ["r", "r", "r"]
-        assert loop.remove_reader(a) is True
-
-
-def test_reader_removed_from_inside_its_own_callback_then_readded_many_times(loop):
-    a, b = socket.socketpair()
-    with a, b:
-        a.setblocking(False)
-        got = []
-        n = 300
-
-        def on_read():
-            got.append(a.recv(10))
-            assert loop.remove_reader(a) is True
-            if len(got) == n:
-                loop.stop()
-            else:
-                loop.call_soon(arm)
-
-        def arm():
-            loop.add_reader(a, on_read)
-            b.send(b"%d," % len(got))
-
-        loop.call_soon(arm)
-        safety = stop_after(loop, 20)
-        loop.run_forever()
-        assert not safety
-        assert got == [b"%d," % i for i in range(n)]
+    loop.call_soon(arm)
+    run_forever_until_stopped(loop, 20)
+    assert got == [b"%d," % i for i in range(n)]
 
 
 def test_many_loops_watching_one_fd_from_many_threads(loop_factory):
@@ -562,18 +549,8 @@ def test_fd_methods_reject_a_closed_fd_and_a_regular_file(loop):
     loop.run_forever()
 
 
-@pytest.fixture
-def socks():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
-def test_sock_methods_reject_bad_arguments(loop, socks):
-    a, b = socks
+def test_sock_methods_reject_bad_arguments(loop, pair):
+    a, b = pair
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.setblocking(False)
     udp.bind(("127.0.0.1", 0))
@@ -635,8 +612,8 @@ def test_sock_methods_reject_blocking_sockets_in_debug_mode(loop):
     loop.set_debug(False)
 
 
-def test_sock_sendfile_rejects_bad_arguments(loop, socks):
-    a, _ = socks
+def test_sock_sendfile_rejects_bad_arguments(loop, pair):
+    a, _ = pair
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.setblocking(False)
     with tempfile.TemporaryFile("w+b") as f, tempfile.TemporaryFile("w+") as text, udp:
@@ -968,9 +945,7 @@ def test_callbacks_scheduled_while_running_wait_for_the_next_iteration(loop):
 
     loop.call_soon(spin)
     loop.call_later(0.02, lambda: (timer_fired.append(spins[0]), loop.stop()))
-    safety = stop_after(loop, 5)
-    loop.run_forever()
-    assert not safety
+    run_forever_until_stopped(loop, 5)
     assert timer_fired and timer_fired[0] > 1
 
 
@@ -1122,26 +1097,19 @@ def test_keyboard_interrupt_while_the_loop_waits(loop):
 
 
 def test_an_executor_job_finishing_after_close(loop):
-    started = threading.Event()
-    finished = []
-
-    def job():
-        started.set()
-        time.sleep(0.2)
-        finished.append(True)
-        return 1
+    job = SlowJob(0.2, result=1)
 
     fut = loop.run_in_executor(None, job)
     loop.run_until_complete(asyncio.sleep(0))
-    assert started.wait(5)
+    assert job.started.wait(5)
     # Closed with the job still running: its result has no loop to go to.
     loop.close()
     deadline = time.monotonic() + 10
-    while not finished and time.monotonic() < deadline:
+    while not job.finished and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.05)
     gc.collect()
-    assert finished == [True]
+    assert job.finished == [True]
     assert not fut.done() or fut.cancelled() or fut.result() == 1
 
 

@@ -22,18 +22,9 @@ import pytest
 
 import rtpy
 
+from .support import SlowJob, close_loop, run
+
 KINDS = {"asyncio": asyncio.SelectorEventLoop, "rtpy": rtpy.new_event_loop}
-
-
-def _close(lp):
-    if lp.is_closed():
-        return
-    assert not lp.is_running(), "the test left its loop running"
-    try:
-        lp.run_until_complete(lp.shutdown_asyncgens())
-        lp.run_until_complete(lp.shutdown_default_executor())
-    finally:
-        lp.close()
 
 
 @pytest.fixture(params=sorted(KINDS))
@@ -43,7 +34,7 @@ def any_loop(request):
     try:
         yield lp
     finally:
-        _close(lp)
+        close_loop(lp)
 
 
 @pytest.fixture
@@ -53,11 +44,7 @@ def rt_loop():
     try:
         yield lp
     finally:
-        _close(lp)
-
-
-def run(lp, coro, timeout=10.0):
-    return lp.run_until_complete(asyncio.wait_for(coro, timeout))
+        close_loop(lp)
 
 
 # -- construction and lifecycle -------------------------------------------------------------------
@@ -663,17 +650,13 @@ def test_explicit_executor(any_loop):
 
 
 def test_shutdown_default_executor_waits_for_jobs_then_refuses_new_ones(any_loop):
-    done = []
-
-    def slow():
-        time.sleep(0.1)
-        done.append(True)
+    slow = SlowJob(0.1)
 
     async def main():
         any_loop.run_in_executor(None, slow)
         await asyncio.sleep(0)
         await any_loop.shutdown_default_executor()
-        assert done == [True]
+        assert slow.finished == [True]
         with pytest.raises(RuntimeError, match="Executor shutdown has been called"):
             any_loop.run_in_executor(None, print)
 
@@ -681,20 +664,14 @@ def test_shutdown_default_executor_waits_for_jobs_then_refuses_new_ones(any_loop
 
 
 def test_shutdown_default_executor_waits_for_a_cancelled_job(any_loop):
-    started = threading.Event()
-    done = []
-
-    def slow():
-        started.set()
-        time.sleep(0.1)
-        done.append(True)
+    slow = SlowJob(0.1)
 
     async def main():
         fut = any_loop.run_in_executor(None, slow)
-        await any_loop.run_in_executor(None, started.wait, 5)
+        await any_loop.run_in_executor(None, slow.started.wait, 5)
         fut.cancel()  # the thread goes on: shutdown still waits for it
         await any_loop.shutdown_default_executor()
-        assert done == [True]
+        assert slow.finished == [True]
 
     run(any_loop, main())
 
@@ -909,6 +886,21 @@ def test_protocol_server_connection_lost(any_loop):
     assert events == ["made", b"data", ("lost", None)]
 
 
+async def _unix_echo_round_trip(srv, address, payload):
+    """Sends `payload` (then EOF) to the echo server `srv` over a Unix
+    connection to `address`, closes the connection and `srv`, and returns
+    what the server sent back."""
+    reader, writer = await asyncio.open_unix_connection(address)
+    writer.write(payload)
+    writer.write_eof()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    srv.close()
+    await srv.wait_closed()
+    return data
+
+
 def test_unix_server_and_connection(any_loop):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "s.sock")
@@ -916,15 +908,7 @@ def test_unix_server_and_connection(any_loop):
         async def main():
             srv = await asyncio.start_unix_server(_echo, path)
             assert srv.sockets[0].family == socket.AF_UNIX
-            reader, writer = await asyncio.open_unix_connection(path)
-            writer.write(b"over unix")
-            writer.write_eof()
-            data = await reader.read()
-            writer.close()
-            await writer.wait_closed()
-            srv.close()
-            await srv.wait_closed()
-            return data
+            return await _unix_echo_round_trip(srv, path, b"over unix")
 
         assert run(any_loop, main()) == b"over unix"
         # 3.13 removes the socket file when the server closes (cleanup_socket=True).
@@ -953,16 +937,7 @@ def test_unix_server_on_an_accepted_sock_and_abstract(any_loop):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind("\0rtpy-test-%d-%d" % (os.getpid(), id(any_loop)))
         srv = await asyncio.start_unix_server(_echo, sock=sock)
-        name = sock.getsockname()
-        reader, writer = await asyncio.open_unix_connection(name)
-        writer.write(b"abstract")
-        writer.write_eof()
-        data = await reader.read()
-        writer.close()
-        await writer.wait_closed()
-        srv.close()
-        await srv.wait_closed()
-        return data
+        return await _unix_echo_round_trip(srv, sock.getsockname(), b"abstract")
 
     assert run(any_loop, main()) == b"abstract"
 

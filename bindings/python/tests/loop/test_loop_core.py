@@ -386,9 +386,20 @@ def test_debug_mode_slow_callback_warning(loop, caplog):
 # ---- closing ----------------------------------------------------------------------------------
 
 
-def test_close_releases_every_handle():
+def _register_everywhere(lp, cbs, a, b):
+    """Hands one of the 5 callbacks `cbs` to each kind of handle `lp` keeps:
+    call_soon, call_later, call_soon_threadsafe, a reader on `a`, a writer on `b`."""
+    soon, later, threadsafe, reader, writer = cbs
+    lp.call_soon(soon)
+    lp.call_later(3600, later)
+    lp.call_soon_threadsafe(threadsafe)
+    lp._add_reader(a, reader)
+    lp._add_writer(b, writer)
+
+
+def test_close_releases_every_handle(pair):
     lp = CoreLoop()
-    a, b = socket.socketpair()
+    a, b = pair
 
     class Cb:
         def __call__(self, *args):
@@ -396,11 +407,7 @@ def test_close_releases_every_handle():
 
     cbs = [Cb() for _ in range(5)]
     refs = [weakref.ref(c) for c in cbs]
-    lp.call_soon(cbs[0])
-    lp.call_later(100, cbs[1])
-    lp.call_soon_threadsafe(cbs[2])
-    lp._add_reader(a, cbs[3])
-    lp._add_writer(b, cbs[4])
+    _register_everywhere(lp, cbs, a, b)
     loop_ref = weakref.ref(lp)
     del cbs
     lp.close()
@@ -414,8 +421,6 @@ def test_close_releases_every_handle():
     del lp
     gc.collect()
     assert loop_ref() is None
-    a.close()
-    b.close()
 
 
 # ---- with BaseEventLoop -----------------------------------------------------------------------
@@ -578,11 +583,11 @@ def test_call_soon_arguments_like_a_python_method(loop):
     assert out == [1, 2] and isinstance(errors[0], TypeError)  # append() without its argument
 
 
-def test_an_unclosed_loop_with_pending_handles_is_collected():
+def test_an_unclosed_loop_with_pending_handles_is_collected(pair):
     import warnings
 
     lp = CoreLoop()
-    a, b = socket.socketpair()
+    a, b = pair
 
     class Owner:
         def cb(self, *args):
@@ -590,20 +595,14 @@ def test_an_unclosed_loop_with_pending_handles_is_collected():
 
     owner = Owner()
     owner.loop = lp
-    lp.call_soon(owner.cb)
-    lp.call_later(3600, owner.cb)
+    _register_everywhere(lp, [owner.cb] * 5, a, b)
     lp.call_at(1e300, owner.cb)
-    lp.call_soon_threadsafe(owner.cb)
-    lp._add_reader(a, owner.cb)
-    lp._add_writer(b, owner.cb)
     refs = weakref.ref(lp), weakref.ref(owner)
     del lp, owner
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)  # "unclosed event loop"
         gc.collect()
     assert [r() for r in refs] == [None, None]
-    a.close()
-    b.close()
 
 
 def test_run_in_pool_cancelled_job_sends_nothing_back():

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .support import run, stop_after
+from .support import run, run_forever_until_stopped, stop_after
 
 CLOSED = "Event loop is closed"
 
@@ -79,6 +79,15 @@ def test_threadsafe_call_wakes_an_idle_loop_promptly(loop):
     assert max(lat) < 2.0, lat
 
 
+def _run_after_a_thread(loop, worker):
+    """Runs `worker` in a thread to its end, then runs `loop` until the stop
+    that `worker` scheduled (a 5 s safety net fails the test)."""
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    run_forever_until_stopped(loop, 5)
+
+
 def test_threadsafe_returns_a_handle_that_can_be_cancelled(loop):
     log = []
     hs = []
@@ -89,11 +98,7 @@ def test_threadsafe_returns_a_handle_that_can_be_cancelled(loop):
         hs[0].cancel()
         loop.call_soon_threadsafe(loop.stop)
 
-    t = threading.Thread(target=worker)
-    t.start()
-    t.join()
-    stop_after(loop, 5)
-    loop.run_forever()
+    _run_after_a_thread(loop, worker)
     assert log == ["y"]
     assert hs[0].cancelled()
 
@@ -131,11 +136,7 @@ def test_threadsafe_context_is_respected(loop):
         loop.call_soon_threadsafe(lambda: got.append(var.get()))  # the thread's context, copied
         loop.call_soon_threadsafe(loop.stop)
 
-    t = threading.Thread(target=worker)
-    t.start()
-    t.join()
-    stop_after(loop, 5)
-    loop.run_forever()
+    _run_after_a_thread(loop, worker)
     assert got == ["from-ctx", "thread"]
 
 
