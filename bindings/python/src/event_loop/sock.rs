@@ -11,7 +11,7 @@
 //!
 //! The functions return `NotImplemented` when the fast path does not apply
 //! (not exactly a `socket.socket`, a socket with a timeout, an argument of
-//! another type): the wrapper then runs the Python implementation, which
+//! another type, a receive size over 256 KiB): the wrapper then runs the Python implementation, which
 //! gives asyncio's exact checks and errors for those cases.
 
 use super::core::{closed_error, LoopCore};
@@ -39,8 +39,9 @@ static BASE_CREATE_FUTURE: Cached =
 /// `asyncio.futures.Future` (what `BaseEventLoop.create_future` makes).
 static FUTURE_TYPE: Cached = Cached::new("asyncio.futures", "Future");
 
-/// Receive sizes up to this use the thread's reusable buffer (kept at most
-/// this large); larger ones a buffer of their own.
+/// The largest `sock_recv` size of the fast path (the thread's reusable
+/// buffer grows to it at most); larger sizes take the Python path, whose
+/// allocation fails with `MemoryError` as asyncio's would.
 const KEEP: usize = 256 * 1024;
 
 thread_local! {
@@ -116,9 +117,6 @@ fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> io::Result<Bound<'_, PyByt
         // Allocating a `bytes` runs no Python code (not a GC object).
         Ok(PyBytes::new(py, data))
     };
-    if n > KEEP {
-        return fill(&mut Vec::new());
-    }
     RECV_BUF.with(|b| fill(&mut b.borrow_mut()))
 }
 
@@ -291,8 +289,9 @@ pub fn _sock_recv<'py>(
     if !fast(sock)? || !nbytes.is_exact_instance_of::<PyInt>() {
         return Ok(py.NotImplemented().into_bound(py));
     }
-    let Ok(n) = nbytes.extract::<usize>() else {
-        return Ok(py.NotImplemented().into_bound(py));
+    let n = match nbytes.extract::<usize>() {
+        Ok(n) if n <= KEEP => n,
+        _ => return Ok(py.NotImplemented().into_bound(py)),
     };
     let mut op = Op::Recv(n);
     if let Some(data) = attempt(sock, &mut op)? {
