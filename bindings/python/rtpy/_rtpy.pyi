@@ -30,6 +30,10 @@ __all__ = [
     "Watch",
     "__version__",
     "_shutdown_all",
+    "_SockWaiter",
+    "_sock_recv",
+    "_sock_recv_into",
+    "_sock_sendall",
 ]
 
 #: Watch interest / event bits.
