@@ -31,6 +31,18 @@ pub fn recv_init(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     recv(fd, uninit)
 }
 
+/// `ioctl(fd, FIONREAD)`: how many bytes a `recv` could take now (a
+/// stream socket's queued bytes; a datagram socket's next datagram size).
+pub fn readable(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one `int` through the pointer, which is valid
+    // for that write (a local).
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// `send(fd, buf, buf.len(), 0)`: how many bytes of `buf` the kernel took.
 /// (No `MSG_NOSIGNAL`, as Python's `socket.send`: the process's `SIGPIPE`
 /// disposition applies; Python ignores it.)
@@ -57,7 +69,9 @@ mod tests {
         let mut buf = [MaybeUninit::<u8>::uninit(); 16];
         let e = recv(b.as_raw_fd(), &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(readable(b.as_raw_fd()).unwrap(), 0);
         assert_eq!(send(a.as_raw_fd(), b"hello").unwrap(), 5);
+        assert_eq!(readable(b.as_raw_fd()).unwrap(), 5);
         let mut init = [0u8; 16];
         assert_eq!(recv_init(b.as_raw_fd(), &mut init).unwrap(), 5);
         assert_eq!(&init[..5], b"hello");

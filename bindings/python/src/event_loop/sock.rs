@@ -21,10 +21,10 @@ use super::Cached;
 use crate::errors::os_error;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::gc::PyVisit;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyTuple};
 use pyo3::PyTraverseError;
+use pyo3::{ffi, intern};
 use rt_core::event_loop::sock;
 use std::cell::RefCell;
 use std::io;
@@ -39,14 +39,18 @@ static BASE_CREATE_FUTURE: Cached =
 /// `asyncio.futures.Future` (what `BaseEventLoop.create_future` makes).
 static FUTURE_TYPE: Cached = Cached::new("asyncio.futures", "Future");
 
-/// The largest `sock_recv` size of the fast path (the thread's reusable
-/// buffer grows to it at most); larger sizes take the Python path, whose
-/// allocation fails with `MemoryError` as asyncio's would.
+/// The largest `sock_recv` size of the fast path; larger sizes take the
+/// Python path, whose allocation fails with `MemoryError` as asyncio's
+/// would.
 const KEEP: usize = 256 * 1024;
 
+/// The first receive of `sock_recv` takes at most this many bytes (into the
+/// thread's buffer; a larger message continues straight into its `bytes`).
+const HEAD: usize = 16 * 1024;
+
 thread_local! {
-    /// The receive buffer of `sock_recv` (the received bytes are copied
-    /// into a `bytes` of their exact size).
+    /// The first receive's buffer of `sock_recv` ([`HEAD`] bytes; copied
+    /// into a `bytes` of the exact size).
     static RECV_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -104,20 +108,81 @@ fn retry<T>(py: Python<'_>, mut call: impl FnMut() -> io::Result<T>) -> PyResult
     }
 }
 
-/// `recv(fd, n)` as a `bytes` of the received size.
-fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> io::Result<Bound<'_, PyBytes>> {
-    let fill = |v: &mut Vec<u8>| -> io::Result<Bound<'_, PyBytes>> {
-        v.clear();
-        v.reserve(n);
-        let spare = &mut v.spare_capacity_mut()[..n];
-        let k = sock::recv(fd, spare)?;
-        // SAFETY: recv initialized the first `k` bytes of `spare`
-        // (k <= n); `MaybeUninit<u8>` has `u8`'s layout.
-        let data = unsafe { std::slice::from_raw_parts(spare.as_ptr().cast::<u8>(), k) };
-        // Allocating a `bytes` runs no Python code (not a GC object).
-        Ok(PyBytes::new(py, data))
+/// `recv(fd, n)` as a `bytes` of the received size: `Ok(None)` would
+/// block. A receive first takes up to [`HEAD`] bytes into the thread's
+/// buffer (copied into the result: one syscall for a small message); when
+/// that fills, the rest the kernel holds (`FIONREAD`, up to `n`) is
+/// received straight into the result, so a large message is copied once.
+fn recv_bytes(py: Python<'_>, fd: RawFd, n: usize) -> PyResult<Option<Bound<'_, PyBytes>>> {
+    RECV_BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut v) => recv_with(py, fd, n, &mut v),
+        // In use further up this thread's stack (a signal handler run by
+        // an EINTR retry received too): a buffer of its own.
+        Err(_) => recv_with(py, fd, n, &mut Vec::new()),
+    })
+}
+
+/// [`recv_bytes`] with `v` as the first receive's buffer.
+fn recv_with<'py>(
+    py: Python<'py>,
+    fd: RawFd,
+    n: usize,
+    v: &mut Vec<u8>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    v.clear();
+    v.reserve(HEAD);
+    let first = n.min(HEAD);
+    let spare = &mut v.spare_capacity_mut()[..first];
+    let Some(k) = retry(py, || sock::recv(fd, spare))? else {
+        return Ok(None);
     };
-    RECV_BUF.with(|b| fill(&mut b.borrow_mut()))
+    // SAFETY: recv initialized the first `k` bytes of `spare` (k <=
+    // first); `MaybeUninit<u8>` has `u8`'s layout.
+    let head = unsafe { std::slice::from_raw_parts(spare.as_ptr().cast::<u8>(), k) };
+    let more = if k == first && n > first {
+        sock::readable(fd).unwrap_or(0).min(n - k)
+    } else {
+        0
+    };
+    if more == 0 {
+        // Allocating a `bytes` runs no Python code (not a GC object).
+        return Ok(Some(PyBytes::new(py, head)));
+    }
+    recv_rest(py, fd, head, more).map(Some)
+}
+
+/// A `bytes` of `head` followed by up to `more` bytes received from `fd`
+/// into it (an error or a short receive: what arrived; the next receive
+/// reports the error again).
+fn recv_rest<'py>(
+    py: Python<'py>,
+    fd: RawFd,
+    head: &[u8],
+    more: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let total = head.len() + more;
+    let len = ffi::Py_ssize_t::try_from(total)
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("receive size"))?;
+    // SAFETY: the GIL is held; a NULL source makes a `bytes` of `len`
+    // uninitialized bytes (a new reference, or NULL with MemoryError set),
+    // filled below before anyone else sees it.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
+    };
+    // SAFETY: `obj` is a new `bytes` of `total` bytes that only this
+    // function references: its buffer is ours to write until returned.
+    let buf = unsafe {
+        let ptr = ffi::PyBytes_AsString(obj.as_ptr()).cast::<u8>();
+        std::slice::from_raw_parts_mut(ptr, total)
+    };
+    buf[..head.len()].copy_from_slice(head);
+    let got = sock::recv_init(fd, &mut buf[head.len()..]).unwrap_or(0);
+    if got == more {
+        // SAFETY: `obj` was made by PyBytes_FromStringAndSize.
+        return Ok(unsafe { obj.cast_into_unchecked::<PyBytes>() });
+    }
+    // Short (another reader took bytes meanwhile): the exact size, copied.
+    Ok(PyBytes::new(py, &buf[..head.len() + got]))
 }
 
 /// One attempt of `op` on `sock`.
@@ -125,10 +190,7 @@ fn attempt<'py>(sock: &Bound<'py, PyAny>, op: &mut Op) -> Attempt<'py> {
     let py = sock.py();
     match op {
         Op::Recv(0) => Ok(Some(PyBytes::new(py, b"").into_any())),
-        Op::Recv(n) => {
-            let (fd, n) = (fileno(sock)?, *n);
-            Ok(retry(py, || recv_bytes(py, fd, n))?.map(Bound::into_any))
-        }
+        Op::Recv(n) => Ok(recv_bytes(py, fileno(sock)?, *n)?.map(Bound::into_any)),
         Op::RecvInto(buf) => {
             let fd = fileno(sock)?;
             let buf = buf.bind(py);
