@@ -240,3 +240,20 @@ def test_closed_loop_refuses_to_wait_but_returns_ready_data(loop_factory):
             assert stop.value == b"ready"
         else:
             pytest.fail("main() waited")
+
+
+def test_recv_sizes_around_the_first_chunk(loop):
+    a, b = socketpair()
+    payload = bytes(i * 7 % 251 for i in range(100_000))
+
+    async def main():
+        await loop.sock_sendall(a, payload)
+        got = []
+        for n in (16384, 20000, 1, 16383, 60000):  # the first receive takes at most 16 KiB
+            got.append(await loop.sock_recv(b, n))
+        return got
+
+    with a, b:
+        got = run(loop, main())
+    assert [len(g) for g in got] == [16384, 20000, 1, 16383, 47232]  # the last: what was left
+    assert b"".join(got) == payload
