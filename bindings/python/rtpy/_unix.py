@@ -13,6 +13,10 @@ Differences from the stock selector loop, none of them visible through the publi
   cancellation removes it from the done callback, unless the fd was taken over meanwhile: by a later
   ``sock_*`` operation (a per-loop fd -> future table) or by anyone else (the ``Handle`` the engine's
   ``_add_reader`` returned was cancelled, the stock loop's only test);
+- ``sock_recv`` / ``sock_recv_into`` / ``sock_sendall`` run natively (``_rtpy._sock_recv`` ...,
+  ``src/event_loop/sock.rs``: the syscall in Rust, the future made, registered and completed there) for
+  an exact non-blocking ``socket.socket`` and an ``int`` size <= 256 KiB / a ``bytearray`` / a ``bytes``;
+  anything else returns ``NotImplemented`` and takes the Python implementation (``_sock_recv_py``...);
 - signal numbers arrive on a socketpair of their own (``signal.set_wakeup_fd``), read through
   ``_add_reader``, instead of the self-pipe shared with ``call_soon_threadsafe``.
 """
