@@ -30,6 +30,10 @@ __all__ = [
     "Watch",
     "__version__",
     "_shutdown_all",
+    "_SockWaiter",
+    "_sock_recv",
+    "_sock_recv_into",
+    "_sock_sendall",
 ]
 
 #: Watch interest / event bits.
@@ -273,6 +277,17 @@ class LoopCore:
     def _core_metrics(self) -> dict[str, int]: ...
 
 def _shutdown_all() -> None: ...
+
+# The native halves of ``rtpy.Loop.sock_recv`` / ``sock_recv_into`` / ``sock_sendall``
+# (``rtpy/_unix.py``): the result, a future to await, or ``NotImplemented`` (the Python path).
+def _sock_recv(the_loop: LoopCore, sock: object, nbytes: object) -> Any: ...
+def _sock_recv_into(the_loop: LoopCore, sock: object, buf: object) -> Any: ...
+def _sock_sendall(the_loop: LoopCore, sock: object, data: object) -> Any: ...
+@final
+class _SockWaiter:
+    """A ``sock_*`` operation waiting for its fd (reader / writer and done callback)."""
+
+    def __call__(self, *args: object) -> None: ...
 
 @final
 class SocketTransportCore:

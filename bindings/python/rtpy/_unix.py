@@ -13,6 +13,10 @@ Differences from the stock selector loop, none of them visible through the publi
   cancellation removes it from the done callback, unless the fd was taken over meanwhile: by a later
   ``sock_*`` operation (a per-loop fd -> future table) or by anyone else (the ``Handle`` the engine's
   ``_add_reader`` returned was cancelled, the stock loop's only test);
+- ``sock_recv`` / ``sock_recv_into`` / ``sock_sendall`` run natively (``_rtpy._sock_recv`` ...,
+  ``src/event_loop/sock.rs``: the syscall in Rust, the future made, registered and completed there) for
+  an exact non-blocking ``socket.socket`` and an ``int`` size <= 256 KiB / a ``bytearray`` / a ``bytes``;
+  anything else returns ``NotImplemented`` and takes the Python implementation (``_sock_recv_py``...);
 - signal numbers arrive on a socketpair of their own (``signal.set_wakeup_fd``), read through
   ``_add_reader``, instead of the self-pipe shared with ``call_soon_threadsafe``.
 """
@@ -30,6 +34,10 @@ import warnings
 from asyncio import base_events, coroutines, events, exceptions, selector_events, transports, unix_events
 from asyncio.log import logger
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union, cast
+
+from ._rtpy import _sock_recv as _sock_recv_native
+from ._rtpy import _sock_recv_into as _sock_recv_into_native
+from ._rtpy import _sock_sendall as _sock_sendall_native
 
 if TYPE_CHECKING:
     from asyncio import BaseEventLoop as _MixinBase
@@ -452,6 +460,16 @@ class UnixMixin(_MixinBase):
     # sock_*: receive
     async def sock_recv(self, sock: socket.socket, nbytes: int) -> bytes:
         """Receive up to ``nbytes`` bytes from the socket."""
+        r = _sock_recv_native(self, sock, nbytes)  # type: ignore[arg-type]
+        if isinstance(r, bytes):
+            return r
+        if r is NotImplemented:
+            return await self._sock_recv_py(sock, nbytes)
+        fut: Future[bytes] = r
+        return await fut
+
+    async def _sock_recv_py(self, sock: socket.socket, nbytes: int) -> bytes:
+        """``sock_recv`` in Python: any socket-like object, asyncio's checks."""
         self._sock_check(sock)
         try:
             return sock.recv(nbytes)
@@ -477,6 +495,16 @@ class UnixMixin(_MixinBase):
 
     async def sock_recv_into(self, sock: socket.socket, buf: WriteableBuffer) -> int:
         """Receive into ``buf``; returns the number of bytes written."""
+        r = _sock_recv_into_native(self, sock, buf)  # type: ignore[arg-type]
+        if isinstance(r, int):
+            return r
+        if r is NotImplemented:
+            return await self._sock_recv_into_py(sock, buf)
+        fut: Future[int] = r
+        return await fut
+
+    async def _sock_recv_into_py(self, sock: socket.socket, buf: WriteableBuffer) -> int:
+        """``sock_recv_into`` in Python: any socket-like object and buffer, asyncio's checks."""
         self._sock_check(sock)
         try:
             return sock.recv_into(buf)
@@ -558,6 +586,15 @@ class UnixMixin(_MixinBase):
     # sock_*: send
     async def sock_sendall(self, sock: socket.socket, data: ReadableBuffer) -> None:
         """Send all of ``data``; on error there is no telling how much was sent."""
+        r = _sock_sendall_native(self, sock, data)  # type: ignore[arg-type]
+        if r is None:
+            return
+        if r is NotImplemented:
+            return await self._sock_sendall_py(sock, data)
+        await r
+
+    async def _sock_sendall_py(self, sock: socket.socket, data: ReadableBuffer) -> None:
+        """``sock_sendall`` in Python: any socket-like object and buffer, asyncio's checks."""
         self._sock_check(sock)
         try:
             n = sock.send(data)

@@ -50,6 +50,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     event_loop::fastcall::install(&py.get_type::<event_loop::core::LoopCore>())?;
     m.add_class::<event_loop::handle::Handle>()?;
     m.add_class::<event_loop::handle::TimerHandle>()?;
+    event_loop::sock::register(m)?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;
     Ok(())
 }

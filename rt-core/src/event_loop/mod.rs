@@ -60,6 +60,7 @@ mod metrics;
 mod poller;
 mod remote;
 mod run;
+pub mod sock;
 mod timers;
 
 pub use metrics::LoopMetrics;

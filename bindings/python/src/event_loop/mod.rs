@@ -12,7 +12,9 @@
 //!   (the GIL is released only around the wait);
 //! - [`core`]: `LoopCore`, the scheduling methods `rtpy.Loop` inherits;
 //! - [`fastcall`]: `call_soon` installed with the vectorcall convention;
-//! - [`pool`]: `_run_in_pool`, the embedded runtime's blocking pool.
+//! - [`pool`]: `_run_in_pool`, the embedded runtime's blocking pool;
+//! - [`sock`]: the native fast paths of `sock_recv` / `sock_recv_into` /
+//!   `sock_sendall`.
 //!
 //! The GIL is held by the loop's thread for a whole iteration: handles are
 //! created, run and dropped with it; only the wait in epoll lets it go.
@@ -24,6 +26,7 @@ pub(crate) mod gil_cell;
 pub(crate) mod handle;
 pub(crate) mod pool;
 pub(crate) mod run;
+pub(crate) mod sock;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
