@@ -228,8 +228,7 @@ impl LoopCore {
     }
 
     /// `call_soon(callback, *args, context=None)`: schedules the call for
-    /// the next iteration (FIFO). (This and the three below are installed
-    /// on the class by `fastcall.rs`.)
+    /// the next iteration (FIFO).
     pub(crate) fn call_soon_impl<'py>(
         slf: &Bound<'py, Self>,
         callback: &Bound<'py, PyAny>,
@@ -310,6 +309,34 @@ impl LoopCore {
         LoopCore::schedule_at(slf, when.clone(), seconds, callback, args, context, debug)
     }
 
+    /// BaseEventLoop's `_stopping` (set by `stop()`; missing: false).
+    fn stopping(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        match slf.getattr_opt(intern!(slf.py(), "_stopping"))? {
+            Some(s) => s.is_truthy(),
+            None => Ok(false),
+        }
+    }
+
+    /// One iteration within `limits` (`_run_once`'s work): the number of
+    /// handles run.
+    fn iteration(slf: &Bound<'_, Self>, limits: Limits) -> PyResult<usize> {
+        let core = slf.get();
+        core.check_closed()?;
+        let stopping = LoopCore::stopping(slf)?;
+        let mut runner = PyRunner {
+            the_loop: slf.as_any(),
+            debug: core.debug(),
+            signal: None,
+        };
+        // Its own reference: a callback may close the loop meanwhile.
+        let engine = core.engine.clone();
+        let ran = engine.run_once(&mut runner, stopping, limits)?;
+        match runner.signal.take() {
+            Some(e) => Err(e),
+            None => Ok(ran),
+        }
+    }
+
     /// True once `_close_core` ran.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Relaxed)
@@ -352,6 +379,55 @@ impl LoopCore {
         self.closed.store(true, Relaxed);
         let handles = self.engine.close();
         drop(handles);
+    }
+
+    /// Schedules `callback(*args)` for the next iteration (FIFO); returns
+    /// its Handle.
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon<'py>(
+        slf: &Bound<'py, Self>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        LoopCore::call_soon_impl(slf, callback, args, context)
+    }
+
+    /// `call_soon` from any thread: wakes the loop; returns the Handle.
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon_threadsafe<'py>(
+        slf: &Bound<'py, Self>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        LoopCore::call_soon_threadsafe_impl(slf, callback, args, context)
+    }
+
+    /// Schedules `callback(*args)` `delay` seconds from now (never
+    /// earlier); returns its TimerHandle.
+    #[pyo3(signature = (delay, callback, *args, context=None))]
+    fn call_later<'py>(
+        slf: &Bound<'py, Self>,
+        delay: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        LoopCore::call_later_impl(slf, delay, callback, args, context)
+    }
+
+    /// Schedules `callback(*args)` at loop time `when` (never earlier);
+    /// returns its TimerHandle.
+    #[pyo3(signature = (when, callback, *args, context=None))]
+    fn call_at<'py>(
+        slf: &Bound<'py, Self>,
+        when: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        LoopCore::call_at_impl(slf, when, callback, args, context)
     }
 
     /// The loop's clock (`time.monotonic()`'s), in seconds.
@@ -415,28 +491,28 @@ impl LoopCore {
         deadline: Option<f64>,
         max_callbacks: Option<usize>,
     ) -> PyResult<usize> {
-        let py = slf.py();
-        let core = slf.get();
-        core.check_closed()?;
-        let stopping = match slf.getattr_opt(intern!(py, "_stopping"))? {
-            Some(s) => s.is_truthy()?,
-            None => false,
-        };
         let limits = Limits {
             deadline: deadline.map(to_ns),
             max_callbacks,
         };
-        let mut runner = PyRunner {
-            the_loop: slf.as_any(),
-            debug: core.debug(),
-            signal: None,
-        };
-        // Its own reference: a callback may close the loop meanwhile.
-        let engine = core.engine.clone();
-        let ran = engine.run_once(&mut runner, stopping, limits)?;
-        match runner.signal.take() {
-            Some(e) => Err(e),
-            None => Ok(ran),
+        LoopCore::iteration(slf, limits)
+    }
+
+    /// `BaseEventLoop.run_forever`'s loop (`rtpy.Loop.run_forever` keeps its
+    /// bookkeeping around it): iterations until `_stopping` is true after
+    /// one, without a Python call per iteration. Signal handlers run between
+    /// iterations; what one raises, and KeyboardInterrupt / SystemExit from
+    /// a callback, come out of it.
+    fn _run_forever(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        loop {
+            LoopCore::iteration(slf, Limits::default())?;
+            if LoopCore::stopping(slf)? {
+                return Ok(());
+            }
+            // A busy loop never waits (where signals are otherwise seen):
+            // a pending Python signal handler runs here.
+            py.check_signals()?;
         }
     }
 

@@ -11,7 +11,6 @@
 //!   mode's bookkeeping) and the engine's [`Runner`](rt_core::event_loop::Runner)
 //!   (the GIL is released only around the wait);
 //! - [`core`]: `LoopCore`, the scheduling methods `rtpy.Loop` inherits;
-//! - [`fastcall`]: `call_soon` installed with the vectorcall convention;
 //! - [`pool`]: `_run_in_pool`, the embedded runtime's blocking pool.
 //!
 //! The GIL is held by the loop's thread for a whole iteration: handles are
@@ -19,7 +18,6 @@
 
 pub(crate) mod context;
 pub(crate) mod core;
-pub(crate) mod fastcall;
 pub(crate) mod gil_cell;
 pub(crate) mod handle;
 pub(crate) mod pool;
