@@ -99,9 +99,10 @@ impl<H: LoopHandle> EventLoop<H> {
             Ok(Waited::Interrupted) | Err(_) => 0,
         };
 
-        // 4: I/O events.
+        // 4: I/O events (a busy iteration with nothing to do here takes no
+        // lock).
         let mut rt_fired = false;
-        {
+        if n > 0 || parked_ns > 0 || self.remote.may_have_pending() {
             let mut st = self.lock();
             let st = &mut *st;
             st.counters.parked_ns += parked_ns;
