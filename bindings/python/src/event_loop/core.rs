@@ -33,6 +33,9 @@ pub struct LoopCore {
     engine: Arc<Engine>,
     debug: AtomicBool,
     closed: AtomicBool,
+    /// BaseEventLoop's `_stopping` (`stop()` sets it; read every
+    /// iteration), as a native attribute.
+    stopping: AtomicBool,
 }
 
 /// `RuntimeError('Event loop is closed')`, asyncio's.
@@ -309,12 +312,9 @@ impl LoopCore {
         LoopCore::schedule_at(slf, when.clone(), seconds, callback, args, context, debug)
     }
 
-    /// BaseEventLoop's `_stopping` (set by `stop()`; missing: false).
+    /// BaseEventLoop's `_stopping`.
     fn stopping(slf: &Bound<'_, Self>) -> PyResult<bool> {
-        match slf.getattr_opt(intern!(slf.py(), "_stopping"))? {
-            Some(s) => s.is_truthy(),
-            None => Ok(false),
-        }
+        Ok(slf.get().stopping.load(Relaxed))
     }
 
     /// One iteration within `limits` (`_run_once`'s work): the number of
@@ -358,6 +358,7 @@ impl LoopCore {
             engine: Arc::new(engine),
             debug: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -428,6 +429,19 @@ impl LoopCore {
         context: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, TimerHandle>> {
         LoopCore::call_at_impl(slf, when, callback, args, context)
+    }
+
+    /// BaseEventLoop's `_stopping` flag: `stop()` sets it, `run_forever`
+    /// clears it; the iterations read it natively.
+    #[getter(_stopping)]
+    fn get_stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+
+    #[setter(_stopping)]
+    fn set_stopping(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.stopping.store(value.is_truthy()?, Relaxed);
+        Ok(())
     }
 
     /// The loop's clock (`time.monotonic()`'s), in seconds.
