@@ -318,8 +318,9 @@ impl LoopCore {
     }
 
     /// One iteration within `limits` (`_run_once`'s work): the number of
-    /// handles run.
-    fn iteration(slf: &Bound<'_, Self>, limits: Limits) -> PyResult<usize> {
+    /// handles run, and whether it waited (then pending signals were
+    /// handled after the wait).
+    fn iteration(slf: &Bound<'_, Self>, limits: Limits) -> PyResult<(usize, bool)> {
         let core = slf.get();
         core.check_closed()?;
         let stopping = LoopCore::stopping(slf)?;
@@ -327,13 +328,14 @@ impl LoopCore {
             the_loop: slf.as_any(),
             debug: core.debug(),
             signal: None,
+            parked: false,
         };
         // Its own reference: a callback may close the loop meanwhile.
         let engine = core.engine.clone();
         let ran = engine.run_once(&mut runner, stopping, limits)?;
         match runner.signal.take() {
             Some(e) => Err(e),
-            None => Ok(ran),
+            None => Ok((ran, runner.parked)),
         }
     }
 
@@ -509,7 +511,7 @@ impl LoopCore {
             deadline: deadline.map(to_ns),
             max_callbacks,
         };
-        LoopCore::iteration(slf, limits)
+        LoopCore::iteration(slf, limits).map(|(ran, _)| ran)
     }
 
     /// `BaseEventLoop.run_forever`'s loop (`rtpy.Loop.run_forever` keeps its
@@ -520,13 +522,15 @@ impl LoopCore {
     fn _run_forever(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         loop {
-            LoopCore::iteration(slf, Limits::default())?;
+            let (_, parked) = LoopCore::iteration(slf, Limits::default())?;
             if LoopCore::stopping(slf)? {
                 return Ok(());
             }
-            // A busy loop never waits (where signals are otherwise seen):
+            // A busy loop never waits (after which signals are handled):
             // a pending Python signal handler runs here.
-            py.check_signals()?;
+            if !parked {
+                py.check_signals()?;
+            }
         }
     }
 
