@@ -8,7 +8,6 @@
 //! `contextvars.Context` goes through its `run` method, as asyncio's
 //! `Handle._run` calls it.
 
-use super::CONTEXT_TYPE;
 use ffi::{PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -28,7 +27,8 @@ pub(crate) fn run_in(
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<()> {
     let py = context.py();
-    if !context.get_type().is(CONTEXT_TYPE.get(py)?) {
+    // SAFETY: a type check of a live object (the GIL is held: `Bound`).
+    if unsafe { ffi::PyContext_CheckExact(context.as_ptr()) } == 0 {
         let mut all = Vec::with_capacity(args.len() + 1);
         all.push(callback.clone());
         all.extend(args.iter());

@@ -52,8 +52,6 @@ impl Cached {
     }
 }
 
-/// `contextvars.Context`.
-pub(crate) static CONTEXT_TYPE: Cached = Cached::new("contextvars", "Context");
 /// `asyncio.format_helpers._format_callback_source`.
 pub(crate) static FORMAT_CALLBACK_SOURCE: Cached =
     Cached::new("asyncio.format_helpers", "_format_callback_source");
