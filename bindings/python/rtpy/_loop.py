@@ -163,6 +163,18 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
         if not handle.cancelled():
             self.call_soon(_run_handle, handle)
 
+    def run_forever(self) -> None:
+        """Runs the loop until ``stop()`` is called (asyncio's, with the iterations in native code)."""
+        if "_run_once" in self.__dict__ or type(self)._run_once is not _Core._run_once:
+            # A subclass or a test replaced the iteration: BaseEventLoop's loop calls theirs.
+            super().run_forever()
+            return
+        token = self._enter_run()
+        try:
+            self._run_forever()
+        finally:
+            self._leave_run(token)
+
     def run_for(self, seconds: float, max_callbacks: int | None = None) -> int:
         """Runs the loop for a time budget of ``seconds`` (a frame's), then returns.
 

@@ -27,9 +27,20 @@ mod watch;
 use pyo3::prelude::*;
 
 /// The native module `rtpy._rtpy` (see `rtpy/_rtpy.pyi`).
-#[pymodule]
+///
+/// Its GIL-only cells (`GilCell`, `GilBound`) need the GIL: the module says
+/// it uses it (`gil_used`), so a free-threaded CPython enables the GIL when
+/// loading it, and the import is refused if `PYTHON_GIL=0` kept it off.
+#[pymodule(gil_used = true)]
 fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    if let Some(enabled) = py.import("sys")?.getattr_opt("_is_gil_enabled")? {
+        if !enabled.call0()?.is_truthy()? {
+            return Err(pyo3::exceptions::PyImportError::new_err(
+                "rtpy needs the GIL: run a free-threaded Python without PYTHON_GIL=0",
+            ));
+        }
+    }
     gil::init();
     runtime::init();
     event_loop::pool::init();
@@ -47,7 +58,6 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<watch::Watch>()?;
     m.add_class::<transport::SocketTransportCore>()?;
     m.add_class::<event_loop::core::LoopCore>()?;
-    event_loop::fastcall::install(&py.get_type::<event_loop::core::LoopCore>())?;
     m.add_class::<event_loop::handle::Handle>()?;
     m.add_class::<event_loop::handle::TimerHandle>()?;
     event_loop::sock::register(m)?;

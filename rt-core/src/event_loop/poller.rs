@@ -7,6 +7,8 @@
 //! so a timer is never woken for early.
 
 use std::io;
+use std::mem::MaybeUninit;
+use std::ops::Deref;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -121,15 +123,21 @@ impl Poller {
     /// poll) and stores them in `events`.
     pub(crate) fn wait(
         &self,
-        events: &mut [libc::epoll_event; MAX_EVENTS],
+        events: &mut Events,
         timeout: Option<Duration>,
     ) -> io::Result<Waited> {
-        let rc = match self.wait_pwait2(events, timeout) {
+        events.len = 0;
+        let buf = &mut events.buf;
+        let rc = match self.wait_pwait2(buf, timeout) {
             Some(rc) => rc,
-            None => self.wait_epoll_wait(events, timeout),
+            None => self.wait_epoll_wait(buf, timeout),
         };
         match rc {
-            Ok(n) => Ok(Waited::Events(n as usize)),
+            Ok(n) => {
+                // The kernel wrote `n` (at most MAX_EVENTS) entries.
+                events.len = (n as usize).min(MAX_EVENTS);
+                Ok(Waited::Events(events.len))
+            }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(Waited::Interrupted),
             Err(e) => Err(e),
         }
@@ -138,7 +146,7 @@ impl Poller {
     /// `epoll_pwait2`, or `None` if the kernel refuses it (remembered).
     fn wait_pwait2(
         &self,
-        events: &mut [libc::epoll_event; MAX_EVENTS],
+        events: &mut [MaybeUninit<libc::epoll_event>; MAX_EVENTS],
         timeout: Option<Duration>,
     ) -> Option<io::Result<libc::c_int>> {
         if self.no_pwait2.load(Ordering::Relaxed) {
@@ -160,7 +168,7 @@ impl Poller {
             libc::syscall(
                 libc::SYS_epoll_pwait2,
                 self.epoll.as_raw_fd() as libc::c_long,
-                events.as_mut_ptr(),
+                events.as_mut_ptr().cast::<libc::epoll_event>(),
                 MAX_EVENTS as libc::c_long,
                 ts_ptr,
                 std::ptr::null::<libc::sigset_t>(),
@@ -183,7 +191,7 @@ impl Poller {
     /// `epoll_wait` with the timeout rounded up to whole milliseconds.
     fn wait_epoll_wait(
         &self,
-        events: &mut [libc::epoll_event; MAX_EVENTS],
+        events: &mut [MaybeUninit<libc::epoll_event>; MAX_EVENTS],
         timeout: Option<Duration>,
     ) -> io::Result<libc::c_int> {
         let ms = timeout_ms_ceil(timeout);
@@ -191,7 +199,7 @@ impl Poller {
         cvt(unsafe {
             libc::epoll_wait(
                 self.epoll.as_raw_fd(),
-                events.as_mut_ptr(),
+                events.as_mut_ptr().cast::<libc::epoll_event>(),
                 MAX_EVENTS as libc::c_int,
                 ms,
             )
@@ -217,9 +225,36 @@ pub(crate) fn timeout_ms_ceil(timeout: Option<Duration>) -> libc::c_int {
     }
 }
 
+/// The events buffer of [`Poller::wait`]: room for [`MAX_EVENTS`], left
+/// uninitialised (the loop makes one per iteration: no 3 KiB memset); it
+/// derefs to the events the last wait stored.
+pub(crate) struct Events {
+    buf: [MaybeUninit<libc::epoll_event>; MAX_EVENTS],
+    /// How many entries of `buf` the kernel wrote in the last wait.
+    len: usize,
+}
+
+impl Deref for Events {
+    type Target = [libc::epoll_event];
+
+    fn deref(&self) -> &[libc::epoll_event] {
+        // SAFETY: the first `len` entries were written by the kernel in the
+        // last wait (`len` is 0 before one, and never above MAX_EVENTS).
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast(), self.len) }
+    }
+}
+
 /// An events buffer for [`Poller::wait`].
-pub(crate) fn events_buf() -> [libc::epoll_event; MAX_EVENTS] {
-    [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS]
+pub(crate) fn events_buf() -> Events {
+    Events {
+        // SAFETY: an array of `MaybeUninit` needs no initialisation (the
+        // idiom of `MaybeUninit`'s documentation); `[MaybeUninit::uninit();
+        // N]` was compiled to a memset of the 3 KiB.
+        buf: unsafe {
+            MaybeUninit::<[MaybeUninit<libc::epoll_event>; MAX_EVENTS]>::uninit().assume_init()
+        },
+        len: 0,
+    }
 }
 
 #[cfg(test)]

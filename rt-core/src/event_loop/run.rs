@@ -57,7 +57,11 @@ impl<H: LoopHandle> EventLoop<H> {
                 return Ok(0);
             }
             st.counters.iterations += 1;
-            self.remote.drain_into(&mut st.ready);
+            // `may_have_pending` sees every push made before it; one racing
+            // with it is seen by `before_park` (no block) or next time.
+            if self.remote.may_have_pending() {
+                self.remote.drain_into(&mut st.ready);
+            }
             if !st.ready.is_empty() || stopping {
                 Some(Duration::ZERO)
             } else {
@@ -95,16 +99,19 @@ impl<H: LoopHandle> EventLoop<H> {
             Ok(Waited::Interrupted) | Err(_) => 0,
         };
 
-        // 4: I/O events.
+        // 4: I/O events (a busy iteration with nothing to do here takes no
+        // lock).
         let mut rt_fired = false;
-        {
+        if n > 0 || parked_ns > 0 || self.remote.may_have_pending() {
             let mut st = self.lock();
             let st = &mut *st;
             st.counters.parked_ns += parked_ns;
             // Threadsafe calls made during the wait run in this iteration,
             // before the I/O events (asyncio appends them to its ready
             // queue at once).
-            self.remote.drain_into(&mut st.ready);
+            if self.remote.may_have_pending() {
+                self.remote.drain_into(&mut st.ready);
+            }
             for ev in &events[..n] {
                 let (token, bits) = (ev.u64, ev.events);
                 match token {

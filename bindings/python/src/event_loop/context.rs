@@ -3,23 +3,15 @@
 //! argument tuple).
 //!
 //! PEP 567's C functions (`PyContext_CopyCurrent`, `PyContext_Enter`,
-//! `PyContext_Exit`) are public C API of every CPython 3.7+ with these
-//! signatures, exported by the interpreter, but outside the limited API
-//! this module is built against (abi3): they are declared here. A context
-//! that is not exactly a `contextvars.Context` goes through its `run`
-//! method, as asyncio's `Handle._run` calls it.
+//! `PyContext_Exit`: public C API outside the limited API; the module is
+//! built per Python version). A context that is not exactly a
+//! `contextvars.Context` goes through its `run` method, as asyncio's
+//! `Handle._run` calls it.
 
-use super::CONTEXT_TYPE;
+use ffi::{PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use std::os::raw::c_int;
-
-extern "C" {
-    fn PyContext_CopyCurrent() -> *mut ffi::PyObject;
-    fn PyContext_Enter(ctx: *mut ffi::PyObject) -> c_int;
-    fn PyContext_Exit(ctx: *mut ffi::PyObject) -> c_int;
-}
 
 /// `contextvars.copy_context()`.
 pub(crate) fn copy_current(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -35,7 +27,8 @@ pub(crate) fn run_in(
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<()> {
     let py = context.py();
-    if !context.get_type().is(CONTEXT_TYPE.get(py)?) {
+    // SAFETY: a type check of a live object (the GIL is held: `Bound`).
+    if unsafe { ffi::PyContext_CheckExact(context.as_ptr()) } == 0 {
         let mut all = Vec::with_capacity(args.len() + 1);
         all.push(callback.clone());
         all.extend(args.iter());

@@ -33,6 +33,9 @@ pub struct LoopCore {
     engine: Arc<Engine>,
     debug: AtomicBool,
     closed: AtomicBool,
+    /// BaseEventLoop's `_stopping` (`stop()` sets it; read every
+    /// iteration), as a native attribute.
+    stopping: AtomicBool,
 }
 
 /// `RuntimeError('Event loop is closed')`, asyncio's.
@@ -228,8 +231,7 @@ impl LoopCore {
     }
 
     /// `call_soon(callback, *args, context=None)`: schedules the call for
-    /// the next iteration (FIFO). (This and the three below are installed
-    /// on the class by `fastcall.rs`.)
+    /// the next iteration (FIFO).
     pub(crate) fn call_soon_impl<'py>(
         slf: &Bound<'py, Self>,
         callback: &Bound<'py, PyAny>,
@@ -310,6 +312,33 @@ impl LoopCore {
         LoopCore::schedule_at(slf, when.clone(), seconds, callback, args, context, debug)
     }
 
+    /// BaseEventLoop's `_stopping`.
+    fn stopping(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(slf.get().stopping.load(Relaxed))
+    }
+
+    /// One iteration within `limits` (`_run_once`'s work): the number of
+    /// handles run, and whether it waited (then pending signals were
+    /// handled after the wait).
+    fn iteration(slf: &Bound<'_, Self>, limits: Limits) -> PyResult<(usize, bool)> {
+        let core = slf.get();
+        core.check_closed()?;
+        let stopping = LoopCore::stopping(slf)?;
+        let mut runner = PyRunner {
+            the_loop: slf.as_any(),
+            debug: core.debug(),
+            signal: None,
+            parked: false,
+        };
+        // Its own reference: a callback may close the loop meanwhile.
+        let engine = core.engine.clone();
+        let ran = engine.run_once(&mut runner, stopping, limits)?;
+        match runner.signal.take() {
+            Some(e) => Err(e),
+            None => Ok((ran, runner.parked)),
+        }
+    }
+
     /// True once `_close_core` ran.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Relaxed)
@@ -331,6 +360,7 @@ impl LoopCore {
             engine: Arc::new(engine),
             debug: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -352,6 +382,68 @@ impl LoopCore {
         self.closed.store(true, Relaxed);
         let handles = self.engine.close();
         drop(handles);
+    }
+
+    /// Schedules `callback(*args)` for the next iteration (FIFO); returns
+    /// its Handle.
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon<'py>(
+        slf: &Bound<'py, Self>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        LoopCore::call_soon_impl(slf, callback, args, context)
+    }
+
+    /// `call_soon` from any thread: wakes the loop; returns the Handle.
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon_threadsafe<'py>(
+        slf: &Bound<'py, Self>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Handle>> {
+        LoopCore::call_soon_threadsafe_impl(slf, callback, args, context)
+    }
+
+    /// Schedules `callback(*args)` `delay` seconds from now (never
+    /// earlier); returns its TimerHandle.
+    #[pyo3(signature = (delay, callback, *args, context=None))]
+    fn call_later<'py>(
+        slf: &Bound<'py, Self>,
+        delay: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        LoopCore::call_later_impl(slf, delay, callback, args, context)
+    }
+
+    /// Schedules `callback(*args)` at loop time `when` (never earlier);
+    /// returns its TimerHandle.
+    #[pyo3(signature = (when, callback, *args, context=None))]
+    fn call_at<'py>(
+        slf: &Bound<'py, Self>,
+        when: &Bound<'py, PyAny>,
+        callback: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, TimerHandle>> {
+        LoopCore::call_at_impl(slf, when, callback, args, context)
+    }
+
+    /// BaseEventLoop's `_stopping` flag: `stop()` sets it, `run_forever`
+    /// clears it; the iterations read it natively.
+    #[getter(_stopping)]
+    fn get_stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+
+    #[setter(_stopping)]
+    fn set_stopping(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.stopping.store(value.is_truthy()?, Relaxed);
+        Ok(())
     }
 
     /// The loop's clock (`time.monotonic()`'s), in seconds.
@@ -415,28 +507,30 @@ impl LoopCore {
         deadline: Option<f64>,
         max_callbacks: Option<usize>,
     ) -> PyResult<usize> {
-        let py = slf.py();
-        let core = slf.get();
-        core.check_closed()?;
-        let stopping = match slf.getattr_opt(intern!(py, "_stopping"))? {
-            Some(s) => s.is_truthy()?,
-            None => false,
-        };
         let limits = Limits {
             deadline: deadline.map(to_ns),
             max_callbacks,
         };
-        let mut runner = PyRunner {
-            the_loop: slf.as_any(),
-            debug: core.debug(),
-            signal: None,
-        };
-        // Its own reference: a callback may close the loop meanwhile.
-        let engine = core.engine.clone();
-        let ran = engine.run_once(&mut runner, stopping, limits)?;
-        match runner.signal.take() {
-            Some(e) => Err(e),
-            None => Ok(ran),
+        LoopCore::iteration(slf, limits).map(|(ran, _)| ran)
+    }
+
+    /// `BaseEventLoop.run_forever`'s loop (`rtpy.Loop.run_forever` keeps its
+    /// bookkeeping around it): iterations until `_stopping` is true after
+    /// one, without a Python call per iteration. Signal handlers run between
+    /// iterations; what one raises, and KeyboardInterrupt / SystemExit from
+    /// a callback, come out of it.
+    fn _run_forever(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        loop {
+            let (_, parked) = LoopCore::iteration(slf, Limits::default())?;
+            if LoopCore::stopping(slf)? {
+                return Ok(());
+            }
+            // A busy loop never waits (after which signals are handled):
+            // a pending Python signal handler runs here.
+            if !parked {
+                py.check_signals()?;
+            }
         }
     }
 

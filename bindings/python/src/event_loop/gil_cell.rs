@@ -12,9 +12,9 @@ use std::cell::UnsafeCell;
 pub(crate) struct GilCell<T>(UnsafeCell<T>);
 
 // SAFETY: every access takes a `Python<'_>` token, so it runs on a thread
-// holding the GIL; the module is built for the limited API (abi3), which
-// only GIL builds of CPython load (a free-threaded build has no abi3), so
-// two threads never access it at once. An access runs no Python code while
+// holding the GIL; the module only loads with the GIL enabled (`lib.rs`:
+// `gil_used`, and a free-threaded interpreter with the GIL forced off is
+// refused), so two threads never access it at once. An access runs no Python code while
 // it borrows the value (`get` clones, `replace` swaps and returns the old
 // value for the caller to drop after), so no access nests in another on the
 // same thread. `T: Send`: the value may be dropped on another thread.

@@ -11,7 +11,6 @@
 //!   mode's bookkeeping) and the engine's [`Runner`](rt_core::event_loop::Runner)
 //!   (the GIL is released only around the wait);
 //! - [`core`]: `LoopCore`, the scheduling methods `rtpy.Loop` inherits;
-//! - [`fastcall`]: `call_soon` installed with the vectorcall convention;
 //! - [`pool`]: `_run_in_pool`, the embedded runtime's blocking pool;
 //! - [`sock`]: the native fast paths of `sock_recv` / `sock_recv_into` /
 //!   `sock_sendall`.
@@ -21,7 +20,6 @@
 
 pub(crate) mod context;
 pub(crate) mod core;
-pub(crate) mod fastcall;
 pub(crate) mod gil_cell;
 pub(crate) mod handle;
 pub(crate) mod pool;
@@ -57,8 +55,6 @@ impl Cached {
     }
 }
 
-/// `contextvars.Context`.
-pub(crate) static CONTEXT_TYPE: Cached = Cached::new("contextvars", "Context");
 /// `asyncio.format_helpers._format_callback_source`.
 pub(crate) static FORMAT_CALLBACK_SOURCE: Cached =
     Cached::new("asyncio.format_helpers", "_format_callback_source");

@@ -76,6 +76,8 @@ pub(crate) struct PyRunner<'a, 'py> {
     /// The exception a signal handler raised after the wait (raised out of
     /// `_run_once` once the iteration ends).
     pub(crate) signal: Option<PyErr>,
+    /// True once the iteration waited (signals were checked after it).
+    pub(crate) parked: bool,
 }
 
 /// A closure made sendable: `Python::detach` runs it on this same thread,
@@ -101,6 +103,7 @@ impl Runner<Item> for PyRunner<'_, '_> {
     }
 
     fn park(&mut self, wait: &mut dyn FnMut()) {
+        self.parked = true;
         let py = self.the_loop.py();
         let wait = OnThisThread(wait);
         py.detach(move || {
