@@ -57,8 +57,10 @@ impl<T> Deref for GilBound<T> {
     }
 }
 
-/// The state machine of one stream-socket transport.
-#[pyclass(module = "rtpy._rtpy")]
+/// The state machine of one stream-socket transport. Frozen: every method
+/// takes `&self` (the state has its own cells), so a call checks no borrow
+/// flag.
+#[pyclass(module = "rtpy._rtpy", frozen)]
 pub(crate) struct SocketTransportCore {
     t: GilBound<Core>,
     /// The Python socket (buffered protocols read through its `recv_into`).
@@ -112,7 +114,7 @@ impl SocketTransportCore {
         let read_ready = slf.getattr("_read_ready")?.unbind();
         let write_ready = slf.getattr("_write_ready")?.unbind();
         let start_reading = slf.getattr("_start_reading")?.unbind();
-        let me = slf.borrow();
+        let me = slf.get();
         if let Some(h) = me.t.reactor().hooks.borrow_mut().as_mut() {
             h.read_ready = read_ready;
             h.write_ready = write_ready;
@@ -323,7 +325,7 @@ impl SocketTransportCore {
         Ok(())
     }
 
-    fn __clear__(&mut self) {
+    fn __clear__(&self) {
         self._clear();
     }
 }
