@@ -46,9 +46,9 @@ class _Write(Protocol):
 class SocketTransport(transports._FlowControlMixin, transports.Transport):
     """A connected stream socket's transport (``loop._make_socket_transport``)."""
 
-    # `write` and `is_closing` are slots holding the core's bound methods (set in __init__): the
-    # per-request calls (a protocol's write, StreamWriter.drain's is_closing) go straight to the
-    # native method, with no Python frame in between.
+    # `write` and `is_closing` are slots holding builtin functions bound to the core (set in
+    # __init__): the per-request calls (a protocol's write, StreamWriter.drain's is_closing) go
+    # straight to native code, with no Python frame and no argument tuple in between.
     __slots__ = ("_core", "_sock", "_sock_fd", "_server", "write", "is_closing", "__weakref__")
     _extra: dict[str, Any]  # BaseTransport's slot
     write: _Write
@@ -84,8 +84,8 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._core = core = SocketTransportCore(
             loop, self, sock, protocol, isinstance(protocol, protocols.BufferedProtocol)
         )
-        self.write = core.write
-        self.is_closing = core.is_closing
+        self.write = core._bound_write()
+        self.is_closing = core._bound_is_closing()
         self._server = server
         if server is not None:
             if _PY313:
@@ -179,7 +179,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     # -- writing ------------------------------------------------------------------------------
 
-    # write / is_closing: the core's bound methods, in slots (see __slots__).
+    # write / is_closing: builtin functions bound to the core, in slots (see __slots__).
 
     def get_write_buffer_size(self) -> int:
         return self._core.get_write_buffer_size()

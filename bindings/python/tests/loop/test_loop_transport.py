@@ -894,9 +894,14 @@ def test_write_and_is_closing_are_per_transport(loop):
         ta, pa = await pair(loop, a)
         tb, pb = await pair(loop, b)
         ta.write(b"to a")
-        tb.write(b"to b")
+        tb.write(data=b"to b")
         assert pa.recv(10) == b"to a"
         assert pb.recv(10) == b"to b"
+        for bad_args, bad_kwargs in [((), {}), ((b"x", b"y"), {}), ((), {"other": b"x"})]:
+            with pytest.raises(TypeError):
+                ta.write(*bad_args, **bad_kwargs)
+        with pytest.raises(TypeError):
+            ta.is_closing(1)
         assert not ta.is_closing() and not tb.is_closing()
         ta.close()
         assert ta.is_closing() and not tb.is_closing()
