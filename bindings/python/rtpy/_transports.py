@@ -18,7 +18,7 @@ import sys
 import warnings
 from asyncio import constants, futures, protocols, transports, trsock
 from asyncio.log import logger
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from ._rtpy import SocketTransportCore
 
@@ -38,11 +38,21 @@ def _set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+class _Write(Protocol):
+    # The type of `SocketTransport.write` (the core's bound `write`).
+    def __call__(self, data: bytes | bytearray | memoryview[Any]) -> None: ...
+
+
 class SocketTransport(transports._FlowControlMixin, transports.Transport):
     """A connected stream socket's transport (``loop._make_socket_transport``)."""
 
-    __slots__ = ("_core", "_sock", "_sock_fd", "_server", "__weakref__")
+    # `write` and `is_closing` are slots holding builtin functions bound to the core (set in
+    # __init__): the per-request calls (a protocol's write, StreamWriter.drain's is_closing) go
+    # straight to native code, with no Python frame and no argument tuple in between.
+    __slots__ = ("_core", "_sock", "_sock_fd", "_server", "write", "is_closing", "__weakref__")
     _extra: dict[str, Any]  # BaseTransport's slot
+    write: _Write
+    is_closing: Callable[[], bool]
 
     max_size = 256 * 1024  # one read's bytes, as asyncio's
     _start_tls_compatible = True
@@ -71,9 +81,11 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._loop = loop
         self._sock: socket.socket | None = sock
         self._sock_fd = sock.fileno()
-        self._core = SocketTransportCore(
+        self._core = core = SocketTransportCore(
             loop, self, sock, protocol, isinstance(protocol, protocols.BufferedProtocol)
         )
+        self.write = core._bound_write()
+        self.is_closing = core._bound_is_closing()
         self._server = server
         if server is not None:
             if _PY313:
@@ -167,13 +179,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     # -- writing ------------------------------------------------------------------------------
 
-    # Plain delegating methods: a Python-to-Python call is the cheapest way in (3.11+ inlines it);
-    # a property returning the core's bound method costs more per call.
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._core.write(data)
-
-    def is_closing(self) -> bool:
-        return self._core.is_closing()
+    # write / is_closing: builtin functions bound to the core, in slots (see __slots__).
 
     def get_write_buffer_size(self) -> int:
         return self._core.get_write_buffer_size()

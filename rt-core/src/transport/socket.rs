@@ -4,7 +4,7 @@
 use super::buffer::WriteBuffer;
 use super::sys;
 use super::{
-    Protocol, Reactor, Scheduled, TransportError, DEFAULT_HIGH_WATER,
+    OwnedRead, Protocol, Reactor, Scheduled, TransportError, DEFAULT_HIGH_WATER,
     LOG_THRESHOLD_FOR_CONNLOST_WRITES, MAX_READ,
 };
 use std::cell::{Cell, RefCell};
@@ -72,6 +72,8 @@ pub struct SocketTransport<P: Protocol, R: Reactor<P::Error>> {
     read_watched: Cell<bool>,
     /// The write watch is registered.
     write_watched: Cell<bool>,
+    /// The length of the last read (the hint of `Protocol::read_owned`).
+    last_read: Cell<usize>,
 }
 
 impl<P: Protocol, R: Reactor<P::Error>> fmt::Debug for SocketTransport<P, R> {
@@ -108,6 +110,7 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
             lost_called: Cell::new(false),
             read_watched: Cell::new(false),
             write_watched: Cell::new(false),
+            last_read: Cell::new(0),
         }
     }
 
@@ -291,6 +294,23 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         if protocol.is_buffered() {
             return self.read_buffered(&protocol);
         }
+        if let Some(read) = protocol.read_owned(self.fd, self.last_read.get()) {
+            return match read {
+                OwnedRead::Data(n, result) => {
+                    self.last_read.set(n);
+                    self.callback_outcome(
+                        result,
+                        "Fatal error: protocol.data_received() call failed.",
+                    )
+                }
+                OwnedRead::Eof => self.on_eof(&protocol),
+                OwnedRead::NotReady => Ok(()),
+                OwnedRead::Failed(e) => {
+                    self.fatal_error(e, "Fatal read error on socket transport");
+                    Ok(())
+                }
+            };
+        }
         let mut scratch = take_scratch();
         let outcome = sys::recv(self.fd, &mut scratch);
         let result = match outcome {
@@ -298,7 +318,10 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
                 give_back_scratch(scratch);
                 return self.on_eof(&protocol);
             }
-            Ok(n) => protocol.data_received(&scratch[..n]),
+            Ok(n) => {
+                self.last_read.set(n);
+                protocol.data_received(&scratch[..n])
+            }
             Err(e) if sys::is_not_ready(&e) => Ok(()),
             Err(e) => {
                 give_back_scratch(scratch);

@@ -9,6 +9,7 @@
 //! borrow while Python runs. Serialized by the GIL: see [`GilBound`].
 
 mod error;
+mod fast;
 mod protocol;
 mod reactor;
 
@@ -57,8 +58,10 @@ impl<T> Deref for GilBound<T> {
     }
 }
 
-/// The state machine of one stream-socket transport.
-#[pyclass(module = "rtpy._rtpy")]
+/// The state machine of one stream-socket transport. Frozen: every method
+/// takes `&self` (the state has its own cells), so a call checks no borrow
+/// flag.
+#[pyclass(module = "rtpy._rtpy", frozen)]
 pub(crate) struct SocketTransportCore {
     t: GilBound<Core>,
     /// The Python socket (buffered protocols read through its `recv_into`).
@@ -67,6 +70,47 @@ pub(crate) struct SocketTransportCore {
 
 fn err(e: TransportErr) -> PyErr {
     e.0
+}
+
+impl SocketTransportCore {
+    /// `transport.write(data)`: bytes, bytearray or memoryview.
+    fn write_impl(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let check = |t: &Core| -> PyResult<()> {
+            if t.eof_written() {
+                return Err(PyRuntimeError::new_err(
+                    "Cannot call write() after write_eof()",
+                ));
+            }
+            if t.reactor().empty_waiter.borrow().is_some() {
+                return Err(PyRuntimeError::new_err(
+                    "unable to write; sendfile is in progress",
+                ));
+            }
+            Ok(())
+        };
+        if let Ok(b) = data.cast::<PyBytes>() {
+            check(&self.t)?;
+            return self.t.write(b.as_bytes()).map_err(err);
+        }
+        if let Ok(b) = data.cast::<PyByteArray>() {
+            check(&self.t)?;
+            // SAFETY: the slice is used only until the core first runs
+            // Python code (it copies what it keeps into its buffer before
+            // calling the loop or the protocol), so nothing can resize or
+            // free the bytearray while it is read.
+            return self.t.write(unsafe { b.as_bytes() }).map_err(err);
+        }
+        if data.is_instance_of::<PyMemoryView>() {
+            check(&self.t)?;
+            let bytes = data.call_method0("tobytes")?;
+            let b = bytes.cast::<PyBytes>()?;
+            return self.t.write(b.as_bytes()).map_err(err);
+        }
+        Err(PyTypeError::new_err(format!(
+            "data argument must be a bytes-like object, not '{}'",
+            data.get_type().name()?
+        )))
+    }
 }
 
 #[pymethods]
@@ -112,7 +156,7 @@ impl SocketTransportCore {
         let read_ready = slf.getattr("_read_ready")?.unbind();
         let write_ready = slf.getattr("_write_ready")?.unbind();
         let start_reading = slf.getattr("_start_reading")?.unbind();
-        let me = slf.borrow();
+        let me = slf.get();
         if let Some(h) = me.t.reactor().hooks.borrow_mut().as_mut() {
             h.read_ready = read_ready;
             h.write_ready = write_ready;
@@ -138,41 +182,19 @@ impl SocketTransportCore {
 
     /// `transport.write(data)`: bytes, bytearray or memoryview.
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let check = |t: &Core| -> PyResult<()> {
-            if t.eof_written() {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot call write() after write_eof()",
-                ));
-            }
-            if t.reactor().empty_waiter.borrow().is_some() {
-                return Err(PyRuntimeError::new_err(
-                    "unable to write; sendfile is in progress",
-                ));
-            }
-            Ok(())
-        };
-        if let Ok(b) = data.cast::<PyBytes>() {
-            check(&self.t)?;
-            return self.t.write(b.as_bytes()).map_err(err);
-        }
-        if let Ok(b) = data.cast::<PyByteArray>() {
-            check(&self.t)?;
-            // SAFETY: the slice is used only until the core first runs
-            // Python code (it copies what it keeps into its buffer before
-            // calling the loop or the protocol), so nothing can resize or
-            // free the bytearray while it is read.
-            return self.t.write(unsafe { b.as_bytes() }).map_err(err);
-        }
-        if data.is_instance_of::<PyMemoryView>() {
-            check(&self.t)?;
-            let bytes = data.call_method0("tobytes")?;
-            let b = bytes.cast::<PyBytes>()?;
-            return self.t.write(b.as_bytes()).map_err(err);
-        }
-        Err(PyTypeError::new_err(format!(
-            "data argument must be a bytes-like object, not '{}'",
-            data.get_type().name()?
-        )))
+        self.write_impl(data)
+    }
+
+    /// `write`, as a builtin function bound to this core (no argument
+    /// tuple per call): the transport's `write` slot.
+    fn _bound_write<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        fast::bound_write(slf)
+    }
+
+    /// `is_closing`, as a builtin function bound to this core: the
+    /// transport's `is_closing` slot.
+    fn _bound_is_closing<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        fast::bound_is_closing(slf)
     }
 
     /// Shuts the write side down once the buffer drained.
@@ -323,7 +345,7 @@ impl SocketTransportCore {
         Ok(())
     }
 
-    fn __clear__(&mut self) {
+    fn __clear__(&self) {
         self._clear();
     }
 }

@@ -8,22 +8,55 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
 use pyo3::types::PyBytes;
-use rt_core::transport::Protocol;
+use rt_core::transport::{sys, OwnedRead, Protocol, TransportError, MAX_READ};
 use std::os::fd::RawFd;
 
-/// `f(arg)`, without the argument tuple a stable-ABI `call1` builds
-/// (CPython's variadic call passes its arguments on the stack, through the
-/// vectorcall protocol).
+/// Reads at least this long (the previous one's length as the hint) go
+/// straight into a new `bytes` object of [`MAX_READ`] bytes, shrunk to fit
+/// (asyncio's `sock.recv(max_size)`): above it, copying the data costs more
+/// than the allocation and the shrink; below it, the transport's scratch
+/// buffer and a copy are cheaper.
+const OWNED_READ_MIN: usize = 16 * 1024;
+
+extern "C" {
+    // `bytes` resizing (what `sock.recv` does to its buffer): exported by
+    // every CPython 3 (outside the limited API); `*bytes` must be a new,
+    // unshared bytes object; NULL with an exception set on failure.
+    fn _PyBytes_Resize(
+        bytes: *mut *mut ffi::PyObject,
+        newsize: ffi::Py_ssize_t,
+    ) -> std::os::raw::c_int;
+    // CPython's vectorcall entry point: exported by every CPython 3.9+ with
+    // this signature (PEP 590), in the limited API from 3.12; declared here
+    // because the module is built for abi3-py39.
+    fn PyObject_Vectorcall(
+        callable: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargsf: usize,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject;
+}
+
+/// PEP 590's `PY_VECTORCALL_ARGUMENTS_OFFSET`: the callee may use
+/// `args[-1]` (a bound method puts its `self` there, with no new array).
+const ARGUMENTS_OFFSET: usize = 1 << (usize::BITS - 1);
+
+/// `f(arg)` through the vectorcall protocol: no argument tuple, and a bound
+/// method (a protocol's `data_received`) prepends its `self` in place.
 fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let mut args = [std::ptr::null_mut(), arg.as_ptr()];
     // SAFETY: `f` and `arg` are live objects borrowed for the whole call, the
-    // GIL is held (a `Bound` proves it), and the variadic argument list ends
-    // with the NULL the API requires. The result is a new reference (or NULL
-    // with an exception set), which `from_owned_ptr_or_err` takes over.
+    // GIL is held (a `Bound` proves it). `args[1..]` holds the one argument;
+    // with ARGUMENTS_OFFSET the callee may overwrite `args[0]` temporarily
+    // (it is ours and writable) and restores it. No keywords (NULL). The
+    // result is a new reference (or NULL with an exception set), which
+    // `from_owned_ptr_or_err` takes over.
     unsafe {
-        let r = ffi::PyObject_CallFunctionObjArgs(
+        let r = PyObject_Vectorcall(
             f.as_ptr(),
-            arg.as_ptr(),
-            std::ptr::null_mut::<ffi::PyObject>(),
+            args.as_mut_ptr().add(1).cast_const(),
+            1 | ARGUMENTS_OFFSET,
+            std::ptr::null_mut(),
         );
         Bound::from_owned_ptr_or_err(f.py(), r)
     }
@@ -102,6 +135,63 @@ impl Protocol for PyProtocol {
             };
             Ok(())
         })
+    }
+
+    fn read_owned(&self, fd: RawFd, last: usize) -> Option<OwnedRead<TransportErr>> {
+        if last < OWNED_READ_MIN || self.get_buffer.is_some() {
+            return None;
+        }
+        Some(Python::attach(|py| {
+            // SAFETY: the GIL is held. A NULL source makes an uninitialized
+            // bytes object of MAX_READ bytes (a new reference, or NULL with
+            // MemoryError set), owned by `bytes` from here on.
+            let bytes = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    ffi::PyBytes_FromStringAndSize(std::ptr::null(), MAX_READ as ffi::Py_ssize_t),
+                )
+            };
+            let bytes = match bytes {
+                Ok(b) => b,
+                Err(e) => return OwnedRead::Failed(e.into()),
+            };
+            // SAFETY: the object is new and not shared (no Python code ran
+            // since it was made): its MAX_READ bytes are ours to fill.
+            let buf = unsafe {
+                std::slice::from_raw_parts_mut(
+                    ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>(),
+                    MAX_READ,
+                )
+            };
+            let n = match sys::recv(fd, buf) {
+                Ok(0) => return OwnedRead::Eof,
+                Ok(n) => n,
+                Err(e) if sys::is_not_ready(&e) => return OwnedRead::NotReady,
+                Err(e) => return OwnedRead::Failed(TransportErr::from_io(e)),
+            };
+            let mut raw = bytes.into_ptr();
+            // SAFETY: `raw` is our only reference to an unshared bytes
+            // object (its ownership moved out of `bytes`); the resize
+            // replaces it in place, or frees it and sets NULL with an
+            // exception set; `from_owned_ptr_or_err` takes the result.
+            let bytes = unsafe {
+                _PyBytes_Resize(&mut raw, n as ffi::Py_ssize_t);
+                Bound::from_owned_ptr_or_err(py, raw)
+            };
+            let bytes = match bytes {
+                Ok(b) => b,
+                Err(e) => return OwnedRead::Failed(e.into()),
+            };
+            let delivered = match &self.on_data {
+                Some(f) => call_one(f.bind(py), &bytes).map(drop),
+                None => self
+                    .obj
+                    .bind(py)
+                    .call_method1("data_received", (bytes,))
+                    .map(drop),
+            };
+            OwnedRead::Data(n, delivered.map_err(TransportErr::from))
+        }))
     }
 
     fn eof_received(&self) -> Result<bool, TransportErr> {

@@ -830,3 +830,88 @@ def test_random_traffic_keeps_every_byte_in_order(loop):
             await b.lost
 
     run(loop, main(), timeout=60)
+
+
+def test_large_reads_keep_every_byte_then_eof(loop):
+    # Large messages (rtpy reads them straight into a new bytes object once a
+    # read was large), then small ones (back to the copying read), then EOF.
+    async def main():
+        p = Recorder(loop)
+        t, peer = await pair(loop, p)
+        peer.setblocking(False)
+        sent = bytearray()
+        sizes = [100 * 1024, 200 * 1024, 64 * 1024, 1, 17, 300 * 1024, 5, 40 * 1024]
+        for i, size in enumerate(sizes):
+            msg = bytes((i * 13 + k * 7) & 0xFF for k in range(251)) * (size // 251 + 1)
+            msg = msg[:size]
+            sent += msg
+            await loop.sock_sendall(peer, msg)
+            await wait_for_len(p.data, len(sent))
+        assert p.data == sent
+        peer.shutdown(socket.SHUT_WR)
+        await p.eof
+        assert await p.lost is None
+        assert p.events == ["made", "data", "eof", "lost"]
+        assert t.is_closing()
+        peer.close()
+
+    run(loop, main())
+
+
+def test_exception_in_data_received_after_a_large_read_is_fatal(loop):
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+
+        class BadLater(Recorder):
+            def data_received(self, data):
+                super().data_received(data)
+                if len(self.data) > 300 * 1024:
+                    raise ZeroDivisionError("bad protocol")
+
+        p = BadLater(loop)
+        t, peer = await pair(loop, p)
+        peer.setblocking(False)
+        for _ in range(4):
+            await loop.sock_sendall(peer, b"y" * (100 * 1024))
+        exc = await p.lost
+        assert isinstance(exc, ZeroDivisionError)
+        assert len(errors) == 1
+        assert errors[0]["message"] == "Fatal error: protocol.data_received() call failed."
+        assert errors[0]["exception"] is exc
+        assert len(p.data) > 300 * 1024
+        assert bytes(p.data) == b"y" * len(p.data)
+        peer.close()
+
+    run(loop, main())
+
+
+def test_write_and_is_closing_are_per_transport(loop):
+    # On rtpy's loop write / is_closing are the core's bound methods (slots):
+    # each transport's own, still working after the close.
+    async def main():
+        a, b = Recorder(loop), Recorder(loop)
+        ta, pa = await pair(loop, a)
+        tb, pb = await pair(loop, b)
+        ta.write(b"to a")
+        tb.write(data=b"to b")
+        assert pa.recv(10) == b"to a"
+        assert pb.recv(10) == b"to b"
+        for bad_args, bad_kwargs in [((), {}), ((b"x", b"y"), {}), ((), {"other": b"x"})]:
+            with pytest.raises(TypeError):
+                ta.write(*bad_args, **bad_kwargs)
+        with pytest.raises(TypeError):
+            ta.is_closing(1)
+        assert not ta.is_closing() and not tb.is_closing()
+        ta.close()
+        assert ta.is_closing() and not tb.is_closing()
+        assert await a.lost is None
+        ta.write(b"dropped")  # counted, not sent
+        with pytest.raises(TypeError):
+            tb.write("str")
+        tb.close()
+        assert await b.lost is None
+        pa.close()
+        pb.close()
+
+    run(loop, main())
