@@ -84,8 +84,9 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._core = core = SocketTransportCore(
             loop, self, sock, protocol, isinstance(protocol, protocols.BufferedProtocol)
         )
-        self.write = core._bound_write()
-        self.is_closing = core._bound_is_closing()
+        # The core's own (fastcall) methods, bound: a protocol's write(data) is one C call.
+        self.write = core.write
+        self.is_closing = core.is_closing
         self._server = server
         if server is not None:
             if _PY313:

@@ -9,7 +9,6 @@
 //! borrow while Python runs. Serialized by the GIL: see [`GilBound`].
 
 mod error;
-mod fast;
 mod protocol;
 mod reactor;
 
@@ -38,8 +37,9 @@ type Core = SocketTransport<PyProtocol, PyReactor>;
 /// where it holds no `RefCell` borrow and no `Rc` of its own other than
 /// clones it will drop, exactly as for a re-entrant call on the same thread.
 /// Thread switches happen only at GIL hand-offs, which order every access.
-/// The module is built for the stable ABI (abi3), which free-threaded
-/// builds of CPython cannot load: the GIL is always there.
+/// The module declares that it uses the GIL (`gil_used`, see `lib.rs`): a
+/// free-threaded CPython enables the GIL when loading it, and the import is
+/// refused if `PYTHON_GIL=0` keeps it off, so the GIL is always there.
 struct GilBound<T>(T);
 
 // SAFETY: see the type's doc: every access, and the drop, happens with the
@@ -183,18 +183,6 @@ impl SocketTransportCore {
     /// `transport.write(data)`: bytes, bytearray or memoryview.
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         self.write_impl(data)
-    }
-
-    /// `write`, as a builtin function bound to this core (no argument
-    /// tuple per call): the transport's `write` slot.
-    fn _bound_write<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        fast::bound_write(slf)
-    }
-
-    /// `is_closing`, as a builtin function bound to this core: the
-    /// transport's `is_closing` slot.
-    fn _bound_is_closing<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        fast::bound_is_closing(slf)
     }
 
     /// Shuts the write side down once the buffer drained.
