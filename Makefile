@@ -252,12 +252,14 @@ demo-python: python
 	@for e in $(sort $(wildcard examples/python/*.py)); do echo "== $$e"; $(VENV_PY) $$e || exit 1; done
 
 # rtpy against the standard library's executors and asyncio (not a test).
-# Then the asyncio echo/scheduling benchmark against uvloop and rloop (PyPI
-# wheels installed into the venv here); rtpy's loop joins it with issue 12.
+# Then the asyncio echo/scheduling benchmark, rtpy's loop against asyncio's,
+# uvloop and rloop (PyPI wheels installed into the venv here), and the
+# idle-loop timer lateness of each loop.
 bench-python: python
 	PYTHON=$(VENV_PY) bash benches/python/run.sh
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benches/python/echo/requirements.txt
 	$(VENV_PY) benches/python/echo/run.py $(if $(RT_BENCH_QUICK),--quick,)
+	$(VENV_PY) benches/python/timer_lateness.py $(if $(RT_BENCH_QUICK),--n 200 --rounds 2,)
 
 clean:
 	$(CARGO) clean
