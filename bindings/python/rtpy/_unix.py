@@ -33,7 +33,7 @@ import sys
 import warnings
 from asyncio import base_events, coroutines, events, exceptions, selector_events, transports, unix_events
 from asyncio.log import logger
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, TypeVar, Union, cast
 
 from ._rtpy import _sock_recv as _sock_recv_native
 from ._rtpy import _sock_recv_into as _sock_recv_into_native
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     _Address: TypeAlias = Union[Tuple[Any, ...], str, ReadableBuffer]
 else:
     _MixinBase = object
+
+_R = TypeVar("_R")
 
 #: Index of the reader / writer slot in ``_UnixState.owners`` keys.
 _READ = 0
@@ -456,6 +458,34 @@ class UnixMixin(_MixinBase):
         else:
             fut.set_result(result)
 
+    async def _sock_call(self, kind: int, sock: socket.socket, op: Callable[..., _R], *args: Any) -> _R:
+        """``op(*args)`` (a non-blocking ``sock`` method) at once; if it would block, again on each
+        readiness of ``sock`` (reader for ``_READ``, writer for ``_WRITE``) until it completes."""
+        try:
+            return op(*args)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut: Future[_R] = self.create_future()
+        fd = sock.fileno()
+        self._sock_wait(kind, fd, fut, self._sock_call_ready, kind, fd, op, args)
+        return await fut
+
+    def _sock_call_ready(
+        self, fut: Future[_R], kind: int, fd: int, op: Callable[..., _R], args: Tuple[Any, ...]
+    ) -> None:
+        if fut.done():
+            return  # cancelled; the done callback removes the registration
+        try:
+            result = op(*args)
+        except (BlockingIOError, InterruptedError):
+            return  # spurious wakeup: wait again
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._sock_done(kind, fd, fut, exc=exc)
+        else:
+            self._sock_done(kind, fd, fut, result)
+
     # ------------------------------------------------------------------------------------------
     # sock_*: receive
     async def sock_recv(self, sock: socket.socket, nbytes: int) -> bytes:
@@ -471,27 +501,7 @@ class UnixMixin(_MixinBase):
     async def _sock_recv_py(self, sock: socket.socket, nbytes: int) -> bytes:
         """``sock_recv`` in Python: any socket-like object, asyncio's checks."""
         self._sock_check(sock)
-        try:
-            return sock.recv(nbytes)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut: Future[bytes] = self.create_future()
-        self._sock_wait(_READ, sock.fileno(), fut, self._sock_recv_ready, sock.fileno(), sock, nbytes)
-        return await fut
-
-    def _sock_recv_ready(self, fut: Future[bytes], fd: int, sock: socket.socket, nbytes: int) -> None:
-        if fut.done():
-            return
-        try:
-            data = sock.recv(nbytes)
-        except (BlockingIOError, InterruptedError):
-            return  # spurious wakeup: wait again
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._sock_done(_READ, fd, fut, exc=exc)
-        else:
-            self._sock_done(_READ, fd, fut, data)
+        return await self._sock_call(_READ, sock, sock.recv, nbytes)
 
     async def sock_recv_into(self, sock: socket.socket, buf: WriteableBuffer) -> int:
         """Receive into ``buf``; returns the number of bytes written."""
@@ -506,81 +516,19 @@ class UnixMixin(_MixinBase):
     async def _sock_recv_into_py(self, sock: socket.socket, buf: WriteableBuffer) -> int:
         """``sock_recv_into`` in Python: any socket-like object and buffer, asyncio's checks."""
         self._sock_check(sock)
-        try:
-            return sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut: Future[int] = self.create_future()
-        self._sock_wait(_READ, sock.fileno(), fut, self._sock_recv_into_ready, sock.fileno(), sock, buf)
-        return await fut
-
-    def _sock_recv_into_ready(self, fut: Future[int], fd: int, sock: socket.socket, buf: WriteableBuffer) -> None:
-        if fut.done():
-            return
-        try:
-            n = sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._sock_done(_READ, fd, fut, exc=exc)
-        else:
-            self._sock_done(_READ, fd, fut, n)
+        return await self._sock_call(_READ, sock, sock.recv_into, buf)
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
         """Receive a datagram: ``(data, address)``."""
         self._sock_check(sock)
-        try:
-            return sock.recvfrom(bufsize)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut: Future[tuple[bytes, Any]] = self.create_future()
-        self._sock_wait(_READ, sock.fileno(), fut, self._sock_recvfrom_ready, sock.fileno(), sock, bufsize)
-        return await fut
-
-    def _sock_recvfrom_ready(self, fut: Future[tuple[bytes, Any]], fd: int, sock: socket.socket, bufsize: int) -> None:
-        if fut.done():
-            return
-        try:
-            result = sock.recvfrom(bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._sock_done(_READ, fd, fut, exc=exc)
-        else:
-            self._sock_done(_READ, fd, fut, result)
+        return await self._sock_call(_READ, sock, sock.recvfrom, bufsize)
 
     async def sock_recvfrom_into(self, sock: socket.socket, buf: WriteableBuffer, nbytes: int = 0) -> tuple[int, Any]:
         """Receive a datagram into ``buf``: ``(nbytes, address)``."""
         self._sock_check(sock)
         if not nbytes:
             nbytes = len(buf)  # type: ignore[arg-type]
-        try:
-            return sock.recvfrom_into(buf, nbytes)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut: Future[tuple[int, Any]] = self.create_future()
-        self._sock_wait(_READ, sock.fileno(), fut, self._sock_recvfrom_into_ready, sock.fileno(), sock, buf, nbytes)
-        return await fut
-
-    def _sock_recvfrom_into_ready(
-        self, fut: Future[tuple[int, Any]], fd: int, sock: socket.socket, buf: WriteableBuffer, nbytes: int
-    ) -> None:
-        if fut.done():
-            return
-        try:
-            result = sock.recvfrom_into(buf, nbytes)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._sock_done(_READ, fd, fut, exc=exc)
-        else:
-            self._sock_done(_READ, fd, fut, result)
+        return await self._sock_call(_READ, sock, sock.recvfrom_into, buf, nbytes)
 
     # ------------------------------------------------------------------------------------------
     # sock_*: send
@@ -634,29 +582,7 @@ class UnixMixin(_MixinBase):
     async def sock_sendto(self, sock: socket.socket, data: ReadableBuffer, address: _Address) -> int:
         """Send a datagram to ``address``; returns the number of bytes sent."""
         self._sock_check(sock)
-        try:
-            return sock.sendto(data, address)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut: Future[int] = self.create_future()
-        self._sock_wait(_WRITE, sock.fileno(), fut, self._sock_sendto_ready, sock.fileno(), sock, data, address)
-        return await fut
-
-    def _sock_sendto_ready(
-        self, fut: Future[int], fd: int, sock: socket.socket, data: ReadableBuffer, address: _Address
-    ) -> None:
-        if fut.done():
-            return
-        try:
-            n = sock.sendto(data, 0, address)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._sock_done(_WRITE, fd, fut, exc=exc)
-        else:
-            self._sock_done(_WRITE, fd, fut, n)
+        return await self._sock_call(_WRITE, sock, sock.sendto, data, address)
 
     # ------------------------------------------------------------------------------------------
     # sock_*: connect, accept
