@@ -33,7 +33,7 @@ import sys
 import warnings
 from asyncio import base_events, coroutines, events, exceptions, selector_events, transports, unix_events
 from asyncio.log import logger
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union, cast
 
 from ._rtpy import _sock_recv as _sock_recv_native
 from ._rtpy import _sock_recv_into as _sock_recv_into_native
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
     _Address: TypeAlias = Union[Tuple[Any, ...], str, ReadableBuffer]
 else:
     _MixinBase = object
-
-_R = TypeVar("_R")
 
 #: Index of the reader / writer slot in ``_UnixState.owners`` keys.
 _READ = 0
@@ -458,25 +456,26 @@ class UnixMixin(_MixinBase):
         else:
             fut.set_result(result)
 
-    async def _sock_call(self, kind: int, sock: socket.socket, op: Callable[..., _R], *args: Any) -> _R:
-        """``op(*args)`` (a non-blocking ``sock`` method) at once; if it would block, again on each
-        readiness of ``sock`` (reader for ``_READ``, writer for ``_WRITE``) until it completes."""
+    async def _sock_call(self, kind: int, sock: socket.socket, method: str, *args: Any) -> Any:
+        """``sock.<method>(*args)`` (a non-blocking call) at once; if it would block, again on each
+        readiness of ``sock`` (reader for ``_READ``, writer for ``_WRITE``) until it completes. The
+        method is looked up at each attempt, as asyncio's own retries call ``sock.<method>`` anew."""
         try:
-            return op(*args)
+            return getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             pass
-        fut: Future[_R] = self.create_future()
+        fut: Future[Any] = self.create_future()
         fd = sock.fileno()
-        self._sock_wait(kind, fd, fut, self._sock_call_ready, kind, fd, op, args)
+        self._sock_wait(kind, fd, fut, self._sock_call_ready, kind, fd, sock, method, args)
         return await fut
 
     def _sock_call_ready(
-        self, fut: Future[_R], kind: int, fd: int, op: Callable[..., _R], args: Tuple[Any, ...]
+        self, fut: Future[Any], kind: int, fd: int, sock: socket.socket, method: str, args: Tuple[Any, ...]
     ) -> None:
         if fut.done():
             return  # cancelled; the done callback removes the registration
         try:
-            result = op(*args)
+            result = getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             return  # spurious wakeup: wait again
         except (SystemExit, KeyboardInterrupt):
@@ -501,7 +500,7 @@ class UnixMixin(_MixinBase):
     async def _sock_recv_py(self, sock: socket.socket, nbytes: int) -> bytes:
         """``sock_recv`` in Python: any socket-like object, asyncio's checks."""
         self._sock_check(sock)
-        return await self._sock_call(_READ, sock, sock.recv, nbytes)
+        return cast(bytes, await self._sock_call(_READ, sock, "recv", nbytes))
 
     async def sock_recv_into(self, sock: socket.socket, buf: WriteableBuffer) -> int:
         """Receive into ``buf``; returns the number of bytes written."""
@@ -516,19 +515,19 @@ class UnixMixin(_MixinBase):
     async def _sock_recv_into_py(self, sock: socket.socket, buf: WriteableBuffer) -> int:
         """``sock_recv_into`` in Python: any socket-like object and buffer, asyncio's checks."""
         self._sock_check(sock)
-        return await self._sock_call(_READ, sock, sock.recv_into, buf)
+        return cast(int, await self._sock_call(_READ, sock, "recv_into", buf))
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
         """Receive a datagram: ``(data, address)``."""
         self._sock_check(sock)
-        return await self._sock_call(_READ, sock, sock.recvfrom, bufsize)
+        return cast("tuple[bytes, Any]", await self._sock_call(_READ, sock, "recvfrom", bufsize))
 
     async def sock_recvfrom_into(self, sock: socket.socket, buf: WriteableBuffer, nbytes: int = 0) -> tuple[int, Any]:
         """Receive a datagram into ``buf``: ``(nbytes, address)``."""
         self._sock_check(sock)
         if not nbytes:
             nbytes = len(buf)  # type: ignore[arg-type]
-        return await self._sock_call(_READ, sock, sock.recvfrom_into, buf, nbytes)
+        return cast("tuple[int, Any]", await self._sock_call(_READ, sock, "recvfrom_into", buf, nbytes))
 
     # ------------------------------------------------------------------------------------------
     # sock_*: send
@@ -582,7 +581,7 @@ class UnixMixin(_MixinBase):
     async def sock_sendto(self, sock: socket.socket, data: ReadableBuffer, address: _Address) -> int:
         """Send a datagram to ``address``; returns the number of bytes sent."""
         self._sock_check(sock)
-        return await self._sock_call(_WRITE, sock, sock.sendto, data, address)
+        return cast(int, await self._sock_call(_WRITE, sock, "sendto", data, address))
 
     # ------------------------------------------------------------------------------------------
     # sock_*: connect, accept
