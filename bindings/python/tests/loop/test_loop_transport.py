@@ -103,6 +103,18 @@ async def pair(lp, proto_a, proto_b=None):
     return ta, tb
 
 
+async def accepted_tcp(lp, proto):
+    """A transport over an accepted loopback TCP connection: (transport, the client's blocking socket,
+    the accepted socket the transport owns)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = socket.create_connection(listener.getsockname())
+        srv, _ = listener.accept()
+    t, _ = await lp.connect_accepted_socket(lambda: proto, srv)
+    return t, client, srv
+
+
 async def wait_for_len(buf, n, timeout=10.0):
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -147,12 +159,7 @@ def test_echo_over_tcp(loop):
 def test_extra_info(loop):
     async def main():
         p = Recorder(loop)
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        c = socket.create_connection(s.getsockname())
-        srv, _ = s.accept()
-        t, _ = await loop.connect_accepted_socket(lambda: p, srv)
+        t, c, srv = await accepted_tcp(loop, p)
         check_kind(loop, t)
         ts = t.get_extra_info("socket")
         assert isinstance(ts, asyncio.trsock.TransportSocket)
@@ -167,7 +174,6 @@ def test_extra_info(loop):
         assert "closed" in repr(t)
         assert t.get_protocol() is None
         c.close()
-        s.close()
 
     run(loop, main())
 
@@ -451,12 +457,7 @@ def test_write_type_errors(loop):
 def test_peer_reset(loop):
     async def main():
         p = Recorder(loop)
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        c = socket.create_connection(s.getsockname())
-        srv, _ = s.accept()
-        t, _ = await loop.connect_accepted_socket(lambda: p, srv)
+        t, c, srv = await accepted_tcp(loop, p)
         await asyncio.sleep(0)
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         c.close()
@@ -464,7 +465,6 @@ def test_peer_reset(loop):
         assert isinstance(exc, ConnectionResetError)
         assert exc.errno is not None
         assert p.events == ["made", "lost"]
-        s.close()
 
     run(loop, main())
 
@@ -770,12 +770,7 @@ def test_os_errors_are_logged_only_in_debug_mode(loop, caplog):
 def test_peer_reset_while_data_is_buffered(loop):
     async def main():
         p = Recorder(loop)
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        c = socket.create_connection(s.getsockname())
-        srv, _ = s.accept()
-        t, _ = await loop.connect_accepted_socket(lambda: p, srv)
+        t, c, srv = await accepted_tcp(loop, p)
         t.write(b"b" * (8 * 1024 * 1024))  # more than the socket buffers hold
         assert t.get_write_buffer_size() > 0
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -784,7 +779,6 @@ def test_peer_reset_while_data_is_buffered(loop):
         assert isinstance(exc, (ConnectionResetError, BrokenPipeError))
         assert t.get_write_buffer_size() == 0
         assert p.events.count("lost") == 1
-        s.close()
 
     run(loop, main())
 
