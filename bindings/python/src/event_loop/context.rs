@@ -44,7 +44,14 @@ pub(crate) fn run_in(
             return Err(PyErr::fetch(py));
         }
     }
-    let outcome = callback.call1(args).map(drop);
+    // No arguments (a transport's `_read_ready`, a task's step): a
+    // vectorcall with no argument tuple at all.
+    let outcome = if args.is_empty() {
+        callback.call0()
+    } else {
+        callback.call1(args)
+    }
+    .map(drop);
     // SAFETY: as above: the context this thread entered just before.
     let exited = unsafe { PyContext_Exit(context.as_ptr()) };
     if exited != 0 {

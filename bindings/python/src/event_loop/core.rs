@@ -6,7 +6,7 @@
 
 use super::handle::{Handle, Item, TimerHandle};
 use super::run::PyRunner;
-use super::{Engine, ISCOROUTINE, ISCOROUTINEFUNCTION};
+use super::{Engine, FUTURE, ISCOROUTINE, ISCOROUTINEFUNCTION};
 use crate::errors::os_error;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::gc::PyVisit;
@@ -37,6 +37,9 @@ pub struct LoopCore {
     /// iteration), as a native attribute.
     stopping: AtomicBool,
 }
+
+/// `("loop",)`: the keyword names of `create_future`'s call.
+static LOOP_KWNAME: pyo3::sync::PyOnceLock<Py<PyTuple>> = pyo3::sync::PyOnceLock::new();
 
 /// `RuntimeError('Event loop is closed')`, asyncio's.
 pub(crate) fn closed_error() -> PyErr {
@@ -542,6 +545,43 @@ impl LoopCore {
     /// Sets the debug flag the core reads (`Loop.set_debug` calls it).
     fn _set_debug_core(&self, enabled: bool) {
         self.debug.store(enabled, Relaxed);
+    }
+
+    /// BaseEventLoop's `_debug` flag (`set_debug` sets it), as a native
+    /// attribute: `get_debug` and the core read the same flag.
+    #[getter(_debug)]
+    fn get_debug_attr(&self) -> bool {
+        self.debug()
+    }
+
+    #[setter(_debug)]
+    fn set_debug_attr(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.debug.store(value.is_truthy()?, Relaxed);
+        Ok(())
+    }
+
+    /// The debug flag (BaseEventLoop's `get_debug`, without a Python frame:
+    /// asyncio's C `Future.__init__` calls it on every future).
+    fn get_debug(&self) -> bool {
+        self.debug()
+    }
+
+    /// `asyncio.Future(loop=self)` (BaseEventLoop's `create_future`,
+    /// without a Python frame).
+    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let future = FUTURE.get(py)?;
+        let kwnames =
+            LOOP_KWNAME.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
+        let args = [slf.as_ptr()];
+        // SAFETY: `future` and every argument are live objects (bound, the
+        // GIL held); `args` holds the one keyword argument named by
+        // `kwnames` (a tuple of str) and no positional one; the result is a
+        // new reference or NULL with an exception set.
+        unsafe {
+            let out = ffi::PyObject_Vectorcall(future.as_ptr(), args.as_ptr(), 0, kwnames.as_ptr());
+            Bound::from_owned_ptr_or_err(py, out)
+        }
     }
 
     /// Closes the engine: every handle it holds is released now; later

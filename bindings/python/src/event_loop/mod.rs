@@ -72,6 +72,8 @@ pub(crate) static FORMAT_HANDLE: Cached = Cached::new("asyncio.base_events", "_f
 /// `asyncio.futures._convert_future_exc`.
 pub(crate) static CONVERT_FUTURE_EXC: Cached =
     Cached::new("asyncio.futures", "_convert_future_exc");
+/// `asyncio.futures.Future` (the C `_asyncio.Future` when it exists).
+pub(crate) static FUTURE: Cached = Cached::new("asyncio.futures", "Future");
 /// `asyncio.log.logger` (the `asyncio` logger).
 pub(crate) static LOGGER: Cached = Cached::new("asyncio.log", "logger");
 

@@ -651,3 +651,50 @@ def test_interpreter_exit_waits_for_a_running_pool_job():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["exiting", "job", "done"]
+
+
+def test_get_debug_and_debug_attribute_are_one_flag(loop):
+    # BaseEventLoop's set_debug writes `_debug`; the core's get_debug, its
+    # `_debug` attribute and the flag it reads (debug handles) agree.
+    assert loop.get_debug() is False and loop._debug is False
+    loop.set_debug(True)
+    assert loop.get_debug() is True and loop._debug is True
+    assert loop.call_soon(lambda: None)._source_traceback
+    loop._debug = False
+    assert loop.get_debug() is False
+    assert loop.call_soon(lambda: None)._source_traceback is None
+    assert type(loop).get_debug is _rtpy.LoopCore.get_debug
+
+
+def test_create_future_is_an_asyncio_future_of_the_loop(loop):
+    fut = loop.create_future()
+    assert type(fut) is asyncio.Future
+    assert fut.get_loop() is loop
+    loop.set_debug(True)
+    assert loop.create_future()._source_traceback  # Future.__init__ read get_debug()
+    loop.call_soon(fut.set_result, 7)
+    assert loop.run_until_complete(fut) == 7
+
+
+def test_subclass_overrides_of_get_debug_and_create_future_win():
+    made = []
+
+    class Sub(CoreLoop):
+        def get_debug(self):
+            return True
+
+        def create_future(self):
+            fut = super().create_future()
+            made.append(fut)
+            return fut
+
+    loop = Sub()
+    try:
+        fut = loop.create_future()
+        assert made == [fut]
+        assert fut._source_traceback  # the override's get_debug was asked
+        loop.call_soon(fut.set_result, None)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert fut.done()
+    finally:
+        loop.close()
