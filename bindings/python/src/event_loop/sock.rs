@@ -33,11 +33,6 @@ use std::os::fd::RawFd;
 /// `socket.socket`: only exact instances take the fast path (a subclass
 /// may override `recv` / `send`).
 static SOCKET_TYPE: Cached = Cached::new("socket", "socket");
-/// `asyncio.base_events.BaseEventLoop.create_future`.
-static BASE_CREATE_FUTURE: Cached =
-    Cached::new("asyncio.base_events", "BaseEventLoop.create_future");
-/// `asyncio.futures.Future` (what `BaseEventLoop.create_future` makes).
-static FUTURE_TYPE: Cached = Cached::new("asyncio.futures", "Future");
 
 /// The largest `sock_recv` size of the fast path; larger sizes take the
 /// Python path, whose allocation fails with `MemoryError` as asyncio's
@@ -185,14 +180,12 @@ fn recv_rest<'py>(
     Ok(PyBytes::new(py, &buf[..head.len() + got]))
 }
 
-/// One attempt of `op` on `sock`.
-fn attempt<'py>(sock: &Bound<'py, PyAny>, op: &mut Op) -> Attempt<'py> {
-    let py = sock.py();
+/// One attempt of `op` on the socket's `fd`.
+fn attempt<'py>(py: Python<'py>, fd: RawFd, op: &mut Op) -> Attempt<'py> {
     match op {
         Op::Recv(0) => Ok(Some(PyBytes::new(py, b"").into_any())),
-        Op::Recv(n) => Ok(recv_bytes(py, fileno(sock)?, *n)?.map(Bound::into_any)),
+        Op::Recv(n) => Ok(recv_bytes(py, fd, *n)?.map(Bound::into_any)),
         Op::RecvInto(buf) => {
-            let fd = fileno(sock)?;
             let buf = buf.bind(py);
             let got = retry(py, || {
                 // SAFETY: the GIL is held and no Python code runs while the
@@ -203,7 +196,6 @@ fn attempt<'py>(sock: &Bound<'py, PyAny>, op: &mut Op) -> Attempt<'py> {
             Ok(got.map(|k| PyInt::new(py, k).into_any()))
         }
         Op::SendAll(data, pos) => {
-            let fd = fileno(sock)?;
             let bytes = data.bind(py).as_bytes();
             let rest = &bytes[(*pos).min(bytes.len())..];
             let Some(k) = retry(py, || sock::send(fd, rest))? else {
@@ -217,23 +209,6 @@ fn attempt<'py>(sock: &Bound<'py, PyAny>, op: &mut Op) -> Attempt<'py> {
             }
         }
     }
-}
-
-/// `loop.create_future()` (a `Future(loop=loop)` made directly when the
-/// loop's class keeps `BaseEventLoop`'s).
-fn create_future<'py>(the_loop: &Bound<'py, LoopCore>) -> PyResult<Bound<'py, PyAny>> {
-    let py = the_loop.py();
-    let name = intern!(py, "create_future");
-    if the_loop
-        .get_type()
-        .getattr(name)?
-        .is(BASE_CREATE_FUTURE.get(py)?)
-    {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(intern!(py, "loop"), the_loop)?;
-        return FUTURE_TYPE.get(py)?.call((), Some(&kwargs));
-    }
-    the_loop.call_method0(name)
 }
 
 /// `loop._ensure_fd_no_transports(fd)`, skipped when the loop's
@@ -280,7 +255,8 @@ fn wait<'py>(
     op: Op,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = the_loop.py();
-    let fut = create_future(the_loop)?;
+    // LoopCore's native create_future, or a subclass's override.
+    let fut = the_loop.call_method0(intern!(py, "create_future"))?;
     ensure_no_transport(the_loop, fd)?;
     let core = the_loop.get();
     if core.is_closed() {
@@ -347,19 +323,16 @@ pub fn _sock_recv<'py>(
     sock: &Bound<'py, PyAny>,
     nbytes: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = the_loop.py();
-    if !fast(sock)? || !nbytes.is_exact_instance_of::<PyInt>() {
-        return Ok(py.NotImplemented().into_bound(py));
-    }
-    let n = match nbytes.extract::<usize>() {
-        Ok(n) if n <= KEEP => n,
-        _ => return Ok(py.NotImplemented().into_bound(py)),
+    // Exact ints only: an `__index__` would run Python code here.
+    let op = match nbytes.is_exact_instance_of::<PyInt>() {
+        true => nbytes
+            .extract::<usize>()
+            .ok()
+            .filter(|&n| n <= KEEP)
+            .map(Op::Recv),
+        false => None,
     };
-    let mut op = Op::Recv(n);
-    if let Some(data) = attempt(sock, &mut op)? {
-        return Ok(data);
-    }
-    wait(the_loop, sock, fileno(sock)?, false, op)
+    start(the_loop, sock, op)
 }
 
 /// `loop.sock_recv_into(sock, buf)`'s native half (a `bytearray` buffer):
@@ -370,18 +343,11 @@ pub fn _sock_recv_into<'py>(
     sock: &Bound<'py, PyAny>,
     buf: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = the_loop.py();
-    if !fast(sock)? {
-        return Ok(py.NotImplemented().into_bound(py));
-    }
-    let Ok(buf) = buf.cast_exact::<PyByteArray>() else {
-        return Ok(py.NotImplemented().into_bound(py));
-    };
-    let mut op = Op::RecvInto(buf.clone().unbind());
-    if let Some(n) = attempt(sock, &mut op)? {
-        return Ok(n);
-    }
-    wait(the_loop, sock, fileno(sock)?, false, op)
+    let op = buf
+        .cast_exact::<PyByteArray>()
+        .ok()
+        .map(|b| Op::RecvInto(b.clone().unbind()));
+    start(the_loop, sock, op)
 }
 
 /// `loop.sock_sendall(sock, data)`'s native half (a `bytes` payload): None
@@ -392,18 +358,34 @@ pub fn _sock_sendall<'py>(
     sock: &Bound<'py, PyAny>,
     data: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let op = data
+        .cast_exact::<PyBytes>()
+        .ok()
+        .map(|d| Op::SendAll(d.clone().unbind(), 0));
+    start(the_loop, sock, op)
+}
+
+/// The common start of the native `sock_*` calls: `NotImplemented` (the
+/// Python path) unless `op` was built and `sock` takes the fast path; else
+/// one attempt at once, then a future completed on readiness.
+fn start<'py>(
+    the_loop: &Bound<'py, LoopCore>,
+    sock: &Bound<'py, PyAny>,
+    op: Option<Op>,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = the_loop.py();
+    let Some(mut op) = op else {
+        return Ok(py.NotImplemented().into_bound(py));
+    };
     if !fast(sock)? {
         return Ok(py.NotImplemented().into_bound(py));
     }
-    let Ok(data) = data.cast_exact::<PyBytes>() else {
-        return Ok(py.NotImplemented().into_bound(py));
-    };
-    let mut op = Op::SendAll(data.clone().unbind(), 0);
-    if let Some(done) = attempt(sock, &mut op)? {
+    let fd = fileno(sock)?;
+    if let Some(done) = attempt(py, fd, &mut op)? {
         return Ok(done);
     }
-    wait(the_loop, sock, fileno(sock)?, true, op)
+    let write = matches!(op, Op::SendAll(..));
+    wait(the_loop, sock, fd, write, op)
 }
 
 impl SockWaiter {
@@ -419,7 +401,7 @@ impl SockWaiter {
         let outcome = if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
             Ok(None) // cancelled: the done callback unregisters
         } else {
-            attempt(p.sock.bind(py), &mut p.op)
+            fileno(p.sock.bind(py)).and_then(|fd| attempt(py, fd, &mut p.op))
         };
         let outcome = match outcome {
             Ok(None) => {
