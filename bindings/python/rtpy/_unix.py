@@ -490,32 +490,22 @@ class UnixMixin(_MixinBase):
     async def sock_recv(self, sock: socket.socket, nbytes: int) -> bytes:
         """Receive up to ``nbytes`` bytes from the socket."""
         r = _sock_recv_native(self, sock, nbytes)  # type: ignore[arg-type]
+        if r is NotImplemented:  # any other socket-like object: asyncio's checks, in Python
+            self._sock_check(sock)
+            return cast(bytes, await self._sock_call(_READ, sock, "recv", nbytes))
         if isinstance(r, bytes):
             return r
-        if r is NotImplemented:
-            return await self._sock_recv_py(sock, nbytes)
-        fut: Future[bytes] = r
-        return await fut
-
-    async def _sock_recv_py(self, sock: socket.socket, nbytes: int) -> bytes:
-        """``sock_recv`` in Python: any socket-like object, asyncio's checks."""
-        self._sock_check(sock)
-        return cast(bytes, await self._sock_call(_READ, sock, "recv", nbytes))
+        return await cast("Future[bytes]", r)
 
     async def sock_recv_into(self, sock: socket.socket, buf: WriteableBuffer) -> int:
         """Receive into ``buf``; returns the number of bytes written."""
         r = _sock_recv_into_native(self, sock, buf)  # type: ignore[arg-type]
+        if r is NotImplemented:  # any other socket or buffer: asyncio's checks, in Python
+            self._sock_check(sock)
+            return cast(int, await self._sock_call(_READ, sock, "recv_into", buf))
         if isinstance(r, int):
             return r
-        if r is NotImplemented:
-            return await self._sock_recv_into_py(sock, buf)
-        fut: Future[int] = r
-        return await fut
-
-    async def _sock_recv_into_py(self, sock: socket.socket, buf: WriteableBuffer) -> int:
-        """``sock_recv_into`` in Python: any socket-like object and buffer, asyncio's checks."""
-        self._sock_check(sock)
-        return cast(int, await self._sock_call(_READ, sock, "recv_into", buf))
+        return await cast("Future[int]", r)
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
         """Receive a datagram: ``(data, address)``."""
