@@ -149,10 +149,6 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
             self._close_core()
             self._selector = None
 
-    def set_debug(self, enabled: bool) -> None:
-        super().set_debug(enabled)
-        self._set_debug_core(enabled)
-
     def _write_to_self(self) -> None:
         # BaseEventLoop's name for "wake the loop from another thread".
         self._wake()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import warnings
-from asyncio import events
+from asyncio import events, runners
 from typing import Any, Coroutine, TypeVar
 
 from ._loop import Loop
@@ -42,32 +42,12 @@ def _run_legacy(main: Coroutine[Any, Any, _T], debug: bool | None) -> _T:
         return loop.run_until_complete(main)
     finally:
         try:
-            _cancel_all_tasks(loop)
+            runners._cancel_all_tasks(loop)  # type: ignore[attr-defined]  # asyncio.run's own
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             events.set_event_loop(None)
             loop.close()
-
-
-def _cancel_all_tasks(loop: Loop) -> None:
-    to_cancel = asyncio.all_tasks(loop)
-    if not to_cancel:
-        return
-    for task in to_cancel:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*to_cancel, return_exceptions=True))
-    for task in to_cancel:
-        if task.cancelled():
-            continue
-        if task.exception() is not None:
-            loop.call_exception_handler(
-                {
-                    "message": "unhandled exception during asyncio.run() shutdown",
-                    "exception": task.exception(),
-                    "task": task,
-                }
-            )
 
 
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import socket
 import sys
 import warnings
-from asyncio import constants, futures, protocols, transports, trsock
+from asyncio import base_events, constants, futures, protocols, transports, trsock
 from asyncio.log import logger
 from typing import Any, Callable, Iterable, Protocol
 
@@ -27,15 +27,8 @@ _PY312 = sys.version_info >= (3, 12)
 _PY313 = sys.version_info >= (3, 13)
 
 
-def _set_nodelay(sock: socket.socket) -> None:
-    # base_events._set_nodelay: Nagle off for TCP.
-    if (
-        hasattr(socket, "TCP_NODELAY")
-        and sock.family in {socket.AF_INET, socket.AF_INET6}
-        and sock.type == socket.SOCK_STREAM
-        and sock.proto == socket.IPPROTO_TCP
-    ):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+# asyncio's own: Nagle off for TCP sockets.
+_set_nodelay: Callable[[socket.socket], None] = base_events._set_nodelay  # type: ignore[attr-defined]
 
 
 class _Write(Protocol):
@@ -259,14 +252,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
             if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=exc)
         else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._core.get_protocol(),
-                }
-            )
+            self._report_error(exc, message)
 
     def _report_error(self, exc: BaseException, message: str) -> None:
         self._loop.call_exception_handler(

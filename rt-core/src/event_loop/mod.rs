@@ -60,7 +60,6 @@ mod metrics;
 mod poller;
 mod remote;
 mod run;
-pub mod sock;
 mod timers;
 
 pub use metrics::LoopMetrics;

@@ -1,9 +1,11 @@
-//! The socket calls of a stream transport, on a raw fd: `recv`, `send`,
-//! `writev`, `shutdown(SHUT_WR)`. Each returns the OS error as
+//! The socket calls of a stream transport (and of an event loop binding's
+//! `sock_*` fast paths), on a raw fd: `recv`, `send`, `writev`,
+//! `shutdown(SHUT_WR)`, `FIONREAD`. Each returns the OS error as
 //! `io::Error`; none retries on `EINTR` or `EAGAIN` (the transport treats
 //! both as "not ready", as asyncio does).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
 /// The most chunks one `writev` sends (Linux's `IOV_MAX` is 1024).
@@ -22,6 +24,27 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes for the
     // whole call; the kernel writes at most that many bytes into it.
     check(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+}
+
+/// [`recv`] into memory that need not be initialized: how many bytes were
+/// written to the start of `buf`.
+pub fn recv_uninit(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call's
+    // duration (an exclusive borrow); recv writes at most that many and
+    // never reads them.
+    check(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+}
+
+/// `ioctl(fd, FIONREAD)`: how many bytes a `recv` could take now (a
+/// stream socket's queued bytes; a datagram socket's next datagram size).
+pub fn readable(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one `int` through the pointer, which is valid
+    // for that write (a local).
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// `send(fd, data, MSG_NOSIGNAL)`: the bytes sent (a peer gone is `EPIPE`,
@@ -71,4 +94,37 @@ pub fn is_not_ready(err: &io::Error) -> bool {
         err.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     )
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn send_then_recv_and_would_block() {
+        let (a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut buf = [MaybeUninit::<u8>::uninit(); 16];
+        let e = recv_uninit(b.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(readable(b.as_raw_fd()).unwrap(), 0);
+        assert_eq!(send(a.as_raw_fd(), b"hello").unwrap(), 5);
+        assert_eq!(readable(b.as_raw_fd()).unwrap(), 5);
+        let mut init = [0u8; 16];
+        assert_eq!(recv(b.as_raw_fd(), &mut init).unwrap(), 5);
+        assert_eq!(&init[..5], b"hello");
+        drop(a);
+        assert_eq!(recv_uninit(b.as_raw_fd(), &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn bad_fd_is_ebadf() {
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4];
+        let ebadf = Some(libc::EBADF);
+        assert_eq!(recv_uninit(-1, &mut buf).unwrap_err().raw_os_error(), ebadf);
+        assert_eq!(send(-1, b"x").unwrap_err().raw_os_error(), ebadf);
+        assert_eq!(readable(-1).unwrap_err().raw_os_error(), ebadf);
+    }
 }

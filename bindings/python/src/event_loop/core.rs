@@ -131,7 +131,7 @@ fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
 }
 
 impl LoopCore {
-    /// The debug flag (`_set_debug_core`).
+    /// The debug flag (the native `_debug` attribute `set_debug` writes).
     pub(crate) fn debug(&self) -> bool {
         self.debug.load(Relaxed)
     }
@@ -540,11 +540,6 @@ impl LoopCore {
     /// Makes a waiting `_run_once` return (any thread).
     fn _wake(&self) {
         self.engine.wake();
-    }
-
-    /// Sets the debug flag the core reads (`Loop.set_debug` calls it).
-    fn _set_debug_core(&self, enabled: bool) {
-        self.debug.store(enabled, Relaxed);
     }
 
     /// BaseEventLoop's `_debug` flag (`set_debug` sets it), as a native

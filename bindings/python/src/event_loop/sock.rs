@@ -25,7 +25,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyTuple};
 use pyo3::PyTraverseError;
 use pyo3::{ffi, intern};
-use rt_core::event_loop::sock;
+use rt_core::transport::sys;
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::RawFd;
@@ -128,14 +128,14 @@ fn recv_with<'py>(
     v.reserve(HEAD);
     let first = n.min(HEAD);
     let spare = &mut v.spare_capacity_mut()[..first];
-    let Some(k) = retry(py, || sock::recv(fd, spare))? else {
+    let Some(k) = retry(py, || sys::recv_uninit(fd, spare))? else {
         return Ok(None);
     };
     // SAFETY: recv initialized the first `k` bytes of `spare` (k <=
     // first); `MaybeUninit<u8>` has `u8`'s layout.
     let head = unsafe { std::slice::from_raw_parts(spare.as_ptr().cast::<u8>(), k) };
     let more = if k == first && n > first {
-        sock::readable(fd).unwrap_or(0).min(n - k)
+        sys::readable(fd).unwrap_or(0).min(n - k)
     } else {
         0
     };
@@ -171,7 +171,7 @@ fn recv_rest<'py>(
         std::slice::from_raw_parts_mut(ptr, total)
     };
     buf[..head.len()].copy_from_slice(head);
-    let got = sock::recv_init(fd, &mut buf[head.len()..]).unwrap_or(0);
+    let got = sys::recv(fd, &mut buf[head.len()..]).unwrap_or(0);
     if got == more {
         // SAFETY: `obj` was made by PyBytes_FromStringAndSize.
         return Ok(unsafe { obj.cast_into_unchecked::<PyBytes>() });
@@ -191,14 +191,14 @@ fn attempt<'py>(py: Python<'py>, fd: RawFd, op: &mut Op) -> Attempt<'py> {
                 // SAFETY: the GIL is held and no Python code runs while the
                 // slice lives (one syscall), so the bytearray is neither
                 // resized nor read meanwhile.
-                sock::recv_init(fd, unsafe { buf.as_bytes_mut() })
+                sys::recv(fd, unsafe { buf.as_bytes_mut() })
             })?;
             Ok(got.map(|k| PyInt::new(py, k).into_any()))
         }
         Op::SendAll(data, pos) => {
             let bytes = data.bind(py).as_bytes();
             let rest = &bytes[(*pos).min(bytes.len())..];
-            let Some(k) = retry(py, || sock::send(fd, rest))? else {
+            let Some(k) = retry(py, || sys::send(fd, rest))? else {
                 return Ok(None);
             };
             *pos += k;

@@ -2,7 +2,7 @@
 //! `rt_core::transport` (OS errors become `OSError(errno, strerror)`, which
 //! Python maps to its subclass: `ConnectionResetError`, `BrokenPipeError`...).
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeError, PySystemExit};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit};
 use pyo3::prelude::*;
 use rt_core::transport::TransportError;
 use std::io;
@@ -29,25 +29,9 @@ impl From<TransportErr> for PyErr {
     }
 }
 
-/// `OSError(errno, strerror)` for an OS error (Python picks the subclass
-/// from the errno), `OSError(message)` otherwise.
-pub(crate) fn os_error(err: io::Error) -> PyErr {
-    match err.raw_os_error() {
-        Some(errno) => {
-            let text = err.to_string();
-            let strerror = match text.rfind(" (os error ") {
-                Some(i) => text[..i].to_string(),
-                None => text,
-            };
-            PyOSError::new_err((errno, strerror))
-        }
-        None => PyOSError::new_err(err.to_string()),
-    }
-}
-
 impl TransportError for TransportErr {
     fn from_io(err: io::Error) -> Self {
-        TransportErr(os_error(err))
+        TransportErr(crate::errors::os_error(&err))
     }
     fn runtime(message: &str) -> Self {
         TransportErr(PyRuntimeError::new_err(message.to_string()))

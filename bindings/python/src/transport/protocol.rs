@@ -20,26 +20,14 @@ const OWNED_READ_MIN: usize = 16 * 1024;
 
 extern "C" {
     // `bytes` resizing (what `sock.recv` does to its buffer): exported by
-    // every CPython 3 (outside the limited API); `*bytes` must be a new,
-    // unshared bytes object; NULL with an exception set on failure.
+    // every CPython 3 (outside the limited API; pyo3-ffi keeps its
+    // declaration private); `*bytes` must be a new, unshared bytes object;
+    // NULL with an exception set on failure.
     fn _PyBytes_Resize(
         bytes: *mut *mut ffi::PyObject,
         newsize: ffi::Py_ssize_t,
     ) -> std::os::raw::c_int;
-    // CPython's vectorcall entry point: exported by every CPython 3.9+ with
-    // this signature (PEP 590), in the limited API from 3.12; declared here
-    // because the module is built for abi3-py39.
-    fn PyObject_Vectorcall(
-        callable: *mut ffi::PyObject,
-        args: *const *mut ffi::PyObject,
-        nargsf: usize,
-        kwnames: *mut ffi::PyObject,
-    ) -> *mut ffi::PyObject;
 }
-
-/// PEP 590's `PY_VECTORCALL_ARGUMENTS_OFFSET`: the callee may use
-/// `args[-1]` (a bound method puts its `self` there, with no new array).
-const ARGUMENTS_OFFSET: usize = 1 << (usize::BITS - 1);
 
 /// `f(arg)` through the vectorcall protocol: no argument tuple, and a bound
 /// method (a protocol's `data_received`) prepends its `self` in place.
@@ -47,15 +35,15 @@ fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bou
     let mut args = [std::ptr::null_mut(), arg.as_ptr()];
     // SAFETY: `f` and `arg` are live objects borrowed for the whole call, the
     // GIL is held (a `Bound` proves it). `args[1..]` holds the one argument;
-    // with ARGUMENTS_OFFSET the callee may overwrite `args[0]` temporarily
+    // with PY_VECTORCALL_ARGUMENTS_OFFSET the callee may overwrite `args[0]` temporarily
     // (it is ours and writable) and restores it. No keywords (NULL). The
     // result is a new reference (or NULL with an exception set), which
     // `from_owned_ptr_or_err` takes over.
     unsafe {
-        let r = PyObject_Vectorcall(
+        let r = ffi::PyObject_Vectorcall(
             f.as_ptr(),
             args.as_mut_ptr().add(1).cast_const(),
-            1 | ARGUMENTS_OFFSET,
+            1 | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
             std::ptr::null_mut(),
         );
         Bound::from_owned_ptr_or_err(f.py(), r)

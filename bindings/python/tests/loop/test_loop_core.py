@@ -34,10 +34,6 @@ class CoreLoop(_rtpy.LoopCore, asyncio.BaseEventLoop):
         self._close_core()
         asyncio.BaseEventLoop.close(self)
 
-    def set_debug(self, enabled):
-        asyncio.BaseEventLoop.set_debug(self, enabled)
-        self._set_debug_core(enabled)
-
 
 @pytest.fixture
 def loop():
