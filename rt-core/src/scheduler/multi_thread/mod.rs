@@ -39,6 +39,17 @@ use worker::{Core, Worker};
 /// The body of one worker thread.
 pub(crate) type WorkerBody = Box<dyn FnOnce() + Send>;
 
+/// Initializes, on the thread that builds the runtime, the process-wide
+/// lazies the workers use: crossbeam-epoch's global collector (first
+/// touched by a steal) and the stuck-slot clock. Left to a worker, the
+/// first use could be inside their `Once` when another thread calls
+/// `fork()`: the child would inherit that `Once` mid-initialization, and
+/// the workers of any runtime it builds would wait on it forever.
+fn init_process_lazies() {
+    crossbeam_epoch::default_collector();
+    lifo::stuck_clock_ms();
+}
+
 /// Creates the scheduler and returns its handle plus one thread body per
 /// worker (the caller spawns the threads).
 pub(crate) fn create(
@@ -49,6 +60,7 @@ pub(crate) fn create(
     config: Config,
 ) -> (Arc<Handle>, Vec<WorkerBody>) {
     assert!(size > 0, "a multi-thread runtime needs at least one worker");
+    init_process_lazies();
     let parkers = park::parkers(park, size);
     let mut cores = Vec::with_capacity(size);
     let mut remotes = Vec::with_capacity(size);
