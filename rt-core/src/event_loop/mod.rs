@@ -269,7 +269,7 @@ impl<H: LoopHandle> EventLoop<H> {
     /// call order (to the µs; within one µs, in call order).
     pub fn call_at(&self, when_ns: u64, h: H) -> Result<TimerKey, Closed> {
         let mut st = self.lock_open()?;
-        Ok(TimerKey(st.timers.insert(when_ns, h)))
+        Ok(TimerKey(st.timers.insert_at(clock::now_ns, when_ns, h)))
     }
 
     /// Removes a timer that has not fired, in O(1) (O(log n) for timers

@@ -21,14 +21,15 @@ impl<H: LoopHandle> EventLoop<H> {
     ///    (here, and again right after the wait);
     /// 2. the wait's timeout is 0 if handles are ready or `stopping`, else
     ///    until the earliest timer (none: no limit), capped by
-    ///    `limits.deadline` and by the embedded runtime's next deadline;
+    ///    `limits.deadline` (the embedded runtime's deadlines arm its
+    ///    backend fd's timer);
     /// 3. the loop waits in epoll (with a nanosecond timeout; through
     ///    [`Runner::park`] unless the timeout is 0). A signal (`EINTR`)
     ///    ends the wait with no events;
     /// 4. each I/O event makes the fd's reader / writer ready
     ///    (`EPOLLERR`/`EPOLLHUP` both); a cancelled one is removed instead;
-    /// 5. the embedded runtime runs (`RunMode::NoWait`) if its fd fired or
-    ///    it has work due;
+    /// 5. the embedded runtime runs (`RunMode::NoWait`) if its backend fd
+    ///    fired;
     /// 6. due timers (deadline `<= now`, never early) become ready by
     ///    (deadline, insertion order), cancelled ones are dropped;
     /// 7. the handles ready at this point run, in order (cancelled ones are
@@ -75,9 +76,6 @@ impl<H: LoopHandle> EventLoop<H> {
         if let Some(dl) = limits.deadline {
             let left = Duration::from_nanos(dl.saturating_sub(now_ns()));
             timeout = min_timeout(timeout, Some(left));
-        }
-        if timeout != Some(Duration::ZERO) {
-            timeout = min_timeout(timeout, self.rt_handle.backend_timeout());
         }
 
         // 3: wait.
@@ -137,7 +135,10 @@ impl<H: LoopHandle> EventLoop<H> {
         }
 
         // 5: the embedded runtime (no lock held: its tasks may call us).
-        if rt_fired || self.rt_handle.backend_timeout() == Some(Duration::ZERO) {
+        // Its backend fd fires for all of its work: I/O, a task scheduled
+        // from any thread (an unpark) and, through the host timer it arms
+        // before each return, its timers and the tasks a run left queued.
+        if rt_fired {
             let polled = self.rt_handle.run(RunMode::NoWait);
             let mut st = self.lock();
             st.counters.runtime_runs += 1;
@@ -150,7 +151,7 @@ impl<H: LoopHandle> EventLoop<H> {
             let st = &mut *st;
             let ready = &mut st.ready;
             let mut fired = 0;
-            st.timers.poll(now_ns(), |h| {
+            st.timers.poll_if_any(now_ns, |h| {
                 if h.is_cancelled() {
                     garbage.push(h);
                 } else {

@@ -118,6 +118,27 @@ impl<H> Timers<H> {
         Some(tick.saturating_mul(1_000))
     }
 
+    /// [`poll`](Self::poll) at `now()`, unless no timer is stored: a busy
+    /// loop with no timers reads no clock. The wheel then stays at its last
+    /// poll; [`insert_at`](Self::insert_at) brings it to now first.
+    pub(crate) fn poll_if_any(&mut self, now: impl FnOnce() -> u64, out: impl FnMut(H)) -> usize {
+        if self.len() == 0 {
+            return 0;
+        }
+        self.poll(now(), out)
+    }
+
+    /// [`insert`](Self::insert), after bringing an empty set's wheel to
+    /// `now()` (see [`poll_if_any`](Self::poll_if_any)), so the deadline
+    /// is placed relative to now rather than to the last poll.
+    pub(crate) fn insert_at(&mut self, now: impl FnOnce() -> u64, when_ns: u64, handle: H) -> Key {
+        if self.len() == 0 {
+            let fired = self.poll(now(), |_| {});
+            debug_assert_eq!(fired, 0);
+        }
+        self.insert(when_ns, handle)
+    }
+
     /// Hands every timer due at `now_ns` to `out`, by (deadline tick,
     /// insertion order). Returns how many.
     pub(crate) fn poll(&mut self, now_ns: u64, mut out: impl FnMut(H)) -> usize {
@@ -243,6 +264,31 @@ mod tests {
         assert_eq!(poll(&mut t, far), vec![1, 4]);
         assert_eq!(t.remove(k), None);
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn an_empty_set_reads_no_clock_and_inserts_relative_to_now() {
+        let mut t = Timers::new(MS);
+        let clock_read = std::cell::Cell::new(false);
+        let now = |at: u64| {
+            let read = &clock_read;
+            move || {
+                read.set(true);
+                at
+            }
+        };
+        assert_eq!(t.poll_if_any(now(2 * MS), |_: u32| unreachable!()), 0);
+        assert!(!clock_read.get(), "an empty set was polled");
+        // Much later than the wheel's span after its last poll: placed
+        // relative to now, the timer is in the wheel, not in `far`.
+        let later = MS + (MAX_DURATION + 10) * 1_000;
+        let k = t.insert_at(now(later), later + 5 * MS, 1);
+        assert!(clock_read.get());
+        assert!(matches!(k, Key::Wheel(_)));
+        assert_eq!(t.poll_if_any(now(later + 5 * MS - 1), |_| {}), 0);
+        let mut fired = Vec::new();
+        t.poll_if_any(now(later + 5 * MS), |h| fired.push(h));
+        assert_eq!(fired, vec![1]);
     }
 
     #[test]

@@ -333,9 +333,9 @@ impl LoopCore {
             signal: None,
             parked: false,
         };
-        // Its own reference: a callback may close the loop meanwhile.
-        let engine = core.engine.clone();
-        let ran = engine.run_once(&mut runner, stopping, limits)?;
+        // `slf` keeps the core, hence its engine, alive through the
+        // callbacks (closing the loop closes the engine, never drops it).
+        let ran = core.engine.run_once(&mut runner, stopping, limits)?;
         match runner.signal.take() {
             Some(e) => Err(e),
             None => Ok((ran, runner.parked)),
@@ -352,6 +352,10 @@ impl LoopCore {
         &self.engine
     }
 }
+
+/// The busy iterations of `_run_forever` between two checks for pending
+/// signal handlers, at most (a few microseconds each).
+const SIGNAL_CHECK_EVERY: u32 = 32;
 
 #[pymethods]
 impl LoopCore {
@@ -524,15 +528,25 @@ impl LoopCore {
     /// a callback, come out of it.
     fn _run_forever(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
+        let mut busy = 0u32;
         loop {
-            let (_, parked) = LoopCore::iteration(slf, Limits::default())?;
+            let (ran, parked) = LoopCore::iteration(slf, Limits::default())?;
             if LoopCore::stopping(slf)? {
                 return Ok(());
             }
-            // A busy loop never waits (after which signals are handled):
-            // a pending Python signal handler runs here.
-            if !parked {
-                py.check_signals()?;
+            // A busy loop never waits (after which signals are handled).
+            // Python callbacks run pending signal handlers themselves (the
+            // interpreter's eval breaker); callbacks written in C do not:
+            // a pending handler runs here, in an iteration that ran nothing
+            // and at least every SIGNAL_CHECK_EVERY busy iterations.
+            if parked {
+                busy = 0;
+            } else {
+                busy += 1;
+                if ran == 0 || busy >= SIGNAL_CHECK_EVERY {
+                    busy = 0;
+                    py.check_signals()?;
+                }
             }
         }
     }
