@@ -128,9 +128,14 @@ impl Poller {
     ) -> io::Result<Waited> {
         events.len = 0;
         let buf = &mut events.buf;
-        let rc = match self.wait_pwait2(buf, timeout) {
-            Some(rc) => rc,
-            None => self.wait_epoll_wait(buf, timeout),
+        // A poll needs no nanoseconds: `epoll_wait`'s 0 ms copies no
+        // timespec in (a busy loop polls once per iteration).
+        let rc = match timeout {
+            Some(Duration::ZERO) => self.wait_epoll_wait(buf, timeout),
+            _ => match self.wait_pwait2(buf, timeout) {
+                Some(rc) => rc,
+                None => self.wait_epoll_wait(buf, timeout),
+            },
         };
         match rc {
             Ok(n) => {
