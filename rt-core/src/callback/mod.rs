@@ -24,6 +24,8 @@
 //! - [`TaskHandle`]: abort / is_finished / join of a callback task;
 //! - [`CompletionQueue`]: callbacks posted from any thread, drained by the
 //!   host's thread;
+//! - [`InFlight`]: a binding's calls into its own runtime (an interpreter)
+//!   under way, and the gate that stops new ones at a shutdown or exit;
 //! - the marks ([`in_callback`], [`is_in_callback`]...): a thread inside a
 //!   callback of any caller (C or Python) refuses blocking waits that could
 //!   wait for itself ([`Error::WouldDeadlock`]).
@@ -32,6 +34,7 @@ mod blocking;
 mod error;
 mod gate;
 mod host;
+mod in_flight;
 mod lifecycle;
 mod marks;
 mod once;
@@ -44,6 +47,7 @@ mod watch;
 
 pub use error::Error;
 pub use gate::{ShutdownFlag, Stopped};
+pub use in_flight::{Entered, InFlight};
 pub use marks::{calls_made, in_callback, is_in_blocking_work, is_in_callback};
 pub use once::Once;
 pub use queue::CompletionQueue;
