@@ -18,8 +18,7 @@ use super::core::{closed_error, LoopCore};
 use super::gil_cell::GilCell;
 use super::handle::{Handle, Item};
 use super::Cached;
-use crate::errors::os_error;
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use crate::errors::{is_exit, os_error};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyTuple};
@@ -408,10 +407,7 @@ impl SockWaiter {
                 drop(w.pending.replace(py, Some(p)));
                 return Ok(());
             }
-            Err(e)
-                if e.is_instance_of::<PyKeyboardInterrupt>(py)
-                    || e.is_instance_of::<PySystemExit>(py) =>
-            {
+            Err(e) if is_exit(py, &e) => {
                 drop(w.pending.replace(py, Some(p)));
                 return Err(e);
             }
