@@ -8,54 +8,21 @@
 
 use super::core::{closed_error, LoopCore};
 use crate::errors::os_error;
+use crate::in_flight::InFlight;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::time::Duration;
 
-/// Pool jobs spawned and not yet finished or dropped unrun.
-static JOBS: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts one job from its spawn to its end (it lives in the job's closure:
-/// dropped when the job ends, or when it is dropped unrun).
-struct JobCount;
-
-impl JobCount {
-    fn new() -> JobCount {
-        JOBS.fetch_add(1, SeqCst);
-        JobCount
-    }
-}
-
-impl Drop for JobCount {
-    fn drop(&mut self) {
-        // Saturating: a count inherited through `os.fork()` was reset.
-        let _ = JOBS.fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
-    }
-}
-
-/// In a child of `fork()`: the parent's jobs are not in this process.
-extern "C" fn reset_in_child() {
-    JOBS.store(0, SeqCst);
-}
-
-/// Resets the count in forked children (called once, at module init).
-pub(crate) fn init() {
-    // SAFETY: registers a handler for the process's life (a plain `fn`);
-    // run in the child right after a fork, it only stores to an atomic.
-    unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
-}
+/// Pool jobs spawned and not yet finished or dropped unrun (each counted
+/// by a guard in the job's closure: dropped when the job ends, or when it
+/// is dropped unrun).
+pub(crate) static JOBS: InFlight = InFlight::new();
 
 /// Waits, with the GIL released, until every pool job of every loop has
 /// ended (`_shutdown_all`, before the interpreter finalizes).
 pub(crate) fn wait_jobs_at_exit(py: Python<'_>) {
-    py.detach(|| {
-        while JOBS.load(SeqCst) != 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
+    JOBS.wait_idle(py, None);
 }
 
 /// Sets the outcome of a pool job on its future, on the loop's thread
@@ -111,7 +78,7 @@ pub(crate) fn run_in_pool<'py>(
     let job_loop = slf.clone().unbind();
     let job_func = func.clone().unbind();
     let job_args = args.clone().unbind();
-    let count = JobCount::new();
+    let count = JOBS.enter();
     let job = move || {
         let _count = count;
         let _ = crate::gil::attach(|py| {
