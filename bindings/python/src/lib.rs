@@ -61,6 +61,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event_loop::handle::Handle>()?;
     m.add_class::<event_loop::handle::TimerHandle>()?;
     event_loop::sock::register(m)?;
+    event_loop::pool::register(m)?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;
     Ok(())
 }
