@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar, cast
 
 from . import _rtpy
 from ._loop_metrics import LoopMetrics
-from ._pool_jobs import PoolJobs
 from ._unix import UnixMixin
 
 if TYPE_CHECKING:
@@ -106,8 +105,6 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
         self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
             weakref.WeakValueDictionary()
         )
-        # run_in_executor(None, ...) jobs on the core's blocking pool, until they end.
-        self._pool_jobs = PoolJobs(self)
         # Listening unix sockets whose path close() unlinks (3.13's cleanup_socket): sock -> inode.
         self._unix_server_sockets: dict[socket.socket, int] = {}
         self._selector: _SelectorView | None = _SelectorView(self)
@@ -252,10 +249,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
             self._check_default_executor()
             executor = self._default_executor
             if executor is None:
-                job = self._pool_jobs.job(func, args)
-                fut: asyncio.Future[_T] = self._run_in_pool(job)
-                fut.add_done_callback(job.future_done)
-                return fut
+                return self._run_in_pool(func, *args)
         return futures.wrap_future(executor.submit(func, *args), loop=self)
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
@@ -270,7 +264,7 @@ class Loop(_Core, UnixMixin, asyncio.BaseEventLoop):  # type: ignore[misc]
                 await super().shutdown_default_executor()
         self._executor_shutdown_called = True
         try:
-            await asyncio.wait_for(self._pool_jobs.wait_idle(), timeout)
+            await asyncio.wait_for(_rtpy._pool_idle(self), timeout)
         except asyncio.TimeoutError:
             warnings.warn(
                 f"The blocking pool did not finish its jobs within {timeout} seconds.",

@@ -30,6 +30,8 @@ __all__ = [
     "Watch",
     "__version__",
     "_shutdown_all",
+    "_PoolJobs",
+    "_pool_idle",
     "_SockWaiter",
     "_sock_recv",
     "_sock_recv_into",
@@ -281,6 +283,13 @@ class LoopCore:
     def _core_metrics(self) -> dict[str, int]: ...
 
 def _shutdown_all() -> None: ...
+
+# ``rtpy.Loop.shutdown_default_executor`` awaits this: a future of the loop, done once every
+# ``_run_in_pool`` job it has counted so far has ended (done at once when none is under way).
+def _pool_idle(the_loop: LoopCore) -> asyncio.Future[None]: ...
+@final
+class _PoolJobs:
+    """A loop's ``_run_in_pool`` jobs not ended yet (kept as ``loop._pool_jobs``)."""
 
 # The native halves of ``rtpy.Loop.sock_recv`` / ``sock_recv_into`` / ``sock_sendall``
 # (``rtpy/_unix.py``): the result, a future to await, or ``NotImplemented`` (the Python path).

@@ -1,7 +1,9 @@
 //! Python exceptions of rtpy, and the translation of the callback layer's
 //! errors (`rt_core::callback::Error`) into them.
 
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyOSError, PyRuntimeError, PySystemExit, PyTimeoutError, PyValueError,
+};
 use pyo3::prelude::*;
 use rt_core::callback::Error;
 
@@ -34,6 +36,12 @@ pub(crate) fn to_py(err: Error, what: &str) -> PyErr {
         Error::Os(e) => os_error(&e),
         other => PyRuntimeError::new_err(format!("{what}: {other}")),
     }
+}
+
+/// True for `KeyboardInterrupt` and `SystemExit` (subclasses included):
+/// the exceptions asyncio lets out of the loop instead of reporting them.
+pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance_of::<PyKeyboardInterrupt>(py) || err.is_instance_of::<PySystemExit>(py)
 }
 
 /// `ShutdownError("runtime is shut down")`.

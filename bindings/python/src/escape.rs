@@ -8,7 +8,6 @@
 //! Callbacks on a runtime's own threads have no caller to raise to: theirs
 //! are reported (or land in their future) as before.
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use rt_core::runtime::Handle;
 use std::cell::RefCell;
@@ -84,7 +83,7 @@ pub(crate) fn escaping() -> bool {
 /// it is a `KeyboardInterrupt` or `SystemExit` and such a call is under
 /// way: true then (the caller does not report it; a future still gets it).
 pub(crate) fn escape(py: Python<'_>, err: &PyErr) -> bool {
-    if !(err.is_instance_of::<PyKeyboardInterrupt>(py) || err.is_instance_of::<PySystemExit>(py)) {
+    if !crate::errors::is_exit(py, err) {
         return false;
     }
     let stop = HOSTS.try_with(|h| {

@@ -17,53 +17,28 @@
 //! (`IN_PYTHON`, a Dekker pair with `EXITING`), and `set_exiting` waits,
 //! with the GIL released, until none is under way.
 
+use crate::in_flight::{Counted, InFlight};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::Duration;
 
 /// Set by `_shutdown_all` (atexit): the interpreter is exiting.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// Attaches and pin releases under way that passed their `EXITING` check
 /// (or are about to check it).
-static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static IN_PYTHON: InFlight = InFlight::new();
 
-/// Counts a use of Python from before its `EXITING` check to its end.
-struct InPython;
-
-impl InPython {
-    /// None (nothing counted) once the interpreter is exiting.
-    fn enter() -> Option<InPython> {
-        IN_PYTHON.fetch_add(1, SeqCst);
-        if EXITING.load(SeqCst) {
-            IN_PYTHON.fetch_sub(1, SeqCst);
-            return None;
-        }
-        Some(InPython)
+/// Counts a use of Python from before its `EXITING` check to its end: None
+/// (nothing counted) once the interpreter is exiting.
+fn in_python() -> Option<Counted> {
+    let counted = IN_PYTHON.enter();
+    if EXITING.load(SeqCst) {
+        return None;
     }
-}
-
-impl Drop for InPython {
-    fn drop(&mut self) {
-        // Saturating: a use that began before an `os.fork()` (on the
-        // forking thread) ends in the child, whose count was reset.
-        let _ = IN_PYTHON.fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
-    }
-}
-
-/// In a child of `fork()`: the uses of Python counted were the parent's
-/// threads' (not in the child).
-extern "C" fn reset_in_child() {
-    IN_PYTHON.store(0, SeqCst);
-}
-
-/// Resets the count in forked children (called once, at module init).
-pub(crate) fn init() {
-    // SAFETY: registers a handler for the process's life (a plain `fn`);
-    // run in the child right after a fork, it only stores to an atomic.
-    unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
+    Some(counted)
 }
 
 /// True once the interpreter is exiting (`_shutdown_all` ran).
@@ -80,12 +55,7 @@ pub(crate) fn is_exiting() -> bool {
 /// inherited through `os.fork()`.)
 pub(crate) fn set_exiting(py: Python<'_>) {
     EXITING.store(true, SeqCst);
-    py.detach(|| {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while IN_PYTHON.load(SeqCst) != 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(100));
-        }
-    });
+    IN_PYTHON.wait_idle(py, Some(Duration::from_secs(2)));
 }
 
 /// This thread's pinned thread state: the `PyGILState_Ensure` it holds,
@@ -97,13 +67,13 @@ struct Pin {
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        let Some(_in_python) = InPython::enter() else {
+        let Some(_in_python) = in_python() else {
             return;
         };
         // SAFETY: `tstate` is this thread's state saved by
         // `PyEval_SaveThread` in `pin`, and `gstate` the matching Ensure's
         // state; restored and released once, on this thread, while the
-        // interpreter is initialized and not exiting (`InPython`: exit
+        // interpreter is initialized and not exiting (`in_python()`: exit
         // waits for this release before the interpreter finalizes).
         unsafe {
             if ffi::Py_IsInitialized() == 0 {
@@ -128,7 +98,7 @@ fn pin() {
     // SAFETY: these calls may be made without the GIL; `PyGILState_Ensure`
     // is only reached on a thread without a thread state (not attached),
     // while the interpreter is initialized and not exiting (the caller,
-    // `attach`, holds an `InPython`); the GIL it takes is let go at once
+    // `attach`, holds an `in_python()` count); the GIL it takes is let go at once
     // by `PyEval_SaveThread`.
     unsafe {
         if ffi::Py_IsInitialized() == 0 || !ffi::PyGILState_GetThisThreadState().is_null() {
@@ -143,7 +113,7 @@ fn pin() {
 /// Runs `f` with the GIL (None while the interpreter exits: no Python
 /// call is made then).
 pub(crate) fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
-    let _in_python = InPython::enter()?;
+    let _in_python = in_python()?;
     pin();
     Python::try_attach(f)
 }

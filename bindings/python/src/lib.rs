@@ -16,6 +16,7 @@ mod escape;
 mod event_loop;
 mod gil;
 mod host;
+mod in_flight;
 mod interrupt;
 mod queue;
 mod runtime;
@@ -41,9 +42,8 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
             ));
         }
     }
-    gil::init();
+    in_flight::init();
     runtime::init();
-    event_loop::pool::init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("READABLE", rt_core::callback::READABLE)?;
     m.add("WRITABLE", rt_core::callback::WRITABLE)?;
@@ -61,6 +61,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event_loop::handle::Handle>()?;
     m.add_class::<event_loop::handle::TimerHandle>()?;
     event_loop::sock::register(m)?;
+    event_loop::pool::register(m)?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown_all, m)?)?;
     Ok(())
 }

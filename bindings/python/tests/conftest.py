@@ -9,7 +9,9 @@ import gc
 import os
 import select
 import socket
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -187,3 +189,13 @@ def drive(rt, pred, timeout=5.0):
 
 
 PY = sys.executable
+
+
+def run_child(code: str, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+    """Runs ``code`` (dedented) in a fresh interpreter, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

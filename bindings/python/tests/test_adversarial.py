@@ -6,9 +6,6 @@ import concurrent.futures as cf
 import gc
 import os
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import weakref
@@ -20,17 +17,12 @@ from conftest import (
     collect_until_dead,
     join_threads,
     recording_errors,
+    run_child,
     run_until_shut_down,
     shuts_down_from_inside,
     start_threads,
     wait_until,
 )
-
-
-def run_child(code, timeout=30):
-    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                       timeout=timeout)
-    return p
 
 
 def test_spawns_racing_shutdown_leave_no_future_pending():
@@ -308,7 +300,8 @@ def test_runtime_dropped_by_its_own_callback():
         assert fut.result() == "ran"
         time.sleep(0.3)
         print("ok")
-        """
+        """,
+        timeout=30,
     )
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-2000:]
 

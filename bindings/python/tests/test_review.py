@@ -2,23 +2,12 @@
 before its fix."""
 
 import gc
-import subprocess
-import sys
-import textwrap
 import weakref
 
 import pytest
 
 import rtpy
-
-
-def run_child(code: str, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from conftest import run_child
 
 
 def test_forked_child_refuses_work_on_the_parents_runtime() -> None:

@@ -2,14 +2,12 @@
 and shuts down. The thorough tests are the other files of this directory."""
 
 import concurrent.futures
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 
 import rtpy
+from conftest import run_child
 
 
 def test_package_exports() -> None:
@@ -75,12 +73,6 @@ def test_integers_out_of_range_are_value_errors() -> None:
             rt.watch(10**30, rtpy.READABLE, print)
         with pytest.raises(ValueError):
             rt.run_budget(0.001, -(10**30))
-
-
-def run_child(code: str) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
-    )
 
 
 def test_a_python_signal_handler_runs_while_run_blocks() -> None:

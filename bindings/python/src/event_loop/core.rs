@@ -182,6 +182,47 @@ impl LoopCore {
         Ok(timer)
     }
 
+    /// Registers `handle` as the reader (`write` false) or writer of `fd`
+    /// with the engine; cancels the one it replaces.
+    pub(crate) fn set_io(
+        &self,
+        fd: RawFd,
+        handle: &Bound<'_, Handle>,
+        write: bool,
+    ) -> PyResult<()> {
+        let item = Item(handle.clone().unbind());
+        let old = if write {
+            self.engine.add_writer(fd, item)
+        } else {
+            self.engine.add_reader(fd, item)
+        }
+        .map_err(|e| os_error(&e))?;
+        if let Some(old) = old {
+            Handle::cancel_base(old.0.bind(handle.py()))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the reader (`write` false) or writer of `fd`, cancelling it:
+    /// true if it had one (false once the loop is closed).
+    pub(crate) fn clear_io(&self, py: Python<'_>, fd: RawFd, write: bool) -> PyResult<bool> {
+        if self.is_closed() {
+            return Ok(false);
+        }
+        let old = if write {
+            self.engine.remove_writer(fd)
+        } else {
+            self.engine.remove_reader(fd)
+        };
+        match old {
+            Some(old) => {
+                Handle::cancel_base(old.0.bind(py))?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Sets a reader (`write` false) or writer of `fd`; cancels the one it
     /// replaces.
     fn add_io<'py>(
@@ -199,38 +240,17 @@ impl LoopCore {
             py,
             Handle::make(py, callback, args, slf.as_any(), None, core.debug())?,
         )?;
-        let item = Item(handle.clone().unbind());
-        let old = if write {
-            core.engine.add_writer(fd, item)
-        } else {
-            core.engine.add_reader(fd, item)
-        }
-        .map_err(|e| os_error(&e))?;
-        if let Some(old) = old {
-            Handle::cancel_base(old.0.bind(py))?;
-        }
+        core.set_io(fd, &handle, write)?;
         Ok(handle)
     }
 
     /// Removes the reader (`write` false) or writer of `fd`, cancelling it.
     fn remove_io(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, write: bool) -> PyResult<bool> {
         let core = slf.get();
-        if core.closed.load(Relaxed) {
+        if core.is_closed() {
             return Ok(false);
         }
-        let fd = fileobj_to_fd(fd)?;
-        let old = if write {
-            core.engine.remove_writer(fd)
-        } else {
-            core.engine.remove_reader(fd)
-        };
-        match old {
-            Some(old) => {
-                Handle::cancel_base(old.0.bind(slf.py()))?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        core.clear_io(slf.py(), fileobj_to_fd(fd)?, write)
     }
 
     /// `call_soon(callback, *args, context=None)`: schedules the call for

@@ -3,59 +3,160 @@
 //! (taking the GIL there, as every runtime thread does: `gil::attach`),
 //! then hands the outcome to the loop's thread through
 //! `call_soon_threadsafe`, where the asyncio future gets it (a cancelled
-//! future is left alone). Cancelling the future before the job starts
-//! aborts the job.
+//! future is left alone). A future cancelled before its job starts: the
+//! job is aborted, and never runs `func` if it starts all the same.
+//!
+//! Each job is counted from its spawn to its end (or its drop unrun):
+//! process-wide ([`JOBS`], which interpreter exit waits for) and per loop
+//! (`_pool_idle(loop)`, which `shutdown_default_executor` awaits).
 
 use super::core::{closed_error, LoopCore};
 use crate::errors::os_error;
+use crate::in_flight::{Counted, InFlight};
 use pyo3::exceptions::PyRuntimeError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::time::Duration;
+use pyo3::{intern, PyTraverseError};
+use std::sync::{Arc, Mutex};
 
-/// Pool jobs spawned and not yet finished or dropped unrun.
-static JOBS: AtomicUsize = AtomicUsize::new(0);
+/// Pool jobs spawned and not yet finished or dropped unrun (each counted
+/// by a guard in the job's closure: dropped when the job ends, or when it
+/// is dropped unrun).
+pub(crate) static JOBS: InFlight = InFlight::new();
 
-/// Counts one job from its spawn to its end (it lives in the job's closure:
-/// dropped when the job ends, or when it is dropped unrun).
-struct JobCount;
+/// Waits, with the GIL released, until every pool job of every loop has
+/// ended (`_shutdown_all`, before the interpreter finalizes).
+pub(crate) fn wait_jobs_at_exit(py: Python<'_>) {
+    JOBS.wait_idle(py, None);
+}
+
+/// The pool jobs of one loop that have not ended, and the futures waiting
+/// for none to be left.
+#[derive(Default)]
+struct Jobs {
+    count: usize,
+    idle: Vec<Py<PyAny>>,
+}
+
+/// A loop's [`Jobs`], kept in its `__dict__` (`_pool_jobs`, made by the
+/// first job).
+#[pyclass(module = "rtpy._rtpy", name = "_PoolJobs", frozen)]
+pub struct PoolJobs(Arc<Mutex<Jobs>>);
+
+#[pymethods]
+impl PoolJobs {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Never held across a Python call: busy only for a moment (then
+        // its futures are not visited, which keeps them alive).
+        if let Ok(jobs) = self.0.try_lock() {
+            for fut in &jobs.idle {
+                visit.call(fut)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        if let Ok(mut jobs) = self.0.try_lock() {
+            drop(std::mem::take(&mut jobs.idle));
+        }
+    }
+}
+
+/// `the_loop`'s [`Jobs`] (made on the first use).
+fn loop_jobs(the_loop: &Bound<'_, LoopCore>) -> PyResult<Arc<Mutex<Jobs>>> {
+    let py = the_loop.py();
+    let name = intern!(py, "_pool_jobs");
+    if let Some(jobs) = the_loop.getattr_opt(name)? {
+        if let Ok(jobs) = jobs.cast::<PoolJobs>() {
+            return Ok(jobs.get().0.clone());
+        }
+    }
+    let jobs = Arc::new(Mutex::new(Jobs::default()));
+    the_loop.setattr(name, PoolJobs(jobs.clone()))?;
+    Ok(jobs)
+}
+
+/// Locks `jobs` (a job that panicked holding it cannot have left it
+/// inconsistent: every change under the lock is a single step).
+fn lock(jobs: &Mutex<Jobs>) -> std::sync::MutexGuard<'_, Jobs> {
+    jobs.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts one job of a loop, and process-wide, from its spawn until it is
+/// dropped (it lives in the job's closure: dropped when the job ends, or
+/// when it is dropped unrun). The last one wakes the loop's waiters.
+struct JobCount {
+    jobs: Arc<Mutex<Jobs>>,
+    _all: Counted,
+}
 
 impl JobCount {
-    fn new() -> JobCount {
-        JOBS.fetch_add(1, SeqCst);
-        JobCount
+    fn new(jobs: Arc<Mutex<Jobs>>) -> JobCount {
+        lock(&jobs).count += 1;
+        JobCount {
+            jobs,
+            _all: JOBS.enter(),
+        }
     }
 }
 
 impl Drop for JobCount {
     fn drop(&mut self) {
-        // Saturating: a count inherited through `os.fork()` was reset.
-        let _ = JOBS.fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
+        let idle = {
+            let mut jobs = lock(&self.jobs);
+            jobs.count = jobs.count.saturating_sub(1);
+            if jobs.count != 0 || jobs.idle.is_empty() {
+                return;
+            }
+            std::mem::take(&mut jobs.idle)
+        };
+        // Any thread (a pool thread when the job ends there): each waiter
+        // completed on its loop's thread.
+        let _ = crate::gil::attach(|py| {
+            for fut in idle {
+                let fut = fut.bind(py);
+                let sent = pool_set_fn(py).and_then(|set| {
+                    fut.call_method0(intern!(py, "get_loop"))?.call_method1(
+                        intern!(py, "call_soon_threadsafe"),
+                        (set, fut, true, py.None()),
+                    )
+                });
+                // A loop closed meanwhile: nobody waits any more.
+                if let Err(e) = sent {
+                    if !e.is_instance_of::<PyRuntimeError>(py) {
+                        e.write_unraisable(py, Some(fut));
+                    }
+                }
+            }
+        });
     }
 }
 
-/// In a child of `fork()`: the parent's jobs are not in this process.
-extern "C" fn reset_in_child() {
-    JOBS.store(0, SeqCst);
+/// `_pool_idle(loop)`: a future of `loop` done once every pool job it has
+/// counted so far has ended (done at once when none is under way).
+#[pyfunction]
+fn _pool_idle<'py>(the_loop: &Bound<'py, LoopCore>) -> PyResult<Bound<'py, PyAny>> {
+    let py = the_loop.py();
+    let jobs = loop_jobs(the_loop)?;
+    let fut = the_loop.call_method0(intern!(py, "create_future"))?;
+    let mut state = lock(&jobs);
+    if state.count == 0 {
+        drop(state);
+        fut.call_method1(intern!(py, "set_result"), (py.None(),))?;
+    } else {
+        state.idle.push(fut.clone().unbind());
+    }
+    Ok(fut)
 }
 
-/// Resets the count in forked children (called once, at module init).
-pub(crate) fn init() {
-    // SAFETY: registers a handler for the process's life (a plain `fn`);
-    // run in the child right after a fork, it only stores to an atomic.
-    unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
-}
-
-/// Waits, with the GIL released, until every pool job of every loop has
-/// ended (`_shutdown_all`, before the interpreter finalizes).
-pub(crate) fn wait_jobs_at_exit(py: Python<'_>) {
-    py.detach(|| {
-        while JOBS.load(SeqCst) != 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
+/// Adds `_pool_idle` and `_PoolJobs` to the native module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PoolJobs>()?;
+    m.add_function(wrap_pyfunction!(_pool_idle, m)?)?;
+    Ok(())
 }
 
 /// Sets the outcome of a pool job on its future, on the loop's thread
@@ -111,10 +212,14 @@ pub(crate) fn run_in_pool<'py>(
     let job_loop = slf.clone().unbind();
     let job_func = func.clone().unbind();
     let job_args = args.clone().unbind();
-    let count = JobCount::new();
+    let count = JobCount::new(loop_jobs(slf)?);
     let job = move || {
         let _count = count;
         let _ = crate::gil::attach(|py| {
+            if is_cancelled(job_fut.bind(py)) {
+                // Cancelled before it started (the abort came too late).
+                return;
+            }
             let (ok, value) = match job_func.bind(py).call1(job_args.bind(py)) {
                 Ok(v) => (true, v),
                 Err(e) => (false, e.into_value(py).into_bound(py).into_any()),
@@ -123,12 +228,7 @@ pub(crate) fn run_in_pool<'py>(
             let the_loop = job_loop.bind(py);
             // A cancelled future takes no result, and a closed loop no call
             // (asyncio's `_call_set_state` returns early the same way).
-            let cancelled = job_fut
-                .bind(py)
-                .call_method0("cancelled")
-                .and_then(|c| c.is_truthy())
-                .unwrap_or(false);
-            if cancelled || the_loop.get().is_closed() {
+            if is_cancelled(job_fut.bind(py)) || the_loop.get().is_closed() {
                 return;
             }
             let sent = the_loop.call_method1("call_soon_threadsafe", (setter, job_fut, ok, value));
@@ -160,4 +260,11 @@ pub(crate) fn run_in_pool<'py>(
     )?;
     fut.call_method1("add_done_callback", (on_done,))?;
     Ok(fut)
+}
+
+/// `fut.cancelled()` (false if it fails).
+fn is_cancelled(fut: &Bound<'_, PyAny>) -> bool {
+    fut.call_method0("cancelled")
+        .and_then(|c| c.is_truthy())
+        .unwrap_or(false)
 }

@@ -16,10 +16,9 @@
 
 use super::core::{closed_error, LoopCore};
 use super::gil_cell::GilCell;
-use super::handle::{Handle, Item};
+use super::handle::Handle;
 use super::Cached;
-use crate::errors::os_error;
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use crate::errors::{is_exit, os_error};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyTuple};
@@ -229,22 +228,6 @@ fn ensure_no_transport(the_loop: &Bound<'_, LoopCore>, fd: RawFd) -> PyResult<()
         .map(drop)
 }
 
-/// Removes `fd`'s reader (`write` false) or writer, cancelling it.
-fn unregister(py: Python<'_>, core: &LoopCore, fd: RawFd, write: bool) -> PyResult<()> {
-    if core.is_closed() {
-        return Ok(());
-    }
-    let old = if write {
-        core.engine().remove_writer(fd)
-    } else {
-        core.engine().remove_reader(fd)
-    };
-    match old {
-        Some(old) => Handle::cancel_base(old.0.bind(py)),
-        None => Ok(()),
-    }
-}
-
 /// The waiting half: a future, the waiter registered for `fd`, the future
 /// returned (asyncio's order: future, transport check, registration).
 fn wait<'py>(
@@ -281,16 +264,7 @@ fn wait<'py>(
             core.debug(),
         )?,
     )?;
-    let item = Item(handle.clone().unbind());
-    let old = if write {
-        core.engine().add_writer(fd, item)
-    } else {
-        core.engine().add_reader(fd, item)
-    }
-    .map_err(|e| os_error(&e))?;
-    if let Some(old) = old {
-        Handle::cancel_base(old.0.bind(py))?;
-    }
+    core.set_io(fd, &handle, write)?;
     let pending = Pending {
         the_loop: the_loop.clone().unbind(),
         fut: fut.clone().unbind(),
@@ -408,17 +382,14 @@ impl SockWaiter {
                 drop(w.pending.replace(py, Some(p)));
                 return Ok(());
             }
-            Err(e)
-                if e.is_instance_of::<PyKeyboardInterrupt>(py)
-                    || e.is_instance_of::<PySystemExit>(py) =>
-            {
+            Err(e) if is_exit(py, &e) => {
                 drop(w.pending.replace(py, Some(p)));
                 return Err(e);
             }
             Ok(Some(v)) => Ok(v),
             Err(e) => Err(e),
         };
-        unregister(py, p.the_loop.bind(py).get(), w.fd, w.write)?;
+        p.the_loop.bind(py).get().clear_io(py, w.fd, w.write)?;
         drop(p);
         fut.call_method1(intern!(py, "remove_done_callback"), (slf,))?;
         match outcome {
@@ -443,8 +414,11 @@ impl SockWaiter {
         if taken_over {
             return Ok(());
         }
-        let core = p.the_loop.bind(py).get();
-        unregister(py, core, w.fd, w.write)
+        p.the_loop
+            .bind(py)
+            .get()
+            .clear_io(py, w.fd, w.write)
+            .map(drop)
     }
 }
 

@@ -2,7 +2,7 @@
 //! `rt_core::transport` (OS errors become `OSError(errno, strerror)`, which
 //! Python maps to its subclass: `ConnectionResetError`, `BrokenPipeError`...).
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use rt_core::transport::TransportError;
 use std::io;
@@ -40,10 +40,7 @@ impl TransportError for TransportErr {
         Python::attach(|py| TransportErr(self.0.clone_ref(py)))
     }
     fn escapes(&self) -> bool {
-        Python::attach(|py| {
-            self.0.is_instance_of::<PySystemExit>(py)
-                || self.0.is_instance_of::<PyKeyboardInterrupt>(py)
-        })
+        Python::attach(|py| crate::errors::is_exit(py, &self.0))
     }
 }
 

@@ -73,43 +73,42 @@ fn err(e: TransportErr) -> PyErr {
 }
 
 impl SocketTransportCore {
-    /// `transport.write(data)`: bytes, bytearray or memoryview.
+    /// `transport.write(data)`: bytes, bytearray or memoryview. asyncio's
+    /// order: the type, then the transport's state, then the data.
     fn write_impl(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let check = |t: &Core| -> PyResult<()> {
-            if t.eof_written() {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot call write() after write_eof()",
-                ));
-            }
-            if t.reactor().empty_waiter.borrow().is_some() {
-                return Err(PyRuntimeError::new_err(
-                    "unable to write; sendfile is in progress",
-                ));
-            }
-            Ok(())
-        };
+        if !(data.is_instance_of::<PyBytes>()
+            || data.is_instance_of::<PyByteArray>()
+            || data.is_instance_of::<PyMemoryView>())
+        {
+            return Err(PyTypeError::new_err(format!(
+                "data argument must be a bytes-like object, not '{}'",
+                data.get_type().name()?
+            )));
+        }
+        if self.t.eof_written() {
+            return Err(PyRuntimeError::new_err(
+                "Cannot call write() after write_eof()",
+            ));
+        }
+        if self.t.reactor().empty_waiter.borrow().is_some() {
+            return Err(PyRuntimeError::new_err(
+                "unable to write; sendfile is in progress",
+            ));
+        }
         if let Ok(b) = data.cast::<PyBytes>() {
-            check(&self.t)?;
             return self.t.write(b.as_bytes()).map_err(err);
         }
         if let Ok(b) = data.cast::<PyByteArray>() {
-            check(&self.t)?;
             // SAFETY: the slice is used only until the core first runs
             // Python code (it copies what it keeps into its buffer before
             // calling the loop or the protocol), so nothing can resize or
             // free the bytearray while it is read.
             return self.t.write(unsafe { b.as_bytes() }).map_err(err);
         }
-        if data.is_instance_of::<PyMemoryView>() {
-            check(&self.t)?;
-            let bytes = data.call_method0("tobytes")?;
-            let b = bytes.cast::<PyBytes>()?;
-            return self.t.write(b.as_bytes()).map_err(err);
-        }
-        Err(PyTypeError::new_err(format!(
-            "data argument must be a bytes-like object, not '{}'",
-            data.get_type().name()?
-        )))
+        let bytes = data.call_method0("tobytes")?;
+        self.t
+            .write(bytes.cast::<PyBytes>()?.as_bytes())
+            .map_err(err)
     }
 }
 

@@ -4,6 +4,7 @@
 //! core that has them.
 
 use super::error::TransportErr;
+use crate::event_loop::LOGGER;
 use pyo3::prelude::*;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
 use rt_core::transport::{Reactor, Scheduled};
@@ -215,9 +216,8 @@ impl Reactor<TransportErr> for PyReactor {
 
     fn lost_write_warning(&self) {
         Python::attach(|py| {
-            let logged = py
-                .import("asyncio.log")
-                .and_then(|m| m.getattr("logger"))
+            let logged = LOGGER
+                .get(py)
                 .and_then(|l| l.call_method1("warning", ("socket.send() raised exception.",)));
             if let Err(e) = logged {
                 e.write_unraisable(py, None);

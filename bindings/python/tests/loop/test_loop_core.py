@@ -601,6 +601,25 @@ def test_an_unclosed_loop_with_pending_handles_is_collected(pair):
     assert [r() for r in refs] == [None, None]
 
 
+def test_pool_idle_counts_each_loops_own_jobs():
+    a, b = CoreLoop(), CoreLoop()
+    try:
+        gate = threading.Event()
+        job = a._run_in_pool(gate.wait, 5)
+        idle_a, idle_b = _rtpy._pool_idle(a), _rtpy._pool_idle(b)
+        assert idle_b.done()  # b has no job: done at once
+        assert not idle_a.done()
+        job.cancel()  # started: still counted until it ends
+        b.run_until_complete(asyncio.sleep(0.05))
+        assert not idle_a.done()
+        gate.set()
+        assert a.run_until_complete(asyncio.wait_for(idle_a, 5)) is None
+        assert _rtpy._pool_idle(a).done()
+    finally:
+        a.close()
+        b.close()
+
+
 def test_run_in_pool_cancelled_job_sends_nothing_back():
     lp = CoreLoop()
     called = []
