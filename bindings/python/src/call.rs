@@ -6,11 +6,10 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTraverseError;
-use rt_core::callback::Status;
+use rt_core::callback::{Entered, InFlight, Status};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 thread_local! {
     /// Python callbacks this thread has called (`run` / `run_budget` report
@@ -134,21 +133,11 @@ pub(crate) struct Reporter {
     /// Exceptions raised by callbacks and not delivered to a future.
     exceptions: AtomicU64,
     /// Python calls the runtime's callbacks are making right now (a
-    /// shutdown after a timed-out one waits for them).
-    running: AtomicUsize,
-    /// Set when the runtime's shutdown begins: no Python call of its
-    /// callbacks starts after (see `enter`).
-    closed: AtomicBool,
-}
-
-/// A Python call of a runtime callback under way (see
-/// [`Reporter::running`]).
-pub(crate) struct Running<'a>(&'a Reporter);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, SeqCst);
-    }
+    /// shutdown after a timed-out one waits for them); its gate closes when
+    /// the runtime's shutdown begins: no Python call of its callbacks starts
+    /// after (the layer's own check before the callback leaves a window, and
+    /// a shutdown that finds nothing running reports success).
+    pub(crate) calls: InFlight,
 }
 
 impl Reporter {
@@ -156,59 +145,19 @@ impl Reporter {
         Reporter {
             handler: Mutex::new(None),
             exceptions: AtomicU64::new(0),
-            running: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
+            calls: InFlight::new(),
         }
     }
 
-    /// Marks a Python call of one of the runtime's callbacks under way
-    /// until the guard drops; None once the shutdown began (the call must
-    /// not be made: the layer's own check before the callback leaves a
-    /// window, and a shutdown that finds nothing running reports success).
-    /// With `close`, a Dekker pair (SeqCst): either the shutdown sees this
-    /// call running, or this call sees the shutdown.
-    pub(crate) fn enter(&self) -> Option<Running<'_>> {
-        self.running.fetch_add(1, SeqCst);
-        if self.closed.load(SeqCst) {
-            self.running.fetch_sub(1, SeqCst);
-            return None;
-        }
-        Some(Running(self))
-    }
-
-    /// [`enter`](Self::enter) for a call with status Ok; None for the final
+    /// `calls.enter()` for a call with status Ok; None for the final
     /// `Cancelled` call (it calls no Python). Called before waiting for the
     /// GIL: a call waiting for it when the shutdown begins is running (it
     /// runs, the shutdown waits for it).
-    pub(crate) fn enter_if_ok(&self, status: Status) -> Option<Running<'_>> {
+    pub(crate) fn enter_if_ok(&self, status: Status) -> Option<Entered<'_>> {
         match status {
-            Status::Ok => self.enter(),
+            Status::Ok => self.calls.enter(),
             Status::Cancelled => None,
         }
-    }
-
-    /// The shutdown began: no Python call of a callback starts from now on.
-    pub(crate) fn close(&self) {
-        self.closed.store(true, SeqCst);
-    }
-
-    /// True when no Python call of a callback is under way.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.running.load(SeqCst) == 0
-    }
-
-    /// Waits (polling; call it without the GIL) until no Python call of the
-    /// runtime's callbacks is under way, up to `timeout` (None: no limit).
-    /// False if one still is.
-    pub(crate) fn wait_idle(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        while self.running.load(SeqCst) > 0 {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        true
     }
 
     /// The handler (None: the default report).

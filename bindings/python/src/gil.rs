@@ -14,36 +14,28 @@
 //! `_shutdown_all`; a thread that checked it just before must not then
 //! enter the interpreter while it finalizes: each use of Python here (an
 //! attach, a pin's release) is counted from before its check to its end
-//! (`IN_PYTHON`, a Dekker pair with `EXITING`), and `set_exiting` waits,
+//! (`IN_PYTHON`, whose gate `set_exiting` closes), and `set_exiting` waits,
 //! with the GIL released, until none is under way.
 
-use crate::in_flight::{Counted, InFlight};
+use crate::in_flight::{Entered, InFlight};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
-/// Set by `_shutdown_all` (atexit): the interpreter is exiting.
-static EXITING: AtomicBool = AtomicBool::new(false);
-
-/// Attaches and pin releases under way that passed their `EXITING` check
-/// (or are about to check it).
+/// Attaches and pin releases under way; its gate is closed by `set_exiting`
+/// (`_shutdown_all`, atexit): the interpreter is exiting.
 pub(crate) static IN_PYTHON: InFlight = InFlight::new();
 
-/// Counts a use of Python from before its `EXITING` check to its end: None
+/// Counts a use of Python from before its exit check to its end: None
 /// (nothing counted) once the interpreter is exiting.
-fn in_python() -> Option<Counted> {
-    let counted = IN_PYTHON.enter();
-    if EXITING.load(SeqCst) {
-        return None;
-    }
-    Some(counted)
+fn in_python() -> Option<Entered<'static>> {
+    IN_PYTHON.enter()
 }
 
 /// True once the interpreter is exiting (`_shutdown_all` ran).
 pub(crate) fn is_exiting() -> bool {
-    EXITING.load(SeqCst)
+    IN_PYTHON.is_closed()
 }
 
 /// Marks the interpreter as exiting (no thread state is released and no
@@ -54,8 +46,8 @@ pub(crate) fn is_exiting() -> bool {
 /// bound only covers a runtime made meanwhile by another thread, or a count
 /// inherited through `os.fork()`.)
 pub(crate) fn set_exiting(py: Python<'_>) {
-    EXITING.store(true, SeqCst);
-    IN_PYTHON.wait_idle(py, Some(Duration::from_secs(2)));
+    IN_PYTHON.close();
+    crate::in_flight::wait_idle(py, &IN_PYTHON, Some(Duration::from_secs(2)));
 }
 
 /// This thread's pinned thread state: the `PyGILState_Ensure` it holds,

@@ -167,7 +167,7 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
         // callback starts from now on, and the calls a shutdown that timed
         // out left running are waited for too (the interpreter must not
         // finalize under them).
-        inner.reporter.close();
+        inner.reporter.calls.close();
         py.detach(|| {
             let _ = shutdown_outcome(inner, None, true);
         });
@@ -197,12 +197,12 @@ fn shutdown_outcome(
     may_wait: bool,
 ) -> Result<(), Error> {
     match inner.core().shutdown(timeout) {
-        Err(Error::Shutdown) if !may_wait || inner.reporter.wait_idle(timeout) => Ok(()),
+        Err(Error::Shutdown) if !may_wait || inner.reporter.calls.wait_idle(timeout) => Ok(()),
         Err(Error::Shutdown) => Err(Error::TimedOut),
         // The layer's timeout also covers threads that only exit: what
         // Python is told is whether callbacks still run (none can start:
         // the reporter is closed).
-        Err(Error::TimedOut) if may_wait && inner.reporter.is_idle() => Ok(()),
+        Err(Error::TimedOut) if may_wait && inner.reporter.calls.is_idle() => Ok(()),
         outcome => outcome,
     }
 }
@@ -468,7 +468,7 @@ impl Runtime {
         }
         // No Python call of a callback starts from now on (see
         // `Reporter::close`).
-        self.reporter().close();
+        self.reporter().calls.close();
         // Inside a callback, blocking work or on a runtime thread the layer
         // does not wait for the runtime's threads: neither does this.
         let may_wait = !(rt_core::callback::is_in_callback()

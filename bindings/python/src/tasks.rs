@@ -2,13 +2,14 @@
 //! task or blocking work, its outcome in an `rtpy.Future`; `rtpy._rtpy.Task`,
 //! the handle a future's `cancel()` aborts.
 
-use crate::call::{PyCall, Reporter, Running, Seconds};
+use crate::call::{PyCall, Reporter, Seconds};
 use crate::errors::to_py;
 use crate::runtime::Runtime;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
+use rt_core::callback::Entered;
 use rt_core::callback::{Error, OnceCallback, Status, TaskHandle};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ impl Outcome {
     /// raised. A failure of the future itself (set by someone else) goes
     /// to the reporter. `running`: the call was entered before the shutdown
     /// began (`Reporter::enter`); None: the future is cancelled instead.
-    fn run(&self, py: Python<'_>, call: &PyCall, running: Option<Running<'_>>) {
+    fn run(&self, py: Python<'_>, call: &PyCall, running: Option<Entered<'_>>) {
         if running.is_none() {
             return self.cancel(py);
         }
@@ -195,7 +196,7 @@ pub(crate) fn run_blocking<'py>(
         .core()
         .spawn_blocking(
             move || {
-                let running = reporter.enter();
+                let running = reporter.calls.enter();
                 let _ = crate::gil::attach(|py| {
                     if let Some((call, outcome)) = take_job(&work) {
                         outcome.run(py, &call, running);

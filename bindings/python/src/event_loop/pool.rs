@@ -12,7 +12,7 @@
 
 use super::core::{closed_error, LoopCore};
 use crate::errors::os_error;
-use crate::in_flight::{Counted, InFlight};
+use crate::in_flight::{Entered, InFlight};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
@@ -29,7 +29,7 @@ pub(crate) static JOBS: InFlight = InFlight::new();
 /// Waits, with the GIL released, until every pool job of every loop has
 /// ended (`_shutdown_all`, before the interpreter finalizes).
 pub(crate) fn wait_jobs_at_exit(py: Python<'_>) {
-    JOBS.wait_idle(py, None);
+    crate::in_flight::wait_idle(py, &JOBS, None);
 }
 
 /// The pool jobs of one loop that have not ended, and the futures waiting
@@ -90,7 +90,7 @@ fn lock(jobs: &Mutex<Jobs>) -> std::sync::MutexGuard<'_, Jobs> {
 /// when it is dropped unrun). The last one wakes the loop's waiters.
 struct JobCount {
     jobs: Arc<Mutex<Jobs>>,
-    _all: Counted,
+    _all: Entered<'static>,
 }
 
 impl JobCount {
@@ -98,7 +98,7 @@ impl JobCount {
         lock(&jobs).count += 1;
         JobCount {
             jobs,
-            _all: JOBS.enter(),
+            _all: JOBS.track(),
         }
     }
 }
