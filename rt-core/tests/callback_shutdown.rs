@@ -5,7 +5,9 @@
 
 mod support;
 
-use rt_core::callback::{CallbackRuntime, Error, Status, TimerCallback, WatchCallback, READABLE};
+use rt_core::callback::{
+    CallbackRuntime, Error, InFlight, Status, TimerCallback, WatchCallback, READABLE,
+};
 use rt_core::runtime::{Builder, RunMode};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{mpsc, Arc, Mutex};
@@ -300,4 +302,33 @@ fn a_runtime_abandoned_after_fork_refuses_work_without_calling_it() {
     assert!(log.lock().unwrap().is_empty());
     // In a forked child the runtime is leaked (its threads are the parent's).
     std::mem::forget(rt);
+}
+
+/// A binding's calls into its own runtime (`InFlight`): the shutdown closes
+/// their gate; a later shutdown waits for the ones still running, up to its
+/// limit, or not at all when it may not wait.
+#[test]
+fn shutdown_with_calls_closes_their_gate_and_waits_for_them_later() {
+    static CALLS: InFlight = InFlight::new();
+    let rt = current_thread();
+    let running = CALLS.enter().expect("open before the shutdown");
+    let first = rt.shutdown_with_calls(&CALLS, Some(Duration::from_secs(5)), true);
+    assert!(first.is_ok(), "{first:?}");
+    assert!(CALLS.is_closed());
+    assert!(CALLS.enter().is_none(), "a call started after the shutdown");
+    // Shut down already, a call still under way: not idle within the limit.
+    let again = rt.shutdown_with_calls(&CALLS, Some(Duration::from_millis(20)), true);
+    assert!(matches!(again, Err(Error::TimedOut)), "{again:?}");
+    // Not allowed to wait: done as far as this caller can tell.
+    let no_wait = rt.shutdown_with_calls(&CALLS, Some(Duration::ZERO), false);
+    assert!(no_wait.is_ok(), "{no_wait:?}");
+    // The call ends on another thread while a shutdown waits for it.
+    let ender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        drop(running);
+    });
+    let last = rt.shutdown_with_calls(&CALLS, None, true);
+    assert!(last.is_ok(), "{last:?}");
+    assert!(CALLS.is_idle());
+    ender.join().unwrap();
 }

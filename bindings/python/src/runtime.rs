@@ -188,23 +188,18 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
     crate::gil::set_exiting(py);
 }
 
-/// `Runtime.shutdown`'s work: the layer's shutdown; when it was shut down
-/// already (a first shutdown timed out), the callbacks still running are
-/// waited for, up to `timeout`, if `may_wait`.
+/// `Runtime.shutdown`'s work: the layer's shutdown, which closes the
+/// reporter's gate and, when the runtime was shut down already (a first
+/// shutdown timed out), waits for the callbacks' Python calls still
+/// running, up to `timeout`, if `may_wait`.
 fn shutdown_outcome(
     inner: &RuntimeInner,
     timeout: Option<Duration>,
     may_wait: bool,
 ) -> Result<(), Error> {
-    match inner.core().shutdown(timeout) {
-        Err(Error::Shutdown) if !may_wait || inner.reporter.calls.wait_idle(timeout) => Ok(()),
-        Err(Error::Shutdown) => Err(Error::TimedOut),
-        // The layer's timeout also covers threads that only exit: what
-        // Python is told is whether callbacks still run (none can start:
-        // the reporter is closed).
-        Err(Error::TimedOut) if may_wait && inner.reporter.calls.is_idle() => Ok(()),
-        outcome => outcome,
-    }
+    inner
+        .core()
+        .shutdown_with_calls(&inner.reporter.calls, timeout, may_wait)
 }
 
 /// `shutdown_outcome` on a thread of its own while the main thread waits

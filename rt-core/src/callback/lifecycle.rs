@@ -4,7 +4,7 @@
 
 use super::gate::this_thread;
 use super::marks::{is_in_blocking_work, is_in_blocking_work_of, is_in_callback};
-use super::{CallbackRuntime, Error, TimerCallback, WatchCallback};
+use super::{CallbackRuntime, Error, InFlight, TimerCallback, WatchCallback};
 use crate::runtime::Runtime;
 use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering::SeqCst;
@@ -178,6 +178,36 @@ impl<T: TimerCallback, W: WatchCallback> CallbackRuntime<T, W> {
                 }
                 Err(Error::Shutdown)
             }
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown) for a binding whose callbacks call into
+    /// its own runtime (an interpreter), those calls counted by `calls`.
+    /// The gate of `calls` is closed first: no such call starts after. The
+    /// outcome then tells whether one is still under way:
+    /// - a runtime shut down before (`Err(Shutdown)`: a first shutdown that
+    ///   timed out) is `Ok` once the calls it left running ended, waited
+    ///   for up to `timeout` if `may_wait` (else `Ok` at once), and
+    ///   `Err(TimedOut)` if one still runs;
+    /// - `Err(TimedOut)` is `Ok` if `may_wait` and no call is under way
+    ///   (what the layer's limit also covers, threads that only exit, is
+    ///   not the binding's concern);
+    /// - anything else as [`shutdown`](Self::shutdown).
+    ///
+    /// `may_wait` is false where the caller must not block on the calls
+    /// (inside a callback, blocking work or on a runtime thread).
+    pub fn shutdown_with_calls(
+        &self,
+        calls: &InFlight,
+        timeout: Option<Duration>,
+        may_wait: bool,
+    ) -> Result<(), Error> {
+        calls.close();
+        match self.shutdown(timeout) {
+            Err(Error::Shutdown) if !may_wait || calls.wait_idle(timeout) => Ok(()),
+            Err(Error::Shutdown) => Err(Error::TimedOut),
+            Err(Error::TimedOut) if may_wait && calls.is_idle() => Ok(()),
+            outcome => outcome,
         }
     }
 
