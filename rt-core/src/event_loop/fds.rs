@@ -1,19 +1,51 @@
 //! The reader / writer table: one optional handle per direction per fd, and
-//! the level-triggered epoll registration that mirrors it.
+//! the level-triggered epoll registration that mirrors it, disarmed lazily
+//! (as libuv does).
 //!
-//! Rules (the interest is the union of the fd's reader and writer):
-//! - a handle added: `EPOLL_CTL_MOD` if the fd is registered, else `ADD`.
-//!   MOD is issued even when the interest is unchanged, so an fd closed and
-//!   reused behind our back (epoll dropped the old file) is registered
-//!   again: MOD fails with `ENOENT` and is retried as ADD (and an ADD that
-//!   finds a stale registration, `EEXIST`, as MOD). An error (`EPERM` for a
-//!   regular file, `EBADF`...) comes back to the caller and leaves the table
-//!   unchanged;
-//! - a handle removed: MOD to what is left, or `DEL` when nothing is;
-//!   `EBADF`/`ENOENT` (the fd was closed behind our back) are ignored, and a
-//!   removal always updates the table.
+//! An fd is in one of three states:
+//! - **absent**: no entry, nothing registered by us;
+//! - **live**: a reader and/or a writer; the kernel holds exactly their
+//!   union (`armed == interest`);
+//! - **stale**: no handle left, but the kernel still holds the last
+//!   interest (`armed != 0`). Removing an fd's last handle makes no
+//!   syscall: an asyncio `sock_recv` removes its reader when it fires and
+//!   adds it back on the next `EAGAIN`, and that re-add is then one
+//!   `EPOLL_CTL_MOD` instead of a `DEL` plus an `ADD`.
+//!
+//! Rules:
+//! - a handle added: `EPOLL_CTL_MOD` if the kernel holds the fd (live or
+//!   stale), else `ADD`. The syscall is made even when the interest is
+//!   unchanged, so an fd number closed and reused behind our back (epoll
+//!   dropped the old file with it) is registered again: MOD fails with
+//!   `ENOENT` and is retried as ADD (and an ADD that finds a registration
+//!   we did not know of, `EEXIST`, as MOD). An error (`EPERM` for a regular
+//!   file, `EBADF`...) comes back to the caller and leaves the handles
+//!   unchanged (the fd is then taken as not registered);
+//! - a handle removed: MOD to the other direction's interest if it has a
+//!   handle (errors ignored, as before: `ENOENT` -> ADD); the last one
+//!   removed leaves the fd stale, with no syscall;
 //! - readiness: `EPOLLIN` wakes the reader, `EPOLLOUT` the writer,
-//!   `EPOLLERR`/`EPOLLHUP` both (as `selectors.EpollSelector`).
+//!   `EPOLLERR`/`EPOLLHUP` both (as `selectors.EpollSelector`). An event
+//!   for a stale fd (or for one we have no entry for) disarms it then:
+//!   `DEL`, and the entry goes. So does an event whose handles were all
+//!   cancelled (it would fire again at once);
+//! - closing the loop DELs every live and stale registration (errors
+//!   ignored).
+//!
+//! Stale registrations and closed fds: closing an fd drops its epoll
+//! registration only once no other fd (a `dup`, a forked child's copy)
+//! refers to the same open file. If a stale fd is closed while its file
+//! lives on elsewhere, the registration survives under a number that no
+//! longer names its file, so `EPOLL_CTL_DEL` cannot reach it (`EBADF` or
+//! `ENOENT`) and, level-triggered, it would wake every wait. The table
+//! detects it when such an event's `DEL` fails, and resets the poller (a
+//! fresh epoll instance under the same fd number, where the live fds are
+//! registered again). Limitation: while the number is live again for a new
+//! file (reused and added back before the old file's first event), that
+//! registration's events reach the new file's handles as spurious wake-ups,
+//! until the new file's handles are removed. With eager `DEL`s (before this
+//! change) the same happened only when an fd was closed without removing
+//! its handles first.
 
 use super::poller::Poller;
 use std::collections::HashMap;
@@ -33,9 +65,21 @@ pub(crate) enum Dir {
     Write,
 }
 
+impl Dir {
+    fn bit(self) -> u32 {
+        match self {
+            Dir::Read => IN,
+            Dir::Write => OUT,
+        }
+    }
+}
+
 struct Entry<H> {
     reader: Option<H>,
     writer: Option<H>,
+    /// The interest the kernel holds for the fd under our token; 0: not
+    /// registered (or unreachable after an error).
+    armed: u32,
 }
 
 impl<H> Entry<H> {
@@ -62,6 +106,21 @@ fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
 
+/// Registers `fd` with `interest`: MOD if the kernel holds it (`armed`),
+/// else ADD, each retried as the other when the kernel disagrees.
+fn arm(poller: &Poller, fd: RawFd, armed: bool, interest: u32) -> io::Result<()> {
+    let token = fd as u64;
+    let (first, retry_on, second) = if armed {
+        (libc::EPOLL_CTL_MOD, libc::ENOENT, libc::EPOLL_CTL_ADD)
+    } else {
+        (libc::EPOLL_CTL_ADD, libc::EEXIST, libc::EPOLL_CTL_MOD)
+    };
+    match poller.ctl(first, fd, interest, token) {
+        Err(e) if errno(&e) == retry_on => poller.ctl(second, fd, interest, token),
+        r => r,
+    }
+}
+
 impl<H> Fds<H> {
     pub(crate) fn new() -> Fds<H> {
         Fds {
@@ -81,7 +140,7 @@ impl<H> Fds<H> {
         self.writers
     }
 
-    /// Whether `fd` has a handle for `dir`.
+    /// Whether `fd` has a handle for `dir` (false for a stale fd).
     pub(crate) fn has(&self, fd: RawFd, dir: Dir) -> bool {
         self.map.get(&fd).is_some_and(|e| match dir {
             Dir::Read => e.reader.is_some(),
@@ -106,52 +165,31 @@ impl<H> Fds<H> {
         dir: Dir,
         h: H,
     ) -> Result<Option<H>, (io::Error, H)> {
-        let token = fd as u64;
-        let (registered, interest) = match self.map.get(&fd) {
-            Some(e) => {
-                let other = match dir {
-                    Dir::Read => e.writer.is_some(),
-                    Dir::Write => e.reader.is_some(),
-                };
-                let mine = if dir == Dir::Read { IN } else { OUT };
-                let theirs = if other {
-                    if dir == Dir::Read {
-                        OUT
-                    } else {
-                        IN
-                    }
-                } else {
-                    0
-                };
-                (e.interest() != 0, mine | theirs)
-            }
-            None => (false, if dir == Dir::Read { IN } else { OUT }),
-        };
         if fd < 0 {
             return Err((io::Error::from_raw_os_error(libc::EBADF), h));
         }
-        let res = if registered {
-            match poller.ctl(libc::EPOLL_CTL_MOD, fd, interest, token) {
-                Err(e) if errno(&e) == libc::ENOENT => {
-                    poller.ctl(libc::EPOLL_CTL_ADD, fd, interest, token)
-                }
-                r => r,
-            }
-        } else {
-            match poller.ctl(libc::EPOLL_CTL_ADD, fd, interest, token) {
-                Err(e) if errno(&e) == libc::EEXIST => {
-                    poller.ctl(libc::EPOLL_CTL_MOD, fd, interest, token)
-                }
-                r => r,
-            }
+        let (armed, interest) = match self.map.get(&fd) {
+            Some(e) => (e.armed, e.interest() | dir.bit()),
+            None => (0, dir.bit()),
         };
-        if let Err(e) = res {
+        // Never skipped, even for a stale fd armed with this very interest:
+        // the number may name another file by now.
+        if let Err(e) = arm(poller, fd, armed != 0, interest) {
+            // Whatever the kernel held under this number is out of reach.
+            if let Some(entry) = self.map.get_mut(&fd) {
+                entry.armed = 0;
+                if entry.interest() == 0 {
+                    self.map.remove(&fd);
+                }
+            }
             return Err((e, h));
         }
         let entry = self.map.entry(fd).or_insert(Entry {
             reader: None,
             writer: None,
+            armed: 0,
         });
+        entry.armed = interest;
         let old = entry.slot(dir).replace(h);
         if old.is_none() {
             self.count(dir, 1);
@@ -159,34 +197,64 @@ impl<H> Fds<H> {
         Ok(old)
     }
 
-    /// Removes the `dir` handle of `fd`; `None` if it had none.
+    /// Removes the `dir` handle of `fd`; `None` if it had none. The last
+    /// handle's removal makes no syscall (the fd goes stale).
     pub(crate) fn remove(&mut self, poller: &Poller, fd: RawFd, dir: Dir) -> Option<H> {
         let entry = self.map.get_mut(&fd)?;
         let old = entry.slot(dir).take()?;
         let interest = entry.interest();
-        self.count(dir, -1);
         if interest == 0 {
-            self.map.remove(&fd);
-            // EBADF / ENOENT: closed behind our back, epoll forgot it.
-            let _ = poller.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
-        } else {
-            let token = fd as u64;
-            if let Err(e) = poller.ctl(libc::EPOLL_CTL_MOD, fd, interest, token) {
-                if errno(&e) == libc::ENOENT {
-                    // Reused fd: register what is left; a failure leaves the
-                    // handle in the table (as asyncio's selector would), and
-                    // the next add retries.
-                    let _ = poller.ctl(libc::EPOLL_CTL_ADD, fd, interest, token);
-                }
+            if entry.armed == 0 {
+                self.map.remove(&fd);
             }
+        } else {
+            // The other direction stays: narrow the registration now (a
+            // writable socket's stale OUT would wake every wait). A failure
+            // leaves the handle in the table (as asyncio's selector would),
+            // taken as not registered: the next add retries.
+            entry.armed = match arm(poller, fd, entry.armed != 0, interest) {
+                Ok(()) => interest,
+                Err(_) => 0,
+            };
         }
+        self.count(dir, -1);
         Some(old)
+    }
+
+    /// Disarms `fd` after an event for it found no handle to run: `DEL`,
+    /// and the entry goes. A `DEL` that fails (`EBADF`: the number is
+    /// closed; `ENOENT`: it names another, unregistered file) means the
+    /// event came from a registration we can no longer reach: the poller
+    /// is reset and the live fds registered again (once per wait: the
+    /// batch's later events came from the replaced instance).
+    fn disarm(&mut self, poller: &Poller, fd: RawFd) {
+        let armed = self.map.remove(&fd).map_or(0, |e| e.armed);
+        if armed == 0 && poller.reset_since_wait() {
+            // Not in the current instance, and reported by one a reset
+            // replaced in this batch: that registration went with it.
+            return;
+        }
+        if poller.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0).is_ok() || poller.reset().is_err() {
+            return;
+        }
+        for (fd, e) in self.map.iter_mut() {
+            let interest = e.interest();
+            e.armed = if interest != 0 && arm(poller, *fd, false, interest).is_ok() {
+                interest
+            } else {
+                // Stale ones are not registered any more; live ones that
+                // fail (closed behind our back) are retried by the next add.
+                0
+            };
+        }
+        self.map.retain(|_, e| e.armed != 0 || e.interest() != 0);
     }
 
     /// Clones the handles an epoll event on `fd` wakes into `out` (reader
     /// first). Cancelled handles are removed from the table and given to
     /// `garbage` instead (asyncio's `_process_events` does the same). An
-    /// event for an fd without a matching handle is unregistered.
+    /// event that finds no handle to run (stale fd, unknown fd, all
+    /// cancelled) disarms the fd.
     pub(crate) fn on_event(
         &mut self,
         poller: &Poller,
@@ -199,9 +267,9 @@ impl<H> Fds<H> {
         H: Clone,
     {
         let Some(entry) = self.map.get(&fd) else {
-            // Registered under a closed-and-reused number or removed while
-            // the event was pending: stop level-triggered repeats.
-            let _ = poller.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+            // Not ours (a reset dropped it, or the loop closed meanwhile):
+            // stop level-triggered repeats.
+            self.disarm(poller, fd);
             return;
         };
         let (mut r, mut w) = (None, None);
@@ -211,14 +279,34 @@ impl<H> Fds<H> {
         if events & (OUT | ERR_HUP) != 0 {
             w = entry.writer.clone();
         }
+        let mut ran = false;
         for (dir, h) in [(Dir::Read, r), (Dir::Write, w)] {
             let Some(h) = h else { continue };
             if is_cancelled(&h) {
                 garbage.push(h);
                 garbage.extend(self.remove(poller, fd, dir));
             } else {
+                ran = true;
                 out(h);
             }
+        }
+        if ran {
+            return;
+        }
+        let Some(entry) = self.map.get_mut(&fd) else {
+            return;
+        };
+        let interest = entry.interest();
+        if interest == 0 {
+            self.disarm(poller, fd);
+        } else if entry.armed != interest {
+            // A handle is left but the event ran nothing, and the kernel's
+            // interest is not known to be ours (an earlier MOD failed): set
+            // it again rather than wake for nothing each iteration.
+            entry.armed = match arm(poller, fd, true, interest) {
+                Ok(()) => interest,
+                Err(_) => 0,
+            };
         }
     }
 
@@ -229,10 +317,14 @@ impl<H> Fds<H> {
         }
     }
 
-    /// Removes every handle and registration (closing the loop).
+    /// Removes every handle and registration, live and stale (closing the
+    /// loop; `DEL` errors are ignored: a closed fd's registration went
+    /// with its file).
     pub(crate) fn drain_all(&mut self, poller: &Poller, out: &mut Vec<H>) {
         for (fd, e) in self.map.drain() {
-            let _ = poller.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+            if e.armed != 0 {
+                let _ = poller.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+            }
             out.extend(e.reader);
             out.extend(e.writer);
         }
@@ -254,6 +346,7 @@ impl<H> std::fmt::Debug for Fds<H> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
 
@@ -290,6 +383,209 @@ mod tests {
         fds.drain_all(&p, &mut out);
         assert_eq!(out, vec![4]);
         assert!(wait(&p).is_empty());
+    }
+
+    /// The interest the kernel holds for `fd` (IN / OUT bits), if any.
+    fn armed(p: &Poller, fd: RawFd) -> Option<u32> {
+        p.registered()
+            .into_iter()
+            .find(|r| r.0 == fd)
+            .map(|r| r.1 & (IN | OUT))
+    }
+
+    fn dup2(from: RawFd, to: RawFd) {
+        // SAFETY: both are fds the test owns; dup2 replaces `to` atomically.
+        assert_eq!(unsafe { libc::dup2(from, to) }, to);
+    }
+
+    #[test]
+    fn last_removal_is_lazy_and_a_readd_is_one_mod() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let n0 = p.ctl_calls();
+        assert_eq!(fds.add(&p, fd, Dir::Read, 1).ok(), Some(None));
+        assert_eq!(p.ctl_calls() - n0, 1);
+        // Removed: no syscall, the kernel keeps the fd (stale).
+        assert_eq!(fds.remove(&p, fd, Dir::Read), Some(1));
+        assert_eq!(p.ctl_calls() - n0, 1);
+        assert_eq!(armed(&p, fd), Some(IN));
+        assert!(!fds.has(fd, Dir::Read));
+        assert_eq!(fds.remove(&p, fd, Dir::Read), None);
+        assert_eq!((fds.readers(), fds.writers()), (0, 0));
+        // Re-added: one MOD (never skipped).
+        assert_eq!(fds.add(&p, fd, Dir::Read, 2).ok(), Some(None));
+        assert_eq!(p.ctl_calls() - n0, 2);
+        assert_eq!(armed(&p, fd), Some(IN));
+        // Stale again, then a writer: one MOD to OUT alone.
+        assert_eq!(fds.remove(&p, fd, Dir::Read), Some(2));
+        assert_eq!(fds.add(&p, fd, Dir::Write, 3).ok(), Some(None));
+        assert_eq!(p.ctl_calls() - n0, 3);
+        assert_eq!(armed(&p, fd), Some(OUT));
+        assert_eq!(wait(&p), vec![(fd as u64, OUT)]);
+        assert_eq!((fds.readers(), fds.writers()), (0, 1));
+        // Removing one of two handles narrows the registration at once.
+        assert_eq!(fds.add(&p, fd, Dir::Read, 4).ok(), Some(None));
+        assert_eq!(armed(&p, fd), Some(IN | OUT));
+        let n1 = p.ctl_calls();
+        assert_eq!(fds.remove(&p, fd, Dir::Write), Some(3));
+        assert_eq!(p.ctl_calls() - n1, 1);
+        assert_eq!(armed(&p, fd), Some(IN));
+    }
+
+    #[test]
+    fn an_event_on_a_stale_fd_disarms_it() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        fds.add(&p, fd, Dir::Read, 1).ok().unwrap();
+        fds.remove(&p, fd, Dir::Read).unwrap();
+        b.write_all(b"x").unwrap();
+        assert_eq!(wait(&p), vec![(fd as u64, IN)]);
+        let (mut out, mut garbage) = (Vec::new(), Vec::new());
+        fds.on_event(&p, fd, IN, |_| false, |h| out.push(h), &mut garbage);
+        assert!(out.is_empty() && garbage.is_empty());
+        assert_eq!(armed(&p, fd), None, "DEL on the event");
+        assert!(fds.map.is_empty());
+        assert!(wait(&p).is_empty(), "no level-triggered repeat");
+        // Absent now: the next add is an ADD again, and works.
+        let n0 = p.ctl_calls();
+        fds.add(&p, fd, Dir::Read, 2).ok().unwrap();
+        assert_eq!(p.ctl_calls() - n0, 1);
+        assert_eq!(wait(&p), vec![(fd as u64, IN)]);
+    }
+
+    #[test]
+    fn cancelled_handles_disarm_their_fd_at_once() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        fds.add(&p, fd, Dir::Read, 1).ok().unwrap();
+        b.write_all(b"x").unwrap();
+        let (mut out, mut garbage) = (Vec::new(), Vec::new());
+        fds.on_event(&p, fd, IN, |_| true, |h| out.push(h), &mut garbage);
+        assert!(out.is_empty());
+        assert_eq!(garbage, vec![1, 1]);
+        assert_eq!(fds.readers(), 0);
+        assert_eq!(armed(&p, fd), None);
+        assert!(wait(&p).is_empty());
+    }
+
+    #[test]
+    fn a_stale_fd_closed_and_reused_is_registered_again() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        fds.add(&p, fd, Dir::Read, 1).ok().unwrap();
+        fds.remove(&p, fd, Dir::Read).unwrap();
+        // The number now names another socket: the old file (and its
+        // registration) is gone.
+        let (c, mut d) = UnixStream::pair().unwrap();
+        dup2(c.as_raw_fd(), fd);
+        drop(c);
+        assert_eq!(armed(&p, fd), None);
+        let n0 = p.ctl_calls();
+        assert_eq!(fds.add(&p, fd, Dir::Read, 2).ok(), Some(None));
+        assert_eq!(p.ctl_calls() - n0, 2, "MOD -> ENOENT -> ADD");
+        d.write_all(b"x").unwrap();
+        assert_eq!(wait(&p), vec![(fd as u64, IN)]);
+        // Reused by a regular file while stale: the add fails, the entry
+        // goes.
+        fds.remove(&p, fd, Dir::Read).unwrap();
+        let path = std::env::temp_dir().join(format!("rt-fds-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        dup2(file.as_raw_fd(), fd);
+        let err = fds.add(&p, fd, Dir::Read, 3).err().unwrap();
+        assert_eq!(err.0.raw_os_error(), Some(libc::EPERM));
+        assert!(fds.map.is_empty());
+        drop(a);
+    }
+
+    #[test]
+    fn a_registration_out_of_reach_resets_the_poller() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let keep = a.try_clone().unwrap(); // a dup: the file outlives `a`
+        let (c, mut d) = UnixStream::pair().unwrap();
+        let (fa, fc) = (a.as_raw_fd(), c.as_raw_fd());
+        fds.add(&p, fc, Dir::Read, 1).ok().unwrap();
+        fds.add(&p, fa, Dir::Read, 2).ok().unwrap();
+        fds.remove(&p, fa, Dir::Read).unwrap();
+        drop(a); // closed while stale: epoll keeps it (`keep` holds the file)
+        assert_eq!(armed(&p, fa), Some(IN));
+        b.write_all(b"x").unwrap();
+        assert_eq!(wait(&p), vec![(fa as u64, IN)]);
+        let (mut out, mut garbage) = (Vec::new(), Vec::new());
+        fds.on_event(&p, fa, IN, |_| false, |h| out.push(h), &mut garbage);
+        assert!(out.is_empty());
+        // DEL could not reach it: a fresh instance, with `c` alone (and the
+        // eventfd).
+        let regs: Vec<RawFd> = p.registered().into_iter().map(|r| r.0).collect();
+        assert_eq!(regs.len(), 2);
+        assert!(regs.contains(&fc));
+        assert_eq!(armed(&p, fc), Some(IN));
+        // A later event of the same batch (from the old instance) resets
+        // nothing again.
+        let n0 = p.ctl_calls();
+        fds.on_event(&p, fa, IN, |_| false, |h| out.push(h), &mut garbage);
+        assert_eq!(p.ctl_calls(), n0);
+        assert!(wait(&p).is_empty(), "no more events from the closed number");
+        // The live fd and the wake channel still work.
+        d.write_all(b"y").unwrap();
+        assert_eq!(wait(&p), vec![(fc as u64, IN)]);
+        fds.remove(&p, fc, Dir::Read).unwrap();
+        p.notify();
+        assert_eq!(wait(&p).len(), 2, "wake + the stale fd's event");
+        drop(keep);
+    }
+
+    #[test]
+    fn drain_all_drops_stale_registrations_too() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let (c, _d) = UnixStream::pair().unwrap();
+        let (e, _f) = UnixStream::pair().unwrap();
+        fds.add(&p, a.as_raw_fd(), Dir::Read, 1).ok().unwrap();
+        fds.add(&p, c.as_raw_fd(), Dir::Write, 2).ok().unwrap();
+        fds.remove(&p, c.as_raw_fd(), Dir::Write).unwrap();
+        fds.add(&p, e.as_raw_fd(), Dir::Read, 3).ok().unwrap();
+        fds.remove(&p, e.as_raw_fd(), Dir::Read).unwrap();
+        drop(e); // closed while stale: its registration went with it
+        assert_eq!(p.registered().len(), 3);
+        let mut out = Vec::new();
+        fds.drain_all(&p, &mut out);
+        assert_eq!(out, vec![1]);
+        assert_eq!(p.registered().len(), 1, "the eventfd alone");
+        assert!(fds.map.is_empty());
+    }
+
+    #[test]
+    fn an_event_that_runs_nothing_resets_an_unknown_interest() {
+        // A live reader whose registration is not known to be ours (an
+        // earlier MOD failed): the kernel holds IN | OUT. An OUT event runs
+        // nothing and sets IN alone again.
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        fds.add(&p, fd, Dir::Read, 1).ok().unwrap();
+        p.ctl(libc::EPOLL_CTL_MOD, fd, IN | OUT, fd as u64).unwrap();
+        fds.map.get_mut(&fd).unwrap().armed = 0;
+        assert_eq!(wait(&p), vec![(fd as u64, OUT)]);
+        let (mut out, mut garbage) = (Vec::new(), Vec::new());
+        fds.on_event(&p, fd, OUT, |_| false, |h| out.push(h), &mut garbage);
+        assert!(out.is_empty());
+        assert_eq!(armed(&p, fd), Some(IN));
+        assert_eq!(fds.map[&fd].armed, IN);
+        assert!(wait(&p).is_empty());
+        assert!(fds.has(fd, Dir::Read));
     }
 
     #[test]

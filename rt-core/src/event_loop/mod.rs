@@ -8,7 +8,10 @@
 //!   never handed out before their exact nanosecond deadline
 //!   ([`timers`](self) module);
 //! - a reader / writer table on a level-triggered epoll of its own
-//!   (`add_reader`...);
+//!   (`add_reader`...), deregistered lazily as libuv does: removing an
+//!   fd's last handle makes no syscall, the registration stays ("stale")
+//!   until the fd's next event (then `EPOLL_CTL_DEL`) or its next add
+//!   (then one `EPOLL_CTL_MOD`);
 //! - a cross-thread queue (`call_soon_threadsafe`) whose pushes wake a
 //!   blocked wait through an eventfd;
 //! - an embedded current-thread rt [`Runtime`](crate::runtime::Runtime),
@@ -192,14 +195,7 @@ impl<H: LoopHandle> EventLoop<H> {
             .max_blocking_threads(default_blocking_threads())
             .build()?;
         let rt_handle = runtime.handle().clone();
-        let registered = rt_handle.backend_fd().and_then(|fd| {
-            poller.ctl(
-                libc::EPOLL_CTL_ADD,
-                fd,
-                libc::EPOLLIN as u32,
-                poller::RUNTIME_TOKEN,
-            )
-        });
+        let registered = rt_handle.backend_fd().and_then(|fd| poller.add_runtime(fd));
         if let Err(e) = registered {
             // Never wait (nor panic, in an async context) in an error path.
             runtime.shutdown_background();
@@ -298,14 +294,20 @@ impl<H: LoopHandle> EventLoop<H> {
 
     /// Makes `h` ready whenever `fd` is readable (level-triggered: again
     /// each iteration while it stays readable). Returns the reader it
-    /// replaces. An `epoll_ctl` error (`EPERM` for a regular file, `EBADF`)
-    /// comes back and leaves the table unchanged; a closed loop gives an
-    /// error displaying "Event loop is closed".
+    /// replaces. Always one `epoll_ctl` (two when the fd number was closed
+    /// and reused since it was registered), even for an fd still armed from
+    /// an earlier handle. An `epoll_ctl` error (`EPERM` for a regular file,
+    /// `EBADF`) comes back and leaves the table unchanged; a closed loop
+    /// gives an error displaying "Event loop is closed".
     pub fn add_reader(&self, fd: RawFd, h: H) -> io::Result<Option<H>> {
         self.add(fd, Dir::Read, h)
     }
 
-    /// Removes the reader of `fd`; `None` if it had none.
+    /// Removes the reader of `fd`; `None` if it had none. Removing an fd's
+    /// last handle makes no syscall: its epoll registration stays armed
+    /// ("stale") until its next event disarms it or an add re-arms it, so
+    /// closing the fd right after is fine (a registration a `dup` keeps
+    /// alive is dropped when it fires).
     pub fn remove_reader(&self, fd: RawFd) -> Option<H> {
         self.remove(fd, Dir::Read)
     }
@@ -316,7 +318,8 @@ impl<H: LoopHandle> EventLoop<H> {
         self.add(fd, Dir::Write, h)
     }
 
-    /// Removes the writer of `fd`; `None` if it had none.
+    /// Removes the writer of `fd`; `None` if it had none (lazily, as
+    /// [`remove_reader`](Self::remove_reader)).
     pub fn remove_writer(&self, fd: RawFd) -> Option<H> {
         self.remove(fd, Dir::Write)
     }

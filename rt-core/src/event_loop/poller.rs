@@ -1,6 +1,14 @@
 //! The loop's own level-triggered epoll instance, its eventfd (the wake
 //! channel of `call_soon_threadsafe` and `wake`) and precise waits.
 //!
+//! The instance can be [`reset`](Poller::reset): replaced, under the same
+//! fd number, by a fresh one holding only the eventfd and the runtime's fd
+//! (the reader / writer table then registers its live fds again). That is
+//! how a registration the table can no longer reach (a "zombie": its fd
+//! number was closed while the file stays open elsewhere, see `fds.rs`) is
+//! dropped: `epoll_ctl` can only name a registration by an fd number that
+//! still refers to its file.
+//!
 //! Waits use `epoll_pwait2` (Linux 5.11+, nanosecond timeout); where the
 //! kernel (or a seccomp filter) refuses it with `ENOSYS`/`EPERM`, they fall
 //! back to `epoll_wait` with the timeout rounded *up* to whole milliseconds,
@@ -10,7 +18,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Token of the eventfd in the epoll set (never a valid fd).
@@ -28,6 +36,15 @@ pub(crate) struct Poller {
     eventfd: OwnedFd,
     /// `epoll_pwait2` was refused: use `epoll_wait`.
     no_pwait2: AtomicBool,
+    /// The runtime's backend fd registered under [`RUNTIME_TOKEN`] (-1:
+    /// none), kept for [`reset`](Poller::reset).
+    runtime_fd: AtomicI32,
+    /// Resets made so far, and their number at the start of the last wait.
+    resets: AtomicU32,
+    waited_at: AtomicU32,
+    /// `epoll_ctl` calls made (tests count the syscalls of the fd table).
+    #[cfg(test)]
+    ctls: std::sync::atomic::AtomicUsize,
 }
 
 /// What one wait returned.
@@ -63,6 +80,11 @@ impl Poller {
             epoll,
             eventfd,
             no_pwait2: AtomicBool::new(false),
+            runtime_fd: AtomicI32::new(-1),
+            resets: AtomicU32::new(0),
+            waited_at: AtomicU32::new(0),
+            #[cfg(test)]
+            ctls: Default::default(),
         };
         poller.ctl(
             libc::EPOLL_CTL_ADD,
@@ -71,6 +93,58 @@ impl Poller {
             WAKE_TOKEN,
         )?;
         Ok(poller)
+    }
+
+    /// Registers the embedded runtime's backend fd (readable: the runtime
+    /// has work) under [`RUNTIME_TOKEN`]; [`reset`](Self::reset) keeps it.
+    pub(crate) fn add_runtime(&self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, RUNTIME_TOKEN)?;
+        self.runtime_fd.store(fd, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replaces the epoll instance by a fresh one holding only the eventfd
+    /// and the runtime's fd, under the same fd number (`dup3` swaps it
+    /// atomically). Every other registration is gone afterwards: the caller
+    /// registers its live fds again. On error the old instance stays.
+    ///
+    /// Call it on the loop's thread only, never during a [`wait`](Self::wait)
+    /// (a wait in progress would go on with the old instance). A
+    /// [`notify`](Self::notify) racing with it is not lost: the eventfd is
+    /// in the new instance before the swap, and level-triggered.
+    pub(crate) fn reset(&self) -> io::Result<()> {
+        // SAFETY: plain syscall with a flag argument; the result is checked.
+        let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `ep` is a fresh fd that nothing else owns; dropping it
+        // closes it on every path below.
+        let fresh = unsafe { OwnedFd::from_raw_fd(ep) };
+        let add = |fd: RawFd, token: u64| {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: token,
+            };
+            // SAFETY: as in `ctl`, on the fresh instance.
+            cvt(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) })
+        };
+        add(self.eventfd.as_raw_fd(), WAKE_TOKEN)?;
+        let rt = self.runtime_fd.load(Ordering::Relaxed);
+        if rt >= 0 {
+            add(rt, RUNTIME_TOKEN)?;
+        }
+        // SAFETY: both fds are open and ours; dup3 closes the old instance
+        // and installs the fresh one under `self.epoll`'s number atomically,
+        // so `self.epoll` keeps owning a valid fd (and `fresh`'s own
+        // number is closed when it drops).
+        cvt(unsafe { libc::dup3(fresh.as_raw_fd(), self.epoll.as_raw_fd(), libc::O_CLOEXEC) })?;
+        self.resets.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether [`reset`](Self::reset) replaced the instance since the last
+    /// wait began: the events of that wait came from registrations that
+    /// are gone.
+    pub(crate) fn reset_since_wait(&self) -> bool {
+        self.resets.load(Ordering::Relaxed) != self.waited_at.load(Ordering::Relaxed)
     }
 
     /// `epoll_ctl(op, fd)` with interest `events` (level-triggered) and
@@ -82,6 +156,8 @@ impl Poller {
         events: u32,
         token: u64,
     ) -> io::Result<()> {
+        #[cfg(test)]
+        self.ctls.fetch_add(1, Ordering::Relaxed);
         let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: `ev` is a valid epoll_event for the call (the kernel only
         // reads it; DEL ignores it); a bad `fd` is reported as an error.
@@ -127,6 +203,8 @@ impl Poller {
         timeout: Option<Duration>,
     ) -> io::Result<Waited> {
         events.len = 0;
+        self.waited_at
+            .store(self.resets.load(Ordering::Relaxed), Ordering::Relaxed);
         let buf = &mut events.buf;
         // A poll needs no nanoseconds: `epoll_wait`'s 0 ms copies no
         // timespec in (a busy loop polls once per iteration).
@@ -209,6 +287,37 @@ impl Poller {
                 ms,
             )
         })
+    }
+
+    /// `epoll_ctl` calls made so far (tests).
+    #[cfg(test)]
+    pub(crate) fn ctl_calls(&self) -> usize {
+        self.ctls.load(Ordering::Relaxed)
+    }
+
+    /// The kernel's registrations, as `(fd, interest)` sorted by fd, read
+    /// from `/proc/self/fdinfo` (tests; the eventfd included).
+    #[cfg(test)]
+    pub(crate) fn registered(&self) -> Vec<(RawFd, u32)> {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", self.epoll.as_raw_fd()))
+            .unwrap();
+        let mut out = Vec::new();
+        for line in info.lines().filter(|l| l.starts_with("tfd:")) {
+            let mut words = line.split_whitespace();
+            let (mut fd, mut events) = (None, None);
+            while let Some(w) = words.next() {
+                match w {
+                    "tfd:" => fd = words.next().and_then(|v| v.parse().ok()),
+                    "events:" => {
+                        events = words.next().and_then(|v| u32::from_str_radix(v, 16).ok())
+                    }
+                    _ => {}
+                }
+            }
+            out.push((fd.unwrap(), events.unwrap()));
+        }
+        out.sort_unstable();
+        out
     }
 
     /// Forces the `epoll_wait` fallback (tests).
