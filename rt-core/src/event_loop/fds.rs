@@ -40,12 +40,11 @@
 //! `ENOENT`) and, level-triggered, it would wake every wait. The table
 //! detects it when such an event's `DEL` fails, and resets the poller (a
 //! fresh epoll instance under the same fd number, where the live fds are
-//! registered again). Limitation: while the number is live again for a new
-//! file (reused and added back before the old file's first event), that
-//! registration's events reach the new file's handles as spurious wake-ups,
-//! until the new file's handles are removed. With eager `DEL`s (before this
-//! change) the same happened only when an fd was closed without removing
-//! its handles first.
+//! registered again). When the number was reused and added back meanwhile,
+//! the old registration's events carry an older generation in their token
+//! (each `ADD` makes a new one, see [`token`]): they never run the new
+//! file's handles, and the first one resets the poller too. (The same
+//! holds for an fd closed with its handles still in the table.)
 
 use super::poller::Poller;
 use std::collections::HashMap;
@@ -80,6 +79,9 @@ struct Entry<H> {
     /// The interest the kernel holds for the fd under our token; 0: not
     /// registered (or unreachable after an error).
     armed: u32,
+    /// The generation in the token of the fd's current registration (see
+    /// [`token`]).
+    gen: u32,
 }
 
 impl<H> Entry<H> {
@@ -100,24 +102,52 @@ pub(crate) struct Fds<H> {
     map: HashMap<RawFd, Entry<H>>,
     readers: usize,
     writers: usize,
+    /// The generation of the next `ADD` (wrapping).
+    next_gen: u32,
 }
 
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
 
-/// Registers `fd` with `interest`: MOD if the kernel holds it (`armed`),
-/// else ADD, each retried as the other when the kernel disagrees.
-fn arm(poller: &Poller, fd: RawFd, armed: bool, interest: u32) -> io::Result<()> {
-    let token = fd as u64;
-    let (first, retry_on, second) = if armed {
-        (libc::EPOLL_CTL_MOD, libc::ENOENT, libc::EPOLL_CTL_ADD)
+/// The epoll token of `fd`'s registration of generation `gen`: a new
+/// generation per `ADD`, so an event from an older registration under the
+/// same number (its file kept open by a `dup` after the number was closed
+/// and reused) is told apart from the current file's. The low half is the
+/// fd (below 2^31), so a token never equals the poller's own
+/// ([`WAKE_TOKEN`](super::poller::WAKE_TOKEN), `RUNTIME_TOKEN`).
+pub(crate) fn token(fd: RawFd, gen: u32) -> u64 {
+    (u64::from(gen) << 32) | u64::from(fd as u32)
+}
+
+/// The `(fd, generation)` of a [`token`].
+fn split_token(token: u64) -> (RawFd, u32) {
+    (token as u32 as RawFd, (token >> 32) as u32)
+}
+
+/// Registers `fd` with `interest`: MOD (keeping generation `gen`) if the
+/// kernel holds it (`armed`), else ADD (as generation `fresh`), each
+/// retried as the other when the kernel disagrees. Returns the generation
+/// now in the kernel's token.
+fn arm(
+    poller: &Poller,
+    fd: RawFd,
+    armed: bool,
+    interest: u32,
+    gen: u32,
+    fresh: u32,
+) -> io::Result<u32> {
+    let ctl = |op, gen| poller.ctl(op, fd, interest, token(fd, gen)).map(|()| gen);
+    if armed {
+        match ctl(libc::EPOLL_CTL_MOD, gen) {
+            Err(e) if errno(&e) == libc::ENOENT => ctl(libc::EPOLL_CTL_ADD, fresh),
+            r => r,
+        }
     } else {
-        (libc::EPOLL_CTL_ADD, libc::EEXIST, libc::EPOLL_CTL_MOD)
-    };
-    match poller.ctl(first, fd, interest, token) {
-        Err(e) if errno(&e) == retry_on => poller.ctl(second, fd, interest, token),
-        r => r,
+        match ctl(libc::EPOLL_CTL_ADD, fresh) {
+            Err(e) if errno(&e) == libc::EEXIST => ctl(libc::EPOLL_CTL_MOD, fresh),
+            r => r,
+        }
     }
 }
 
@@ -127,6 +157,7 @@ impl<H> Fds<H> {
             map: HashMap::new(),
             readers: 0,
             writers: 0,
+            next_gen: 0,
         }
     }
 
@@ -168,28 +199,34 @@ impl<H> Fds<H> {
         if fd < 0 {
             return Err((io::Error::from_raw_os_error(libc::EBADF), h));
         }
-        let (armed, interest) = match self.map.get(&fd) {
-            Some(e) => (e.armed, e.interest() | dir.bit()),
-            None => (0, dir.bit()),
+        let (armed, gen, interest) = match self.map.get(&fd) {
+            Some(e) => (e.armed, e.gen, e.interest() | dir.bit()),
+            None => (0, 0, dir.bit()),
         };
         // Never skipped, even for a stale fd armed with this very interest:
         // the number may name another file by now.
-        if let Err(e) = arm(poller, fd, armed != 0, interest) {
-            // Whatever the kernel held under this number is out of reach.
-            if let Some(entry) = self.map.get_mut(&fd) {
-                entry.armed = 0;
-                if entry.interest() == 0 {
-                    self.map.remove(&fd);
+        let fresh = self.fresh_gen();
+        let gen = match arm(poller, fd, armed != 0, interest, gen, fresh) {
+            Ok(gen) => gen,
+            Err(e) => {
+                // Whatever the kernel held under this number is out of reach.
+                if let Some(entry) = self.map.get_mut(&fd) {
+                    entry.armed = 0;
+                    if entry.interest() == 0 {
+                        self.map.remove(&fd);
+                    }
                 }
+                return Err((e, h));
             }
-            return Err((e, h));
-        }
+        };
         let entry = self.map.entry(fd).or_insert(Entry {
             reader: None,
             writer: None,
             armed: 0,
+            gen,
         });
         entry.armed = interest;
+        entry.gen = gen;
         let old = entry.slot(dir).replace(h);
         if old.is_none() {
             self.count(dir, 1);
@@ -212,10 +249,12 @@ impl<H> Fds<H> {
             // writable socket's stale OUT would wake every wait). A failure
             // leaves the handle in the table (as asyncio's selector would),
             // taken as not registered: the next add retries.
-            entry.armed = match arm(poller, fd, entry.armed != 0, interest) {
-                Ok(()) => interest,
-                Err(_) => 0,
-            };
+            let fresh = self.fresh_gen();
+            let entry = self.map.get_mut(&fd).expect("looked up above");
+            match arm(poller, fd, entry.armed != 0, interest, entry.gen, fresh) {
+                Ok(gen) => (entry.armed, entry.gen) = (interest, gen),
+                Err(_) => entry.armed = 0,
+            }
         }
         self.count(dir, -1);
         Some(old)
@@ -234,31 +273,54 @@ impl<H> Fds<H> {
             // replaced in this batch: that registration went with it.
             return;
         }
-        if poller.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0).is_ok() || poller.reset().is_err() {
+        if poller.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0).is_err() {
+            self.reset(poller);
+        }
+    }
+
+    /// A registration out of reach fired: a fresh epoll instance replaces
+    /// the poller's (see `Poller::reset`) and the live fds are registered
+    /// in it again, each as a new generation.
+    fn reset(&mut self, poller: &Poller) {
+        if poller.reset().is_err() {
             return;
         }
+        let mut gen = self.next_gen;
         for (fd, e) in self.map.iter_mut() {
             let interest = e.interest();
-            e.armed = if interest != 0 && arm(poller, *fd, false, interest).is_ok() {
-                interest
-            } else {
-                // Stale ones are not registered any more; live ones that
-                // fail (closed behind our back) are retried by the next add.
-                0
-            };
+            e.armed = 0;
+            // Stale ones are not registered any more; live ones that fail
+            // (closed behind our back) are retried by the next add.
+            if interest != 0 {
+                if let Ok(g) = arm(poller, *fd, false, interest, e.gen, gen) {
+                    (e.armed, e.gen) = (interest, g);
+                }
+                gen = gen.wrapping_add(1);
+            }
         }
+        self.next_gen = gen;
         self.map.retain(|_, e| e.armed != 0 || e.interest() != 0);
     }
 
-    /// Clones the handles an epoll event on `fd` wakes into `out` (reader
-    /// first). Cancelled handles are removed from the table and given to
-    /// `garbage` instead (asyncio's `_process_events` does the same). An
-    /// event that finds no handle to run (stale fd, unknown fd, all
-    /// cancelled) disarms the fd.
+    /// The generation of the next `ADD`.
+    fn fresh_gen(&mut self) -> u32 {
+        let gen = self.next_gen;
+        self.next_gen = gen.wrapping_add(1);
+        gen
+    }
+
+    /// Clones the handles an epoll event (with the [`token`] of an fd's
+    /// registration) wakes into `out` (reader first). Cancelled handles are
+    /// removed from the table and given to `garbage` instead (asyncio's
+    /// `_process_events` does the same). An event that finds no handle to
+    /// run (stale fd, unknown fd, all cancelled) disarms the fd; one from
+    /// an older registration of the fd's number (a file closed under this
+    /// number and kept open elsewhere, out of `DEL`'s reach) resets the
+    /// poller, unless a reset already replaced the instance it came from.
     pub(crate) fn on_event(
         &mut self,
         poller: &Poller,
-        fd: RawFd,
+        token: u64,
         events: u32,
         is_cancelled: impl Fn(&H) -> bool,
         mut out: impl FnMut(H),
@@ -266,12 +328,19 @@ impl<H> Fds<H> {
     ) where
         H: Clone,
     {
+        let (fd, gen) = split_token(token);
         let Some(entry) = self.map.get(&fd) else {
             // Not ours (a reset dropped it, or the loop closed meanwhile):
             // stop level-triggered repeats.
             self.disarm(poller, fd);
             return;
         };
+        if gen != entry.gen {
+            if !poller.reset_since_wait() {
+                self.reset(poller);
+            }
+            return;
+        }
         let (mut r, mut w) = (None, None);
         if events & (IN | ERR_HUP) != 0 {
             r = entry.reader.clone();
@@ -303,10 +372,12 @@ impl<H> Fds<H> {
             // A handle is left but the event ran nothing, and the kernel's
             // interest is not known to be ours (an earlier MOD failed): set
             // it again rather than wake for nothing each iteration.
-            entry.armed = match arm(poller, fd, true, interest) {
-                Ok(()) => interest,
-                Err(_) => 0,
-            };
+            let fresh = self.fresh_gen();
+            let entry = self.map.get_mut(&fd).expect("looked up above");
+            match arm(poller, fd, true, interest, entry.gen, fresh) {
+                Ok(gen) => (entry.armed, entry.gen) = (interest, gen),
+                Err(_) => entry.armed = 0,
+            }
         }
     }
 
@@ -350,7 +421,8 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
 
-    fn wait(p: &Poller) -> Vec<(u64, u32)> {
+    /// The events ready now, as (token, events).
+    fn wait_tokens(p: &Poller) -> Vec<(u64, u32)> {
         let mut ev = super::super::poller::events_buf();
         match p.wait(&mut ev, Some(std::time::Duration::ZERO)).unwrap() {
             super::super::poller::Waited::Events(n) => {
@@ -358,6 +430,21 @@ mod tests {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The events ready now, as (fd of an fd token / the poller's own
+    /// token, events).
+    fn wait(p: &Poller) -> Vec<(u64, u32)> {
+        let own = |t: u64| t >= super::super::poller::RUNTIME_TOKEN;
+        wait_tokens(p)
+            .into_iter()
+            .map(|(t, e)| (if own(t) { t } else { t & 0xffff_ffff }, e))
+            .collect()
+    }
+
+    /// The token of `fd`'s current registration (an event for it).
+    fn cur(fds: &Fds<u32>, fd: RawFd) -> u64 {
+        token(fd, fds.map.get(&fd).map_or(0, |e| e.gen))
     }
 
     #[test]
@@ -445,7 +532,14 @@ mod tests {
         b.write_all(b"x").unwrap();
         assert_eq!(wait(&p), vec![(fd as u64, IN)]);
         let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(&p, fd, IN, |_| false, |h| out.push(h), &mut garbage);
+        fds.on_event(
+            &p,
+            cur(&fds, fd),
+            IN,
+            |_| false,
+            |h| out.push(h),
+            &mut garbage,
+        );
         assert!(out.is_empty() && garbage.is_empty());
         assert_eq!(armed(&p, fd), None, "DEL on the event");
         assert!(fds.map.is_empty());
@@ -466,7 +560,14 @@ mod tests {
         fds.add(&p, fd, Dir::Read, 1).ok().unwrap();
         b.write_all(b"x").unwrap();
         let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(&p, fd, IN, |_| true, |h| out.push(h), &mut garbage);
+        fds.on_event(
+            &p,
+            cur(&fds, fd),
+            IN,
+            |_| true,
+            |h| out.push(h),
+            &mut garbage,
+        );
         assert!(out.is_empty());
         assert_eq!(garbage, vec![1, 1]);
         assert_eq!(fds.readers(), 0);
@@ -522,7 +623,14 @@ mod tests {
         b.write_all(b"x").unwrap();
         assert_eq!(wait(&p), vec![(fa as u64, IN)]);
         let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(&p, fa, IN, |_| false, |h| out.push(h), &mut garbage);
+        fds.on_event(
+            &p,
+            cur(&fds, fa),
+            IN,
+            |_| false,
+            |h| out.push(h),
+            &mut garbage,
+        );
         assert!(out.is_empty());
         // DEL could not reach it: a fresh instance, with `c` alone (and the
         // eventfd).
@@ -533,7 +641,14 @@ mod tests {
         // A later event of the same batch (from the old instance) resets
         // nothing again.
         let n0 = p.ctl_calls();
-        fds.on_event(&p, fa, IN, |_| false, |h| out.push(h), &mut garbage);
+        fds.on_event(
+            &p,
+            cur(&fds, fa),
+            IN,
+            |_| false,
+            |h| out.push(h),
+            &mut garbage,
+        );
         assert_eq!(p.ctl_calls(), n0);
         assert!(wait(&p).is_empty(), "no more events from the closed number");
         // The live fd and the wake channel still work.
@@ -543,6 +658,41 @@ mod tests {
         p.notify();
         assert_eq!(wait(&p).len(), 2, "wake + the stale fd's event");
         drop(keep);
+    }
+
+    #[test]
+    fn an_event_of_an_older_registration_under_a_reused_number_resets_the_poller() {
+        let p = Poller::new().unwrap();
+        let mut fds: Fds<u32> = Fds::new();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let keep = a.try_clone().unwrap(); // a dup: the file outlives `a`
+        let fd = a.as_raw_fd();
+        fds.add(&p, fd, Dir::Read, 1).ok().unwrap();
+        let old = cur(&fds, fd);
+        fds.remove(&p, fd, Dir::Read).unwrap();
+        // The number now names another socket, while `a`'s file (and its
+        // registration, out of DEL's reach) lives on through `keep`.
+        let (c, mut d) = UnixStream::pair().unwrap();
+        dup2(c.as_raw_fd(), fd);
+        drop(c);
+        fds.add(&p, fd, Dir::Read, 2).ok().unwrap();
+        assert_ne!(cur(&fds, fd), old, "a new registration, a new token");
+        assert_eq!(p.registered().iter().filter(|r| r.0 == fd).count(), 2);
+        // The old file fires under the old token: not the new reader's
+        // event; the poller is replaced, with the new file alone.
+        b.write_all(b"x").unwrap();
+        assert_eq!(wait_tokens(&p), vec![(old, IN)]);
+        let (mut out, mut garbage) = (Vec::new(), Vec::new());
+        fds.on_event(&p, old, IN, |_| false, |h| out.push(h), &mut garbage);
+        assert!(out.is_empty(), "the old file's event ran the new reader");
+        assert_eq!(p.registered().iter().filter(|r| r.0 == fd).count(), 1);
+        assert!(wait(&p).is_empty(), "the old file keeps waking the loop");
+        d.write_all(b"y").unwrap();
+        let now = cur(&fds, fd);
+        assert_eq!(wait_tokens(&p), vec![(now, IN)]);
+        fds.on_event(&p, now, IN, |_| false, |h| out.push(h), &mut garbage);
+        assert_eq!(out, vec![2]);
+        drop((a, keep));
     }
 
     #[test]
@@ -580,7 +730,14 @@ mod tests {
         fds.map.get_mut(&fd).unwrap().armed = 0;
         assert_eq!(wait(&p), vec![(fd as u64, OUT)]);
         let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(&p, fd, OUT, |_| false, |h| out.push(h), &mut garbage);
+        fds.on_event(
+            &p,
+            cur(&fds, fd),
+            OUT,
+            |_| false,
+            |h| out.push(h),
+            &mut garbage,
+        );
         assert!(out.is_empty());
         assert_eq!(armed(&p, fd), Some(IN));
         assert_eq!(fds.map[&fd].armed, IN);
@@ -610,7 +767,14 @@ mod tests {
         p.ctl(libc::EPOLL_CTL_ADD, fd, OUT, fd as u64).unwrap();
         let mut garbage = Vec::new();
         let mut out = Vec::new();
-        fds.on_event(&p, fd, OUT, |_| false, |h| out.push(h), &mut garbage);
+        fds.on_event(
+            &p,
+            cur(&fds, fd),
+            OUT,
+            |_| false,
+            |h| out.push(h),
+            &mut garbage,
+        );
         assert!(out.is_empty() && garbage.is_empty());
         assert!(wait(&p).is_empty(), "still registered");
     }

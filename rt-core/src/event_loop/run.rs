@@ -118,12 +118,12 @@ impl<H: LoopHandle> EventLoop<H> {
                         self.remote.clear_notified();
                     }
                     RUNTIME_TOKEN => rt_fired = true,
-                    fd => {
+                    token => {
                         st.counters.io_events += 1;
                         let ready = &mut st.ready;
                         st.fds.on_event(
                             &self.poller,
-                            fd as i32,
+                            token,
                             bits,
                             H::is_cancelled,
                             |h| ready.push_back(h),
