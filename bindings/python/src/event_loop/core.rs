@@ -179,6 +179,7 @@ impl LoopCore {
             .call_at(to_ns(when), item)
             .map_err(|_| closed_error())?;
         timer.get().scheduled(py, Arc::downgrade(engine), key);
+        super::untracked::untrack(timer.as_super());
         Ok(timer)
     }
 
@@ -251,6 +252,7 @@ impl LoopCore {
             .engine
             .call_soon(Item(handle.clone().unbind()))
             .map_err(|_| closed_error())?;
+        super::untracked::untrack(&handle);
         Ok(handle)
     }
 
@@ -374,7 +376,7 @@ impl LoopCore {
         let mut out = Ok(());
         self.engine.visit_handles(&mut |h: &Item| {
             if out.is_ok() {
-                out = visit.call(&h.0);
+                out = h.visit(&visit);
             }
         });
         out

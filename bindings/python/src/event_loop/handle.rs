@@ -9,8 +9,9 @@
 //! the engine reads without the GIL.
 
 use super::gil_cell::{Call, GilCell};
-use super::{Engine, EXTRACT_STACK, GETFRAME};
+use super::{untracked, Engine, EXTRACT_STACK, GETFRAME};
 use pyo3::basic::CompareOp;
+use pyo3::ffi;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
@@ -20,7 +21,47 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Weak;
 
 /// The engine's handle: a reference to a `Handle` (or `TimerHandle`).
+///
+/// Its drop tracks the handle for the garbage collector if something else
+/// still holds it (see `untracked.rs`).
 pub(crate) struct Item(pub(crate) Py<Handle>);
+
+impl Item {
+    /// The reference, without the drop's check (the runner makes it after
+    /// the run: [`untracked::track_if_shared`]).
+    pub(crate) fn into_inner(self) -> Py<Handle> {
+        let item = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `item` is never used or dropped again: the reference is
+        // moved out exactly once.
+        unsafe { std::ptr::read(&item.0) }
+    }
+
+    /// Visits what the handle holds for the loop's `__traverse__`: a
+    /// tracked handle as an object; an untracked one through its fields if
+    /// the engine's reference is its only one, else not at all (see
+    /// `untracked.rs` for why this is sound).
+    pub(crate) fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let p = self.0.as_ptr();
+        // SAFETY: `p` is live (the engine's reference); a traversal runs
+        // with the GIL held and reads a flag and a count, no Python code.
+        let (tracked, refs) = unsafe { (ffi::PyObject_GC_IsTracked(p) != 0, ffi::Py_REFCNT(p)) };
+        if tracked {
+            visit.call(&self.0)
+        } else if refs == 1 {
+            self.0.get().visit_fields(visit)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        // The engine lets its reference go (a cancelled handle skipped, a
+        // removed reader, a closed loop) with the GIL held (as `clone`).
+        Python::attach(|py| untracked::track_if_shared(self.0.bind(py)));
+    }
+}
 
 impl Clone for Item {
     fn clone(&self) -> Item {
@@ -49,6 +90,21 @@ pub struct Handle {
     repr: GilCell<Option<Py<PyString>>>,
     /// Debug mode: where it was made (`format_helpers.extract_stack`).
     source_traceback: Option<Py<PyAny>>,
+    /// Its index in `untracked.rs`'s list of untracked handles handed to
+    /// Python (`untracked::NOT_LISTED`: not in it).
+    slot: GilCell<usize>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let slot = *self.slot.get_mut();
+        if slot != untracked::NOT_LISTED {
+            // SAFETY: a listed handle is a Python object, dropped by its
+            // deallocation, which CPython runs with the GIL held; `slot` is
+            // its index in the list (kept by `untracked`).
+            unsafe { untracked::unlist(Python::assume_attached(), slot) };
+        }
+    }
 }
 
 impl Handle {
@@ -78,6 +134,7 @@ impl Handle {
             cancelled: AtomicBool::new(false),
             repr: GilCell::new(None),
             source_traceback,
+            slot: GilCell::new(untracked::NOT_LISTED),
         })
     }
 
@@ -109,6 +166,25 @@ impl Handle {
 
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Relaxed)
+    }
+
+    /// Sets its index in `untracked.rs`'s list.
+    pub(crate) fn set_slot(&self, py: Python<'_>, slot: usize) {
+        self.slot.replace(py, slot);
+    }
+
+    /// Visits the objects it refers to (its `__traverse__`, and the loop's
+    /// for an untracked handle only the engine holds).
+    pub(crate) fn visit_fields(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: called from a traversal (see `GilCell::peek`).
+        if let Some(call) = unsafe { self.call.peek() } {
+            visit.call(&call.callback)?;
+            visit.call(&call.args)?;
+        }
+        visit.call(&self.context)?;
+        visit.call(&self.the_loop)?;
+        visit.call(&self.source_traceback)?;
+        Ok(())
     }
 
     /// asyncio's `Handle.cancel` (the part every handle shares): marks it
@@ -207,15 +283,7 @@ impl Handle {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // SAFETY: called by the garbage collector (see `GilCell::peek`).
-        if let Some(call) = unsafe { self.call.peek() } {
-            visit.call(&call.callback)?;
-            visit.call(&call.args)?;
-        }
-        visit.call(&self.context)?;
-        visit.call(&self.the_loop)?;
-        visit.call(&self.source_traceback)?;
-        Ok(())
+        self.visit_fields(&visit)
     }
 
     fn __clear__(&self) {
