@@ -86,6 +86,9 @@ pub struct Handle {
     context: Py<PyAny>,
     the_loop: Py<PyAny>,
     cancelled: AtomicBool,
+    /// True while the context is untracked by the collector
+    /// (`untracked::untrack` untracked it; `retrack_context` ends it).
+    context_untracked: AtomicBool,
     /// The `repr` a cancel in debug mode keeps.
     repr: GilCell<Option<Py<PyString>>>,
     /// Debug mode: where it was made (`format_helpers.extract_stack`).
@@ -97,6 +100,11 @@ pub struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        // A context must be tracked when it is freed (CPython's
+        // `context_tp_dealloc` unlinks it from the collector's list
+        // unchecked): one `untracked::untrack` untracked is tracked again
+        // before the handle lets it go.
+        self.retrack_context();
         let slot = *self.slot.get_mut();
         if slot != untracked::NOT_LISTED {
             // SAFETY: a listed handle is a Python object, dropped by its
@@ -132,6 +140,7 @@ impl Handle {
             context: context.unbind(),
             the_loop: the_loop.clone().unbind(),
             cancelled: AtomicBool::new(false),
+            context_untracked: AtomicBool::new(false),
             repr: GilCell::new(None),
             source_traceback,
             slot: GilCell::new(untracked::NOT_LISTED),
@@ -181,10 +190,57 @@ impl Handle {
             visit.call(&call.callback)?;
             visit.call(&call.args)?;
         }
-        visit.call(&self.context)?;
+        let untracked = self.context_untracked.load(Relaxed);
+        super::context::visit_owned(&self.context, untracked, visit)?;
         visit.call(&self.the_loop)?;
         visit.call(&self.source_traceback)?;
         Ok(())
+    }
+
+    /// The context, made visible to Python: tracked by the collector again
+    /// if it was untracked (see `untracked.rs`).
+    fn context_out(&self, py: Python<'_>) -> Py<PyAny> {
+        self.retrack_context();
+        self.context.clone_ref(py)
+    }
+
+    /// Untracks the context if it is a `contextvars.Context` the collector
+    /// tracks and this handle alone holds (see `untracked.rs`, point 4).
+    pub(crate) fn untrack_context(&self) {
+        let p = self.context.as_ptr();
+        // SAFETY: `p` is live (this handle's reference); the GIL is held
+        // (called by `untracked::untrack`, outside any traversal); an exact
+        // `Context` is a GC container, untracked only here.
+        unsafe {
+            if ffi::PyContext_CheckExact(p) != 0
+                && ffi::Py_REFCNT(p) == 1
+                && ffi::PyObject_GC_IsTracked(p) != 0
+            {
+                ffi::PyObject_GC_UnTrack(p.cast());
+                self.context_untracked.store(true, Relaxed);
+            }
+        }
+    }
+
+    /// Tracks the context again if `untrack_context` untracked it.
+    fn retrack_context(&self) {
+        if self.context_untracked.swap(false, Relaxed) {
+            // SAFETY: the context is live (this handle's reference) and
+            // untracked (the flag); the GIL is held (handles are used and
+            // dropped with it), outside any traversal.
+            unsafe { ffi::PyObject_GC_Track(self.context.as_ptr().cast()) };
+        }
+    }
+
+    /// After a run in the context: tracks it again if the run left another
+    /// reference to it (see `untracked.rs`, point 4).
+    pub(crate) fn context_after_run(&self) {
+        // SAFETY: the context is live (this handle's reference); a count.
+        if self.context_untracked.load(Relaxed)
+            && unsafe { ffi::Py_REFCNT(self.context.as_ptr()) } > 1
+        {
+            self.retrack_context();
+        }
     }
 
     /// asyncio's `Handle.cancel` (the part every handle shares): marks it
@@ -244,12 +300,12 @@ impl Handle {
 
     /// The context the callback runs in.
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
+        self.context_out(py)
     }
 
     #[getter]
     fn _context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
+        self.context_out(py)
     }
 
     #[getter]

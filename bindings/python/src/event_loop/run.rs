@@ -23,7 +23,10 @@ pub(crate) fn run_handle(handle: &Bound<'_, Handle>) -> PyResult<()> {
     let Some((callback, args)) = h.call(py) else {
         return Ok(());
     };
-    let err = match super::context::run_in(h.context(py), &callback, &args) {
+    let outcome = super::context::run_in(h.context(py), &callback, &args);
+    // The call may have kept the context (it was the current one).
+    h.context_after_run();
+    let err = match outcome {
         Ok(()) => return Ok(()),
         Err(err) => err,
     };

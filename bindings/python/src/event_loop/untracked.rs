@@ -37,6 +37,18 @@
 //!    a user's object can be part of a cycle through it), and empties the
 //!    list. A handle leaves the list when it is freed (`Handle`'s drop).
 //!
+//! 4. **A context only its handle holds is untracked with it** (an exact
+//!    `contextvars.Context`, the copy `call_soon` made for it, with the
+//!    handle's `context_untracked` flag set), and the handle's traversal
+//!    (its own, or the loop's on its behalf) visits such a context, while
+//!    its count is 1, through what it refers to (`context::visit_owned`:
+//!    the context's own `tp_traverse` with the collector's visitor), exact
+//!    for the same reason as 1. Python gets the context only from the
+//!    handle's `get_context` / `_context` (which track it again) or by
+//!    running in it (tracked again after the run if anything kept it); the
+//!    handle's drop always tracks it again, as CPython frees a context
+//!    assuming it is tracked.
+//!
 //! So when a collection starts, every untracked handle is held by its
 //! engine only, or by the runner only: 1 accounts for it exactly. Cycles
 //! through the runner's stack reference are kept for the run, as any stack
@@ -132,25 +144,25 @@ pub(crate) fn untrack(handle: &Bound<'_, Handle>) {
     // method call on the loop's thread); the push below runs no Python code
     // (no collection can start between the untrack and the listing).
     unsafe {
-        if ffi::PyObject_GC_IsTracked(p) == 0 {
-            return;
-        }
         ffi::PyObject_GC_UnTrack(p.cast());
         let list = listed(py);
         handle.get().set_slot(py, list.len());
         list.push(NonNull::new_unchecked(p));
     }
+    // Its context too if the handle alone holds it (a copy made for it):
+    // the handle's traversal then speaks for it (point 4).
+    handle.get().untrack_context();
 }
 
-/// Tracks `handle` if it is untracked and has more than one reference
-/// (its last owner but one lets it go: see the module's point 2).
+/// Tracks `handle` if it is untracked and has more than one reference (its
+/// last owner but one lets it go: see the module's point 2).
 pub(crate) fn track_if_shared(handle: &Bound<'_, Handle>) {
     let p = handle.as_ptr();
     // SAFETY: the GIL is held (`Bound`); `p` is live; tracking an untracked
     // container is allowed outside a traversal (this runs at a handle's
     // release or in the collector's start hook, never in a traversal).
     unsafe {
-        if ffi::PyObject_GC_IsTracked(p) == 0 && ffi::Py_REFCNT(p) > 1 {
+        if ffi::Py_REFCNT(p) > 1 && ffi::PyObject_GC_IsTracked(p) == 0 {
             ffi::PyObject_GC_Track(p.cast());
         }
     }

@@ -185,3 +185,84 @@ def test_a_burst_of_callbacks_with_collections_in_between(loop, n):
     assert out == list(range(n))
     gc.collect()
     assert all(r() is None for r in args)
+
+
+def test_a_context_value_only_a_pending_handle_reaches_survives_collections(loop):
+    var = contextvars.ContextVar("var")
+    seen = []
+
+    def read():
+        seen.append(var.get().me.tag)
+
+    value = Cb()
+    value.me = value  # a cycle only the handle's copied context reaches
+    value.tag = "kept"
+    token = var.set(value)
+    loop.call_soon(read)
+    loop.call_later(0.001, read)
+    var.reset(token)
+    ref = weakref.ref(value)
+    del value, token
+    for _ in range(3):
+        gc.collect()
+    assert ref() is not None, "a context value of a pending handle was collected"
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert seen == ["kept", "kept"]
+    gc.collect()
+    assert ref() is None, "the run handles' contexts kept their value alive"
+
+
+def test_a_context_taken_from_a_handle_in_a_cycle_is_collected(loop):
+    var = contextvars.ContextVar("var")
+    refs = []
+    for taken in ("get_context", "_context"):
+        for schedule in (loop.call_soon, lambda cb: loop.call_later(0.001, cb)):
+            owner = Cb()
+            token = var.set(owner)
+            h = schedule(owner)
+            var.reset(token)
+            gc.collect()  # the handle is settled first: only the loop holds it
+            # owner -> ctx -> owner (asyncio's Handle has get_context from 3.12)
+            owner.ctx = h.get_context() if taken == "get_context" and hasattr(h, taken) else h._context
+            assert owner.ctx.get(var) is owner
+            refs.append(weakref.ref(owner))
+            del owner, token, h
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    gc.collect()
+    assert [r() for r in refs] == [None] * 4, "a context taken from a handle kept its cycle alive"
+
+
+def test_a_run_handle_kept_in_a_cycle_through_its_context_is_collected(loop):
+    var = contextvars.ContextVar("var")
+    refs = []
+    for schedule in (loop.call_soon, lambda cb: loop.call_later(0.001, cb)):
+        owner = Cb()
+        token = var.set(owner)
+        owner.handle = schedule(owner)  # owner -> handle -> context -> owner
+        var.reset(token)
+        refs.append(weakref.ref(owner))
+        del owner, token
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+
+
+def test_an_abandoned_loop_whose_pending_handle_context_a_user_keeps_is_collected(loop_factory):
+    var = contextvars.ContextVar("var")
+    lp = loop_factory()
+    owner = Cb()
+    owner.loop = lp
+    token = var.set(owner)
+    h = lp.call_later(3600, owner)
+    var.reset(token)
+    gc.collect()  # the handle is settled: only the loop holds it
+    owner.ctx = h._context  # loop -> handle -> context -> owner -> context, owner -> loop
+    refs = weakref.ref(lp), weakref.ref(owner)
+    del lp, owner, token, h
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # "unclosed event loop"
+        gc.collect()
+    assert [r() for r in refs] == [None, None], "the loop or the context's owner was not collected"
