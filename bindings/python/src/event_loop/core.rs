@@ -178,7 +178,7 @@ impl LoopCore {
         let key = engine
             .call_at(to_ns(when), item)
             .map_err(|_| closed_error())?;
-        timer.get().scheduled(py, Arc::downgrade(engine), key);
+        timer.get().scheduled(py, key);
         super::untracked::untrack(timer.as_super());
         Ok(timer)
     }

@@ -9,7 +9,7 @@
 //! the engine reads without the GIL.
 
 use super::gil_cell::{Call, GilCell};
-use super::{untracked, Engine, EXTRACT_STACK, GETFRAME};
+use super::{untracked, EXTRACT_STACK, GETFRAME};
 use pyo3::basic::CompareOp;
 use pyo3::ffi;
 use pyo3::gc::PyVisit;
@@ -18,7 +18,6 @@ use pyo3::types::{PyList, PyString, PyTuple};
 use pyo3::PyTraverseError;
 use rt_core::event_loop::{LoopHandle, TimerKey};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Weak;
 
 /// The engine's handle: a reference to a `Handle` (or `TimerHandle`).
 ///
@@ -209,13 +208,13 @@ impl Handle {
     pub(crate) fn untrack_context(&self) {
         let p = self.context.as_ptr();
         // SAFETY: `p` is live (this handle's reference); the GIL is held
-        // (called by `untracked::untrack`, outside any traversal); an exact
-        // `Context` is a GC container, untracked only here.
+        // (called by `untracked::untrack`, outside any traversal). An exact
+        // `Context` is a GC container that CPython keeps tracked for its
+        // whole life (its deallocation unlinks it unchecked); one only this
+        // handle holds can have been untracked by this handle only, once:
+        // `untrack` runs once per handle.
         unsafe {
-            if ffi::PyContext_CheckExact(p) != 0
-                && ffi::Py_REFCNT(p) == 1
-                && ffi::PyObject_GC_IsTracked(p) != 0
-            {
+            if ffi::PyContext_CheckExact(p) != 0 && ffi::Py_REFCNT(p) == 1 {
                 ffi::PyObject_GC_UnTrack(p.cast());
                 self.context_untracked.store(true, Relaxed);
             }
@@ -421,10 +420,9 @@ pub struct TimerHandle {
     when_obj: Py<PyAny>,
     /// ... as a float (ordering, the engine's deadline).
     when: f64,
-    /// Its place in the engine's timers while scheduled there.
+    /// Its place in the timers of its loop's engine while scheduled there
+    /// (cancel removes it at once).
     key: GilCell<Option<TimerKey>>,
-    /// The engine it is scheduled in (cancel removes it at once).
-    engine: GilCell<Option<Weak<Engine>>>,
 }
 
 impl TimerHandle {
@@ -438,13 +436,11 @@ impl TimerHandle {
             when_obj,
             when,
             key: GilCell::new(None),
-            engine: GilCell::new(None),
         })
     }
 
-    /// Records where it is scheduled.
-    pub(crate) fn scheduled(&self, py: Python<'_>, engine: Weak<Engine>, key: TimerKey) {
-        drop(self.engine.replace(py, Some(engine)));
+    /// Records where it is scheduled (in its loop's engine).
+    pub(crate) fn scheduled(&self, py: Python<'_>, key: TimerKey) {
         self.key.replace(py, Some(key));
     }
 }
@@ -488,11 +484,14 @@ impl TimerHandle {
         let py = slf.py();
         let t = slf.get();
         if !slf.as_super().get().is_cancelled() {
+            // Scheduled: in the engine of its loop (a `LoopCore`, which
+            // `call_at` passed as `_loop`); one made by Python has no key.
             let key = t.key.replace(py, None);
-            let engine = t.engine.replace(py, None);
-            if let (Some(key), Some(engine)) = (key, engine.and_then(|e| e.upgrade())) {
-                // A fired timer's key is stale: the engine ignores it.
-                let removed = engine.cancel_timer(key);
+            let the_loop = slf.as_super().get().the_loop(py);
+            if let (Some(key), Ok(core)) = (key, the_loop.cast::<super::core::LoopCore>()) {
+                // A fired timer's key is stale, a closed engine has no
+                // timers: the engine ignores it.
+                let removed = core.get().engine().cancel_timer(key);
                 drop(removed);
             }
         }
