@@ -36,7 +36,12 @@
 //!    more than one reference (then something besides the engine holds it:
 //!    a user's object can be part of a cycle through it), and empties the
 //!    list. A handle leaves the list when it is freed (`Handle`'s drop).
-//!
+//!    Python gets a handle the engine holds in no other way: the binding
+//!    hands one out only as `call_soon` / `call_at`'s result (listed) and
+//!    from the runner (the exception handler's context, debug mode's
+//!    `_current_handle`: covered by 2). Between a handle's return and the
+//!    next collection's start it may be untracked and shared: then 1 does
+//!    not visit it (safe), and that collection's start settles it.
 //! 4. **A context only its handle holds is untracked with it** (an exact
 //!    `contextvars.Context`, the copy `call_soon` made for it, with the
 //!    handle's `context_untracked` flag set), and the handle's traversal
