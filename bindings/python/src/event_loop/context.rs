@@ -1,6 +1,7 @@
 //! `contextvars` at C speed: a copy of the current context, and a call run
 //! inside a context (`Context.run`'s work without its bound method and
-//! argument tuple).
+//! argument tuple); the garbage collector's view of a context only its
+//! handle holds ([`visit_owned`]: see `untracked.rs`).
 //!
 //! PEP 567's C functions (`PyContext_CopyCurrent`, `PyContext_Enter`,
 //! `PyContext_Exit`: public C API outside the limited API; the module is
@@ -10,8 +11,12 @@
 
 use ffi::{PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit};
 use pyo3::ffi;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use pyo3::PyTraverseError;
+use std::mem::ManuallyDrop;
+use std::os::raw::{c_int, c_void};
 
 /// `contextvars.copy_context()`.
 pub(crate) fn copy_current(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -60,4 +65,61 @@ pub(crate) fn run_in(
         return Err(PyErr::fetch(py));
     }
     outcome
+}
+
+/// Visits `context` for the garbage collector on behalf of the handle that
+/// holds it. `untracked` is true if `untracked::untrack` untracked it (a
+/// `contextvars.Context`, not tracked again since): if the handle is also
+/// its only holder (reference count 1), it is visited through what it
+/// refers to, as if the handle held that itself; otherwise as an object
+/// (ignored by the collector if untracked: what it refers to then counts as
+/// referenced from outside, which is safe).
+pub(crate) fn visit_owned(
+    context: &Py<PyAny>,
+    untracked: bool,
+    visit: &PyVisit<'_>,
+) -> Result<(), PyTraverseError> {
+    let p = context.as_ptr();
+    // SAFETY: `p` is live (the handle's reference); a traversal runs with
+    // the GIL held; reading a count runs no Python code.
+    let owned = untracked && unsafe { ffi::Py_REFCNT(p) } == 1;
+    // SAFETY: `p` is live; its type outlives it.
+    let traverse = unsafe { (*ffi::Py_TYPE(p)).tp_traverse };
+    let Some(traverse) = traverse.filter(|_| owned) else {
+        return visit.call(context);
+    };
+    let mut forward = Forward { visit, error: None };
+    // SAFETY: the context's own traversal, called as the collector calls it
+    // (GIL held, during a traversal) with a visitor that hands each object
+    // to `visit`; `forward` outlives the call.
+    unsafe { traverse(p, forward_visit, (&raw mut forward).cast()) };
+    forward.error.map_or(Ok(()), Err)
+}
+
+/// The state of [`forward_visit`]: the collector's visitor, and the error
+/// that stopped the traversal.
+struct Forward<'a, 'v> {
+    visit: &'a PyVisit<'v>,
+    error: Option<PyTraverseError>,
+}
+
+/// A `visitproc` that passes each object to a [`PyVisit`].
+unsafe extern "C" fn forward_visit(obj: *mut ffi::PyObject, arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Forward` `visit_owned` passed, alive for the
+    // traversal; the collector holds the GIL while it traverses.
+    let forward = unsafe { &mut *arg.cast::<Forward<'_, '_>>() };
+    if obj.is_null() {
+        return 0;
+    }
+    // SAFETY: the thread holds the GIL (a traversal); `obj` is a live
+    // object the context refers to. `from_owned_ptr` takes no reference
+    // and `ManuallyDrop` releases none: the count is untouched.
+    let obj = ManuallyDrop::new(unsafe { Bound::from_owned_ptr(Python::assume_attached(), obj) });
+    match forward.visit.call(obj.as_unbound()) {
+        Ok(()) => 0,
+        Err(e) => {
+            forward.error = Some(e);
+            1
+        }
+    }
 }

@@ -178,7 +178,8 @@ impl LoopCore {
         let key = engine
             .call_at(to_ns(when), item)
             .map_err(|_| closed_error())?;
-        timer.get().scheduled(py, Arc::downgrade(engine), key);
+        timer.get().scheduled(py, key);
+        super::untracked::untrack(timer.as_super());
         Ok(timer)
     }
 
@@ -271,6 +272,7 @@ impl LoopCore {
             .engine
             .call_soon(Item(handle.clone().unbind()))
             .map_err(|_| closed_error())?;
+        super::untracked::untrack(&handle);
         Ok(handle)
     }
 
@@ -398,7 +400,7 @@ impl LoopCore {
         let mut out = Ok(());
         self.engine.visit_handles(&mut |h: &Item| {
             if out.is_ok() {
-                out = visit.call(&h.0);
+                out = h.visit(&visit);
             }
         });
         out

@@ -25,6 +25,11 @@ impl<T> GilCell<T> {
         GilCell(UnsafeCell::new(value))
     }
 
+    /// The value, through the only reference to the cell (a drop).
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut()
+    }
+
     /// Puts `value` in, returns the old one (drop it after: its release
     /// may run Python code).
     pub(crate) fn replace(&self, _py: Python<'_>, value: T) -> T {

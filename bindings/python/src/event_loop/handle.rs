@@ -9,18 +9,58 @@
 //! the engine reads without the GIL.
 
 use super::gil_cell::{Call, GilCell};
-use super::{Engine, EXTRACT_STACK, GETFRAME};
+use super::{untracked, EXTRACT_STACK, GETFRAME};
 use pyo3::basic::CompareOp;
+use pyo3::ffi;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use pyo3::PyTraverseError;
 use rt_core::event_loop::{LoopHandle, TimerKey};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Weak;
 
 /// The engine's handle: a reference to a `Handle` (or `TimerHandle`).
+///
+/// Its drop tracks the handle for the garbage collector if something else
+/// still holds it (see `untracked.rs`).
 pub(crate) struct Item(pub(crate) Py<Handle>);
+
+impl Item {
+    /// The reference, without the drop's check (the runner makes it after
+    /// the run: [`untracked::track_if_shared`]).
+    pub(crate) fn into_inner(self) -> Py<Handle> {
+        let item = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `item` is never used or dropped again: the reference is
+        // moved out exactly once.
+        unsafe { std::ptr::read(&item.0) }
+    }
+
+    /// Visits what the handle holds for the loop's `__traverse__`: a
+    /// tracked handle as an object; an untracked one through its fields if
+    /// the engine's reference is its only one, else not at all (see
+    /// `untracked.rs` for why this is sound).
+    pub(crate) fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let p = self.0.as_ptr();
+        // SAFETY: `p` is live (the engine's reference); a traversal runs
+        // with the GIL held and reads a flag and a count, no Python code.
+        let (tracked, refs) = unsafe { (ffi::PyObject_GC_IsTracked(p) != 0, ffi::Py_REFCNT(p)) };
+        if tracked {
+            visit.call(&self.0)
+        } else if refs == 1 {
+            self.0.get().visit_fields(visit)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        // The engine lets its reference go (a cancelled handle skipped, a
+        // removed reader, a closed loop) with the GIL held (as `clone`).
+        Python::attach(|py| untracked::track_if_shared(self.0.bind(py)));
+    }
+}
 
 impl Clone for Item {
     fn clone(&self) -> Item {
@@ -45,10 +85,33 @@ pub struct Handle {
     context: Py<PyAny>,
     the_loop: Py<PyAny>,
     cancelled: AtomicBool,
+    /// True while the context is untracked by the collector
+    /// (`untracked::untrack` untracked it; `retrack_context` ends it).
+    context_untracked: AtomicBool,
     /// The `repr` a cancel in debug mode keeps.
     repr: GilCell<Option<Py<PyString>>>,
     /// Debug mode: where it was made (`format_helpers.extract_stack`).
     source_traceback: Option<Py<PyAny>>,
+    /// Its index in `untracked.rs`'s list of untracked handles handed to
+    /// Python (`untracked::NOT_LISTED`: not in it).
+    slot: GilCell<usize>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // A context must be tracked when it is freed (CPython's
+        // `context_tp_dealloc` unlinks it from the collector's list
+        // unchecked): one `untracked::untrack` untracked is tracked again
+        // before the handle lets it go.
+        self.retrack_context();
+        let slot = *self.slot.get_mut();
+        if slot != untracked::NOT_LISTED {
+            // SAFETY: a listed handle is a Python object, dropped by its
+            // deallocation, which CPython runs with the GIL held; `slot` is
+            // its index in the list (kept by `untracked`).
+            unsafe { untracked::unlist(Python::assume_attached(), slot) };
+        }
+    }
 }
 
 impl Handle {
@@ -76,8 +139,10 @@ impl Handle {
             context: context.unbind(),
             the_loop: the_loop.clone().unbind(),
             cancelled: AtomicBool::new(false),
+            context_untracked: AtomicBool::new(false),
             repr: GilCell::new(None),
             source_traceback,
+            slot: GilCell::new(untracked::NOT_LISTED),
         })
     }
 
@@ -109,6 +174,72 @@ impl Handle {
 
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Relaxed)
+    }
+
+    /// Sets its index in `untracked.rs`'s list.
+    pub(crate) fn set_slot(&self, py: Python<'_>, slot: usize) {
+        self.slot.replace(py, slot);
+    }
+
+    /// Visits the objects it refers to (its `__traverse__`, and the loop's
+    /// for an untracked handle only the engine holds).
+    pub(crate) fn visit_fields(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: called from a traversal (see `GilCell::peek`).
+        if let Some(call) = unsafe { self.call.peek() } {
+            visit.call(&call.callback)?;
+            visit.call(&call.args)?;
+        }
+        let untracked = self.context_untracked.load(Relaxed);
+        super::context::visit_owned(&self.context, untracked, visit)?;
+        visit.call(&self.the_loop)?;
+        visit.call(&self.source_traceback)?;
+        Ok(())
+    }
+
+    /// The context, made visible to Python: tracked by the collector again
+    /// if it was untracked (see `untracked.rs`).
+    fn context_out(&self, py: Python<'_>) -> Py<PyAny> {
+        self.retrack_context();
+        self.context.clone_ref(py)
+    }
+
+    /// Untracks the context if it is a `contextvars.Context` the collector
+    /// tracks and this handle alone holds (see `untracked.rs`, point 4).
+    pub(crate) fn untrack_context(&self) {
+        let p = self.context.as_ptr();
+        // SAFETY: `p` is live (this handle's reference); the GIL is held
+        // (called by `untracked::untrack`, outside any traversal). An exact
+        // `Context` is a GC container that CPython keeps tracked for its
+        // whole life (its deallocation unlinks it unchecked); one only this
+        // handle holds can have been untracked by this handle only, once:
+        // `untrack` runs once per handle.
+        unsafe {
+            if ffi::PyContext_CheckExact(p) != 0 && ffi::Py_REFCNT(p) == 1 {
+                ffi::PyObject_GC_UnTrack(p.cast());
+                self.context_untracked.store(true, Relaxed);
+            }
+        }
+    }
+
+    /// Tracks the context again if `untrack_context` untracked it.
+    fn retrack_context(&self) {
+        if self.context_untracked.swap(false, Relaxed) {
+            // SAFETY: the context is live (this handle's reference) and
+            // untracked (the flag); the GIL is held (handles are used and
+            // dropped with it), outside any traversal.
+            unsafe { ffi::PyObject_GC_Track(self.context.as_ptr().cast()) };
+        }
+    }
+
+    /// After a run in the context: tracks it again if the run left another
+    /// reference to it (see `untracked.rs`, point 4).
+    pub(crate) fn context_after_run(&self) {
+        // SAFETY: the context is live (this handle's reference); a count.
+        if self.context_untracked.load(Relaxed)
+            && unsafe { ffi::Py_REFCNT(self.context.as_ptr()) } > 1
+        {
+            self.retrack_context();
+        }
     }
 
     /// asyncio's `Handle.cancel` (the part every handle shares): marks it
@@ -168,12 +299,12 @@ impl Handle {
 
     /// The context the callback runs in.
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
+        self.context_out(py)
     }
 
     #[getter]
     fn _context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
+        self.context_out(py)
     }
 
     #[getter]
@@ -207,15 +338,7 @@ impl Handle {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // SAFETY: called by the garbage collector (see `GilCell::peek`).
-        if let Some(call) = unsafe { self.call.peek() } {
-            visit.call(&call.callback)?;
-            visit.call(&call.args)?;
-        }
-        visit.call(&self.context)?;
-        visit.call(&self.the_loop)?;
-        visit.call(&self.source_traceback)?;
-        Ok(())
+        self.visit_fields(&visit)
     }
 
     fn __clear__(&self) {
@@ -297,10 +420,9 @@ pub struct TimerHandle {
     when_obj: Py<PyAny>,
     /// ... as a float (ordering, the engine's deadline).
     when: f64,
-    /// Its place in the engine's timers while scheduled there.
+    /// Its place in the timers of its loop's engine while scheduled there
+    /// (cancel removes it at once).
     key: GilCell<Option<TimerKey>>,
-    /// The engine it is scheduled in (cancel removes it at once).
-    engine: GilCell<Option<Weak<Engine>>>,
 }
 
 impl TimerHandle {
@@ -314,13 +436,11 @@ impl TimerHandle {
             when_obj,
             when,
             key: GilCell::new(None),
-            engine: GilCell::new(None),
         })
     }
 
-    /// Records where it is scheduled.
-    pub(crate) fn scheduled(&self, py: Python<'_>, engine: Weak<Engine>, key: TimerKey) {
-        drop(self.engine.replace(py, Some(engine)));
+    /// Records where it is scheduled (in its loop's engine).
+    pub(crate) fn scheduled(&self, py: Python<'_>, key: TimerKey) {
         self.key.replace(py, Some(key));
     }
 }
@@ -364,11 +484,14 @@ impl TimerHandle {
         let py = slf.py();
         let t = slf.get();
         if !slf.as_super().get().is_cancelled() {
+            // Scheduled: in the engine of its loop (a `LoopCore`, which
+            // `call_at` passed as `_loop`); one made by Python has no key.
             let key = t.key.replace(py, None);
-            let engine = t.engine.replace(py, None);
-            if let (Some(key), Some(engine)) = (key, engine.and_then(|e| e.upgrade())) {
-                // A fired timer's key is stale: the engine ignores it.
-                let removed = engine.cancel_timer(key);
+            let the_loop = slf.as_super().get().the_loop(py);
+            if let (Some(key), Ok(core)) = (key, the_loop.cast::<super::core::LoopCore>()) {
+                // A fired timer's key is stale, a closed engine has no
+                // timers: the engine ignores it.
+                let removed = core.get().engine().cancel_timer(key);
                 drop(removed);
             }
         }

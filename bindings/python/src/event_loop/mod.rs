@@ -12,6 +12,8 @@
 //!   (the GIL is released only around the wait);
 //! - [`core`]: `LoopCore`, the scheduling methods `rtpy.Loop` inherits;
 //! - [`pool`]: `_run_in_pool`, the embedded runtime's blocking pool;
+//! - [`untracked`]: scheduled handles the garbage collector does not track
+//!   while only their loop holds them;
 //! - [`sock`]: the native fast paths of `sock_recv` / `sock_recv_into` /
 //!   `sock_sendall`.
 //!
@@ -25,6 +27,7 @@ pub(crate) mod handle;
 pub(crate) mod pool;
 pub(crate) mod run;
 pub(crate) mod sock;
+pub(crate) mod untracked;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

@@ -23,7 +23,10 @@ pub(crate) fn run_handle(handle: &Bound<'_, Handle>) -> PyResult<()> {
     let Some((callback, args)) = h.call(py) else {
         return Ok(());
     };
-    let err = match super::context::run_in(h.context(py), &callback, &args) {
+    let outcome = super::context::run_in(h.context(py), &callback, &args);
+    // The call may have kept the context (it was the current one).
+    h.context_after_run();
+    let err = match outcome {
         Ok(()) => return Ok(()),
         Err(err) => err,
     };
@@ -93,13 +96,17 @@ impl Runner<Item> for PyRunner<'_, '_> {
     type Error = PyErr;
 
     fn run(&mut self, h: Item) -> PyResult<()> {
-        // A `Bound`: its release after the run is a plain decref.
-        let handle = h.0.into_bound(self.the_loop.py());
-        if self.debug {
+        // A `Bound`: its release after the run is a plain decref, after
+        // tracking the handle for the collector if the run let something
+        // else keep it (see `untracked.rs`).
+        let handle = h.into_inner().into_bound(self.the_loop.py());
+        let outcome = if self.debug {
             run_handle_debug(self.the_loop, &handle)
         } else {
             run_handle(&handle)
-        }
+        };
+        super::untracked::track_if_shared(&handle);
+        outcome
     }
 
     fn park(&mut self, wait: &mut dyn FnMut()) {
