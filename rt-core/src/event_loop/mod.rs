@@ -406,6 +406,13 @@ impl<H: LoopHandle> EventLoop<H> {
     /// skipped, and so are the handles of a batch [`run_once`](Self::run_once)
     /// is running; a partial visit only makes handles look referenced from
     /// outside. `f` must not call the loop.
+    ///
+    /// A garbage collector traverses an object more than once per
+    /// collection, and a binding that visits what handles refer to (rather
+    /// than the handles) needs each pass to see the same parts. That holds
+    /// when every taker of the loop's locks holds the collector's own lock
+    /// too (Python's GIL, in rtpy): during a collection the locks are then
+    /// free, or held throughout by the collecting thread itself.
     pub fn visit_handles(&self, f: &mut dyn FnMut(&H)) {
         let st = match self.state.try_lock() {
             Ok(st) => Some(st),

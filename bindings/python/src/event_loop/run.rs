@@ -6,7 +6,6 @@
 
 use super::handle::{Handle, Item};
 use super::{Engine, FORMAT_HANDLE, LOGGER};
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rt_core::event_loop::Runner;
@@ -30,7 +29,7 @@ pub(crate) fn run_handle(handle: &Bound<'_, Handle>) -> PyResult<()> {
         Ok(()) => return Ok(()),
         Err(err) => err,
     };
-    if err.is_instance_of::<PyKeyboardInterrupt>(py) || err.is_instance_of::<PySystemExit>(py) {
+    if crate::errors::is_exit(py, &err) {
         return Err(err);
     }
     let the_loop = h.the_loop(py);
