@@ -167,7 +167,6 @@ pub(crate) fn _shutdown_all(py: Python<'_>) {
         // callback starts from now on, and the calls a shutdown that timed
         // out left running are waited for too (the interpreter must not
         // finalize under them).
-        inner.reporter.calls.close();
         py.detach(|| {
             let _ = shutdown_outcome(inner, None, true);
         });
@@ -461,9 +460,6 @@ impl Runtime {
             // A child of os.fork(): the runtime's threads are the parent's.
             return Ok(());
         }
-        // No Python call of a callback starts from now on (see
-        // `Reporter::close`).
-        self.reporter().calls.close();
         // Inside a callback, blocking work or on a runtime thread the layer
         // does not wait for the runtime's threads: neither does this.
         let may_wait = !(rt_core::callback::is_in_callback()

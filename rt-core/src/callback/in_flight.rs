@@ -115,7 +115,10 @@ impl InFlight {
 
     /// In a child of `fork()`: nothing is under way (the calls counted were
     /// the parent's threads'); the gate keeps its state. Async-signal-safe
-    /// (one atomic store), as an atfork handler must be.
+    /// (one atomic store), as an atfork handler must be. Limit: a call that
+    /// forks from inside its count ends in the child too, and its guard's
+    /// decrement then hides one call of the child (the decrement saturates,
+    /// so the count never wraps).
     pub fn reset_after_fork(&self) {
         self.running.store(0, SeqCst);
     }

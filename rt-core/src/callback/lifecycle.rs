@@ -187,7 +187,8 @@ impl<T: TimerCallback, W: WatchCallback> CallbackRuntime<T, W> {
     /// outcome then tells whether one is still under way:
     /// - a runtime shut down before (`Err(Shutdown)`: a first shutdown that
     ///   timed out) is `Ok` once the calls it left running ended, waited
-    ///   for up to `timeout` if `may_wait` (else `Ok` at once), and
+    ///   for if `may_wait` (else `Ok` at once) within what is left of
+    ///   `timeout` (one limit for the whole call), and
     ///   `Err(TimedOut)` if one still runs;
     /// - `Err(TimedOut)` is `Ok` if `may_wait` and no call is under way
     ///   (what the layer's limit also covers, threads that only exit, is
@@ -203,8 +204,12 @@ impl<T: TimerCallback, W: WatchCallback> CallbackRuntime<T, W> {
         may_wait: bool,
     ) -> Result<(), Error> {
         calls.close();
-        match self.shutdown(timeout) {
-            Err(Error::Shutdown) if !may_wait || calls.wait_idle(timeout) => Ok(()),
+        let start = Instant::now();
+        let outcome = self.shutdown(timeout);
+        // One limit for both waits.
+        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        match outcome {
+            Err(Error::Shutdown) if !may_wait || calls.wait_idle(left) => Ok(()),
             Err(Error::Shutdown) => Err(Error::TimedOut),
             Err(Error::TimedOut) if may_wait && calls.is_idle() => Ok(()),
             outcome => outcome,

@@ -44,7 +44,11 @@
 //! the old registration's events carry an older generation in their token
 //! (each `ADD` makes a new one, see [`token`]): they never run the new
 //! file's handles, and the first one resets the poller too. (The same
-//! holds for an fd closed with its handles still in the table.)
+//! holds for an fd closed with its handles still in the table.) A reset
+//! costs one `epoll_ctl` per live fd: a forking server that closes many
+//! such fds pays it each time. If a reset itself fails (no fd left for the
+//! new instance), the old registration keeps waking the loop until one
+//! succeeds.
 
 use super::poller::Poller;
 use std::collections::HashMap;
@@ -249,12 +253,7 @@ impl<H> Fds<H> {
             // writable socket's stale OUT would wake every wait). A failure
             // leaves the handle in the table (as asyncio's selector would),
             // taken as not registered: the next add retries.
-            let fresh = self.fresh_gen();
-            let entry = self.map.get_mut(&fd).expect("looked up above");
-            match arm(poller, fd, entry.armed != 0, interest, entry.gen, fresh) {
-                Ok(gen) => (entry.armed, entry.gen) = (interest, gen),
-                Err(_) => entry.armed = 0,
-            }
+            self.rearm(poller, fd, interest);
         }
         self.count(dir, -1);
         Some(old)
@@ -300,6 +299,20 @@ impl<H> Fds<H> {
         }
         self.next_gen = gen;
         self.map.retain(|_, e| e.armed != 0 || e.interest() != 0);
+    }
+
+    /// Sets the registration of `fd` (in the table) to `interest`; if that
+    /// fails, what the kernel holds is unknown: taken as not registered
+    /// (the next add or event sets it again).
+    fn rearm(&mut self, poller: &Poller, fd: RawFd, interest: u32) {
+        let fresh = self.fresh_gen();
+        let Some(entry) = self.map.get_mut(&fd) else {
+            return;
+        };
+        match arm(poller, fd, entry.armed != 0, interest, entry.gen, fresh) {
+            Ok(gen) => (entry.armed, entry.gen) = (interest, gen),
+            Err(_) => entry.armed = 0,
+        }
     }
 
     /// The generation of the next `ADD`.
@@ -372,12 +385,7 @@ impl<H> Fds<H> {
             // A handle is left but the event ran nothing, and the kernel's
             // interest is not known to be ours (an earlier MOD failed): set
             // it again rather than wake for nothing each iteration.
-            let fresh = self.fresh_gen();
-            let entry = self.map.get_mut(&fd).expect("looked up above");
-            match arm(poller, fd, true, interest, entry.gen, fresh) {
-                Ok(gen) => (entry.armed, entry.gen) = (interest, gen),
-                Err(_) => entry.armed = 0,
-            }
+            self.rearm(poller, fd, interest);
         }
     }
 

@@ -138,6 +138,9 @@ impl<H: LoopHandle> EventLoop<H> {
         // Its backend fd fires for all of its work: I/O, a task scheduled
         // from any thread (an unpark) and, through the host timer it arms
         // before each return, its timers and the tasks a run left queued.
+        // (A timer a task registers outside a run, from another thread,
+        // wakes it only at the wheel's next cascade point or the armed
+        // deadline, whichever is first: as for any host of the runtime.)
         if rt_fired {
             let polled = self.rt_handle.run(RunMode::NoWait);
             let mut st = self.lock();

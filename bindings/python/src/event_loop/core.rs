@@ -383,8 +383,15 @@ const SIGNAL_CHECK_EVERY: u32 = 32;
 impl LoopCore {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
-    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<LoopCore> {
+    fn new(
+        py: Python<'_>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<LoopCore> {
         let engine = Engine::new().map_err(|e| os_error(&e))?;
+        // The collector hook of untracked handles, before any handle (if it
+        // cannot be added, handles stay tracked: see `untracked::untrack`).
+        let _ = super::untracked::hook(py);
         Ok(LoopCore {
             engine: Arc::new(engine),
             debug: AtomicBool::new(false),

@@ -48,20 +48,21 @@ pub struct PoolJobs(Arc<Mutex<Jobs>>);
 #[pymethods]
 impl PoolJobs {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // Never held across a Python call: busy only for a moment (then
-        // its futures are not visited, which keeps them alive).
-        if let Ok(jobs) = self.0.try_lock() {
-            for fut in &jobs.idle {
-                visit.call(fut)?;
-            }
+        // Waited for, never skipped: a pool thread takes the lock without
+        // the GIL (`JobCount`'s drop), so a lock busy in one pass of a
+        // collection and free in the next would make the passes disagree
+        // (a future counted as referenced, then not visited: cleared while
+        // still in use). No holder waits for the GIL, nor runs Python code.
+        for fut in &lock(&self.0).idle {
+            visit.call(fut)?;
         }
         Ok(())
     }
 
     fn __clear__(&self) {
-        if let Ok(mut jobs) = self.0.try_lock() {
-            drop(std::mem::take(&mut jobs.idle));
-        }
+        // Released after the lock: a future's finalizer may run Python.
+        let idle = std::mem::take(&mut lock(&self.0).idle);
+        drop(idle);
     }
 }
 

@@ -34,8 +34,9 @@
 //!    `call_soon` returns) and at the start of every collection the hook
 //!    this module adds to `gc.callbacks` tracks each listed handle that has
 //!    more than one reference (then something besides the engine holds it:
-//!    a user's object can be part of a cycle through it), and empties the
-//!    list. A handle leaves the list when it is freed (`Handle`'s drop).
+//!    a user's object can be part of a cycle through it) or a weak
+//!    reference (a later strong one could be taken through it unseen), and
+//!    empties the list. A handle leaves the list when it is freed (`Handle`'s drop).
 //!    Python gets a handle the engine holds in no other way: the binding
 //!    hands one out only as `call_soon` / `call_at`'s result (listed) and
 //!    from the runner (the exception handler's context, debug mode's
@@ -108,13 +109,12 @@ fn _gc_hook(phase: &Bound<'_, PyAny>, _info: &Bound<'_, PyAny>) -> PyResult<()> 
     Ok(())
 }
 
-/// Tracks every listed handle that has more than one reference, and
-/// empties the list.
+/// Tracks every listed handle that is shared (more than one reference, or
+/// a weak one), and empties the list.
 fn settle(py: Python<'_>) {
     // SAFETY: the GIL is held; the loop below runs no Python code (slot
     // writes, reference count reads, `PyObject_GC_Track`).
-    let list = std::mem::take(unsafe { listed(py) });
-    for p in list {
+    for p in unsafe { listed(py) }.drain(..) {
         // SAFETY: a listed pointer is a live `Handle` (or subclass)
         // object: a handle's drop takes it off the list first.
         let h = unsafe { Borrowed::from_ptr(py, p.as_ptr()).cast_unchecked::<Handle>() };
@@ -123,8 +123,9 @@ fn settle(py: Python<'_>) {
     }
 }
 
-/// Adds the hook to `gc.callbacks` once.
-fn hook(py: Python<'_>) -> PyResult<()> {
+/// Adds the hook to `gc.callbacks` once (a loop's creation does, so the
+/// first `untrack` runs no Python code).
+pub(crate) fn hook(py: Python<'_>) -> PyResult<()> {
     HOOK.get_or_try_init(py, || {
         let f = wrap_pyfunction!(_gc_hook, py)?;
         py.import("gc")?
@@ -159,17 +160,34 @@ pub(crate) fn untrack(handle: &Bound<'_, Handle>) {
     handle.get().untrack_context();
 }
 
-/// Tracks `handle` if it is untracked and has more than one reference (its
-/// last owner but one lets it go: see the module's point 2).
+/// Tracks `handle` if it is untracked and shared: more than one reference
+/// (its last owner but one lets it go: see the module's point 2), or a weak
+/// reference (through which Python can take a strong one at any time, with
+/// no listing: it would then be untracked and shared).
 pub(crate) fn track_if_shared(handle: &Bound<'_, Handle>) {
     let p = handle.as_ptr();
     // SAFETY: the GIL is held (`Bound`); `p` is live; tracking an untracked
     // container is allowed outside a traversal (this runs at a handle's
     // release or in the collector's start hook, never in a traversal).
     unsafe {
-        if ffi::Py_REFCNT(p) > 1 && ffi::PyObject_GC_IsTracked(p) == 0 {
+        if (ffi::Py_REFCNT(p) > 1 || has_weakrefs(p)) && ffi::PyObject_GC_IsTracked(p) == 0 {
             ffi::PyObject_GC_Track(p.cast());
         }
+    }
+}
+
+/// True if `p` has weak references (its type's weak-reference list slot is
+/// not empty).
+///
+/// # Safety
+/// The GIL is held and `p` is a live object.
+unsafe fn has_weakrefs(p: *mut ffi::PyObject) -> bool {
+    // SAFETY: the caller's contract; a positive `tp_weaklistoffset` is the
+    // offset of the list's head pointer inside every instance of the type
+    // (`Handle` is not variable-sized, so the offset is never negative).
+    unsafe {
+        let offset = (*ffi::Py_TYPE(p)).tp_weaklistoffset;
+        offset > 0 && !(*p.cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>()).is_null()
     }
 }
 

@@ -109,6 +109,28 @@ def test_an_abandoned_loop_whose_pending_handles_users_keep_is_collected(loop_fa
     assert [r() for r in refs] == [None, None], "the loop or its owner was not collected"
 
 
+def test_a_pending_handle_taken_back_through_a_weakref_is_collected_in_a_cycle(loop_factory):
+    # Only a weak reference is left when a collection starts; a strong one
+    # taken through it afterwards must still let the cycle be found.
+    class Owner:
+        def cb(self):
+            pass
+
+    lp = loop_factory()
+    owner = Owner()
+    weak_handle = weakref.ref(lp.call_later(3600, owner.cb))
+    gc.collect()
+    owner.handle = weak_handle()  # owner -> handle -> owner.cb -> owner
+    assert owner.handle is not None
+    owner.loop = lp
+    refs = weakref.ref(lp), weakref.ref(owner)
+    del lp, owner
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # "unclosed event loop"
+        gc.collect()
+    assert [r() for r in refs] == [None, None], "the loop or its owner was not collected"
+
+
 def test_a_handle_the_exception_handler_keeps_is_collected(loop):
     kept = []
 
