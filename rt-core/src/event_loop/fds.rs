@@ -450,6 +450,32 @@ mod tests {
             .collect()
     }
 
+    /// Hands `fds` an event (`token`, `bits`), with every handle taken as
+    /// cancelled or not: the handles it woke, and its garbage.
+    fn fire(
+        fds: &mut Fds<u32>,
+        p: &Poller,
+        token: u64,
+        bits: u32,
+        cancelled: bool,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let (mut out, mut garbage) = (Vec::new(), Vec::new());
+        fds.on_event(p, token, bits, |_| cancelled, |h| out.push(h), &mut garbage);
+        (out, garbage)
+    }
+
+    /// [`fire`] with the token of `fd`'s current registration.
+    fn fire_fd(
+        fds: &mut Fds<u32>,
+        p: &Poller,
+        fd: RawFd,
+        bits: u32,
+        cancelled: bool,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let token = cur(fds, fd);
+        fire(fds, p, token, bits, cancelled)
+    }
+
     /// The token of `fd`'s current registration (an event for it).
     fn cur(fds: &Fds<u32>, fd: RawFd) -> u64 {
         token(fd, fds.map.get(&fd).map_or(0, |e| e.gen))
@@ -539,15 +565,7 @@ mod tests {
         fds.remove(&p, fd, Dir::Read).unwrap();
         b.write_all(b"x").unwrap();
         assert_eq!(wait(&p), vec![(fd as u64, IN)]);
-        let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(
-            &p,
-            cur(&fds, fd),
-            IN,
-            |_| false,
-            |h| out.push(h),
-            &mut garbage,
-        );
+        let (out, garbage) = fire_fd(&mut fds, &p, fd, IN, false);
         assert!(out.is_empty() && garbage.is_empty());
         assert_eq!(armed(&p, fd), None, "DEL on the event");
         assert!(fds.map.is_empty());
@@ -567,15 +585,7 @@ mod tests {
         let fd = a.as_raw_fd();
         fds.add(&p, fd, Dir::Read, 1).ok().unwrap();
         b.write_all(b"x").unwrap();
-        let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(
-            &p,
-            cur(&fds, fd),
-            IN,
-            |_| true,
-            |h| out.push(h),
-            &mut garbage,
-        );
+        let (out, garbage) = fire_fd(&mut fds, &p, fd, IN, true);
         assert!(out.is_empty());
         assert_eq!(garbage, vec![1, 1]);
         assert_eq!(fds.readers(), 0);
@@ -630,15 +640,7 @@ mod tests {
         assert_eq!(armed(&p, fa), Some(IN));
         b.write_all(b"x").unwrap();
         assert_eq!(wait(&p), vec![(fa as u64, IN)]);
-        let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(
-            &p,
-            cur(&fds, fa),
-            IN,
-            |_| false,
-            |h| out.push(h),
-            &mut garbage,
-        );
+        let (out, _) = fire_fd(&mut fds, &p, fa, IN, false);
         assert!(out.is_empty());
         // DEL could not reach it: a fresh instance, with `c` alone (and the
         // eventfd).
@@ -649,14 +651,7 @@ mod tests {
         // A later event of the same batch (from the old instance) resets
         // nothing again.
         let n0 = p.ctl_calls();
-        fds.on_event(
-            &p,
-            cur(&fds, fa),
-            IN,
-            |_| false,
-            |h| out.push(h),
-            &mut garbage,
-        );
+        assert_eq!(fire_fd(&mut fds, &p, fa, IN, false), (vec![], vec![]));
         assert_eq!(p.ctl_calls(), n0);
         assert!(wait(&p).is_empty(), "no more events from the closed number");
         // The live fd and the wake channel still work.
@@ -690,16 +685,14 @@ mod tests {
         // event; the poller is replaced, with the new file alone.
         b.write_all(b"x").unwrap();
         assert_eq!(wait_tokens(&p), vec![(old, IN)]);
-        let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(&p, old, IN, |_| false, |h| out.push(h), &mut garbage);
+        let (out, _) = fire(&mut fds, &p, old, IN, false);
         assert!(out.is_empty(), "the old file's event ran the new reader");
         assert_eq!(p.registered().iter().filter(|r| r.0 == fd).count(), 1);
         assert!(wait(&p).is_empty(), "the old file keeps waking the loop");
         d.write_all(b"y").unwrap();
         let now = cur(&fds, fd);
         assert_eq!(wait_tokens(&p), vec![(now, IN)]);
-        fds.on_event(&p, now, IN, |_| false, |h| out.push(h), &mut garbage);
-        assert_eq!(out, vec![2]);
+        assert_eq!(fire(&mut fds, &p, now, IN, false), (vec![2], vec![]));
         drop((a, keep));
     }
 
@@ -737,15 +730,7 @@ mod tests {
         p.ctl(libc::EPOLL_CTL_MOD, fd, IN | OUT, fd as u64).unwrap();
         fds.map.get_mut(&fd).unwrap().armed = 0;
         assert_eq!(wait(&p), vec![(fd as u64, OUT)]);
-        let (mut out, mut garbage) = (Vec::new(), Vec::new());
-        fds.on_event(
-            &p,
-            cur(&fds, fd),
-            OUT,
-            |_| false,
-            |h| out.push(h),
-            &mut garbage,
-        );
+        let (out, _) = fire_fd(&mut fds, &p, fd, OUT, false);
         assert!(out.is_empty());
         assert_eq!(armed(&p, fd), Some(IN));
         assert_eq!(fds.map[&fd].armed, IN);
@@ -773,16 +758,7 @@ mod tests {
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
         p.ctl(libc::EPOLL_CTL_ADD, fd, OUT, fd as u64).unwrap();
-        let mut garbage = Vec::new();
-        let mut out = Vec::new();
-        fds.on_event(
-            &p,
-            cur(&fds, fd),
-            OUT,
-            |_| false,
-            |h| out.push(h),
-            &mut garbage,
-        );
+        let (out, garbage) = fire_fd(&mut fds, &p, fd, OUT, false);
         assert!(out.is_empty() && garbage.is_empty());
         assert!(wait(&p).is_empty(), "still registered");
     }

@@ -89,46 +89,47 @@ def test_a_cancelled_handle_in_a_cycle_through_its_context_is_collected(loop):
     assert [r() for r in refs] == [None, None], "a cancelled handle kept its cycle alive"
 
 
-def test_an_abandoned_loop_whose_pending_handles_users_keep_is_collected(loop_factory):
-    class Owner:
-        def cb(self):
-            pass
+class _Owner:
+    def cb(self):
+        pass
 
+
+def _assert_abandoned_with_owner_collected(loop_factory, setup):
+    """A new loop and an owner that refers to it: ``setup(loop, owner)`` ties
+    them up with handles, then both are dropped (the loop unclosed) and must
+    be collected."""
     lp = loop_factory()
-    owner = Owner()
+    owner = _Owner()
     owner.loop = lp
-    # Kept by the owner, and (pending) by the loop: loop -> handle -> owner
-    # -> handle, and handle -> loop.
-    owner.handles = [lp.call_soon(owner.cb), lp.call_later(3600, owner.cb), lp.call_at(1e9, owner.cb)]
-    owner.soon = lp.call_soon(owner.cb)  # the last handle made before the loop is dropped
+    setup(lp, owner)
     refs = weakref.ref(lp), weakref.ref(owner)
     del lp, owner
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)  # "unclosed event loop"
         gc.collect()
     assert [r() for r in refs] == [None, None], "the loop or its owner was not collected"
+
+
+def test_an_abandoned_loop_whose_pending_handles_users_keep_is_collected(loop_factory):
+    def setup(lp, owner):
+        # Kept by the owner, and (pending) by the loop: loop -> handle ->
+        # owner -> handle, and handle -> loop.
+        owner.handles = [lp.call_soon(owner.cb), lp.call_later(3600, owner.cb), lp.call_at(1e9, owner.cb)]
+        owner.soon = lp.call_soon(owner.cb)  # the last handle made before the loop is dropped
+
+    _assert_abandoned_with_owner_collected(loop_factory, setup)
 
 
 def test_a_pending_handle_taken_back_through_a_weakref_is_collected_in_a_cycle(loop_factory):
     # Only a weak reference is left when a collection starts; a strong one
     # taken through it afterwards must still let the cycle be found.
-    class Owner:
-        def cb(self):
-            pass
-
-    lp = loop_factory()
-    owner = Owner()
-    weak_handle = weakref.ref(lp.call_later(3600, owner.cb))
-    gc.collect()
-    owner.handle = weak_handle()  # owner -> handle -> owner.cb -> owner
-    assert owner.handle is not None
-    owner.loop = lp
-    refs = weakref.ref(lp), weakref.ref(owner)
-    del lp, owner
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)  # "unclosed event loop"
+    def setup(lp, owner):
+        weak_handle = weakref.ref(lp.call_later(3600, owner.cb))
         gc.collect()
-    assert [r() for r in refs] == [None, None], "the loop or its owner was not collected"
+        owner.handle = weak_handle()  # owner -> handle -> owner.cb -> owner
+        assert owner.handle is not None
+
+    _assert_abandoned_with_owner_collected(loop_factory, setup)
 
 
 def test_a_handle_the_exception_handler_keeps_is_collected(loop):
