@@ -290,14 +290,14 @@ impl Poller {
     }
 
     /// `epoll_ctl` calls made so far (tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn ctl_calls(&self) -> usize {
         self.ctls.load(Ordering::Relaxed)
     }
 
     /// The kernel's registrations, as `(fd, interest)` sorted by fd, read
     /// from `/proc/self/fdinfo` (tests; the eventfd included).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn registered(&self) -> Vec<(RawFd, u32)> {
         let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", self.epoll.as_raw_fd()))
             .unwrap();
