@@ -304,6 +304,53 @@ def test_fd_reuse_after_close_and_remove(loop):
             assert loop.remove_reader(fd) is True
 
 
+def test_fd_removed_then_closed_while_a_dup_lives_and_the_number_reused(loop):
+    """A reader removed (rtpy keeps the epoll registration until it is
+    needed again), its fd closed while a dup keeps the socket open, and the
+    number reused by a new socket: data on the old socket never runs the new
+    socket's reader, the new socket's data does, and the idle loop does not
+    spin on the old registration."""
+    a, b = socket.socketpair()
+    keep = a.dup()  # the old file lives on under another number
+    fd = a.fileno()
+    loop.add_reader(fd, lambda: None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # the old file is watched now
+    loop.remove_reader(fd)
+    a.close()
+    c, d = socket.socketpair()
+    with b, keep, c, d:
+        s, peer = (c, d) if c.fileno() == fd else (d, c)
+        assert s.fileno() == fd, "the kernel did not reuse the fd number"
+        got = []
+        loop.add_reader(fd, lambda: got.append("ran"))
+        b.send(b"old")  # readable: the old file, not `s`
+        iterations = []
+
+        def tick():
+            iterations.append(None)
+            if len(iterations) < 10_000:
+                loop.call_later(0.001, tick)
+
+        loop.call_soon(tick)
+        loop.call_later(0.1, loop.stop)
+        loop.run_forever()
+        assert got == [], "the old file's data ran the new socket's reader"
+        # About 100 timer ticks in 0.1 s; a loop spinning on the old
+        # registration would not sleep between them, but it could not run
+        # more ticks either: check that it did wait (little CPU).
+        t0 = time.process_time()
+        loop.call_later(0.1, loop.stop)
+        loop.run_forever()
+        assert time.process_time() - t0 < 0.08, "the loop spun on the old registration"
+        peer.send(b"new")
+        fut = loop.create_future()
+        loop.remove_reader(fd)
+        loop.add_reader(fd, lambda: fut.done() or fut.set_result(s.recv(16)))
+        assert loop.run_until_complete(asyncio.wait_for(fut, 5)) == b"new"
+        assert loop.remove_reader(fd) is True
+
+
 def test_fd_reuse_after_close_with_a_reader_still_registered(loop, loop_kind, request):
     """The fd is closed behind the loop's back (its reader still registered),
     the number comes back with a new socket, and a new reader is set on it.
