@@ -103,6 +103,14 @@ async def pair(lp, proto_a, proto_b=None):
     return ta, tb
 
 
+async def recorded_pair(lp, **b_options):
+    """Two connected transports over a socketpair with a Recorder each: (a, b, ta, tb)."""
+    a = Recorder(lp)
+    b = Recorder(lp, **b_options)
+    ta, tb = await pair(lp, a, b)
+    return a, b, ta, tb
+
+
 async def accepted_tcp(lp, proto):
     """A transport over an accepted loopback TCP connection: (transport, the client's blocking socket,
     the accepted socket the transport owns)."""
@@ -269,9 +277,7 @@ def test_pause_and_resume_reading(loop):
 
 def test_write_eof_and_eof_received(loop):
     async def main():
-        a = Recorder(loop)
-        b = Recorder(loop, keep_open=True)
-        ta, tb = await pair(loop, a, b)
+        a, b, ta, tb = await recorded_pair(loop, keep_open=True)
         assert ta.can_write_eof()
         ta.write(b"before eof")
         ta.write_eof()
@@ -298,9 +304,7 @@ def test_write_eof_and_eof_received(loop):
 
 def test_write_eof_waits_for_the_buffer(loop):
     async def main():
-        a = Recorder(loop)
-        b = Recorder(loop)
-        ta, tb = await pair(loop, a, b)
+        a, b, ta, tb = await recorded_pair(loop)
         payload = b"z" * (3 * 1024 * 1024)
         ta.write(payload)
         assert ta.get_write_buffer_size() > 0
@@ -378,9 +382,7 @@ def test_set_protocol_switches_between_protocol_kinds(loop):
 
 def test_close_with_pending_data_flushes_first(loop):
     async def main():
-        a = Recorder(loop)
-        b = Recorder(loop)
-        ta, tb = await pair(loop, a, b)
+        a, b, ta, tb = await recorded_pair(loop)
         payload = b"q" * (2 * 1024 * 1024)
         ta.write(payload)
         assert ta.get_write_buffer_size() > 0
@@ -398,9 +400,7 @@ def test_close_with_pending_data_flushes_first(loop):
 
 def test_abort_drops_the_buffer(loop):
     async def main():
-        a = Recorder(loop)
-        b = Recorder(loop)
-        ta, tb = await pair(loop, a, b)
+        a, b, ta, tb = await recorded_pair(loop)
         tb.pause_reading()
         ta.write(b"w" * (2 * 1024 * 1024))
         assert ta.get_write_buffer_size() > 0
@@ -606,9 +606,7 @@ def test_sendfile(loop, tmp_path):
         path = tmp_path / "blob"
         blob = bytes(range(256)) * 4000
         path.write_bytes(blob)
-        a = Recorder(loop)
-        b = Recorder(loop)
-        ta, tb = await pair(loop, a, b)
+        a, b, ta, tb = await recorded_pair(loop)
         ta.write(b"head:")
         with open(path, "rb") as f:
             sent = await loop.sendfile(ta, f)
@@ -681,9 +679,7 @@ def test_protocol_without_data_received_fails_on_data(loop):
 
 def test_write_after_a_completed_close_is_counted(loop):
     async def main():
-        a = Recorder(loop)
-        b = Recorder(loop)
-        ta, tb = await pair(loop, a, b)
+        a, b, ta, tb = await recorded_pair(loop)
         ta.write(b"d" * (1024 * 1024))
         ta.close()
         assert await a.lost is None
@@ -791,9 +787,7 @@ def test_random_traffic_keeps_every_byte_in_order(loop):
     async def main():
         conns = []
         for i in range(30):
-            a = Recorder(loop)
-            b = Recorder(loop)
-            ta, tb = await pair(loop, a, b)
+            a, b, ta, tb = await recorded_pair(loop)
             if i % 3 == 0:
                 ta.set_write_buffer_limits(high=rnd.randrange(1, 100_000))
             conns.append((ta, tb, a, b, bytearray()))
