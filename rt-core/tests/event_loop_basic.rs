@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 const NOW: Limits = Limits {
     deadline: None,
     max_callbacks: None,
+    busy_poll_interval_ns: None,
 };
 
 #[test]
@@ -151,10 +152,11 @@ fn timers_are_never_early() {
 fn cancel_timer_removes_at_once() {
     let lp = new_loop();
     let log = log();
-    let far = now() + 3_600_000 * MS;
     let k1 = lp.call_at(now() + 5 * MS, rec(&log, 1)).unwrap();
     let k2 = lp.call_at(now() + 5 * MS, rec(&log, 2)).unwrap();
-    let k3 = lp.call_at(far * 30, rec(&log, 3)).unwrap(); // beyond the wheel
+    let k3 = lp
+        .call_at(now() + 30 * 3_600_000 * MS, rec(&log, 3))
+        .unwrap(); // beyond the wheel (30 h)
     assert_eq!(lp.timers_len(), 3);
     assert_eq!(lp.cancel_timer(k1).map(|h| h.id()), Some(1));
     assert!(lp.cancel_timer(k1).is_none());
@@ -213,6 +215,7 @@ fn max_callbacks_keeps_the_rest_in_place() {
     let lim = Limits {
         deadline: None,
         max_callbacks: Some(3),
+        busy_poll_interval_ns: None,
     };
     assert_eq!(lp.run_once(&mut run, false, lim), Ok(3));
     assert_eq!(taken(&log), vec![0, 1, 2]);
@@ -225,6 +228,7 @@ fn max_callbacks_keeps_the_rest_in_place() {
     let zero = Limits {
         deadline: None,
         max_callbacks: Some(0),
+        busy_poll_interval_ns: None,
     };
     lp.call_soon(rec(&log, 11)).unwrap();
     assert_eq!(lp.run_once(&mut run, false, zero), Ok(0));
@@ -252,6 +256,7 @@ fn deadline_stops_the_batch_and_caps_the_wait() {
     let past = Limits {
         deadline: Some(now() - 1),
         max_callbacks: None,
+        busy_poll_interval_ns: None,
     };
     assert_eq!(lp.run_once(&mut run, false, past), Ok(1));
     lp.run_once(&mut run, false, NOW).unwrap();

@@ -1,8 +1,15 @@
 //! The loop's clock: `CLOCK_MONOTONIC` in nanoseconds, the clock Python's
 //! `time.monotonic()` reads on Linux, so deadlines computed on either side
-//! agree.
+//! agree, shifted by [`MONOTONIC_ZERO_NS`].
 
-/// Nanoseconds of `CLOCK_MONOTONIC`.
+/// The loop clock's reading when `CLOCK_MONOTONIC` reads zero (at boot):
+/// 2^62 ns, about 146 years. Deadlines are unsigned; with the shift, one
+/// before the clock's zero (asyncio's `call_at(loop.time() - 3600)` less
+/// than an hour after boot) stays distinct from an earlier one, and due
+/// timers keep their deadline order, down to 146 years before boot.
+pub const MONOTONIC_ZERO_NS: u64 = 1 << 62;
+
+/// Nanoseconds of `CLOCK_MONOTONIC`, plus [`MONOTONIC_ZERO_NS`].
 pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -13,7 +20,7 @@ pub(crate) fn now_ns() -> u64 {
     // (the result is checked anyway in debug builds).
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     debug_assert_eq!(rc, 0);
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    MONOTONIC_ZERO_NS + (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The wheel tick (1 µs) at or after `when_ns`: a timer stored at this tick
@@ -45,6 +52,6 @@ mod tests {
     fn clock_is_monotonic() {
         let a = now_ns();
         let b = now_ns();
-        assert!(b >= a && a > 0);
+        assert!(b >= a && a > MONOTONIC_ZERO_NS);
     }
 }

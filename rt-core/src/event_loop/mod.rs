@@ -65,6 +65,7 @@ mod remote;
 mod run;
 mod timers;
 
+pub use clock::MONOTONIC_ZERO_NS;
 pub use metrics::LoopMetrics;
 
 use self::fds::{Dir, Fds};
@@ -77,6 +78,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 
 /// A handle the loop stores and hands back to its [`Runner`]: the binding's
@@ -123,6 +125,15 @@ pub struct Limits {
     /// Run at most this many handles; the rest keep their place at the head
     /// of the ready queue.
     pub max_callbacks: Option<usize>,
+    /// While handles are ready (and the loop is not stopping), poll epoll
+    /// only if at least this many ns passed since the last wait of any
+    /// kind; `None` polls in every iteration (asyncio's rule). A busy loop
+    /// then makes one `epoll_wait` per interval instead of one per
+    /// iteration, and notices I/O (and the embedded runtime's work) at
+    /// most this late while it stays busy: Tokio's scheduler polls its
+    /// driver every 61 ticks for the same reason. Threadsafe calls and
+    /// timers are taken in every iteration either way.
+    pub busy_poll_interval_ns: Option<u64>,
 }
 
 /// The loop was closed ([`EventLoop::close`]).
@@ -171,6 +182,9 @@ pub struct EventLoop<H: LoopHandle> {
     state: Mutex<State<H>>,
     remote: Remote<H>,
     poller: Poller,
+    /// When the last wait of `run_once` (blocking or a zero-timeout poll)
+    /// returned ([`Limits::busy_poll_interval_ns`]).
+    last_wait_ns: AtomicU64,
     /// The embedded runtime; taken (and shut down) by `close`.
     runtime: Mutex<Option<Runtime>>,
     rt_handle: Handle,
@@ -210,6 +224,7 @@ impl<H: LoopHandle> EventLoop<H> {
                 closed: false,
                 counters: Counters::default(),
             }),
+            last_wait_ns: AtomicU64::new(0),
             remote: Remote::new(),
             poller,
             runtime: Mutex::new(Some(runtime)),
@@ -217,8 +232,9 @@ impl<H: LoopHandle> EventLoop<H> {
         })
     }
 
-    /// `CLOCK_MONOTONIC` in nanoseconds: the clock of Python's
-    /// `time.monotonic()`, and of every deadline of this module.
+    /// `CLOCK_MONOTONIC` in nanoseconds (the clock of Python's
+    /// `time.monotonic()`) plus [`MONOTONIC_ZERO_NS`]: the clock of every
+    /// deadline of this module.
     pub fn now_ns() -> u64 {
         clock::now_ns()
     }

@@ -2,9 +2,10 @@
 
 use super::clock::now_ns;
 use super::poller::{self, Waited, MAX_EVENTS, RUNTIME_TOKEN, WAKE_TOKEN};
-use super::{EventLoop, Limits, LoopHandle, Runner};
+use super::{EventLoop, Limits, LoopHandle, Runner, State};
 use crate::runtime::RunMode;
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 fn min_timeout(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
@@ -22,7 +23,9 @@ impl<H: LoopHandle> EventLoop<H> {
     /// 2. the wait's timeout is 0 if handles are ready or `stopping`, else
     ///    until the earliest timer (none: no limit), capped by
     ///    `limits.deadline` (the embedded runtime's deadlines arm its
-    ///    backend fd's timer);
+    ///    backend fd's timer). With handles ready, not `stopping`, and the
+    ///    last wait less than `limits.busy_poll_interval_ns` ago, there is
+    ///    no wait: steps 3-5 are skipped;
     /// 3. the loop waits in epoll (with a nanosecond timeout; through
     ///    [`Runner::park`] unless the timeout is 0). A signal (`EINTR`)
     ///    ends the wait with no events;
@@ -52,7 +55,7 @@ impl<H: LoopHandle> EventLoop<H> {
         let mut garbage: Vec<H> = Vec::new();
 
         // 1-2: threadsafe queue, timeout.
-        let timeout = {
+        let mut timeout = {
             let mut st = self.lock();
             if st.closed {
                 return Ok(0);
@@ -63,7 +66,15 @@ impl<H: LoopHandle> EventLoop<H> {
             if self.remote.may_have_pending() {
                 self.remote.drain_into(&mut st.ready);
             }
-            if !st.ready.is_empty() || stopping {
+            if stopping {
+                Some(Duration::ZERO)
+            } else if !st.ready.is_empty() {
+                if self.waited_within(limits.busy_poll_interval_ns) {
+                    // 3-5 skipped: a busy iteration soon after a wait.
+                    let batch = Self::take_batch(&mut st, &mut garbage);
+                    drop(st);
+                    return self.run_batch(runner, limits, batch, garbage);
+                }
                 Some(Duration::ZERO)
             } else {
                 let now = now_ns();
@@ -72,7 +83,6 @@ impl<H: LoopHandle> EventLoop<H> {
                     .map(|t| Duration::from_nanos(t.saturating_sub(now)))
             }
         };
-        let mut timeout = timeout;
         if let Some(dl) = limits.deadline {
             let left = Duration::from_nanos(dl.saturating_sub(now_ns()));
             timeout = min_timeout(timeout, Some(left));
@@ -86,9 +96,12 @@ impl<H: LoopHandle> EventLoop<H> {
             let start = now_ns();
             runner.park(&mut || waited = self.poller.wait(&mut events, timeout));
             self.remote.after_park();
-            parked_ns = now_ns() - start;
+            let end = now_ns();
+            parked_ns = end - start;
+            self.last_wait_ns.store(end, Relaxed);
         } else {
             waited = self.poller.wait(&mut events, Some(Duration::ZERO));
+            self.last_wait_ns.store(now_ns(), Relaxed);
         }
         // An error other than EINTR (none is expected from our own epoll
         // fd) counts as a wait with no events.
@@ -148,25 +161,45 @@ impl<H: LoopHandle> EventLoop<H> {
             st.counters.runtime_tasks_polled += polled as u64;
         }
 
-        // 6-7: due timers, then take the batch.
-        let mut batch = {
-            let mut st = self.lock();
-            let st = &mut *st;
-            let ready = &mut st.ready;
-            let mut fired = 0;
-            st.timers.poll_if_any(now_ns, |h| {
-                if h.is_cancelled() {
-                    garbage.push(h);
-                } else {
-                    fired += 1;
-                    ready.push_back(h);
-                }
-            });
-            st.counters.timers_fired += fired;
-            let mut batch = std::mem::take(&mut st.spare);
-            std::mem::swap(&mut batch, &mut st.ready);
-            batch
-        };
+        let batch = Self::take_batch(&mut self.lock(), &mut garbage);
+        self.run_batch(runner, limits, batch, garbage)
+    }
+
+    /// Whether the last wait returned less than `interval` ns ago.
+    fn waited_within(&self, interval: Option<u64>) -> bool {
+        interval.is_some_and(|ns| now_ns().saturating_sub(self.last_wait_ns.load(Relaxed)) < ns)
+    }
+
+    /// Step 6 of [`run_once`](Self::run_once) and the start of 7: due
+    /// timers join the ready queue (cancelled ones go to `garbage`), which
+    /// is then taken whole as the batch to run.
+    fn take_batch(st: &mut State<H>, garbage: &mut Vec<H>) -> VecDeque<H> {
+        let ready = &mut st.ready;
+        let mut fired = 0;
+        st.timers.poll_if_any(now_ns, |h| {
+            if h.is_cancelled() {
+                garbage.push(h);
+            } else {
+                fired += 1;
+                ready.push_back(h);
+            }
+        });
+        st.counters.timers_fired += fired;
+        let mut batch = std::mem::take(&mut st.spare);
+        std::mem::swap(&mut batch, &mut st.ready);
+        batch
+    }
+
+    /// Step 7 of [`run_once`](Self::run_once), taken lock released: runs
+    /// `batch` within `limits` and gives back what did not run. `garbage`,
+    /// the cancelled handles found so far, is dropped first.
+    fn run_batch<R: Runner<H>>(
+        &self,
+        runner: &mut R,
+        limits: Limits,
+        mut batch: VecDeque<H>,
+        garbage: Vec<H>,
+    ) -> Result<usize, R::Error> {
         // Cancelled readers and timers are dropped with no lock held (a
         // handle's destructor may call back into the loop).
         drop(garbage);

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTraverseError;
 use pyo3::{ffi, intern};
-use rt_core::event_loop::Limits;
+use rt_core::event_loop::{Limits, MONOTONIC_ZERO_NS};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -46,26 +46,35 @@ pub(crate) fn closed_error() -> PyErr {
     PyRuntimeError::new_err("Event loop is closed")
 }
 
-/// Seconds of loop time as engine nanoseconds, rounded up so that a
-/// deadline is never early: `ns / 1e9 >= t` (NaN and negatives: 0; beyond
-/// the range: never).
+/// Seconds of loop time (`time.monotonic()`'s, possibly negative) as
+/// engine nanoseconds (`MONOTONIC_ZERO_NS` at the clock's zero), rounded up
+/// so that a deadline is never early (NaN and more than 146 years before the
+/// clock's zero: 0; beyond the range: never).
 pub(crate) fn to_ns(t: f64) -> u64 {
-    if t.is_nan() || t <= 0.0 {
+    const ZERO: f64 = MONOTONIC_ZERO_NS as f64;
+    let x = (t * 1e9).ceil();
+    if x.is_nan() || x <= -ZERO {
         return 0;
     }
-    let x = (t * 1e9).ceil();
-    if x >= u64::MAX as f64 {
-        return u64::MAX;
+    if x >= i64::MAX as f64 {
+        return u64::MAX; // 292 years away
     }
-    let mut n = x as u64;
+    // -2^62 < x < 2^63: exact as an i64 (an f64 this large is an integer),
+    // and so is ZERO + x as a u64.
+    let mut n = x as i64;
     // The product may have rounded down by an ulp.
     for _ in 0..4 {
         if n as f64 / 1e9 >= t {
             break;
         }
-        n = n.saturating_add(1);
+        n += 1;
     }
-    n
+    MONOTONIC_ZERO_NS.saturating_add_signed(n)
+}
+
+/// The loop's time in seconds for engine nanoseconds.
+pub(crate) fn to_seconds(ns: u64) -> f64 {
+    (ns as i128 - MONOTONIC_ZERO_NS as i128) as f64 / 1e9
 }
 
 /// selectors' `_fileobj_to_fd`: an int, or `int(obj.fileno())`; ValueError
@@ -314,7 +323,7 @@ impl LoopCore {
             return Err(PyTypeError::new_err("delay must not be None"));
         }
         let delay: f64 = delay.extract()?;
-        let when = Engine::now_ns() as f64 / 1e9 + delay;
+        let when = to_seconds(Engine::now_ns()) + delay;
         let debug = LoopCore::check_schedule(slf, callback, "call_at")?;
         let when_obj = pyo3::types::PyFloat::new(slf.py(), when).into_any();
         LoopCore::schedule_at(slf, when_obj, when, callback, args, context, debug)
@@ -374,6 +383,12 @@ impl LoopCore {
         &self.engine
     }
 }
+
+/// How long a busy `_run_forever` (callbacks ready in every iteration) goes
+/// without polling epoll, at most: asyncio polls in every iteration, which
+/// costs a system call per callback in a chain of `call_soon`s; rloop polls
+/// every 250 µs, Tokio every 61 scheduler ticks.
+const BUSY_POLL_INTERVAL_NS: u64 = 100_000;
 
 /// The busy iterations of `_run_forever` between two checks for pending
 /// signal handlers, at most (a few microseconds each).
@@ -484,7 +499,7 @@ impl LoopCore {
 
     /// The loop's clock (`time.monotonic()`'s), in seconds.
     fn time(&self) -> f64 {
-        Engine::now_ns() as f64 / 1e9
+        to_seconds(Engine::now_ns())
     }
 
     /// Calls `callback(*args)` whenever `fd` is readable (level-triggered);
@@ -546,6 +561,7 @@ impl LoopCore {
         let limits = Limits {
             deadline: deadline.map(to_ns),
             max_callbacks,
+            ..Limits::default()
         };
         LoopCore::iteration(slf, limits).map(|(ran, _)| ran)
     }
@@ -558,8 +574,13 @@ impl LoopCore {
     fn _run_forever(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let mut busy = 0u32;
+        // The first iteration polls I/O whatever the last wait was (a run
+        // sees what became ready before it), the others at least every
+        // BUSY_POLL_INTERVAL_NS while callbacks keep them busy.
+        let mut limits = Limits::default();
         loop {
-            let (ran, parked) = LoopCore::iteration(slf, Limits::default())?;
+            let (ran, parked) = LoopCore::iteration(slf, limits)?;
+            limits.busy_poll_interval_ns = Some(BUSY_POLL_INTERVAL_NS);
             if LoopCore::stopping(slf)? {
                 return Ok(());
             }

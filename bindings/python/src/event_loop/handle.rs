@@ -223,7 +223,10 @@ impl Handle {
 
     /// Tracks the context again if `untrack_context` untracked it.
     fn retrack_context(&self) {
-        if self.context_untracked.swap(false, Relaxed) {
+        // A load and a store rather than a swap (a locked instruction on
+        // every handle's drop): the flag changes only with the GIL held.
+        if self.context_untracked.load(Relaxed) {
+            self.context_untracked.store(false, Relaxed);
             // SAFETY: the context is live (this handle's reference) and
             // untracked (the flag); the GIL is held (handles are used and
             // dropped with it), outside any traversal.

@@ -110,6 +110,19 @@ def test_call_at_in_the_past_runs_on_the_next_iteration(loop):
     assert log == ["soon", "far-past", "past-hour", "negative-delay", "past-second"]
 
 
+def test_deadlines_before_the_clocks_zero_keep_their_order(loop):
+    # loop.time() is time.monotonic(): zero at boot. Deadlines before it
+    # (a fresh machine's `loop.time() - 3600`) are due, in deadline order.
+    log = []
+    for when in (-1.0, -5e5, -3600.5, -3600.0, -1e9):
+        loop.call_at(when, log.append, when)
+    loop.call_later(0.01, loop.stop)
+    safety = stop_after(loop, 5)
+    loop.run_forever()
+    assert not safety
+    assert log == [-1e9, -5e5, -3600.5, -3600.0, -1.0]
+
+
 def test_ties_keep_scheduling_order(loop, loop_kind, request):
     if loop_kind == "asyncio":
         # Issue 12 asks for ties in scheduling order; the stock loop's heapq
