@@ -85,6 +85,50 @@ fn cancelled_handles_are_skipped() {
 }
 
 #[test]
+fn a_lone_ready_handle_runs_is_skipped_or_kept_as_in_a_batch() {
+    // One ready handle is taken alone (no lock after it runs): the same
+    // outcomes as a batch's.
+    let lp = new_loop();
+    let log = log();
+    let mut run = Run::default();
+    lp.call_soon(rec(&log, 1)).unwrap();
+    assert_eq!(lp.run_once(&mut run, false, NOW), Ok(1));
+    assert_eq!(taken(&log), vec![1]);
+    // Cancelled: dropped, not run, not counted.
+    let h = rec(&log, 2);
+    lp.call_soon(h.clone()).unwrap();
+    h.cancel();
+    assert_eq!(lp.run_once(&mut run, false, NOW), Ok(0));
+    assert_eq!(lp.ready_len(), 0);
+    assert!(taken(&log).is_empty());
+    // max_callbacks 0: it keeps its place.
+    lp.call_soon(rec(&log, 3)).unwrap();
+    let zero = Limits {
+        max_callbacks: Some(0),
+        ..NOW
+    };
+    assert_eq!(lp.run_once(&mut run, false, zero), Ok(0));
+    assert_eq!(lp.ready_len(), 1);
+    // A failing run is counted as run and returns the error; what it
+    // scheduled stays queued.
+    let weak = Arc::downgrade(&lp);
+    let log2 = log.clone();
+    lp.run_once(&mut run, false, NOW).unwrap();
+    lp.call_soon(Cb::new(4, move |id| {
+        log2.lock().unwrap().push(id);
+        weak.upgrade().unwrap().call_soon(rec(&log2, 5)).unwrap();
+    }))
+    .unwrap();
+    run.fail_on = Some(4);
+    assert_eq!(lp.run_once(&mut run, false, NOW), Err(4));
+    assert_eq!(lp.ready_len(), 1);
+    run.fail_on = None;
+    assert_eq!(lp.run_once(&mut run, false, NOW), Ok(1));
+    assert_eq!(taken(&log), vec![3, 4, 5]);
+    assert_eq!(lp.metrics().callbacks_run, 4);
+}
+
+#[test]
 fn timers_fire_by_deadline_then_insertion_order() {
     let lp = new_loop();
     let log = log();

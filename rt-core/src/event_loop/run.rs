@@ -8,6 +8,15 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+/// The handles an iteration runs ([`EventLoop::run_once`]'s step 7).
+enum Batch<H> {
+    /// A lone ready handle, taken out of the queue (and counted) under the
+    /// lock that took it.
+    One(H),
+    /// The ready queue, swapped out whole.
+    Many(VecDeque<H>),
+}
+
 fn min_timeout(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -71,7 +80,7 @@ impl<H: LoopHandle> EventLoop<H> {
             } else if !st.ready.is_empty() {
                 if self.waited_within(limits.busy_poll_interval_ns) {
                     // 3-5 skipped: a busy iteration soon after a wait.
-                    let batch = Self::take_batch(&mut st, &mut garbage);
+                    let batch = Self::take_batch(&mut st, limits, &mut garbage);
                     drop(st);
                     return self.run_batch(runner, limits, batch, garbage);
                 }
@@ -161,7 +170,7 @@ impl<H: LoopHandle> EventLoop<H> {
             st.counters.runtime_tasks_polled += polled as u64;
         }
 
-        let batch = Self::take_batch(&mut self.lock(), &mut garbage);
+        let batch = Self::take_batch(&mut self.lock(), limits, &mut garbage);
         self.run_batch(runner, limits, batch, garbage)
     }
 
@@ -172,8 +181,12 @@ impl<H: LoopHandle> EventLoop<H> {
 
     /// Step 6 of [`run_once`](Self::run_once) and the start of 7: due
     /// timers join the ready queue (cancelled ones go to `garbage`), which
-    /// is then taken whole as the batch to run.
-    fn take_batch(st: &mut State<H>, garbage: &mut Vec<H>) -> VecDeque<H> {
+    /// is then taken whole as the batch to run. A lone ready handle is
+    /// taken alone, already counted as run (or as garbage if cancelled):
+    /// the iteration then needs no lock after it runs (a chain of
+    /// `call_soon`s, one handle per iteration, takes two locks per
+    /// iteration instead of three).
+    fn take_batch(st: &mut State<H>, limits: Limits, garbage: &mut Vec<H>) -> Batch<H> {
         let ready = &mut st.ready;
         let mut fired = 0;
         st.timers.poll_if_any(now_ns, |h| {
@@ -185,9 +198,19 @@ impl<H: LoopHandle> EventLoop<H> {
             }
         });
         st.counters.timers_fired += fired;
+        if st.ready.len() == 1 && limits.max_callbacks != Some(0) {
+            if let Some(h) = st.ready.pop_front() {
+                if h.is_cancelled() {
+                    garbage.push(h);
+                    return Batch::Many(VecDeque::new());
+                }
+                st.counters.callbacks_run += 1;
+                return Batch::One(h);
+            }
+        }
         let mut batch = std::mem::take(&mut st.spare);
         std::mem::swap(&mut batch, &mut st.ready);
-        batch
+        Batch::Many(batch)
     }
 
     /// Step 7 of [`run_once`](Self::run_once), taken lock released: runs
@@ -197,13 +220,19 @@ impl<H: LoopHandle> EventLoop<H> {
         &self,
         runner: &mut R,
         limits: Limits,
-        mut batch: VecDeque<H>,
+        batch: Batch<H>,
         garbage: Vec<H>,
     ) -> Result<usize, R::Error> {
         // Cancelled readers and timers are dropped with no lock held (a
         // handle's destructor may call back into the loop).
         drop(garbage);
 
+        let mut batch = match batch {
+            Batch::One(h) => return runner.run(h).map(|()| 1),
+            // Nothing taken: no buffer to give back either.
+            Batch::Many(b) if b.capacity() == 0 => return Ok(0),
+            Batch::Many(b) => b,
+        };
         let max = limits.max_callbacks.unwrap_or(usize::MAX);
         let mut ran = 0usize;
         let mut result = Ok(());
