@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const NOW: Limits = Limits {
     deadline: None,
     max_callbacks: None,
-    busy_poll_interval_ns: None,
+    busy_poll: None,
 };
 
 #[test]
@@ -126,6 +126,35 @@ fn a_lone_ready_handle_runs_is_skipped_or_kept_as_in_a_batch() {
     assert_eq!(lp.run_once(&mut run, false, NOW), Ok(1));
     assert_eq!(taken(&log), vec![3, 4, 5]);
     assert_eq!(lp.metrics().callbacks_run, 4);
+}
+
+#[test]
+fn a_lone_handle_cancelled_by_a_garbage_destructor_is_skipped() {
+    // A cancelled due timer is dropped (with no lock held) before the batch
+    // runs; its destructor cancels the one ready handle, which must then be
+    // skipped as in a batch of many (review finding).
+    struct CancelOnDrop(Cb);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+    let lp = new_loop();
+    let log = log();
+    let victim = rec(&log, 1);
+    let guard = CancelOnDrop(victim.clone());
+    let timer = Cb::new(99, move |_| {
+        let _ = &guard;
+    });
+    lp.call_at(now(), timer.clone()).unwrap();
+    timer.cancel();
+    drop(timer);
+    std::thread::sleep(Duration::from_millis(2));
+    lp.call_soon(victim).unwrap();
+    let mut run = Run::default();
+    assert_eq!(lp.run_once(&mut run, false, NOW), Ok(0));
+    assert!(taken(&log).is_empty());
+    assert_eq!(lp.metrics().callbacks_run, 0);
 }
 
 #[test]
@@ -259,7 +288,7 @@ fn max_callbacks_keeps_the_rest_in_place() {
     let lim = Limits {
         deadline: None,
         max_callbacks: Some(3),
-        busy_poll_interval_ns: None,
+        busy_poll: None,
     };
     assert_eq!(lp.run_once(&mut run, false, lim), Ok(3));
     assert_eq!(taken(&log), vec![0, 1, 2]);
@@ -272,7 +301,7 @@ fn max_callbacks_keeps_the_rest_in_place() {
     let zero = Limits {
         deadline: None,
         max_callbacks: Some(0),
-        busy_poll_interval_ns: None,
+        busy_poll: None,
     };
     lp.call_soon(rec(&log, 11)).unwrap();
     assert_eq!(lp.run_once(&mut run, false, zero), Ok(0));
@@ -300,7 +329,7 @@ fn deadline_stops_the_batch_and_caps_the_wait() {
     let past = Limits {
         deadline: Some(now() - 1),
         max_callbacks: None,
-        busy_poll_interval_ns: None,
+        busy_poll: None,
     };
     assert_eq!(lp.run_once(&mut run, false, past), Ok(1));
     lp.run_once(&mut run, false, NOW).unwrap();

@@ -1,11 +1,12 @@
 //! `rt_core::event_loop`: busy iterations (handles ready in every one)
-//! with `Limits::busy_poll_interval_ns`: epoll is polled once per interval,
-//! not once per iteration, and never less often than that.
+//! with `Limits::busy_poll`: after a poll that found nothing, at most
+//! `max_skips` iterations in a row skip theirs, within `interval_ns`; a poll
+//! that found events makes the next iteration poll too.
 
 mod event_loop_util;
 
 use event_loop_util::*;
-use rt_core::event_loop::{EventLoop, Limits};
+use rt_core::event_loop::{BusyPoll, EventLoop, Limits};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -15,10 +16,17 @@ use std::time::{Duration, Instant};
 const SPIN: u32 = 2;
 const READER: u32 = 1;
 
-/// Limits of a busy iteration that polls at most every `ns`.
-fn busy(ns: u64) -> Limits {
+/// An interval long enough for skips limited by their count only.
+const HOUR: u64 = 3_600_000 * MS;
+
+/// Limits of a busy iteration that may skip `max_skips` polls in a row
+/// within `interval_ns` of a poll that found nothing.
+fn busy(max_skips: u32, interval_ns: u64) -> Limits {
     Limits {
-        busy_poll_interval_ns: Some(ns),
+        busy_poll: Some(BusyPoll {
+            max_skips,
+            interval_ns,
+        }),
         ..Limits::default()
     }
 }
@@ -38,65 +46,71 @@ fn spin(lp: &Arc<EventLoop<Cb>>, log: &Log) -> Cb {
 }
 
 /// A loop with a reader that never reads (it fires at every poll while its
-/// socket holds data), data waiting for it, and a spinning chain; the first
-/// iteration (a poll, as every first iteration of a run) has run, its poll
-/// after the instant returned.
+/// socket holds data) and a spinning chain; its last iteration polled and
+/// found nothing (it returned after the instant returned), then data came
+/// for the reader.
 fn busy_loop_with_a_pending_reader() -> (Arc<EventLoop<Cb>>, Log, UnixStream, UnixStream, Instant) {
     let lp = new_loop();
     let log = log();
     let (a, b) = UnixStream::pair().unwrap();
     lp.add_reader(a.as_raw_fd(), rec(&log, READER)).unwrap();
     lp.call_soon(spin(&lp, &log)).unwrap();
+    let mut run = Run::default();
     let before = Instant::now();
-    assert_eq!(
-        lp.run_once(&mut Run::default(), false, Limits::default()),
-        Ok(1)
-    );
+    assert_eq!(lp.run_once(&mut run, false, Limits::default()), Ok(1));
     assert_eq!(taken(&log), vec![SPIN]);
+    assert_eq!(lp.metrics().io_events, 0);
     (&b).write_all(b"x").unwrap();
     (lp, log, a, b, before)
 }
 
 #[test]
-fn busy_iterations_skip_the_poll_within_the_interval() {
+fn at_most_max_skips_iterations_skip_then_a_poll_with_events_is_followed_by_one() {
     let (lp, log, _a, _b, _) = busy_loop_with_a_pending_reader();
     let mut run = Run::default();
-    for _ in 0..100 {
-        assert_eq!(lp.run_once(&mut run, false, busy(60_000 * MS)), Ok(1));
+    for _ in 0..5 {
+        assert_eq!(lp.run_once(&mut run, false, busy(5, HOUR)), Ok(1));
     }
-    assert_eq!(taken(&log), vec![SPIN; 100]);
-    // Without the interval (asyncio's rule) the next iteration polls: the
-    // reader joins the batch after the handle already ready.
+    assert_eq!(taken(&log), vec![SPIN; 5]);
+    // The sixth polls: the reader joins the batch after the handle ready.
+    assert_eq!(lp.run_once(&mut run, false, busy(5, HOUR)), Ok(2));
+    assert_eq!(taken(&log), vec![SPIN, READER]);
+    // That poll found an event: so does every following iteration's.
+    for _ in 0..5 {
+        assert_eq!(lp.run_once(&mut run, false, busy(5, HOUR)), Ok(2));
+    }
+    assert_eq!(taken(&log), [SPIN, READER].repeat(5));
+    assert_eq!(run.parks, 0);
+}
+
+#[test]
+fn without_busy_poll_every_iteration_polls() {
+    let (lp, log, _a, _b, _) = busy_loop_with_a_pending_reader();
+    let mut run = Run::default();
     assert_eq!(lp.run_once(&mut run, false, Limits::default()), Ok(2));
     assert_eq!(taken(&log), vec![SPIN, READER]);
-    // And so does one with a zero interval.
-    assert_eq!(lp.run_once(&mut run, false, busy(0)), Ok(2));
+    // No skip allowed: the same.
+    let (lp, log, _a, _b, _) = busy_loop_with_a_pending_reader();
+    assert_eq!(lp.run_once(&mut run, false, busy(0, HOUR)), Ok(2));
     assert_eq!(taken(&log), vec![SPIN, READER]);
-    assert_eq!(run.parks, 0);
 }
 
 #[test]
 fn a_busy_loop_polls_once_the_interval_passed() {
     let (lp, log, _a, _b, polled) = busy_loop_with_a_pending_reader();
     let interval = Duration::from_millis(5);
+    let limits = busy(u32::MAX, interval.as_nanos() as u64);
     let mut run = Run::default();
     let mut iterations = 0;
     while !log.lock().unwrap().contains(&READER) {
         assert!(polled.elapsed() < Duration::from_secs(10), "reader starved");
-        lp.run_once(&mut run, false, busy(interval.as_nanos() as u64))
-            .unwrap();
+        lp.run_once(&mut run, false, limits).unwrap();
         iterations += 1;
     }
     // Not before the interval, and then at once.
     let seen = polled.elapsed();
     assert!(seen >= interval, "polled after {seen:?}");
     assert!(iterations > 1);
-    // The following busy iterations skip again.
-    taken(&log);
-    for _ in 0..10 {
-        lp.run_once(&mut run, false, busy(60_000 * MS)).unwrap();
-    }
-    assert_eq!(taken(&log), vec![SPIN; 10]);
 }
 
 #[test]
@@ -104,7 +118,7 @@ fn stopping_and_idle_iterations_always_poll() {
     let (lp, log, _a, _b, _) = busy_loop_with_a_pending_reader();
     let mut run = Run::default();
     // Stopping: the last iteration of a run sees the I/O ready by then.
-    assert_eq!(lp.run_once(&mut run, true, busy(60_000 * MS)), Ok(2));
+    assert_eq!(lp.run_once(&mut run, true, busy(u32::MAX, HOUR)), Ok(2));
     assert_eq!(taken(&log), vec![SPIN, READER]);
 
     // Idle (nothing ready): the iteration waits, whatever the interval.
@@ -116,7 +130,7 @@ fn stopping_and_idle_iterations_always_poll() {
     (&b).write_all(b"x").unwrap();
     let idle = Limits {
         deadline: Some(now() + 10_000 * MS),
-        ..busy(60_000 * MS)
+        ..busy(u32::MAX, HOUR)
     };
     assert_eq!(lp.run_once(&mut run, false, idle), Ok(1));
     assert_eq!(taken(&log), vec![7, READER]);
@@ -132,7 +146,7 @@ fn busy_iterations_still_take_threadsafe_calls_and_due_timers() {
         .join()
         .unwrap();
     lp.call_at(now(), rec(&log, 4)).unwrap();
-    assert_eq!(lp.run_once(&mut run, false, busy(60_000 * MS)), Ok(3));
+    assert_eq!(lp.run_once(&mut run, false, busy(u32::MAX, HOUR)), Ok(3));
     assert_eq!(taken(&log), vec![SPIN, 3, 4]);
     assert_eq!(lp.metrics().io_events, 0);
 }

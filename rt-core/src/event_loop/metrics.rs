@@ -6,7 +6,8 @@
 pub struct LoopMetrics {
     /// `run_once` calls that got past the closed check.
     pub iterations: u64,
-    /// Handles run (`Runner::run` calls).
+    /// Handles run (`Runner::run` calls), counted when an iteration's
+    /// batch ends (a lone ready handle: when it is taken).
     pub callbacks_run: u64,
     /// Timers handed to the ready queue (cancelled ones not counted).
     pub timers_fired: u64,

@@ -78,7 +78,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Mutex, MutexGuard};
 
 /// A handle the loop stores and hands back to its [`Runner`]: the binding's
@@ -105,9 +105,18 @@ pub trait Runner<H> {
 
     /// Wraps a wait that may block (the binding releases the GIL around
     /// `wait`). `wait` must be called exactly once. Waits with a zero
-    /// timeout are not wrapped. The default just calls it.
+    /// timeout go through [`poll`](Self::poll) instead. The default just
+    /// calls it.
     fn park(&mut self, wait: &mut dyn FnMut()) {
         wait()
+    }
+
+    /// Wraps a wait with a zero timeout (a poll: it never blocks). `poll`
+    /// must be called exactly once. The default just calls it; the Python
+    /// binding lets other threads take the GIL around it, as asyncio's
+    /// loop does around its `select()` in every iteration.
+    fn poll(&mut self, poll: &mut dyn FnMut()) {
+        poll()
     }
 }
 
@@ -118,22 +127,38 @@ pub struct TimerKey(timers::Key);
 /// Bounds on one [`EventLoop::run_once`] call.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
-    /// A `CLOCK_MONOTONIC` time in ns ([`EventLoop::now_ns`]): the wait does
+    /// A time of the loop's clock ([`EventLoop::now_ns`], not raw
+    /// `CLOCK_MONOTONIC`: see [`MONOTONIC_ZERO_NS`]): the wait does
     /// not go past it, and no further handle is started once it has passed
     /// (at least one ready handle runs, as with asyncio's `_run_once`).
     pub deadline: Option<u64>,
     /// Run at most this many handles; the rest keep their place at the head
     /// of the ready queue.
     pub max_callbacks: Option<usize>,
-    /// While handles are ready (and the loop is not stopping), poll epoll
-    /// only if at least this many ns passed since the last wait of any
-    /// kind; `None` polls in every iteration (asyncio's rule). A busy loop
-    /// then makes one `epoll_wait` per interval instead of one per
-    /// iteration, and notices I/O (and the embedded runtime's work) at
-    /// most this late while it stays busy: Tokio's scheduler polls its
-    /// driver every 61 ticks for the same reason. Threadsafe calls and
-    /// timers are taken in every iteration either way.
-    pub busy_poll_interval_ns: Option<u64>,
+    /// How a busy iteration (handles ready, not stopping) may skip its
+    /// poll of epoll; `None`: never, every iteration polls (asyncio's rule).
+    pub busy_poll: Option<BusyPoll>,
+}
+
+/// When a busy iteration skips its poll ([`Limits::busy_poll`]): only
+/// after a wait that found no event, for at most `max_skips` iterations in
+/// a row and only within `interval_ns` of that wait.
+///
+/// A loop kept busy by callbacks alone (a chain of `call_soon`s) then makes
+/// one `epoll_wait` every `max_skips + 1` iterations instead of one per
+/// iteration (Tokio's scheduler polls its driver every 61 ticks for the
+/// same reason). I/O (or the embedded runtime's work) that becomes ready
+/// meanwhile is noticed at most `max_skips` iterations and `interval_ns`
+/// late (plus the handle running then); once a poll finds events, the
+/// loop polls in every iteration again, so a loop with I/O going on adds
+/// no latency to it. Threadsafe calls and due timers are taken in every
+/// iteration either way.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// Busy iterations in a row that may skip the poll.
+    pub max_skips: u32,
+    /// No poll is skipped this many ns after the last wait.
+    pub interval_ns: u64,
 }
 
 /// The loop was closed ([`EventLoop::close`]).
@@ -183,8 +208,10 @@ pub struct EventLoop<H: LoopHandle> {
     remote: Remote<H>,
     poller: Poller,
     /// When the last wait of `run_once` (blocking or a zero-timeout poll)
-    /// returned ([`Limits::busy_poll_interval_ns`]).
-    last_wait_ns: AtomicU64,
+    /// returned if it found no event, else 0 ([`BusyPoll`]).
+    empty_wait_ns: AtomicU64,
+    /// Busy iterations that skipped their poll since the last wait.
+    busy_skips: AtomicU32,
     /// The embedded runtime; taken (and shut down) by `close`.
     runtime: Mutex<Option<Runtime>>,
     rt_handle: Handle,
@@ -224,7 +251,8 @@ impl<H: LoopHandle> EventLoop<H> {
                 closed: false,
                 counters: Counters::default(),
             }),
-            last_wait_ns: AtomicU64::new(0),
+            empty_wait_ns: AtomicU64::new(0),
+            busy_skips: AtomicU32::new(0),
             remote: Remote::new(),
             poller,
             runtime: Mutex::new(Some(runtime)),

@@ -2,7 +2,7 @@
 
 use super::clock::now_ns;
 use super::poller::{self, Waited, MAX_EVENTS, RUNTIME_TOKEN, WAKE_TOKEN};
-use super::{EventLoop, Limits, LoopHandle, Runner, State};
+use super::{BusyPoll, EventLoop, Limits, LoopHandle, Runner, State};
 use crate::runtime::RunMode;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -32,11 +32,11 @@ impl<H: LoopHandle> EventLoop<H> {
     /// 2. the wait's timeout is 0 if handles are ready or `stopping`, else
     ///    until the earliest timer (none: no limit), capped by
     ///    `limits.deadline` (the embedded runtime's deadlines arm its
-    ///    backend fd's timer). With handles ready, not `stopping`, and the
-    ///    last wait less than `limits.busy_poll_interval_ns` ago, there is
-    ///    no wait: steps 3-5 are skipped;
+    ///    backend fd's timer). With handles ready and not `stopping`,
+    ///    `limits.busy_poll` may skip the wait (see [`BusyPoll`]): steps
+    ///    3-5 are skipped then;
     /// 3. the loop waits in epoll (with a nanosecond timeout; through
-    ///    [`Runner::park`] unless the timeout is 0). A signal (`EINTR`)
+    ///    [`Runner::park`], or [`Runner::poll`] if the timeout is 0). A signal (`EINTR`)
     ///    ends the wait with no events;
     /// 4. each I/O event makes the fd's reader / writer ready
     ///    (`EPOLLERR`/`EPOLLHUP` both); a cancelled one is removed instead;
@@ -78,7 +78,7 @@ impl<H: LoopHandle> EventLoop<H> {
             if stopping {
                 Some(Duration::ZERO)
             } else if !st.ready.is_empty() {
-                if self.waited_within(limits.busy_poll_interval_ns) {
+                if self.may_skip_poll(limits.busy_poll) {
                     // 3-5 skipped: a busy iteration soon after a wait.
                     let batch = Self::take_batch(&mut st, limits, &mut garbage);
                     drop(st);
@@ -105,12 +105,9 @@ impl<H: LoopHandle> EventLoop<H> {
             let start = now_ns();
             runner.park(&mut || waited = self.poller.wait(&mut events, timeout));
             self.remote.after_park();
-            let end = now_ns();
-            parked_ns = end - start;
-            self.last_wait_ns.store(end, Relaxed);
+            parked_ns = now_ns() - start;
         } else {
-            waited = self.poller.wait(&mut events, Some(Duration::ZERO));
-            self.last_wait_ns.store(now_ns(), Relaxed);
+            runner.poll(&mut || waited = self.poller.wait(&mut events, Some(Duration::ZERO)));
         }
         // An error other than EINTR (none is expected from our own epoll
         // fd) counts as a wait with no events.
@@ -118,6 +115,11 @@ impl<H: LoopHandle> EventLoop<H> {
             Ok(Waited::Events(n)) => n.min(MAX_EVENTS),
             Ok(Waited::Interrupted) | Err(_) => 0,
         };
+        // Only a wait that found nothing lets the next busy iterations skip
+        // theirs: a loop with I/O going on polls in every iteration.
+        self.empty_wait_ns
+            .store(if n == 0 { now_ns() } else { 0 }, Relaxed);
+        self.busy_skips.store(0, Relaxed);
 
         // 4: I/O events (a busy iteration with nothing to do here takes no
         // lock).
@@ -174,9 +176,23 @@ impl<H: LoopHandle> EventLoop<H> {
         self.run_batch(runner, limits, batch, garbage)
     }
 
-    /// Whether the last wait returned less than `interval` ns ago.
-    fn waited_within(&self, interval: Option<u64>) -> bool {
-        interval.is_some_and(|ns| now_ns().saturating_sub(self.last_wait_ns.load(Relaxed)) < ns)
+    /// Whether a busy iteration skips its poll under `busy_poll` (see
+    /// [`BusyPoll`]), counting the skip if so.
+    fn may_skip_poll(&self, busy_poll: Option<BusyPoll>) -> bool {
+        let Some(bp) = busy_poll else { return false };
+        let skips = self.busy_skips.load(Relaxed);
+        let empty_at = self.empty_wait_ns.load(Relaxed);
+        if skips >= bp.max_skips
+            || empty_at == 0
+            || now_ns().saturating_sub(empty_at) >= bp.interval_ns
+        {
+            return false;
+        }
+        // Relaxed: these two only steer how often the loop polls (run_once
+        // calls racing on two threads could at worst poll once more or
+        // less than asked).
+        self.busy_skips.store(skips + 1, Relaxed);
+        true
     }
 
     /// Step 6 of [`run_once`](Self::run_once) and the start of 7: due
@@ -198,7 +214,9 @@ impl<H: LoopHandle> EventLoop<H> {
             }
         });
         st.counters.timers_fired += fired;
-        if st.ready.len() == 1 && limits.max_callbacks != Some(0) {
+        // Not if garbage was found: its destructors, run before the batch,
+        // may cancel the handle.
+        if st.ready.len() == 1 && limits.max_callbacks != Some(0) && garbage.is_empty() {
             if let Some(h) = st.ready.pop_front() {
                 if h.is_cancelled() {
                     garbage.push(h);

@@ -104,7 +104,7 @@ pub fn within(ms: u64) -> Limits {
     Limits {
         deadline: Some(now() + ms * MS),
         max_callbacks: None,
-        busy_poll_interval_ns: None,
+        busy_poll: None,
     }
 }
 

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTraverseError;
 use pyo3::{ffi, intern};
-use rt_core::event_loop::{Limits, MONOTONIC_ZERO_NS};
+use rt_core::event_loop::{BusyPoll, Limits, MONOTONIC_ZERO_NS};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -384,11 +384,17 @@ impl LoopCore {
     }
 }
 
-/// How long a busy `_run_forever` (callbacks ready in every iteration) goes
-/// without polling epoll, at most: asyncio polls in every iteration, which
-/// costs a system call per callback in a chain of `call_soon`s; rloop polls
-/// every 250 µs, Tokio every 61 scheduler ticks.
-const BUSY_POLL_INTERVAL_NS: u64 = 100_000;
+/// How a busy `_run_forever` (callbacks ready in every iteration) skips
+/// polls: asyncio polls in every iteration, which costs a system call (and
+/// a GIL hand-off) per callback in a chain of `call_soon`s. Here a poll
+/// that found nothing lets at most 7 following iterations skip theirs,
+/// within 100 µs; a poll that found events makes the next one poll too.
+/// (rloop skips every poll for 250 µs while callbacks are ready, events or
+/// not; Tokio polls its driver every 61 scheduler ticks.)
+const BUSY_POLL: BusyPoll = BusyPoll {
+    max_skips: 7,
+    interval_ns: 100_000,
+};
 
 /// The busy iterations of `_run_forever` between two checks for pending
 /// signal handlers, at most (a few microseconds each).
@@ -575,12 +581,12 @@ impl LoopCore {
         let py = slf.py();
         let mut busy = 0u32;
         // The first iteration polls I/O whatever the last wait was (a run
-        // sees what became ready before it), the others at least every
-        // BUSY_POLL_INTERVAL_NS while callbacks keep them busy.
+        // sees what became ready before it); the others may skip it while
+        // callbacks keep them busy (BUSY_POLL).
         let mut limits = Limits::default();
         loop {
             let (ran, parked) = LoopCore::iteration(slf, limits)?;
-            limits.busy_poll_interval_ns = Some(BUSY_POLL_INTERVAL_NS);
+            limits.busy_poll = Some(BUSY_POLL);
             if LoopCore::stopping(slf)? {
                 return Ok(());
             }

@@ -71,7 +71,8 @@ fn run_handle_debug(the_loop: &Bound<'_, PyAny>, handle: &Bound<'_, Handle>) -> 
 }
 
 /// The engine's runner for one `_run_once`: runs handles on the loop's
-/// thread with the GIL held; the GIL is let go only in [`Runner::park`].
+/// thread with the GIL held; the GIL is let go only around the waits
+/// ([`Runner::park`], [`Runner::poll`]).
 pub(crate) struct PyRunner<'a, 'py> {
     pub(crate) the_loop: &'a Bound<'py, PyAny>,
     pub(crate) debug: bool,
@@ -106,6 +107,18 @@ impl Runner<Item> for PyRunner<'_, '_> {
         };
         super::untracked::track_if_shared(&handle);
         outcome
+    }
+
+    fn poll(&mut self, poll: &mut dyn FnMut()) {
+        // Other Python threads (executor jobs, a thread feeding the loop)
+        // get the GIL here in every polling iteration, as with asyncio's
+        // `select()`, rather than at the interpreter's 5 ms switch
+        // interval while the loop stays busy.
+        let poll = OnThisThread(poll);
+        self.the_loop.py().detach(move || {
+            let poll = poll;
+            (poll.0)()
+        });
     }
 
     fn park(&mut self, wait: &mut dyn FnMut()) {
