@@ -18,7 +18,8 @@ requests per second, p99 latency, and the server's CPU time per request, each
 the best of the rounds (a shared machine only ever makes a figure worse).
 
 Scheduling (micro.py): call_soon (batched and chained) and call_later
-throughput, each loop in its own process, the best of the repetitions.
+throughput, each loop in its own process, the best of the repetitions of all
+the rounds (loops interleaved within each round, as the echo cells).
 
 Ratios are against the best *peer* (asyncio, uvloop, rloop) of the cell:
 value / best. For req/s and callbacks/s the fastest peer is 1.00 and above 1
@@ -270,32 +271,32 @@ def run_echo(loops, modes, sizes, concs, warmup, duration, rounds):
     return results, skipped
 
 
-def run_micro(loops, scale, reps):
-    results = []
+def run_micro(loops, scale, reps, rounds):
+    rows = {}
     skipped = {}
-    for name, n, full_reps in MICRO:
-        n = max(1000, int(n * scale))
-        for loop in loops:
-            if loop in skipped:
-                continue
-            p = subprocess.run(
-                [PY, os.path.join(HERE, "micro.py"), "--loop", loop, "--bench", name,
-                 "--n", str(n), "--reps", str(reps or full_reps)],
-                capture_output=True, text=True, cwd=HERE, timeout=300,
-            )
-            row = {"bench": name, "n": n, "loop": loop}
-            if p.stdout.startswith("UNAVAILABLE"):
-                skipped[loop] = "skipped: " + p.stdout.split(None, 1)[1].strip()
-                continue
-            if p.returncode != 0:
-                row["error"] = (p.stderr.strip().splitlines() or ["(no message)"])[-1]
-            else:
-                d = json.loads(p.stdout)
-                row["rate"] = max(d["rates"])
-                row["rates"] = d["rates"]
-            results.append(row)
-            log(f"  {name:18} {loop:8} "
-                + (f"{row['rate']:12.0f} /s" if "rate" in row else "FAILED: " + row["error"]))
+    for rnd in range(rounds):
+        for name, n, full_reps in MICRO:
+            n = max(1000, int(n * scale))
+            for loop in loops:
+                if loop in skipped:
+                    continue
+                p = subprocess.run(
+                    [PY, os.path.join(HERE, "micro.py"), "--loop", loop, "--bench", name,
+                     "--n", str(n), "--reps", str(reps or full_reps)],
+                    capture_output=True, text=True, cwd=HERE, timeout=300,
+                )
+                if p.stdout.startswith("UNAVAILABLE"):
+                    skipped[loop] = "skipped: " + p.stdout.split(None, 1)[1].strip()
+                    continue
+                row = rows.setdefault((name, loop), {"bench": name, "n": n, "loop": loop, "rates": []})
+                if p.returncode != 0:
+                    row["error"] = (p.stderr.strip().splitlines() or ["(no message)"])[-1]
+                else:
+                    row["rates"] += json.loads(p.stdout)["rates"]
+                    row["rate"] = max(row["rates"])
+                log(f"  round {rnd + 1}/{rounds} {name:18} {loop:8} "
+                    + (f"{row['rate']:12.0f} /s" if "rate" in row else "FAILED: " + row["error"]))
+    results = [r for r in rows.values() if r["loop"] not in skipped]
     return results, skipped
 
 
@@ -462,7 +463,7 @@ def main():
         echo, skipped = run_echo(loops, modes, sizes, concs, warmup, duration, rounds)
     if not args.no_micro:
         log("scheduling micro-benchmarks")
-        micro, sk = run_micro(loops, 0.1 if args.quick else 1.0, 1 if args.quick else None)
+        micro, sk = run_micro(loops, 0.1 if args.quick else 1.0, 1 if args.quick else None, rounds)
         for k, v in sk.items():
             skipped.setdefault(k, v)
     elapsed = time.monotonic() - t0

@@ -79,7 +79,8 @@ impl<H: LoopHandle> EventLoop<H> {
                 Some(Duration::ZERO)
             } else if !st.ready.is_empty() {
                 if self.may_skip_poll(limits.busy_poll) {
-                    // 3-5 skipped: a busy iteration soon after a wait.
+                    // 3-5 skipped: a busy iteration soon after a wait that
+                    // found nothing.
                     let batch = Self::take_batch(&mut st, limits, &mut garbage);
                     drop(st);
                     return self.run_batch(runner, limits, batch, garbage);
