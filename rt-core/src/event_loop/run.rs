@@ -198,9 +198,9 @@ impl<H: LoopHandle> EventLoop<H> {
 
     /// Step 6 of [`run_once`](Self::run_once) and the start of 7: due
     /// timers join the ready queue (cancelled ones go to `garbage`), which
-    /// is then taken whole as the batch to run. A lone ready handle is
-    /// taken alone, already counted as run (or as garbage if cancelled):
-    /// the iteration then needs no lock after it runs (a chain of
+    /// is then taken whole as the batch to run. A lone ready handle not
+    /// cancelled is taken alone, already counted as run: the iteration
+    /// then needs no lock after it runs (a chain of
     /// `call_soon`s, one handle per iteration, takes two locks per
     /// iteration instead of three).
     fn take_batch(st: &mut State<H>, limits: Limits, garbage: &mut Vec<H>) -> Batch<H> {
@@ -217,12 +217,9 @@ impl<H: LoopHandle> EventLoop<H> {
         st.counters.timers_fired += fired;
         // Not if garbage was found: its destructors, run before the batch,
         // may cancel the handle.
-        if st.ready.len() == 1 && limits.max_callbacks != Some(0) && garbage.is_empty() {
+        let lone = st.ready.len() == 1 && !st.ready[0].is_cancelled();
+        if lone && limits.max_callbacks != Some(0) && garbage.is_empty() {
             if let Some(h) = st.ready.pop_front() {
-                if h.is_cancelled() {
-                    garbage.push(h);
-                    return Batch::Many(VecDeque::new());
-                }
                 st.counters.callbacks_run += 1;
                 return Batch::One(h);
             }
@@ -248,8 +245,6 @@ impl<H: LoopHandle> EventLoop<H> {
 
         let mut batch = match batch {
             Batch::One(h) => return runner.run(h).map(|()| 1),
-            // Nothing taken: no buffer to give back either.
-            Batch::Many(b) if b.capacity() == 0 => return Ok(0),
             Batch::Many(b) => b,
         };
         let max = limits.max_callbacks.unwrap_or(usize::MAX);

@@ -87,10 +87,20 @@ pub(crate) struct PyRunner<'a, 'py> {
 /// so it never crosses one.
 struct OnThisThread<'a>(&'a mut dyn FnMut());
 
-// SAFETY: `park` hands it to `Python::detach`, which calls it on the
+// SAFETY: `without_gil` hands it to `Python::detach`, which calls it on the
 // calling thread before returning (the bound only serves closures that
 // could be moved elsewhere); it holds no Python object (the engine's wait).
 unsafe impl Send for OnThisThread<'_> {}
+
+/// Runs `wait` (an engine wait, which holds no Python object) with the GIL
+/// released, on this thread.
+fn without_gil(py: Python<'_>, wait: &mut dyn FnMut()) {
+    let wait = OnThisThread(wait);
+    py.detach(move || {
+        let wait = wait;
+        (wait.0)()
+    });
+}
 
 impl Runner<Item> for PyRunner<'_, '_> {
     type Error = PyErr;
@@ -114,21 +124,13 @@ impl Runner<Item> for PyRunner<'_, '_> {
         // get the GIL here in every polling iteration, as with asyncio's
         // `select()`, rather than at the interpreter's 5 ms switch
         // interval while the loop stays busy.
-        let poll = OnThisThread(poll);
-        self.the_loop.py().detach(move || {
-            let poll = poll;
-            (poll.0)()
-        });
+        without_gil(self.the_loop.py(), poll);
     }
 
     fn park(&mut self, wait: &mut dyn FnMut()) {
         self.parked = true;
         let py = self.the_loop.py();
-        let wait = OnThisThread(wait);
-        py.detach(move || {
-            let wait = wait;
-            (wait.0)()
-        });
+        without_gil(py, wait);
         // A signal that interrupted the wait (EINTR): its Python handler
         // runs now; what it raises (KeyboardInterrupt) ends `_run_once`.
         if let Err(e) = py.check_signals() {
