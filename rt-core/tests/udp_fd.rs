@@ -5,7 +5,7 @@ mod support;
 use rt_core::io::AsyncFd;
 use rt_core::net::UdpSocket;
 use std::io::{Read, Write};
-use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use support::flavors_with_drivers;
 
 #[test]
@@ -182,9 +182,19 @@ fn async_fd_forget_closed_leaves_a_reused_number_alone() {
             let (r1, _w1) = pipe();
             let number = r1.as_raw_fd();
             let old = AsyncFd::with_interest(RawNumber(number), Interest::READABLE).unwrap();
-            drop(r1); // closed behind `old`'s back
-            let (r2, mut w2) = pipe();
-            assert_eq!(r2.as_raw_fd(), number, "{name}: the number is reused");
+            // `r1`'s file closed behind `old`'s back and its number reused
+            // for another pipe in one step (`dup2`: no other test's fd can
+            // take the number in between, as with a close and the lowest
+            // free number).
+            let (tmp, mut w2) = pipe();
+            // SAFETY: both are open descriptors this test owns; dup2 closes
+            // `number`'s file (r1's) and makes `number` a copy of `tmp`.
+            let rc = unsafe { libc::dup2(tmp.as_raw_fd(), number) };
+            assert_eq!(rc, number, "{name}: dup2");
+            drop(tmp);
+            // SAFETY: `number` now holds the new pipe's read end; `r1`'s
+            // ownership of it passes to `r2` (r1 is forgotten, not closed).
+            let r2 = unsafe { std::fs::File::from(OwnedFd::from_raw_fd(r1.into_raw_fd())) };
             let new = AsyncFd::with_interest(r2, Interest::READABLE).unwrap();
             old.forget_closed();
             let err = old.reregister(Interest::WRITABLE).unwrap_err();
