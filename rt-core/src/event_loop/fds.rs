@@ -52,6 +52,7 @@
 
 use super::poller::Poller;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -101,9 +102,37 @@ impl<H> Entry<H> {
     }
 }
 
+/// The table's hash of an fd number: one multiplication by 2^64 / φ
+/// (Fibonacci hashing), which spreads the small, dense numbers the kernel
+/// hands out over both the bucket bits and the tag bits of the map. The
+/// numbers come from the kernel, not from an adversary, so std's SipHash
+/// (about 100 instructions per lookup, one per I/O event) buys nothing.
+#[derive(Default)]
+struct FdHasher(u64);
+
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_i32` is used (the key is a `RawFd`); any other input
+        // still hashes every byte.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(FIBONACCI);
+        }
+    }
+
+    fn write_i32(&mut self, fd: i32) {
+        self.0 = u64::from(fd as u32).wrapping_mul(FIBONACCI);
+    }
+}
+
 /// The fd table of one loop.
 pub(crate) struct Fds<H> {
-    map: HashMap<RawFd, Entry<H>>,
+    map: HashMap<RawFd, Entry<H>, BuildHasherDefault<FdHasher>>,
     readers: usize,
     writers: usize,
     /// The generation of the next `ADD` (wrapping).
@@ -158,7 +187,7 @@ fn arm(
 impl<H> Fds<H> {
     pub(crate) fn new() -> Fds<H> {
         Fds {
-            map: HashMap::new(),
+            map: HashMap::default(),
             readers: 0,
             writers: 0,
             next_gen: 0,
@@ -428,6 +457,26 @@ mod tests {
     use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
+
+    /// The fd hash is one-to-one on fd numbers and spreads consecutive
+    /// ones over the map's tag bits (its top 7) and bucket bits (its low
+    /// ones), so a table of dense fds probes little.
+    #[test]
+    fn fd_hash_spreads_dense_numbers() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<FdHasher>::default();
+        let hashes: Vec<u64> = (0..4096).map(|fd: RawFd| build.hash_one(fd)).collect();
+        let distinct: std::collections::HashSet<u64> = hashes.iter().copied().collect();
+        assert_eq!(distinct.len(), hashes.len());
+        let tags: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert_eq!(tags.len(), 128, "every tag is used");
+        let buckets: std::collections::HashSet<u64> = hashes[..64].iter().map(|h| h & 63).collect();
+        assert_eq!(buckets.len(), 64, "64 fds fill 64 buckets");
+        // The bytewise path (unused by `RawFd` keys) hashes too.
+        let mut h = FdHasher::default();
+        h.write(&[1, 2]);
+        assert_ne!(h.finish(), 0);
+    }
 
     /// The events ready now, as (token, events).
     fn wait_tokens(p: &Poller) -> Vec<(u64, u32)> {

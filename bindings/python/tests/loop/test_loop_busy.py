@@ -113,7 +113,7 @@ def test_a_chain_sees_a_timer_and_a_threadsafe_call_in_time(loop):
 def test_io_ready_while_a_task_spins_is_seen_within_a_few_iterations(loop):
     # A reply sent by one callback of the spinning chain is seen by the
     # reader within a few iterations (asyncio: the next one; rtpy: at most
-    # 7 skipped polls after one that found nothing), for 200 round trips.
+    # 31 skipped polls after one that found nothing), for 200 round trips.
     rsock, wsock = socket.socketpair()
     ticks = [0]
     lags = []
@@ -138,7 +138,7 @@ def test_io_ready_while_a_task_spins_is_seen_within_a_few_iterations(loop):
         loop.call_soon(spin)
         loop.run_forever()
         assert len(lags) == 200, "only %d replies seen in %d iterations" % (len(lags), ticks[0])
-        assert max(lags) <= 10, sorted(lags)[-10:]
+        assert max(lags) <= 34, sorted(lags)[-10:]
     finally:
         loop.remove_reader(rsock)
         rsock.close()
