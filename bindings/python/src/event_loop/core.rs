@@ -6,6 +6,7 @@
 
 use super::handle::{Handle, Item, TimerHandle};
 use super::run::PyRunner;
+use super::spare::Spare;
 use super::{Engine, FUTURE, ISCOROUTINE, ISCOROUTINEFUNCTION};
 use crate::errors::os_error;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -36,6 +37,8 @@ pub struct LoopCore {
     /// BaseEventLoop's `_stopping` (`stop()` sets it; read every
     /// iteration), as a native attribute.
     stopping: AtomicBool,
+    /// Handles kept for reuse (see `spare.rs`).
+    spare: Spare,
 }
 
 /// `("loop",)`: the keyword names of `create_future`'s call.
@@ -273,10 +276,18 @@ impl LoopCore {
     ) -> PyResult<Bound<'py, Handle>> {
         let py = slf.py();
         let debug = LoopCore::check_schedule(slf, callback, "call_soon")?;
-        let handle = Bound::new(
-            py,
-            Handle::make(py, callback, args, slf.as_any(), context, debug)?,
-        )?;
+        let kept = if debug {
+            None
+        } else {
+            slf.get().spare.take(py, callback, args, context)?
+        };
+        let handle = match kept {
+            Some(h) => h,
+            None => Bound::new(
+                py,
+                Handle::make(py, callback, args, slf.as_any(), context, debug)?,
+            )?,
+        };
         slf.get()
             .engine
             .call_soon(Item(handle.clone().unbind()))
@@ -360,6 +371,7 @@ impl LoopCore {
         let stopping = LoopCore::stopping(slf)?;
         let mut runner = PyRunner {
             the_loop: slf.as_any(),
+            spare: &core.spare,
             debug: core.debug(),
             signal: None,
             parked: false,
@@ -422,6 +434,7 @@ impl LoopCore {
             debug: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            spare: Spare::new(),
         })
     }
 
@@ -435,7 +448,8 @@ impl LoopCore {
                 out = h.visit(&visit);
             }
         });
-        out
+        out?;
+        self.spare.visit(&visit)
     }
 
     fn __clear__(&self) {
@@ -443,6 +457,8 @@ impl LoopCore {
         self.closed.store(true, Relaxed);
         let handles = self.engine.close();
         drop(handles);
+        // The collector runs with the GIL held.
+        Python::attach(|py| self.spare.clear(py));
     }
 
     /// Schedules `callback(*args)` for the next iteration (FIFO); returns
@@ -655,12 +671,13 @@ impl LoopCore {
 
     /// Closes the engine: every handle it holds is released now; later
     /// scheduling raises `RuntimeError('Event loop is closed')`. Idempotent.
-    fn _close_core(&self) {
+    fn _close_core(&self, py: Python<'_>) {
         if self.closed.swap(true, Relaxed) {
             return;
         }
         let handles = self.engine.close();
         drop(handles);
+        self.spare.clear(py);
     }
 
     /// Runs `func(*args)` on the embedded runtime's blocking pool; returns

@@ -103,3 +103,40 @@ impl<T> GilCell<Option<Py<T>>> {
         unsafe { (*self.0.get()).as_ref().map(|o| o.bind(py).clone()) }
     }
 }
+
+impl<T> GilCell<Py<T>> {
+    /// A new reference to the object.
+    pub(crate) fn bound<'py>(&self, py: Python<'py>) -> Bound<'py, T> {
+        // SAFETY: as `replace`: the GIL is held; `clone` only increments a
+        // reference count (no Python code).
+        unsafe { (*self.0.get()).bind(py).clone() }
+    }
+
+    /// The object's pointer, no new reference (valid while the cell keeps
+    /// it: until the next `replace`).
+    pub(crate) fn as_ptr(&self, _py: Python<'_>) -> *mut pyo3::ffi::PyObject {
+        // SAFETY: as `replace`: the GIL is held; a plain read.
+        unsafe { (*self.0.get()).as_ptr() }
+    }
+}
+
+impl<T> GilCell<Vec<T>> {
+    /// The number of values.
+    pub(crate) fn len(&self, _py: Python<'_>) -> usize {
+        // SAFETY: as `replace`: the GIL is held; a plain read.
+        unsafe { (*self.0.get()).len() }
+    }
+
+    /// Appends `value` (runs no Python code: nothing is dropped).
+    pub(crate) fn push(&self, _py: Python<'_>, value: T) {
+        // SAFETY: as `replace`: the GIL is held; a push drops nothing.
+        unsafe { (*self.0.get()).push(value) }
+    }
+
+    /// Takes the last value out (the caller drops it).
+    pub(crate) fn pop(&self, _py: Python<'_>) -> Option<T> {
+        // SAFETY: as `replace`: the GIL is held; the value is moved out,
+        // not dropped.
+        unsafe { (*self.0.get()).pop() }
+    }
+}

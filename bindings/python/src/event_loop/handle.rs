@@ -82,7 +82,9 @@ impl LoopHandle for Item {
 pub struct Handle {
     /// The callback and its arguments; None once cancelled.
     call: GilCell<Option<Call>>,
-    context: Py<PyAny>,
+    /// The context (None while the handle is kept for reuse: see
+    /// `recycle`).
+    context: GilCell<Py<PyAny>>,
     the_loop: Py<PyAny>,
     cancelled: AtomicBool,
     /// True while the context is untracked by the collector
@@ -103,7 +105,12 @@ impl Drop for Handle {
         // `context_tp_dealloc` unlinks it from the collector's list
         // unchecked): one `untracked::untrack` untracked is tracked again
         // before the handle lets it go.
-        self.retrack_context();
+        if *self.context_untracked.get_mut() {
+            // SAFETY: only `untracked::untrack` sets the flag, on a handle
+            // that is a Python object; one is dropped by its deallocation,
+            // which CPython runs with the GIL held.
+            self.retrack_context(unsafe { Python::assume_attached() });
+        }
         let slot = *self.slot.get_mut();
         if slot != untracked::NOT_LISTED {
             // SAFETY: a listed handle is a Python object, dropped by its
@@ -136,7 +143,7 @@ impl Handle {
                 callback: callback.clone().unbind(),
                 args: args.clone().unbind(),
             })),
-            context: context.unbind(),
+            context: GilCell::new(context.unbind()),
             the_loop: the_loop.clone().unbind(),
             cancelled: AtomicBool::new(false),
             context_untracked: AtomicBool::new(false),
@@ -155,8 +162,8 @@ impl Handle {
     }
 
     /// The context the callback runs in.
-    pub(crate) fn context<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
-        self.context.bind(py)
+    pub(crate) fn context<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.context.bound(py)
     }
 
     /// The loop it was made for (`_loop`).
@@ -176,6 +183,51 @@ impl Handle {
         self.cancelled.load(Relaxed)
     }
 
+    /// Whether the loop `the_loop` may keep it for reuse once nothing else
+    /// holds it (see `spare.rs`): made for that loop, outside debug mode.
+    pub(crate) fn reusable_for(&self, the_loop: &Bound<'_, PyAny>) -> bool {
+        self.the_loop.as_ptr() == the_loop.as_ptr() && self.source_traceback.is_none()
+    }
+
+    /// Resets a handle its loop keeps for reuse (`spare.rs`): off the
+    /// untracked list, context tracked again, not cancelled; returns the
+    /// callback, arguments, context and kept `repr` for the caller to
+    /// release once the handle is stored.
+    pub(crate) fn reset(&self, py: Python<'_>) -> impl Sized {
+        let slot = self.slot.get_copy(py);
+        if slot != untracked::NOT_LISTED {
+            // SAFETY: the GIL is held and `slot` is the handle's index in
+            // the list (kept by `untracked`).
+            unsafe { untracked::unlist(py, slot) };
+            self.slot.replace(py, untracked::NOT_LISTED);
+        }
+        self.retrack_context(py);
+        self.cancelled.store(false, Relaxed);
+        (
+            self.call.replace(py, None),
+            self.context.replace(py, py.None()),
+            self.repr.replace(py, None),
+        )
+    }
+
+    /// Sets up a kept handle (see [`Handle::reset`]) for `callback(*args)`
+    /// in `context`.
+    pub(crate) fn set_up(
+        &self,
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Bound<'_, PyAny>,
+    ) {
+        let call = Call {
+            callback: callback.clone().unbind(),
+            args: args.clone().unbind(),
+        };
+        // The old values are None: their release runs no Python code.
+        drop(self.call.replace(py, Some(call)));
+        drop(self.context.replace(py, context.unbind()));
+    }
+
     /// Sets its index in `untracked.rs`'s list.
     pub(crate) fn set_slot(&self, py: Python<'_>, slot: usize) {
         self.slot.replace(py, slot);
@@ -190,7 +242,8 @@ impl Handle {
             visit.call(&call.args)?;
         }
         let untracked = self.context_untracked.load(Relaxed);
-        super::context::visit_owned(&self.context, untracked, visit)?;
+        // SAFETY: called from a traversal (see `GilCell::peek`).
+        super::context::visit_owned(unsafe { self.context.peek() }, untracked, visit)?;
         visit.call(&self.the_loop)?;
         visit.call(&self.source_traceback)?;
         Ok(())
@@ -199,14 +252,14 @@ impl Handle {
     /// The context, made visible to Python: tracked by the collector again
     /// if it was untracked (see `untracked.rs`).
     fn context_out(&self, py: Python<'_>) -> Py<PyAny> {
-        self.retrack_context();
-        self.context.clone_ref(py)
+        self.retrack_context(py);
+        self.context.bound(py).unbind()
     }
 
     /// Untracks the context if it is a `contextvars.Context` the collector
     /// tracks and this handle alone holds (see `untracked.rs`, point 4).
-    pub(crate) fn untrack_context(&self) {
-        let p = self.context.as_ptr();
+    pub(crate) fn untrack_context(&self, py: Python<'_>) {
+        let p = self.context.as_ptr(py);
         // SAFETY: `p` is live (this handle's reference); the GIL is held
         // (called by `untracked::untrack`, outside any traversal). An exact
         // `Context` is a GC container that CPython keeps tracked for its
@@ -222,7 +275,7 @@ impl Handle {
     }
 
     /// Tracks the context again if `untrack_context` untracked it.
-    fn retrack_context(&self) {
+    fn retrack_context(&self, py: Python<'_>) {
         // A load and a store rather than a swap (a locked instruction on
         // every handle's drop): the flag changes only with the GIL held.
         if self.context_untracked.load(Relaxed) {
@@ -230,18 +283,18 @@ impl Handle {
             // SAFETY: the context is live (this handle's reference) and
             // untracked (the flag); the GIL is held (handles are used and
             // dropped with it), outside any traversal.
-            unsafe { ffi::PyObject_GC_Track(self.context.as_ptr().cast()) };
+            unsafe { ffi::PyObject_GC_Track(self.context.as_ptr(py).cast()) };
         }
     }
 
     /// After a run in the context: tracks it again if the run left another
     /// reference to it (see `untracked.rs`, point 4).
-    pub(crate) fn context_after_run(&self) {
+    pub(crate) fn context_after_run(&self, py: Python<'_>) {
         // SAFETY: the context is live (this handle's reference); a count.
         if self.context_untracked.load(Relaxed)
-            && unsafe { ffi::Py_REFCNT(self.context.as_ptr()) } > 1
+            && unsafe { ffi::Py_REFCNT(self.context.as_ptr(py)) } > 1
         {
-            self.retrack_context();
+            self.retrack_context(py);
         }
     }
 

@@ -14,6 +14,8 @@
 //! - [`pool`]: `_run_in_pool`, the embedded runtime's blocking pool;
 //! - [`untracked`]: scheduled handles the garbage collector does not track
 //!   while only their loop holds them;
+//! - [`spare`]: run handles nothing else holds, kept by their loop for its
+//!   next `call_soon`;
 //! - [`sock`]: the native fast paths of `sock_recv` / `sock_recv_into` /
 //!   `sock_sendall`.
 //!
@@ -27,6 +29,7 @@ pub(crate) mod handle;
 pub(crate) mod pool;
 pub(crate) mod run;
 pub(crate) mod sock;
+pub(crate) mod spare;
 pub(crate) mod untracked;
 
 use pyo3::prelude::*;

@@ -5,6 +5,7 @@
 //! around the wait.
 
 use super::handle::{Handle, Item};
+use super::spare::Spare;
 use super::{Engine, FORMAT_HANDLE, LOGGER};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -22,9 +23,9 @@ pub(crate) fn run_handle(handle: &Bound<'_, Handle>) -> PyResult<()> {
     let Some((callback, args)) = h.call(py) else {
         return Ok(());
     };
-    let outcome = super::context::run_in(h.context(py), &callback, &args);
+    let outcome = super::context::run_in(&h.context(py), &callback, &args);
     // The call may have kept the context (it was the current one).
-    h.context_after_run();
+    h.context_after_run(py);
     let err = match outcome {
         Ok(()) => return Ok(()),
         Err(err) => err,
@@ -75,6 +76,8 @@ fn run_handle_debug(the_loop: &Bound<'_, PyAny>, handle: &Bound<'_, Handle>) -> 
 /// ([`Runner::park`], [`Runner::poll`]).
 pub(crate) struct PyRunner<'a, 'py> {
     pub(crate) the_loop: &'a Bound<'py, PyAny>,
+    /// The loop's handles kept for reuse.
+    pub(crate) spare: &'a Spare,
     pub(crate) debug: bool,
     /// The exception a signal handler raised after the wait (raised out of
     /// `_run_once` once the iteration ends).
@@ -116,6 +119,9 @@ impl Runner<Item> for PyRunner<'_, '_> {
             run_handle(&handle)
         };
         super::untracked::track_if_shared(&handle);
+        if !self.debug {
+            self.spare.keep(handle, self.the_loop);
+        }
         outcome
     }
 

@@ -157,7 +157,7 @@ pub(crate) fn untrack(handle: &Bound<'_, Handle>) {
     }
     // Its context too if the handle alone holds it (a copy made for it):
     // the handle's traversal then speaks for it (point 4).
-    handle.get().untrack_context();
+    handle.get().untrack_context(py);
 }
 
 /// Tracks `handle` if it is untracked and shared: more than one reference
@@ -181,7 +181,7 @@ pub(crate) fn track_if_shared(handle: &Bound<'_, Handle>) {
 ///
 /// # Safety
 /// The GIL is held and `p` is a live object.
-unsafe fn has_weakrefs(p: *mut ffi::PyObject) -> bool {
+pub(crate) unsafe fn has_weakrefs(p: *mut ffi::PyObject) -> bool {
     // SAFETY: the caller's contract; a positive `tp_weaklistoffset` is the
     // offset of the list's head pointer inside every instance of the type
     // (`Handle` is not variable-sized, so the offset is never negative).
