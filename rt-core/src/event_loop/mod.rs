@@ -63,6 +63,7 @@ mod metrics;
 mod poller;
 mod remote;
 mod run;
+mod stopwatch;
 mod timers;
 
 pub use clock::MONOTONIC_ZERO_NS;
@@ -210,6 +211,8 @@ pub struct EventLoop<H: LoopHandle> {
     /// When the last wait of `run_once` (blocking or a zero-timeout poll)
     /// returned if it found no event, else 0 ([`BusyPoll`]).
     empty_wait_ns: AtomicU64,
+    /// A `stopwatch::Stamp` taken with `empty_wait_ns`.
+    empty_wait_stamp: AtomicU64,
     /// Busy iterations that skipped their poll since the last wait.
     busy_skips: AtomicU32,
     /// The embedded runtime; taken (and shut down) by `close`.
@@ -252,6 +255,7 @@ impl<H: LoopHandle> EventLoop<H> {
                 counters: Counters::default(),
             }),
             empty_wait_ns: AtomicU64::new(0),
+            empty_wait_stamp: AtomicU64::new(0),
             busy_skips: AtomicU32::new(0),
             remote: Remote::new(),
             poller,

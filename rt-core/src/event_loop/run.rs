@@ -2,6 +2,7 @@
 
 use super::clock::now_ns;
 use super::poller::{self, Waited, MAX_EVENTS, RUNTIME_TOKEN, WAKE_TOKEN};
+use super::stopwatch::Stamp;
 use super::{BusyPoll, EventLoop, Limits, LoopHandle, Runner, State};
 use crate::runtime::RunMode;
 use std::collections::VecDeque;
@@ -78,10 +79,12 @@ impl<H: LoopHandle> EventLoop<H> {
             if stopping {
                 Some(Duration::ZERO)
             } else if !st.ready.is_empty() {
-                if self.may_skip_poll(limits.busy_poll) {
+                if let Some(now) = self.may_skip_poll(limits.busy_poll) {
                     // 3-5 skipped: a busy iteration soon after a wait that
-                    // found nothing.
-                    let batch = Self::take_batch(&mut st, limits, &mut garbage);
+                    // found nothing (due timers: as of the clock read that
+                    // decided it, if one did).
+                    let now = || now.unwrap_or_else(now_ns);
+                    let batch = Self::take_batch(&mut st, limits, &mut garbage, now);
                     drop(st);
                     return self.run_batch(runner, limits, batch, garbage);
                 }
@@ -118,8 +121,14 @@ impl<H: LoopHandle> EventLoop<H> {
         };
         // Only a wait that found nothing lets the next busy iterations skip
         // theirs: a loop with I/O going on polls in every iteration.
-        self.empty_wait_ns
-            .store(if n == 0 { now_ns() } else { 0 }, Relaxed);
+        let (empty_at, stamp) = if n == 0 {
+            let now = now_ns();
+            (now, Stamp::at(now))
+        } else {
+            (0, Stamp::from_raw(0))
+        };
+        self.empty_wait_ns.store(empty_at, Relaxed);
+        self.empty_wait_stamp.store(stamp.to_raw(), Relaxed);
         self.busy_skips.store(0, Relaxed);
 
         // 4: I/O events (a busy iteration with nothing to do here takes no
@@ -173,40 +182,49 @@ impl<H: LoopHandle> EventLoop<H> {
             st.counters.runtime_tasks_polled += polled as u64;
         }
 
-        let batch = Self::take_batch(&mut self.lock(), limits, &mut garbage);
+        let batch = Self::take_batch(&mut self.lock(), limits, &mut garbage, now_ns);
         self.run_batch(runner, limits, batch, garbage)
     }
 
     /// Whether a busy iteration skips its poll under `busy_poll` (see
-    /// [`BusyPoll`]), counting the skip if so.
-    fn may_skip_poll(&self, busy_poll: Option<BusyPoll>) -> bool {
-        let Some(bp) = busy_poll else { return false };
+    /// [`BusyPoll`]), counting the skip if so: then `Some` of the clock
+    /// reading made to decide, if one was (the time since the last wait is
+    /// read from the CPU's counter where it can be: see `stopwatch.rs`).
+    fn may_skip_poll(&self, busy_poll: Option<BusyPoll>) -> Option<Option<u64>> {
+        let bp = busy_poll?;
         let skips = self.busy_skips.load(Relaxed);
         let empty_at = self.empty_wait_ns.load(Relaxed);
-        if skips >= bp.max_skips
-            || empty_at == 0
-            || now_ns().saturating_sub(empty_at) >= bp.interval_ns
-        {
-            return false;
+        if skips >= bp.max_skips || empty_at == 0 {
+            return None;
+        }
+        let stamp = Stamp::from_raw(self.empty_wait_stamp.load(Relaxed));
+        let (elapsed, now) = stamp.elapsed(empty_at, bp.interval_ns);
+        if elapsed {
+            return None;
         }
         // Relaxed: these two only steer how often the loop polls (run_once
         // calls racing on two threads could at worst poll once more or
         // less than asked).
         self.busy_skips.store(skips + 1, Relaxed);
-        true
+        Some(now)
     }
 
     /// Step 6 of [`run_once`](Self::run_once) and the start of 7: due
-    /// timers join the ready queue (cancelled ones go to `garbage`), which
+    /// timers (at `now()`, read only if there are timers) join the ready queue (cancelled ones go to `garbage`), which
     /// is then taken whole as the batch to run. A lone ready handle not
     /// cancelled is taken alone, already counted as run: the iteration
     /// then needs no lock after it runs (a chain of
     /// `call_soon`s, one handle per iteration, takes two locks per
     /// iteration instead of three).
-    fn take_batch(st: &mut State<H>, limits: Limits, garbage: &mut Vec<H>) -> Batch<H> {
+    fn take_batch(
+        st: &mut State<H>,
+        limits: Limits,
+        garbage: &mut Vec<H>,
+        now: impl FnOnce() -> u64,
+    ) -> Batch<H> {
         let ready = &mut st.ready;
         let mut fired = 0;
-        st.timers.poll_if_any(now_ns, |h| {
+        st.timers.poll_if_any(now, |h| {
             if h.is_cancelled() {
                 garbage.push(h);
             } else {
