@@ -12,11 +12,19 @@ use rt_core::transport::{sys, OwnedRead, Protocol, TransportError, MAX_READ};
 use std::os::fd::RawFd;
 
 /// Reads at least this long (the previous one's length as the hint) go
-/// straight into a new `bytes` object of [`MAX_READ`] bytes, shrunk to fit
-/// (asyncio's `sock.recv(max_size)`): above it, copying the data costs more
-/// than the allocation and the shrink; below it, the transport's scratch
-/// buffer and a copy are cheaper.
-const OWNED_READ_MIN: usize = 16 * 1024;
+/// straight into a new `bytes` object, shrunk to fit (asyncio's
+/// `sock.recv(max_size)`): above it, copying the data costs more than the
+/// allocation and the shrink; below it, the transport's scratch buffer and
+/// a copy are cheaper.
+const OWNED_READ_MIN: usize = 4 * 1024;
+
+/// The size of an owned read's buffer after a read of `last` bytes: room
+/// for four times as much (a stream speeding up reaches [`MAX_READ`] in a
+/// few reads), at least 16 KiB. Below glibc's mmap threshold (128 KiB) the
+/// allocation comes from the heap and the shrink is done in place.
+fn owned_read_size(last: usize) -> usize {
+    last.saturating_mul(4).clamp(16 * 1024, MAX_READ)
+}
 
 extern "C" {
     // `bytes` resizing (what `sock.recv` does to its buffer): exported by
@@ -130,13 +138,14 @@ impl Protocol for PyProtocol {
             return None;
         }
         Some(Python::attach(|py| {
+            let size = owned_read_size(last);
             // SAFETY: the GIL is held. A NULL source makes an uninitialized
-            // bytes object of MAX_READ bytes (a new reference, or NULL with
+            // bytes object of `size` bytes (a new reference, or NULL with
             // MemoryError set), owned by `bytes` from here on.
             let bytes = unsafe {
                 Bound::from_owned_ptr_or_err(
                     py,
-                    ffi::PyBytes_FromStringAndSize(std::ptr::null(), MAX_READ as ffi::Py_ssize_t),
+                    ffi::PyBytes_FromStringAndSize(std::ptr::null(), size as ffi::Py_ssize_t),
                 )
             };
             let bytes = match bytes {
@@ -144,11 +153,11 @@ impl Protocol for PyProtocol {
                 Err(e) => return OwnedRead::Failed(e.into()),
             };
             // SAFETY: the object is new and not shared (no Python code ran
-            // since it was made): its MAX_READ bytes are ours to fill.
+            // since it was made): its `size` bytes are ours to fill.
             let buf = unsafe {
                 std::slice::from_raw_parts_mut(
                     ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>(),
-                    MAX_READ,
+                    size,
                 )
             };
             let n = match sys::recv(fd, buf) {

@@ -822,13 +822,14 @@ def test_random_traffic_keeps_every_byte_in_order(loop):
 
 def test_large_reads_keep_every_byte_then_eof(loop):
     # Large messages (rtpy reads them straight into a new bytes object once a
-    # read was large), then small ones (back to the copying read), then EOF.
+    # read brought 4 KiB or more, sized from that read), then small ones
+    # (back to the copying read), then EOF.
     async def main():
         p = Recorder(loop)
         t, peer = await pair(loop, p)
         peer.setblocking(False)
         sent = bytearray()
-        sizes = [100 * 1024, 200 * 1024, 64 * 1024, 1, 17, 300 * 1024, 5, 40 * 1024]
+        sizes = [100 * 1024, 200 * 1024, 64 * 1024, 1, 17, 300 * 1024, 5, 40 * 1024, 4096, 10 * 1024, 5000, 70 * 1024, 3]
         for i, size in enumerate(sizes):
             msg = bytes((i * 13 + k * 7) & 0xFF for k in range(251)) * (size // 251 + 1)
             msg = msg[:size]
