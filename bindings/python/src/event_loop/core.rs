@@ -39,6 +39,12 @@ pub struct LoopCore {
     stopping: AtomicBool,
     /// Handles kept for reuse (see `spare.rs`).
     spare: Spare,
+    /// True once the contents are written. `rtpy.Loop` is a Python
+    /// subclass with an instance dict, which `object.__new__` makes after
+    /// the object is tracked by the collector and before pyo3 writes these
+    /// fields: a collection that allocation starts traverses zeroed
+    /// contents, where only this flag (false) is valid to read.
+    built: AtomicBool,
 }
 
 /// `("loop",)`: the keyword names of `create_future`'s call.
@@ -372,6 +378,7 @@ impl LoopCore {
         let mut runner = PyRunner {
             the_loop: slf.as_any(),
             spare: &core.spare,
+            closed: &core.closed,
             debug: core.debug(),
             signal: None,
             parked: false,
@@ -435,10 +442,15 @@ impl LoopCore {
             closed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             spare: Spare::new(),
+            built: AtomicBool::new(true),
         })
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if !self.built.load(Relaxed) {
+            // Being made (see `built`): it holds nothing yet.
+            return Ok(());
+        }
         // The handles the engine holds refer back to the loop (`_loop`):
         // visited, an unclosed loop with pending handles is collected (its
         // BaseEventLoop.__del__ warns and closes it), as asyncio's.

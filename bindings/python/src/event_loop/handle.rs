@@ -97,6 +97,11 @@ pub struct Handle {
     /// Its index in `untracked.rs`'s list of untracked handles handed to
     /// Python (`untracked::NOT_LISTED`: not in it).
     slot: GilCell<usize>,
+    /// True once the contents are written: a Python subclass's instance is
+    /// tracked by the collector while `object.__new__` makes its dict
+    /// (an allocation, which may start a collection), before pyo3 writes
+    /// these fields; its traversal then reads only this flag (false).
+    built: AtomicBool,
 }
 
 impl Drop for Handle {
@@ -150,6 +155,7 @@ impl Handle {
             repr: GilCell::new(None),
             source_traceback,
             slot: GilCell::new(untracked::NOT_LISTED),
+            built: AtomicBool::new(true),
         })
     }
 
@@ -231,6 +237,12 @@ impl Handle {
     /// Sets its index in `untracked.rs`'s list.
     pub(crate) fn set_slot(&self, py: Python<'_>, slot: usize) {
         self.slot.replace(py, slot);
+    }
+
+    /// Visits its loop (the loop's traversal, for a handle it keeps for
+    /// reuse: `spare.rs`).
+    pub(crate) fn visit_loop(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.the_loop)
     }
 
     /// Visits the objects it refers to (its `__traverse__`, and the loop's
@@ -394,6 +406,10 @@ impl Handle {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if !self.built.load(Relaxed) {
+            // Being made (see `built`): it holds nothing yet.
+            return Ok(());
+        }
         self.visit_fields(&visit)
     }
 

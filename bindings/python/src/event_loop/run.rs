@@ -10,6 +10,7 @@ use super::{Engine, FORMAT_HANDLE, LOGGER};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rt_core::event_loop::Runner;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// asyncio's `Handle._run`: `context.run(callback, *args)` (for a
 /// `contextvars.Context`: enter, call, exit, with no bound method or
@@ -78,6 +79,9 @@ pub(crate) struct PyRunner<'a, 'py> {
     pub(crate) the_loop: &'a Bound<'py, PyAny>,
     /// The loop's handles kept for reuse.
     pub(crate) spare: &'a Spare,
+    /// The loop's closed flag: a closed loop keeps no handle (a handle
+    /// closing it lets the rest of the batch run).
+    pub(crate) closed: &'a AtomicBool,
     pub(crate) debug: bool,
     /// The exception a signal handler raised after the wait (raised out of
     /// `_run_once` once the iteration ends).
@@ -119,7 +123,7 @@ impl Runner<Item> for PyRunner<'_, '_> {
             run_handle(&handle)
         };
         super::untracked::track_if_shared(&handle);
-        if !self.debug {
+        if !self.debug && !self.closed.load(Relaxed) {
             self.spare.keep(handle, self.the_loop);
         }
         outcome

@@ -10,10 +10,11 @@
 //! Nothing can tell a kept handle from a new one: one is kept only when the
 //! runner's reference is its only one, strong or weak (so no Python code can
 //! hold or reach it), it is an exact `Handle` (no subclass state), made for
-//! this loop outside debug mode (no source traceback) and not kept already.
-//! A kept handle is untracked by the collector and refers only to its loop:
-//! the loop's traversal visits it (see `LoopCore.__traverse__`), and
-//! closing or clearing the loop drops every kept handle.
+//! this loop outside debug mode (no source traceback), while the loop is
+//! open. A kept handle is untracked by the collector and refers only to its
+//! loop (one more reference to it per kept handle: the loop's traversal
+//! visits them, see `LoopCore.__traverse__`); closing or clearing the loop
+//! drops every kept handle.
 
 use super::gil_cell::GilCell;
 use super::handle::Handle;
@@ -89,12 +90,20 @@ impl Spare {
         Ok(Some(handle))
     }
 
-    /// Visits the kept handles' fields for the loop's traversal (each holds
-    /// the loop: the reference cycle is the loop's own).
+    /// Visits what the kept handles hold for the loop's traversal: the
+    /// loop itself, once per handle (a kept handle's call and context are
+    /// None), as if the loop held these references itself: it does in
+    /// effect, as nothing else reaches a kept handle (one reference, the
+    /// loop's; untracked, so the collector never visits it).
     pub(crate) fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         // SAFETY: called from a traversal (see `GilCell::peek`).
         for h in unsafe { self.0.peek() } {
-            h.get().visit_fields(visit)?;
+            // SAFETY: `h` is live (the list's reference); a traversal
+            // reads counts and flags only.
+            debug_assert!(unsafe {
+                ffi::Py_REFCNT(h.as_ptr()) == 1 && ffi::PyObject_GC_IsTracked(h.as_ptr()) == 0
+            });
+            h.get().visit_loop(visit)?;
         }
         Ok(())
     }

@@ -142,6 +142,8 @@ pub(crate) fn hook(py: Python<'_>) -> PyResult<()> {
 pub(crate) fn untrack(handle: &Bound<'_, Handle>) {
     let py = handle.py();
     if hook(py).is_err() {
+        // Tracked (a handle reused from `spare.rs` is not): always sound.
+        track_if_untracked(handle);
         return;
     }
     let p = handle.as_ptr();
@@ -171,6 +173,18 @@ pub(crate) fn track_if_shared(handle: &Bound<'_, Handle>) {
     // release or in the collector's start hook, never in a traversal).
     unsafe {
         if (ffi::Py_REFCNT(p) > 1 || has_weakrefs(p)) && ffi::PyObject_GC_IsTracked(p) == 0 {
+            ffi::PyObject_GC_Track(p.cast());
+        }
+    }
+}
+
+/// Tracks `handle` if the collector does not.
+fn track_if_untracked(handle: &Bound<'_, Handle>) {
+    let p = handle.as_ptr();
+    // SAFETY: the GIL is held (`Bound`); `p` is live; tracking an untracked
+    // container is allowed outside a traversal (a `call_soon`).
+    unsafe {
+        if ffi::PyObject_GC_IsTracked(p) == 0 {
             ffi::PyObject_GC_Track(p.cast());
         }
     }
