@@ -241,7 +241,11 @@ def test_watch_and_close_of_one_fd_from_many_threads(mt):
     try:
         join_threads(start_threads(4, racer), 20)
         assert not errors, errors
-        assert counts["ok"] >= 300
+        # Every attempt either watched or found the fd watched (how many of
+        # each depends on the scheduling: 157 of 1200 watched once on a
+        # loaded machine); a watch left open would make the last one fail.
+        assert counts["ok"] + counts["eexist"] == 4 * 300
+        assert counts["ok"] >= 1
         # Free at the end.
         mt.watch(b, rtpy.READABLE, lambda ev: None).close()
     finally:

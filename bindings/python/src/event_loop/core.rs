@@ -285,7 +285,9 @@ impl LoopCore {
         let kept = if debug {
             None
         } else {
-            slf.get().spare.take(py, callback, args, context)?
+            slf.get()
+                .spare
+                .take(slf.as_any(), callback, args, context)?
         };
         let handle = match kept {
             Some(h) => h,
@@ -460,8 +462,7 @@ impl LoopCore {
                 out = h.visit(&visit);
             }
         });
-        out?;
-        self.spare.visit(&visit)
+        out
     }
 
     fn __clear__(&self) {

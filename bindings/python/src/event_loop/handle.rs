@@ -85,7 +85,8 @@ pub struct Handle {
     /// The context (None while the handle is kept for reuse: see
     /// `recycle`).
     context: GilCell<Py<PyAny>>,
-    the_loop: Py<PyAny>,
+    /// Its loop (None while the loop keeps it for reuse: `spare.rs`).
+    the_loop: GilCell<Py<PyAny>>,
     cancelled: AtomicBool,
     /// True while the context is untracked by the collector
     /// (`untracked::untrack` untracked it; `retrack_context` ends it).
@@ -149,7 +150,7 @@ impl Handle {
                 args: args.clone().unbind(),
             })),
             context: GilCell::new(context.unbind()),
-            the_loop: the_loop.clone().unbind(),
+            the_loop: GilCell::new(the_loop.clone().unbind()),
             cancelled: AtomicBool::new(false),
             context_untracked: AtomicBool::new(false),
             repr: GilCell::new(None),
@@ -173,8 +174,8 @@ impl Handle {
     }
 
     /// The loop it was made for (`_loop`).
-    pub(crate) fn the_loop<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
-        self.the_loop.bind(py)
+    pub(crate) fn the_loop<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.the_loop.bound(py)
     }
 
     /// Its source traceback if it has a non-empty one.
@@ -192,13 +193,14 @@ impl Handle {
     /// Whether the loop `the_loop` may keep it for reuse once nothing else
     /// holds it (see `spare.rs`): made for that loop, outside debug mode.
     pub(crate) fn reusable_for(&self, the_loop: &Bound<'_, PyAny>) -> bool {
-        self.the_loop.as_ptr() == the_loop.as_ptr() && self.source_traceback.is_none()
+        self.the_loop.as_ptr(the_loop.py()) == the_loop.as_ptr() && self.source_traceback.is_none()
     }
 
     /// Resets a handle its loop keeps for reuse (`spare.rs`): off the
-    /// untracked list, context tracked again, not cancelled; returns the
-    /// callback, arguments, context and kept `repr` for the caller to
-    /// release once the handle is stored.
+    /// untracked list, context tracked again, not cancelled, refers to
+    /// nothing (None for its loop and context); returns the callback,
+    /// arguments, context, loop and kept `repr` for the caller to release
+    /// once the handle is stored.
     pub(crate) fn reset(&self, py: Python<'_>) -> impl Sized {
         let slot = self.slot.get_copy(py);
         if slot != untracked::NOT_LISTED {
@@ -212,18 +214,20 @@ impl Handle {
         (
             self.call.replace(py, None),
             self.context.replace(py, py.None()),
+            self.the_loop.replace(py, py.None()),
             self.repr.replace(py, None),
         )
     }
 
     /// Sets up a kept handle (see [`Handle::reset`]) for `callback(*args)`
-    /// in `context`.
+    /// in `context`, on `the_loop`.
     pub(crate) fn set_up(
         &self,
         py: Python<'_>,
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         context: Bound<'_, PyAny>,
+        the_loop: &Bound<'_, PyAny>,
     ) {
         let call = Call {
             callback: callback.clone().unbind(),
@@ -232,17 +236,12 @@ impl Handle {
         // The old values are None: their release runs no Python code.
         drop(self.call.replace(py, Some(call)));
         drop(self.context.replace(py, context.unbind()));
+        drop(self.the_loop.replace(py, the_loop.clone().unbind()));
     }
 
     /// Sets its index in `untracked.rs`'s list.
     pub(crate) fn set_slot(&self, py: Python<'_>, slot: usize) {
         self.slot.replace(py, slot);
-    }
-
-    /// Visits its loop (the loop's traversal, for a handle it keeps for
-    /// reuse: `spare.rs`).
-    pub(crate) fn visit_loop(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.the_loop)
     }
 
     /// Visits the objects it refers to (its `__traverse__`, and the loop's
@@ -256,7 +255,8 @@ impl Handle {
         let untracked = self.context_untracked.load(Relaxed);
         // SAFETY: called from a traversal (see `GilCell::peek`).
         super::context::visit_owned(unsafe { self.context.peek() }, untracked, visit)?;
-        visit.call(&self.the_loop)?;
+        // SAFETY: called from a traversal (see `GilCell::peek`).
+        visit.call(unsafe { self.the_loop.peek() })?;
         visit.call(&self.source_traceback)?;
         Ok(())
     }
@@ -319,7 +319,7 @@ impl Handle {
             return Ok(());
         }
         h.cancelled.store(true, Relaxed);
-        if loop_debug(h.the_loop.bind(py))? {
+        if loop_debug(&h.the_loop(py))? {
             let repr = slf.repr()?;
             drop(h.repr.replace(py, Some(repr.unbind())));
         }
@@ -377,7 +377,7 @@ impl Handle {
 
     #[getter]
     fn _loop(&self, py: Python<'_>) -> Py<PyAny> {
-        self.the_loop.clone_ref(py)
+        self.the_loop(py).unbind()
     }
 
     #[getter]
@@ -451,7 +451,7 @@ impl Handle {
                 py,
                 &callback,
                 args.as_any(),
-                h.the_loop.bind(py),
+                &h.the_loop(py),
             )?)?;
         }
         if let Some(tb) = h.source_traceback(py) {

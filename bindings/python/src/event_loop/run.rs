@@ -35,7 +35,7 @@ pub(crate) fn run_handle(handle: &Bound<'_, Handle>) -> PyResult<()> {
         return Err(err);
     }
     let the_loop = h.the_loop(py);
-    let source = super::format_callback_source(py, &callback, args.as_any(), the_loop)?;
+    let source = super::format_callback_source(py, &callback, args.as_any(), &the_loop)?;
     let context = PyDict::new(py);
     context.set_item(
         "message",

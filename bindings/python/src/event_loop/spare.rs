@@ -11,22 +11,22 @@
 //! runner's reference is its only one, strong or weak (so no Python code can
 //! hold or reach it), it is an exact `Handle` (no subclass state), made for
 //! this loop outside debug mode (no source traceback), while the loop is
-//! open. A kept handle is untracked by the collector and refers only to its
-//! loop (one more reference to it per kept handle: the loop's traversal
-//! visits them, see `LoopCore.__traverse__`); closing or clearing the loop
-//! drops every kept handle.
+//! open. A kept handle refers to nothing (None for its callback, context and
+//! loop) and is untracked by the collector: there is nothing to collect
+//! through it, and the loop gains no reference to itself. Closing or
+//! clearing the loop drops every kept handle.
 
 use super::gil_cell::GilCell;
 use super::handle::Handle;
 use pyo3::ffi;
-use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use pyo3::PyTraverseError;
 
-/// The handles a loop keeps, at most (a burst of `call_soon`s beyond it
-/// allocates as usual).
-pub(crate) const KEEP: usize = 64;
+/// The handles a loop keeps, at most: enough for a burst of a thousand
+/// `call_soon`s per iteration (a busy loop's batch, asyncio tasks woken
+/// together) to reuse them all, about 120 KiB per loop at most, released
+/// when the loop closes. A larger burst allocates as usual.
+pub(crate) const KEEP: usize = 1024;
 
 /// The handles one loop keeps for reuse.
 pub(crate) struct Spare(GilCell<Vec<Py<Handle>>>);
@@ -66,14 +66,16 @@ impl Spare {
     }
 
     /// A kept handle set up for `callback(*args)` in `context` (a copy of
-    /// the current one if None), or None if the loop keeps none.
+    /// the current one if None) on `the_loop` (the loop keeping it), or None
+    /// if the loop keeps none.
     pub(crate) fn take<'py>(
         &self,
-        py: Python<'py>,
+        the_loop: &Bound<'py, PyAny>,
         callback: &Bound<'py, PyAny>,
         args: &Bound<'py, PyTuple>,
         context: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, Handle>>> {
+        let py = the_loop.py();
         if self.0.len(py) == 0 {
             return Ok(None);
         }
@@ -86,26 +88,8 @@ impl Spare {
             return Ok(None);
         };
         let handle = handle.into_bound(py);
-        handle.get().set_up(py, callback, args, context);
+        handle.get().set_up(py, callback, args, context, the_loop);
         Ok(Some(handle))
-    }
-
-    /// Visits what the kept handles hold for the loop's traversal: the
-    /// loop itself, once per handle (a kept handle's call and context are
-    /// None), as if the loop held these references itself: it does in
-    /// effect, as nothing else reaches a kept handle (one reference, the
-    /// loop's; untracked, so the collector never visits it).
-    pub(crate) fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // SAFETY: called from a traversal (see `GilCell::peek`).
-        for h in unsafe { self.0.peek() } {
-            // SAFETY: `h` is live (the list's reference); a traversal
-            // reads counts and flags only.
-            debug_assert!(unsafe {
-                ffi::Py_REFCNT(h.as_ptr()) == 1 && ffi::PyObject_GC_IsTracked(h.as_ptr()) == 0
-            });
-            h.get().visit_loop(visit)?;
-        }
-        Ok(())
     }
 
     /// Drops every kept handle (closing or clearing the loop).

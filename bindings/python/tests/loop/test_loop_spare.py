@@ -240,3 +240,12 @@ def test_collections_while_loops_and_handles_are_made(loop_factory, loop_kind):
                 lp.close()
     finally:
         gc.set_threshold(*old)
+
+
+def test_an_idle_loop_refers_to_nothing_more_after_running_callbacks(loop):
+    import sys
+
+    before = sys.getrefcount(loop), len(gc.get_referents(loop))
+    churn(loop, 2000)
+    assert (sys.getrefcount(loop), len(gc.get_referents(loop))) == before
+    assert all(r is not loop for r in gc.get_referents(loop))
