@@ -82,8 +82,7 @@ impl LoopHandle for Item {
 pub struct Handle {
     /// The callback and its arguments; None once cancelled.
     call: GilCell<Option<Call>>,
-    /// The context (None while the handle is kept for reuse: see
-    /// `recycle`).
+    /// The context (None while its loop keeps it for reuse: `spare.rs`).
     context: GilCell<Py<PyAny>>,
     /// Its loop (None while the loop keeps it for reuse: `spare.rs`).
     the_loop: GilCell<Py<PyAny>>,

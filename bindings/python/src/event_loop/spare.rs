@@ -56,12 +56,12 @@ impl Spare {
         }
         let released = handle.get().reset(py);
         // SAFETY: `p` is live; untracking is allowed outside a traversal
-        // (this is the runner, between two handles): a kept handle is
-        // visited by its loop instead (see the module's doc).
+        // (this is the runner, between two handles). A kept handle refers
+        // to nothing: the collector has nothing to find through it.
         unsafe { ffi::PyObject_GC_UnTrack(p.cast()) };
         self.0.push(py, handle.unbind());
-        // The callback, arguments and context go last: their release may
-        // run Python code, which may take the handle kept just now.
+        // The callback, arguments, context and loop go last: their release
+        // may run Python code, which may take the handle kept just now.
         drop(released);
     }
 
