@@ -37,8 +37,8 @@ impl<H: LoopHandle> EventLoop<H> {
     ///    `limits.busy_poll` may skip the wait (see [`BusyPoll`]): steps
     ///    3-5 are skipped then;
     /// 3. the loop waits in epoll (with a nanosecond timeout; through
-    ///    [`Runner::park`], or [`Runner::poll`] if the timeout is 0). A signal (`EINTR`)
-    ///    ends the wait with no events;
+    ///    [`Runner::park`], or [`Runner::poll`] if the timeout is 0). A
+    ///    signal (`EINTR`) ends the wait with no events;
     /// 4. each I/O event makes the fd's reader / writer ready
     ///    (`EPOLLERR`/`EPOLLHUP` both); a cancelled one is removed instead;
     /// 5. the embedded runtime runs (`RunMode::NoWait`) if its backend fd
@@ -105,11 +105,15 @@ impl<H: LoopHandle> EventLoop<H> {
         let mut events = poller::events_buf();
         let mut waited = Ok(Waited::Events(0));
         let mut parked_ns = 0;
+        // The clock read when a blocking wait ended (a poll reads none).
+        let mut woke_at = None;
         if timeout != Some(Duration::ZERO) && self.remote.before_park() {
             let start = now_ns();
             runner.park(&mut || waited = self.poller.wait(&mut events, timeout));
             self.remote.after_park();
-            parked_ns = now_ns() - start;
+            let end = now_ns();
+            parked_ns = end - start;
+            woke_at = Some(end);
         } else {
             runner.poll(&mut || waited = self.poller.wait(&mut events, Some(Duration::ZERO)));
         }
@@ -122,7 +126,7 @@ impl<H: LoopHandle> EventLoop<H> {
         // Only a wait that found nothing lets the next busy iterations skip
         // theirs: a loop with I/O going on polls in every iteration.
         let (empty_at, stamp) = if n == 0 {
-            let now = now_ns();
+            let now = woke_at.unwrap_or_else(now_ns);
             (now, Stamp::at(now))
         } else {
             (0, Stamp::from_raw(0))
@@ -210,12 +214,12 @@ impl<H: LoopHandle> EventLoop<H> {
     }
 
     /// Step 6 of [`run_once`](Self::run_once) and the start of 7: due
-    /// timers (at `now()`, read only if there are timers) join the ready queue (cancelled ones go to `garbage`), which
-    /// is then taken whole as the batch to run. A lone ready handle not
-    /// cancelled is taken alone, already counted as run: the iteration
-    /// then needs no lock after it runs (a chain of
-    /// `call_soon`s, one handle per iteration, takes two locks per
-    /// iteration instead of three).
+    /// timers (at `now()`, read only if there are timers) join the ready
+    /// queue (cancelled ones go to `garbage`), which is then taken whole as
+    /// the batch to run. A lone ready handle not cancelled is taken alone,
+    /// already counted as run: the iteration then needs no lock after it
+    /// runs (a chain of `call_soon`s, one handle per iteration, takes two
+    /// locks per iteration instead of three).
     fn take_batch(
         st: &mut State<H>,
         limits: Limits,

@@ -168,21 +168,21 @@ pub(crate) fn untrack(handle: &Bound<'_, Handle>) {
 /// no listing: it would then be untracked and shared).
 pub(crate) fn track_if_shared(handle: &Bound<'_, Handle>) {
     let p = handle.as_ptr();
-    // SAFETY: the GIL is held (`Bound`); `p` is live; tracking an untracked
-    // container is allowed outside a traversal (this runs at a handle's
-    // release or in the collector's start hook, never in a traversal).
-    unsafe {
-        if (ffi::Py_REFCNT(p) > 1 || has_weakrefs(p)) && ffi::PyObject_GC_IsTracked(p) == 0 {
-            ffi::PyObject_GC_Track(p.cast());
-        }
+    // SAFETY: the GIL is held (`Bound`); `p` is live; reading a count and
+    // the weak list runs no Python code.
+    if unsafe { ffi::Py_REFCNT(p) > 1 || has_weakrefs(p) } {
+        // At a handle's release or in the collector's start hook, never in
+        // a traversal.
+        track_if_untracked(handle);
     }
 }
 
-/// Tracks `handle` if the collector does not.
+/// Tracks `handle` if the collector does not (called outside any
+/// traversal).
 fn track_if_untracked(handle: &Bound<'_, Handle>) {
     let p = handle.as_ptr();
     // SAFETY: the GIL is held (`Bound`); `p` is live; tracking an untracked
-    // container is allowed outside a traversal (a `call_soon`).
+    // container is allowed outside a traversal (the callers' contract).
     unsafe {
         if ffi::PyObject_GC_IsTracked(p) == 0 {
             ffi::PyObject_GC_Track(p.cast());
