@@ -149,7 +149,10 @@ typedef int rt_fd;
  */
 typedef enum {
   /**
-   * Work-stealing worker threads run the tasks.
+   * Work-stealing worker threads run the tasks. A callback that blocks
+   * its thread (sleeps, waits) holds up only its own worker: timers, fd
+   * watches and queued callbacks go on running on the others (delayed by
+   * about 10 ms at most, when another worker is idle).
    */
   RT_FLAVOR_MULTI_THREAD = 0,
   /**

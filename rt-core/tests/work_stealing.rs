@@ -183,3 +183,66 @@ fn a_lifo_task_escapes_a_blocked_worker() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// What a parked worker waits for while the only running worker blocks.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    Timer,
+    Readable,
+}
+
+/// The runtime is idle, then one worker leaves its park (its own driver
+/// turn, or a spawn from outside) and its task blocks the thread (a C
+/// callback that sleeps). A timer or an fd that becomes due meanwhile must
+/// not wait for the block: the other worker, parked, takes over the
+/// drivers.
+#[test]
+fn drivers_stay_attended_while_a_worker_blocks() {
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let block = Duration::from_millis(400);
+    for round in 0..2 {
+        for wait in [Wait::Timer, Wait::Readable] {
+            for timer_woken_blocker in [false, true] {
+                // Both workers parked.
+                std::thread::sleep(Duration::from_millis(20));
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+                ours.set_nonblocking(true).unwrap();
+                let start = Instant::now();
+                let waiter = rt.spawn(async move {
+                    match wait {
+                        Wait::Timer => rt_core::time::sleep(Duration::from_millis(40)).await,
+                        Wait::Readable => {
+                            let s = rt_core::net::UnixStream::from_std(ours).unwrap();
+                            s.readable().await.unwrap();
+                        }
+                    }
+                    tx.send(start.elapsed()).unwrap();
+                });
+                let blocker = rt.spawn(async move {
+                    if timer_woken_blocker {
+                        rt_core::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    std::thread::sleep(block);
+                });
+                if let Wait::Readable = wait {
+                    std::thread::sleep(Duration::from_millis(40));
+                    std::io::Write::write_all(&mut theirs, b"x").unwrap();
+                }
+                let ran_after = rx.recv().unwrap();
+                assert!(
+                    ran_after < block / 2,
+                    "round {round}, {wait:?}, timer-woken blocker {timer_woken_blocker}: \
+                     the waiter ran {ran_after:?} after the start, while a worker blocked \
+                     for {block:?}"
+                );
+                rt.block_on(waiter).unwrap();
+                rt.block_on(blocker).unwrap();
+            }
+        }
+    }
+}

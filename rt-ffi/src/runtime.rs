@@ -21,7 +21,10 @@ const _: () = assert!(RT_MAX_WORKER_THREADS as usize == rt_core::runtime::MAX_WO
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum rt_flavor {
-    /// Work-stealing worker threads run the tasks.
+    /// Work-stealing worker threads run the tasks. A callback that blocks
+    /// its thread (sleeps, waits) holds up only its own worker: timers, fd
+    /// watches and queued callbacks go on running on the others (delayed by
+    /// about 10 ms at most, when another worker is idle).
     RT_FLAVOR_MULTI_THREAD = 0,
     /// No worker thread: the host drives the runtime from its own thread.
     RT_FLAVOR_CURRENT_THREAD = 1,

@@ -27,8 +27,13 @@ from conftest import (
 
 def test_spawns_racing_shutdown_leave_no_future_pending():
     """Threads spawn until ShutdownError while the runtime shuts down: every
-    future handed out ends done (result or cancelled), nothing runs twice."""
-    for _ in range(3):
+    future handed out ends done (result or cancelled), nothing runs twice.
+    At least 3 rounds, and until one had both outcomes (on a loaded machine
+    the workers may keep up with the spawners for a whole round)."""
+    both_outcomes = 0
+    for round_no in range(12):
+        if round_no >= 3 and both_outcomes:
+            break
         rt = rtpy.Runtime("multi_thread", workers=2)
         futs = [[] for _ in range(4)]
         ran = []
@@ -59,8 +64,9 @@ def test_spawns_racing_shutdown_leave_no_future_pending():
         assert ok == n_ran, f"{ok} futures have a result but {n_ran} functions ran"
         time.sleep(0.02)
         assert len(ran) == n_ran, "functions ran after shutdown returned"
-        # Not vacuous: the race had both outcomes.
-        assert n_ran > 0 and len(all_futs) > n_ran, (n_ran, len(all_futs))
+        both_outcomes += n_ran > 0 and len(all_futs) > n_ran
+    # Not vacuous: some round's race had both outcomes.
+    assert both_outcomes, "no round had both spawned functions run and futures cancelled"
 
 
 def test_timer_cancels_racing_shutdown():

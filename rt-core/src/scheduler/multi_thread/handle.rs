@@ -41,9 +41,10 @@ pub(super) struct Shared {
     /// overflow from full local queues.
     pub(super) inject: Inject<Entry>,
     pub(super) idle: Idle,
-    /// A parked worker checks the other workers' LIFO slots periodically
-    /// (see `worker.rs`, "stuck LIFO slots"). While nobody does, a task
-    /// put in a LIFO slot wakes a sleeper to take the role.
+    /// A parked worker watches the others periodically: their LIFO slots
+    /// and the driver (see `worker.rs`, "Stuck workers"). While nobody
+    /// does, a task put in a LIFO slot, or a worker leaving its park, wakes
+    /// a sleeper to take the role.
     pub(super) lifo_watch: AtomicBool,
     pub(super) owned: OwnedTasks<Arc<Handle>>,
     /// Cores handed in by workers that stopped; the last one in finishes
@@ -143,13 +144,27 @@ impl Handle {
                     // parked worker watches the LIFO slots: this one may be
                     // about to block (a C callback). Two plain loads; a
                     // wake only when workers sleep and none watches.
-                    !self.shared.lifo_watch.load(SeqCst) && self.shared.idle.has_sleepers()
+                    self.is_unwatched_with_sleepers()
                 }
             }
         };
         // While the worker parks (its `park` is taken out), wakes come in
         // batches from the driver: notify once after the park instead.
         if should_notify && core.park.is_some() {
+            self.notify_parked();
+        }
+    }
+
+    /// True if some worker sleeps and none holds the watch: a worker that
+    /// blocks its thread now would go unnoticed. Two plain loads.
+    fn is_unwatched_with_sleepers(&self) -> bool {
+        !self.shared.lifo_watch.load(SeqCst) && self.shared.idle.has_sleepers()
+    }
+
+    /// Wakes a sleeping worker if none watches the others; it takes the
+    /// watch when it parks again (this worker runs by then).
+    pub(super) fn wake_watcher_if_unwatched(&self) {
+        if self.is_unwatched_with_sleepers() {
             self.notify_parked();
         }
     }

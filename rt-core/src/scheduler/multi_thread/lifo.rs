@@ -7,7 +7,7 @@
 //! block. C callbacks block far more often than Rust futures do, so here
 //! the slot is shared: its owner fills and empties it, and another worker
 //! may take its task when the owner has been inside one poll for too long
-//! (see `Lifo::polls` and `worker.rs`, "stuck LIFO slots").
+//! (see `Lifo::polls` and `worker.rs`, "Stuck workers").
 //!
 //! The slot is a cell plus a state word, EMPTY -> FULL by the owner only,
 //! and FULL -> BUSY -> EMPTY by whoever takes the task (owner or thief):

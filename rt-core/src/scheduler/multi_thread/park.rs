@@ -4,10 +4,17 @@
 //! lock parks *in the driver* (later: blocks in `epoll_wait` with the next
 //! timer deadline as timeout); the others park on their own condvar. An
 //! unpark goes through whichever the worker is parked in.
+//!
+//! The worker that watches the others (see `worker.rs`, "Stuck workers")
+//! parks on its condvar while the driver is being turned by others, and in
+//! the driver once nobody has turned it for one of its parks: a worker that
+//! left the driver to run a task which then blocked its thread leaves the
+//! timers and fds unattended otherwise.
 
 use crate::loom::{AtomicUsize, Condvar, Mutex};
 use crate::runtime::park::{Park, Unpark};
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +26,8 @@ const NOTIFIED: usize = 3;
 /// A worker's parker.
 pub(super) struct Parker {
     inner: Arc<Inner>,
+    /// `Shared::turns` after this worker's last watching park.
+    turns_seen: u32,
 }
 
 /// Wakes one worker's parker.
@@ -38,6 +47,10 @@ struct Inner {
 struct Shared {
     driver: Mutex<Box<dyn Park>>,
     unpark: Arc<dyn Unpark>,
+    /// Bumped at each turn of the driver (parks in it and zero-timeout
+    /// polls), by the holder of its lock: unchanged over a watching park
+    /// means nobody attends the driver.
+    turns: AtomicU32,
 }
 
 /// One parker per worker, all sharing `driver`.
@@ -46,6 +59,7 @@ pub(super) fn parkers(driver: Box<dyn Park>, n: usize) -> Vec<Parker> {
     let shared = Arc::new(Shared {
         driver: Mutex::new(driver),
         unpark,
+        turns: AtomicU32::new(0),
     });
     (0..n)
         .map(|_| Parker {
@@ -55,6 +69,7 @@ pub(super) fn parkers(driver: Box<dyn Park>, n: usize) -> Vec<Parker> {
                 condvar: Condvar::new(),
                 shared: shared.clone(),
             }),
+            turns_seen: 0,
         })
         .collect()
 }
@@ -68,19 +83,26 @@ impl Parker {
 
     /// Blocks until unparked.
     pub(super) fn park(&mut self) {
-        self.inner.park(None);
+        self.inner.park(None, true);
     }
 
-    /// Blocks until unparked or until `timeout` passed (in the driver, or
-    /// on the condvar if another worker holds the driver).
-    pub(super) fn park_for(&mut self, timeout: Duration) {
-        self.inner.park(Some(timeout));
+    /// The watching worker's park: blocks until unparked or until `timeout`
+    /// passed, on the condvar while other workers turn the driver, in the
+    /// driver (if its lock is free) when nobody turned it since this
+    /// worker's previous watching park ended.
+    pub(super) fn park_watching(&mut self, timeout: Duration) {
+        let unattended = self.inner.shared.turns.load(Relaxed) == self.turns_seen;
+        self.inner.park(Some(timeout), unattended);
+        // Own turns (a park in the driver) count as seen: only the others'
+        // show that the driver is attended.
+        self.turns_seen = self.inner.shared.turns.load(Relaxed);
     }
 
     /// Polls the driver with `duration` as timeout, if no other worker holds
     /// it. Used with zero for the periodic driver turn of busy workers.
     pub(super) fn park_timeout(&mut self, duration: Duration) {
         if let Ok(mut driver) = self.inner.shared.driver.try_lock() {
+            self.inner.shared.turned();
             driver.park_timeout(duration);
         }
     }
@@ -100,8 +122,19 @@ impl Unparker {
     }
 }
 
+impl Shared {
+    /// The driver's lock holder starts a turn.
+    fn turned(&self) {
+        // Only the lock holder writes: no read-modify-write needed.
+        self.turns
+            .store(self.turns.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+}
+
 impl Inner {
-    fn park(&self, timeout: Option<Duration>) {
+    /// Parks in the driver if `try_driver` and its lock is free, otherwise
+    /// on the condvar.
+    fn park(&self, timeout: Option<Duration>, try_driver: bool) {
         // A few spins first: the notification often comes right away.
         for _ in 0..3 {
             if self
@@ -113,7 +146,13 @@ impl Inner {
             }
             crate::loom::spin_loop();
         }
-        if let Ok(mut driver) = self.shared.driver.try_lock() {
+        let driver = if try_driver {
+            self.shared.driver.try_lock().ok()
+        } else {
+            None
+        };
+        if let Some(mut driver) = driver {
+            self.shared.turned();
             self.park_driver(&mut **driver, timeout);
         } else {
             self.park_condvar(timeout);
@@ -224,9 +263,10 @@ mod loom_tests {
         });
     }
 
-    /// A timed park (the LIFO watcher's) racing an unpark: the park
-    /// returns, and the state is left consistent whether the notification
-    /// came before, during or after it: a later untimed park still returns
+    /// A watching park (timed, in the driver or on the condvar) racing an
+    /// unpark: the park returns, and the state is left consistent whether
+    /// the notification came before, during or after it: a later untimed
+    /// park still returns
     /// once unparked again.
     #[test]
     fn timed_park_vs_unpark() {
@@ -238,7 +278,7 @@ mod loom_tests {
                 u1.unpark();
                 u0.unpark();
             });
-            p1.park_for(Duration::from_millis(1));
+            p1.park_watching(Duration::from_millis(1));
             p0.park();
             t.join().unwrap();
             // After the unpark thread is done, one more round trip.

@@ -10,27 +10,34 @@
 //! instead of the park when nothing else is ready), then go to the back of
 //! the local queue.
 //!
-//! # Stuck LIFO slots
+//! # Stuck workers
+//!
+//! A task may block its thread (a C callback that sleeps or waits). Two
+//! things must not wait for it: the task in its worker's LIFO slot, and
+//! the drivers (timers, fds), which that worker may have left to run it.
 //!
 //! The task a running task spawns or wakes goes to the worker's LIFO slot
-//! and, normally, runs right after it on the same worker. If the running
-//! task blocks its thread instead (a C callback that sleeps or waits), that
-//! task would wait for the whole block. So another worker may take it: one
-//! that finds the slot full while the owner's poll count (bumped at each
-//! poll) has not moved for [`STUCK_POLL`]. Who looks:
+//! and, normally, runs right after it on the same worker. Another worker
+//! may take it: one that finds the slot full while the owner's poll count
+//! (bumped at each poll) has not moved for [`STUCK_POLL`]. Who looks:
 //! - a parked worker, while some other worker runs, holds the watch
 //!   (`Shared::lifo_watch`, one holder) and parks at most
 //!   [`LIFO_WATCH_INTERVAL`] at a time, checking the slots each time;
 //! - busy workers check at their maintenance (every `event_interval`);
 //! - a task put in a LIFO slot while workers sleep and nobody holds the
 //!   watch wakes a sleeper, which takes it when it parks again (the owner
-//!   may not get another chance: it may be about to block). The holder
-//!   lets the watch go when it finds every other worker parked, or leaves
-//!   its park.
+//!   may not get another chance: it may be about to block);
+//! - so does a worker that leaves its park (its own driver turn, or a
+//!   notification) when it starts its first task.
 //!
-//! (Waking a sleeper whenever a worker is woken by its own driver turn,
-//! instead of at a LIFO push, cost a third of the C ping-pong rate on a
-//! multi-thread runtime: a cross-thread wake per message.)
+//! The holder lets the watch go when it leaves its park, or when it finds
+//! every other worker parked and none started a poll since its previous
+//! look (idle for a whole watching park).
+//!
+//! The watcher parks on its condvar while others turn the driver, and in
+//! the driver when nobody turned it during its previous park (`park.rs`):
+//! then timers fire and fds are polled within about two watching parks of
+//! their time while a worker blocks, if another one is idle.
 //!
 //! The ping-pong fast path is kept: the owner still runs its LIFO task
 //! next; filling an empty slot is a plain store and taking it one CAS (see
@@ -78,6 +85,11 @@ pub(crate) struct Core {
     pub(super) lifo_enabled: bool,
     /// This worker holds `Shared::lifo_watch`.
     holds_lifo_watch: bool,
+    /// The worker left a park and has not run a task since.
+    left_park: bool,
+    /// The other workers' poll counts (summed) at this worker's last look
+    /// before a park.
+    others_polls_seen: u32,
     pub(super) run_queue: Local<Entry>,
     is_searching: bool,
     is_shutdown: bool,
@@ -118,6 +130,8 @@ impl Core {
             lifo,
             lifo_enabled: !handle_cfg.disable_lifo_slot,
             holds_lifo_watch: false,
+            left_park: false,
+            others_polls_seen: 0,
             run_queue,
             is_searching: false,
             is_shutdown: false,
@@ -159,7 +173,7 @@ impl Core {
 
     /// Moves the task in another worker's LIFO slot to the back of this
     /// worker's queue if that worker has been inside one poll for at least
-    /// [`STUCK_POLL`] (see "Stuck LIFO slots").
+    /// [`STUCK_POLL`] (see "Stuck workers").
     fn steal_stuck_lifo(&mut self, worker: &Worker) {
         let shared = &worker.handle.shared;
         let mut now = None;
@@ -181,14 +195,25 @@ impl Core {
 
     /// Before a park: whether this worker holds the LIFO watch now (then it
     /// parks at most [`LIFO_WATCH_INTERVAL`]). It takes or keeps the watch
-    /// while another worker runs, and lets it go when all others are parked.
+    /// while another worker runs, and lets it go once all others are parked
+    /// and none has started a poll since its previous look (idle for a
+    /// whole watching park: in a ping-pong, the others park and leave again
+    /// all the time, and each leave would wake a new watcher).
     fn watch_lifo_slots(&mut self, worker: &Worker) -> bool {
         let shared = &worker.handle.shared;
         if shared.remotes.len() == 1 {
             return false;
         }
+        let others_polls = shared
+            .remotes
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != self.index)
+            .fold(0u32, |sum, (_, r)| sum.wrapping_add(r.lifo.polls()));
+        let others_idle = others_polls == self.others_polls_seen;
+        self.others_polls_seen = others_polls;
         // This worker is parked already: any unparked one is another.
-        if self.holds_lifo_watch && shared.idle.num_unparked() == 0 {
+        if self.holds_lifo_watch && others_idle && shared.idle.num_unparked() == 0 {
             self.release_lifo_watch(worker);
             // Then look again (below): a worker unparked since the load
             // above and filling its slot saw the watch taken and woke
@@ -438,6 +463,12 @@ impl Context {
     fn run_task(&self, task: Entry, mut core: Box<Core>) -> RunResult {
         // Stop searching first, so another idle worker may start.
         core.transition_from_searching(&self.worker);
+        if core.left_park {
+            // The first task after a park may block this thread: if the
+            // others sleep and none watches, wake one (see "Stuck workers").
+            core.left_park = false;
+            self.worker.handle.wake_watcher_if_unwatched();
+        }
         core.stats.polls += 1;
         core.lifo.poll_started();
         *self.core.borrow_mut() = Some(core);
@@ -544,7 +575,7 @@ impl Context {
                 core.stats.parks += 1;
                 core.submit_metrics(&self.worker);
                 if core.watch_lifo_slots(&self.worker) {
-                    core = self.park_for(core, LIFO_WATCH_INTERVAL);
+                    core = self.park_watching(core);
                 } else {
                     core = self.park_timeout(core, None);
                 }
@@ -560,6 +591,7 @@ impl Context {
                 }
             }
             core.release_lifo_watch(&self.worker);
+            core.left_park = true;
         }
         core
     }
@@ -571,10 +603,11 @@ impl Context {
         })
     }
 
-    /// Parks until unparked or `timeout` passed, in the driver or on the
-    /// condvar (the LIFO watch).
-    fn park_for(&self, core: Box<Core>, timeout: Duration) -> Box<Core> {
-        self.park_with(core, |park| park.park_for(timeout))
+    /// The watching worker's park: until unparked or
+    /// [`LIFO_WATCH_INTERVAL`] passed, in the driver if nobody else turned
+    /// it during the previous one (see "Stuck workers").
+    fn park_watching(&self, core: Box<Core>) -> Box<Core> {
+        self.park_with(core, |park| park.park_watching(LIFO_WATCH_INTERVAL))
     }
 
     fn park_with(&self, mut core: Box<Core>, park_fn: impl FnOnce(&mut Parker)) -> Box<Core> {
