@@ -91,6 +91,19 @@ use std::sync::{Mutex, MutexGuard};
 pub trait LoopHandle: Clone + Send + 'static {
     /// True once cancelled: the loop drops it instead of running it.
     fn is_cancelled(&self) -> bool;
+
+    /// A hint that the loop runs this handle soon (a few handles from
+    /// now): it may start loading its memory into the cache. Handles made
+    /// long ago (timers) are cold, and a batch runs them in deadline
+    /// order, not in the order they were made. The default does nothing.
+    #[inline]
+    fn prefetch(&self) {}
+
+    /// As [`prefetch`](Self::prefetch), for what the handle points to; the
+    /// loop calls it closer to the run, when the handle itself is likely
+    /// in the cache. The default does nothing.
+    #[inline]
+    fn prefetch_targets(&self) {}
 }
 
 /// Runs the handles of [`EventLoop::run_once`].

@@ -95,6 +95,22 @@ impl GilCell<Option<Call>> {
     }
 }
 
+impl GilCell<Option<Call>> {
+    /// The callback's and the arguments' pointers, no new references
+    /// (valid while the cell keeps them: until the next `replace`).
+    pub(crate) fn call_ptrs(
+        &self,
+        _py: Python<'_>,
+    ) -> Option<(*mut pyo3::ffi::PyObject, *mut pyo3::ffi::PyObject)> {
+        // SAFETY: as `replace`: the GIL is held; a plain read.
+        unsafe {
+            (*self.0.get())
+                .as_ref()
+                .map(|c| (c.callback.as_ptr(), c.args.as_ptr()))
+        }
+    }
+}
+
 impl<T> GilCell<Option<Py<T>>> {
     /// A new reference to the object, if any.
     pub(crate) fn get<'py>(&self, py: Python<'py>) -> Option<Bound<'py, T>> {
