@@ -234,11 +234,13 @@ fn drivers_stay_attended_while_a_worker_blocks() {
                     std::io::Write::write_all(&mut theirs, b"x").unwrap();
                 }
                 let ran_after = rx.recv().unwrap();
+                // Due 40 ms after the start; served within about 10 ms
+                // (two watching parks), with room for a loaded machine.
                 assert!(
-                    ran_after < block / 2,
+                    ran_after < Duration::from_millis(150),
                     "round {round}, {wait:?}, timer-woken blocker {timer_woken_blocker}: \
-                     the waiter ran {ran_after:?} after the start, while a worker blocked \
-                     for {block:?}"
+                     the waiter ran {ran_after:?} after the start (due at 40 ms), while a \
+                     worker blocked for {block:?}"
                 );
                 rt.block_on(waiter).unwrap();
                 rt.block_on(blocker).unwrap();

@@ -88,14 +88,15 @@ impl Parker {
 
     /// The watching worker's park: blocks until unparked or until `timeout`
     /// passed, on the condvar while other workers turn the driver, in the
-    /// driver (if its lock is free) when nobody turned it since this
-    /// worker's previous watching park ended.
+    /// driver (if its lock is free) when nobody else turned it since this
+    /// worker's previous watching park started.
     pub(super) fn park_watching(&mut self, timeout: Duration) {
-        let unattended = self.inner.shared.turns.load(Relaxed) == self.turns_seen;
-        self.inner.park(Some(timeout), unattended);
-        // Own turns (a park in the driver) count as seen: only the others'
-        // show that the driver is attended.
-        self.turns_seen = self.inner.shared.turns.load(Relaxed);
+        let turns = self.inner.shared.turns.load(Relaxed);
+        let unattended = turns == self.turns_seen;
+        let own = self.inner.park(Some(timeout), unattended);
+        // The count as this park started, plus its own turn: the others'
+        // turns during the park show at the next look.
+        self.turns_seen = turns.wrapping_add(u32::from(own));
     }
 
     /// Polls the driver with `duration` as timeout, if no other worker holds
@@ -133,8 +134,8 @@ impl Shared {
 
 impl Inner {
     /// Parks in the driver if `try_driver` and its lock is free, otherwise
-    /// on the condvar.
-    fn park(&self, timeout: Option<Duration>, try_driver: bool) {
+    /// on the condvar. True if it parked in the driver.
+    fn park(&self, timeout: Option<Duration>, try_driver: bool) -> bool {
         // A few spins first: the notification often comes right away.
         for _ in 0..3 {
             if self
@@ -142,7 +143,7 @@ impl Inner {
                 .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
                 .is_ok()
             {
-                return;
+                return false;
             }
             crate::loom::spin_loop();
         }
@@ -154,8 +155,10 @@ impl Inner {
         if let Some(mut driver) = driver {
             self.shared.turned();
             self.park_driver(&mut **driver, timeout);
+            true
         } else {
             self.park_condvar(timeout);
+            false
         }
     }
 
@@ -263,28 +266,98 @@ mod loom_tests {
         });
     }
 
-    /// A watching park (timed, in the driver or on the condvar) racing an
-    /// unpark: the park returns, and the state is left consistent whether
-    /// the notification came before, during or after it: a later untimed
-    /// park still returns
-    /// once unparked again.
+    /// A watching park (timed, in the driver or, when the driver was
+    /// turned since its last look, on the condvar) racing an unpark: the
+    /// park returns, and the state is left consistent whether the
+    /// notification came before, during or after it: a later untimed park
+    /// still returns once unparked again.
     #[test]
     fn timed_park_vs_unpark() {
-        loom::model(|| {
-            let (mut p0, u0, mut p1, u1) = two_parkers();
-            // p1 holds nothing: it parks on the condvar or in the driver,
-            // whichever it gets.
-            let t = loom::thread::spawn(move || {
+        for driver_turned in [false, true] {
+            loom::model(move || {
+                let (mut p0, u0, mut p1, u1) = two_parkers();
+                if driver_turned {
+                    p1.turns_seen = p1.turns_seen.wrapping_sub(1);
+                }
+                let t = loom::thread::spawn(move || {
+                    u1.unpark();
+                    u0.unpark();
+                });
+                p1.park_watching(Duration::from_millis(1));
+                p0.park();
+                t.join().unwrap();
+                // After the unpark thread is done, one more round trip.
+                let u1 = p1.unparker();
                 u1.unpark();
-                u0.unpark();
+                p1.park();
             });
-            p1.park_watching(Duration::from_millis(1));
-            p0.park();
-            t.join().unwrap();
-            // After the unpark thread is done, one more round trip.
-            let u1 = p1.unparker();
-            u1.unpark();
-            p1.park();
-        });
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::runtime::park::ParkThread;
+    use std::sync::atomic::{AtomicBool, AtomicU32};
+
+    fn two() -> (Parker, Parker) {
+        let mut ps = parkers(Box::new(ParkThread::new()), 2);
+        let p1 = ps.pop().unwrap();
+        (ps.pop().unwrap(), p1)
+    }
+
+    /// Nobody else turns the driver (its last turner blocks): every
+    /// watching park is in the driver.
+    #[test]
+    fn the_watcher_takes_an_unturned_driver() {
+        let (mut watcher, _blocked) = two();
+        let turns = || watcher.inner.shared.turns.load(Relaxed);
+        let before = turns();
+        for _ in 0..3 {
+            watcher.park_watching(Duration::from_millis(1));
+        }
+        assert_eq!(watcher.inner.shared.turns.load(Relaxed), before + 3);
+    }
+
+    /// A busy worker turns the driver every 200 µs (its zero-timeout
+    /// turns): the watcher parks on its condvar and leaves the driver to
+    /// it, apart from its first park (nothing seen yet).
+    #[test]
+    fn the_watcher_leaves_a_turned_driver_to_its_turner() {
+        let (mut watcher, mut busy) = two();
+        let stop = Arc::new(AtomicBool::new(false));
+        let got = Arc::new(AtomicU32::new(0));
+        let refused = Arc::new(AtomicU32::new(0));
+        let shared = busy.inner.shared.clone();
+        let turner = {
+            let (stop, got, refused) = (stop.clone(), got.clone(), refused.clone());
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    let before = shared.turns.load(Relaxed);
+                    busy.park_timeout(Duration::ZERO);
+                    let counter = if shared.turns.load(Relaxed) == before {
+                        &refused
+                    } else {
+                        &got
+                    };
+                    counter.fetch_add(1, SeqCst);
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        for _ in 0..40 {
+            watcher.park_watching(Duration::from_millis(5));
+        }
+        stop.store(true, SeqCst);
+        turner.join().unwrap();
+        let (got, refused) = (got.load(SeqCst), refused.load(SeqCst));
+        // Holding the driver for 40 parks would refuse nearly every turn.
+        assert!(
+            refused < (got + refused) / 4,
+            "the busy worker found the driver held in {refused} of {} turns",
+            got + refused
+        );
     }
 }
