@@ -93,9 +93,7 @@ impl GilCell<Option<Call>> {
                 .map(|c| (c.callback.bind(py).clone(), c.args.bind(py).clone()))
         }
     }
-}
 
-impl GilCell<Option<Call>> {
     /// The callback's and the arguments' pointers, no new references
     /// (valid while the cell keeps them: until the next `replace`).
     pub(crate) fn call_ptrs(

@@ -92,8 +92,8 @@ pub(crate) struct Core {
     holds_lifo_watch: bool,
     /// The worker left a park and has not run a task since.
     left_park: bool,
-    /// The other workers' poll counts (summed) at this worker's last look
-    /// before a park.
+    /// While it holds the watch: the other workers' poll counts (summed)
+    /// at its last look.
     others_polls_seen: u32,
     pub(super) run_queue: Local<Entry>,
     is_searching: bool,
@@ -209,29 +209,38 @@ impl Core {
         if shared.remotes.len() == 1 {
             return false;
         }
-        let others_polls = shared
-            .remotes
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i != self.index)
-            .fold(0u32, |sum, (_, r)| sum.wrapping_add(r.lifo.polls()));
-        let others_idle = others_polls == self.others_polls_seen;
-        self.others_polls_seen = others_polls;
         // This worker is parked already: any unparked one is another.
-        if self.holds_lifo_watch && others_idle && shared.idle.num_unparked() == 0 {
-            self.release_lifo_watch(worker);
-            // Then look again (below): a worker unparked since the load
-            // above and filling its slot saw the watch taken and woke
-            // nobody. (It sees the watch free if that look misses it:
-            // SeqCst.)
+        if self.holds_lifo_watch {
+            let others_polls = self.others_polls(worker);
+            let others_idle = others_polls == self.others_polls_seen;
+            self.others_polls_seen = others_polls;
+            if others_idle && shared.idle.num_unparked() == 0 {
+                self.release_lifo_watch(worker);
+                // Then look again (below): a worker unparked since the load
+                // above and filling its slot saw the watch taken and woke
+                // nobody. (It sees the watch free if that look misses it:
+                // SeqCst.)
+            }
         }
         if !self.holds_lifo_watch && shared.idle.num_unparked() > 0 {
             self.holds_lifo_watch = shared
                 .lifo_watch
                 .compare_exchange(false, true, SeqCst, SeqCst)
                 .is_ok();
+            if self.holds_lifo_watch {
+                self.others_polls_seen = self.others_polls(worker);
+            }
         }
         self.holds_lifo_watch
+    }
+
+    /// The other workers' poll counts, summed (wrapping): unchanged between
+    /// two looks means none of them started a poll in between.
+    fn others_polls(&self, worker: &Worker) -> u32 {
+        let remotes = &worker.handle.shared.remotes;
+        (remotes.iter().enumerate())
+            .filter(|&(i, _)| i != self.index)
+            .fold(0, |sum, (_, r)| sum.wrapping_add(r.lifo.polls()))
     }
 
     fn release_lifo_watch(&mut self, worker: &Worker) {
