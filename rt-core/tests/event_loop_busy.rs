@@ -114,6 +114,43 @@ fn a_busy_loop_polls_once_the_interval_passed() {
 }
 
 #[test]
+fn a_slow_handle_after_fast_ones_ends_the_skipping() {
+    // A chain whose first handle is fast and the others take 2 ms: the
+    // interval (1 ms) passes during the first slow one, and the iteration
+    // after it polls (the time is read in every skipping iteration).
+    let lp = new_loop();
+    let log = log();
+    let (a, b) = UnixStream::pair().unwrap();
+    lp.add_reader(a.as_raw_fd(), rec(&log, READER)).unwrap();
+    fn chain(lp: Weak<EventLoop<Cb>>, log: Log, slow: bool) -> Cb {
+        Cb::new(SPIN, move |id| {
+            if slow {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            log.lock().unwrap().push(id);
+            if let Some(l) = lp.upgrade() {
+                let _ = l.call_soon(chain(lp.clone(), log.clone(), true));
+            }
+        })
+    }
+    let fast = chain(Arc::downgrade(&lp), log.clone(), false);
+    lp.call_soon(fast).unwrap();
+    let mut run = Run::default();
+    // Polls (finding nothing), then runs the fast handle.
+    assert_eq!(lp.run_once(&mut run, false, Limits::default()), Ok(1));
+    (&b).write_all(b"x").unwrap();
+    let limits = busy(u32::MAX, MS);
+    let mut iterations = 0;
+    while !log.lock().unwrap().contains(&READER) {
+        assert!(iterations < 1000, "reader starved");
+        lp.run_once(&mut run, false, limits).unwrap();
+        iterations += 1;
+    }
+    // At most one skip (before the first slow handle), then the poll.
+    assert!(iterations <= 2, "{iterations} iterations");
+}
+
+#[test]
 fn stopping_and_idle_iterations_always_poll() {
     let (lp, log, _a, _b, _) = busy_loop_with_a_pending_reader();
     let mut run = Run::default();

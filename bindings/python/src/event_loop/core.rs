@@ -406,16 +406,20 @@ impl LoopCore {
 }
 
 /// How a busy `_run_forever` (callbacks ready in every iteration) skips
-/// polls: asyncio polls in every iteration, which costs a system call (and
-/// a GIL hand-off) per callback in a chain of `call_soon`s. Here a poll
-/// that found nothing lets at most 31 following iterations skip theirs,
-/// within 10 µs of it; a poll that found events makes the next one poll
-/// too. I/O that becomes ready while a chain of callbacks runs is seen
-/// within about 10 µs (plus the callback running then), about one iteration
-/// of a task step: a chain of fast callbacks (~0.2 µs each) polls once per
-/// 32, a task spinning on `sleep(0)` every few iterations, slow callbacks
-/// in every one. (rloop skips every poll for 250 µs while callbacks are
-/// ready, events or not; Tokio polls its driver every 61 scheduler ticks.)
+/// polls: asyncio polls in every iteration, which costs a system call and a
+/// GIL hand-off (about 0.5 µs here) per callback in a chain of
+/// `call_soon`s. Here a poll that found nothing lets at most 31 following
+/// iterations skip theirs, within 10 µs of it; a poll that found events
+/// makes the next one poll too. I/O that becomes ready while a chain of
+/// callbacks runs is seen within about 10 µs (plus the callback running
+/// then), about one iteration of a task step: a chain of fast callbacks
+/// (~0.2 µs each) polls once per 32, a task spinning on `sleep(0)` every
+/// few iterations, slow callbacks in every one. More skips would make a
+/// fast chain cheaper (127: about 5% per callback) but hand the GIL to
+/// other threads less often: a thread waiting for it gets it only if it
+/// wakes within a poll (or at the interpreter's switch interval). (rloop
+/// skips every poll for 250 µs while callbacks are ready, events or not;
+/// Tokio polls its driver every 61 scheduler ticks.)
 const BUSY_POLL: BusyPoll = BusyPoll {
     max_skips: 31,
     interval_ns: 10_000,
@@ -434,7 +438,15 @@ impl LoopCore {
         _args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<LoopCore> {
-        let engine = Engine::new().map_err(|e| os_error(&e))?;
+        // SAFETY: every call into the engine holds the GIL: the engine is
+        // reached only through this core (its methods, traversal and clear
+        // run attached to the interpreter, as do `TimerHandle.cancel` and
+        // the executor's submit, which reach it through `engine()`; the
+        // executor's jobs call back through `call_soon_threadsafe`, exempt),
+        // the module declares `gil_used` (a free-threaded CPython enables
+        // the GIL for it), and `run_once` lets the GIL go only within
+        // `PyRunner::park` / `poll`, around the engine's wait.
+        let engine = unsafe { Engine::with_outside_lock() }.map_err(|e| os_error(&e))?;
         // The collector hook of untracked handles, before any handle (if it
         // cannot be added, handles stay tracked: see `untracked::untrack`).
         let _ = super::untracked::hook(py);
