@@ -20,6 +20,7 @@ __all__ = [
     "LoopCore",
     "Queue",
     "READABLE",
+    "ReadyCall",
     "Runtime",
     "ShutdownError",
     "SocketTransportCore",
@@ -301,6 +302,17 @@ class _SockWaiter:
     """A ``sock_*`` operation waiting for its fd (reader / writer and done callback)."""
 
     def __call__(self, *args: object) -> None: ...
+
+@final
+class ReadyCall:
+    """A transport's reader or writer callback (``core._read_ready()`` or
+    ``core._write_ready()``), which rtpy's loop calls natively."""
+
+    def __call__(self, *args: object, **kwargs: object) -> None: ...
+    @property
+    def __qualname__(self) -> str: ...
+    @property
+    def __self__(self) -> SocketTransportCore: ...
 
 @final
 class SocketTransportCore:

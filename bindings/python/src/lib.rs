@@ -57,6 +57,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timers::Timer>()?;
     m.add_class::<watch::Watch>()?;
     m.add_class::<transport::SocketTransportCore>()?;
+    m.add_class::<transport::ReadyCall>()?;
     m.add_class::<event_loop::core::LoopCore>()?;
     m.add_class::<event_loop::handle::Handle>()?;
     m.add_class::<event_loop::handle::TimerHandle>()?;

@@ -49,10 +49,13 @@ pub(crate) fn run_in(
             return Err(PyErr::fetch(py));
         }
     }
-    // No arguments (a transport's `_read_ready`, a task's step): a
-    // vectorcall with no argument tuple at all.
+    // No arguments (a transport's readiness, a task's step): a transport's
+    // is called natively, the others by a vectorcall with no argument tuple.
     let outcome = if args.is_empty() {
-        callback.call0()
+        match callback.cast_exact::<crate::transport::ReadyCall>() {
+            Ok(ready) => ready.get().run(py).map(|()| py.None().into_bound(py)),
+            Err(_) => callback.call0(),
+        }
     } else {
         callback.call1(args)
     }

@@ -11,6 +11,9 @@
 mod error;
 mod protocol;
 mod reactor;
+mod ready;
+
+pub(crate) use ready::ReadyCall;
 
 use error::TransportErr;
 use protocol::PyProtocol;
@@ -50,6 +53,19 @@ struct GilBound<T>(T);
 unsafe impl<T> Send for GilBound<T> {}
 // SAFETY: as for Send: shared references are only used under the GIL.
 unsafe impl<T> Sync for GilBound<T> {}
+
+/// Runs `f` with the token of the interpreter this thread is attached to:
+/// `Python::attach` without its bookkeeping (two thread-local accesses and
+/// a count), for the protocol's and reactor's methods, which the state
+/// machine only calls from within `SocketTransportCore`'s methods and drop
+/// (see [`GilBound`]), all attached already.
+fn attached<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    // SAFETY: every caller runs within a method (or the drop) of
+    // `SocketTransportCore`, called by the interpreter on an attached thread
+    // that stays attached through the call (the transport never detaches);
+    // the token does not outlive `f`.
+    f(unsafe { Python::assume_attached() })
+}
 
 impl<T> Deref for GilBound<T> {
     type Target = T;
@@ -152,8 +168,9 @@ impl SocketTransportCore {
     /// Schedules `protocol.connection_made(transport)`, then the start of
     /// reading (asyncio's transport constructor).
     fn _start(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let read_ready = slf.getattr("_read_ready")?.unbind();
-        let write_ready = slf.getattr("_write_ready")?.unbind();
+        let py = slf.py();
+        let read_ready = Py::new(py, ReadyCall::new(slf.clone().unbind(), false))?.into_any();
+        let write_ready = Py::new(py, ReadyCall::new(slf.clone().unbind(), true))?.into_any();
         let start_reading = slf.getattr("_start_reading")?.unbind();
         let me = slf.get();
         if let Some(h) = me.t.reactor().hooks.borrow_mut().as_mut() {

@@ -105,7 +105,7 @@ impl PyProtocol {
     }
 
     fn call0(&self, name: &str) -> Result<Py<PyAny>, TransportErr> {
-        Python::attach(|py| Ok(self.obj.bind(py).call_method0(name)?.unbind()))
+        super::attached(|py| Ok(self.obj.bind(py).call_method0(name)?.unbind()))
     }
 }
 
@@ -123,7 +123,7 @@ impl Protocol for PyProtocol {
     }
 
     fn data_received(&self, data: &[u8]) -> Result<(), TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             let bytes = PyBytes::new(py, data);
             match &self.on_data {
                 Some(f) => call_one(f.bind(py), &bytes)?,
@@ -137,7 +137,7 @@ impl Protocol for PyProtocol {
         if last < OWNED_READ_MIN || self.get_buffer.is_some() {
             return None;
         }
-        Some(Python::attach(|py| {
+        Some(super::attached(|py| {
             let size = owned_read_size(last);
             // SAFETY: the GIL is held. A NULL source makes an uninitialized
             // bytes object of `size` bytes (a new reference, or NULL with
@@ -192,14 +192,14 @@ impl Protocol for PyProtocol {
     }
 
     fn eof_received(&self) -> Result<bool, TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             let keep = self.obj.bind(py).call_method0("eof_received")?;
             Ok(keep.is_truthy()?)
         })
     }
 
     fn connection_lost(&self, exc: Option<TransportErr>) -> Result<(), TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             let exc = match exc {
                 Some(e) => e.value(py),
                 None => py.None().into_bound(py),
@@ -218,18 +218,18 @@ impl Protocol for PyProtocol {
     }
 
     fn get_buffer(&self, sizehint: isize) -> Result<Py<PyAny>, TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             let f = self.get_buffer.as_ref().expect("is_buffered");
             Ok(f.bind(py).call1((sizehint,))?.unbind())
         })
     }
 
     fn buffer_len(&self, buf: &Py<PyAny>) -> Result<usize, TransportErr> {
-        Python::attach(|py| Ok(buf.bind(py).len()?))
+        super::attached(|py| Ok(buf.bind(py).len()?))
     }
 
     fn recv_into(&self, _fd: RawFd, buf: &mut Py<PyAny>) -> Result<Option<usize>, TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             let f = self.recv_into.as_ref().expect("is_buffered");
             match f.bind(py).call1((buf.bind(py),)) {
                 Ok(n) => Ok(Some(n.extract::<usize>()?)),
@@ -245,7 +245,7 @@ impl Protocol for PyProtocol {
     }
 
     fn buffer_updated(&self, n: usize) -> Result<(), TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             match &self.on_data {
                 Some(f) => call_one(f.bind(py), n.into_pyobject(py)?.as_any())?,
                 None => self.obj.bind(py).call_method1("buffer_updated", (n,))?,

@@ -108,7 +108,7 @@ impl PyReactor {
 
     /// `transport.<method>(exc, message)`; its own failure is unraisable.
     fn report(&self, method: &str, err: &TransportErr, message: &str) {
-        Python::attach(|py| {
+        super::attached(|py| {
             let Some(t) = self.transport(py) else { return };
             if let Err(e) = t.bind(py).call_method1(method, (err.value(py), message)) {
                 e.write_unraisable(py, Some(t.bind(py)));
@@ -119,7 +119,7 @@ impl PyReactor {
 
 impl Reactor<TransportErr> for PyReactor {
     fn want_read(&self, on: bool) -> Result<(), TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             if on {
                 let cb = match self.hooks.borrow().as_ref() {
                     Some(h) => h.read_ready.clone_ref(py),
@@ -134,7 +134,7 @@ impl Reactor<TransportErr> for PyReactor {
     }
 
     fn want_write(&self, on: bool) -> Result<(), TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             if on {
                 let cb = match self.hooks.borrow().as_ref() {
                     Some(h) => h.write_ready.clone_ref(py),
@@ -149,7 +149,7 @@ impl Reactor<TransportErr> for PyReactor {
     }
 
     fn call_soon(&self, what: Scheduled<TransportErr>) -> Result<(), TransportErr> {
-        Python::attach(|py| {
+        super::attached(|py| {
             let (f, arg) = {
                 let hooks = self.hooks.borrow();
                 let Some(h) = hooks.as_ref() else {
@@ -191,7 +191,7 @@ impl Reactor<TransportErr> for PyReactor {
     }
 
     fn released(&self) {
-        Python::attach(|py| {
+        super::attached(|py| {
             let Some(t) = self.transport(py) else { return };
             if let Err(e) = t.bind(py).call_method0("_release") {
                 e.write_unraisable(py, Some(t.bind(py)));
@@ -200,7 +200,7 @@ impl Reactor<TransportErr> for PyReactor {
     }
 
     fn write_drained(&self, err: Option<&TransportErr>) {
-        Python::attach(|py| {
+        super::attached(|py| {
             let Some(w) = self.empty_waiter.borrow().as_ref().map(|w| w.clone_ref(py)) else {
                 return;
             };
@@ -215,7 +215,7 @@ impl Reactor<TransportErr> for PyReactor {
     }
 
     fn lost_write_warning(&self) {
-        Python::attach(|py| {
+        super::attached(|py| {
             let logged = LOGGER
                 .get(py)
                 .and_then(|l| l.call_method1("warning", ("socket.send() raised exception.",)));
