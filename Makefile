@@ -10,7 +10,7 @@ PYTHON ?= python3
 LOOM_MAX_PREEMPTIONS ?= 2
 
 .PHONY: install all build demo demo-c demo-cpp demo-python test deps lint test-rust test-loom test-c test-install lib header \
-	check-header check-header-compiles check-symbols bench bench-tokio bench-libuv bench-python clean \
+	check-header check-header-compiles check-symbols bench bench-tokio bench-libuv bench-python bench-counts clean \
 	venv python test-python conformance-python
 
 # The C library and its tools.
@@ -187,7 +187,7 @@ test-install: deps
 	bash tests/install/check_install.sh $(TEST_PREFIX) $(RT_VERSION)
 	$(MAKE) --no-print-directory demo-cpp CPP_PREFIX=$(TEST_PREFIX)
 
-bench: bench-tokio bench-libuv bench-python
+bench: bench-tokio bench-libuv bench-python bench-counts
 
 # rt-core against Tokio (criterion), then the table of rt/Tokio ratios.
 bench-tokio:
@@ -260,6 +260,14 @@ bench-python: python
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benches/python/echo/requirements.txt
 	$(VENV_PY) benches/python/echo/run.py $(if $(RT_BENCH_QUICK),--quick,)
 	$(VENV_PY) benches/python/timer_lateness.py $(if $(RT_BENCH_QUICK),--n 200 --rounds 2,)
+
+# The echo servers' instructions and system calls per request (valgrind's
+# callgrind and strace, installed here if missing).
+bench-counts: python
+	@command -v valgrind >/dev/null && command -v strace >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq valgrind strace; }
+	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benches/python/echo/requirements.txt
+	$(VENV_PY) benches/python/echo/counts.py $(if $(RT_BENCH_QUICK),--sizes 1024 --requests 200,)
 
 clean:
 	$(CARGO) clean

@@ -25,6 +25,7 @@ fn busy(max_skips: u32, interval_ns: u64) -> Limits {
     Limits {
         busy_poll: Some(BusyPoll {
             max_skips,
+            max_skips_after_events: 0,
             interval_ns,
         }),
         ..Limits::default()
@@ -81,6 +82,39 @@ fn at_most_max_skips_iterations_skip_then_a_poll_with_events_is_followed_by_one(
     }
     assert_eq!(taken(&log), [SPIN, READER].repeat(5));
     assert_eq!(run.parks, 0);
+}
+
+#[test]
+fn a_poll_with_events_lets_max_skips_after_events_iterations_skip() {
+    let (lp, log, _a, _b, _) = busy_loop_with_a_pending_reader();
+    let mut run = Run::default();
+    let mut limits = busy(5, HOUR);
+    if let Some(bp) = &mut limits.busy_poll {
+        bp.max_skips_after_events = 1;
+    }
+    // Skips until max_skips, then the poll finds the reader's data.
+    for _ in 0..5 {
+        assert_eq!(lp.run_once(&mut run, false, limits), Ok(1));
+    }
+    assert_eq!(lp.run_once(&mut run, false, limits), Ok(2));
+    assert_eq!(
+        taken(&log),
+        [[SPIN; 5].as_slice(), &[SPIN, READER]].concat()
+    );
+    // The data stays (level-triggered): from now on every other iteration
+    // polls, and one skips after it.
+    for _ in 0..3 {
+        assert_eq!(lp.run_once(&mut run, false, limits), Ok(1));
+        assert_eq!(lp.run_once(&mut run, false, limits), Ok(2));
+    }
+    assert_eq!(taken(&log), [SPIN, SPIN, READER].repeat(3));
+    // Never more skips than max_skips.
+    if let Some(bp) = &mut limits.busy_poll {
+        bp.max_skips = 0;
+        bp.max_skips_after_events = 3;
+    }
+    assert_eq!(lp.run_once(&mut run, false, limits), Ok(2));
+    assert_eq!(taken(&log), vec![SPIN, READER]);
 }
 
 #[test]

@@ -83,7 +83,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::Mutex;
 
 /// A handle the loop stores and hands back to its [`Runner`]: the binding's
@@ -158,9 +158,10 @@ pub struct Limits {
     pub busy_poll: Option<BusyPoll>,
 }
 
-/// When a busy iteration skips its poll ([`Limits::busy_poll`]): only
-/// after a wait that found no event, for at most `max_skips` iterations in
-/// a row and only within `interval_ns` of that wait.
+/// When a busy iteration skips its poll ([`Limits::busy_poll`]): for at
+/// most `max_skips` iterations in a row after a wait that found no event
+/// (`max_skips_after_events` after one that found events), and only within
+/// `interval_ns` of that wait.
 ///
 /// A loop kept busy by callbacks alone (a chain of `call_soon`s) then makes
 /// one `epoll_wait` every `max_skips + 1` iterations instead of one per
@@ -170,13 +171,19 @@ pub struct Limits {
 /// late (plus the handle running then): the time is read in every
 /// skipping iteration, as a handle that runs long may follow short ones (a
 /// task's first steps). Once a poll finds events, the loop polls in every
-/// iteration again, so a loop with I/O going on adds no latency to it.
-/// Threadsafe calls and due timers are taken in every iteration either
-/// way.
+/// iteration again with `max_skips_after_events` 0 (asyncio's rule), so a
+/// loop with I/O going on adds no latency to it; with 1, the iteration
+/// right after such a poll may skip its own (a request read by one
+/// iteration and answered by the task step of the next makes one poll, not
+/// two), and I/O is then noticed at most one iteration late. Threadsafe
+/// calls and due timers are taken in every iteration either way.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct BusyPoll {
-    /// Busy iterations in a row that may skip the poll.
+    /// Busy iterations in a row that may skip the poll after a wait that
+    /// found no event.
     pub max_skips: u32,
+    /// The same after a wait that found events (at most `max_skips`).
+    pub max_skips_after_events: u32,
     /// No poll is skipped this many ns after the last wait.
     pub interval_ns: u64,
 }
@@ -229,10 +236,13 @@ pub struct EventLoop<H: LoopHandle> {
     remote: Remote<H>,
     poller: Poller,
     /// When the last wait of `run_once` (blocking or a zero-timeout poll)
-    /// returned if it found no event, else 0 ([`BusyPoll`]).
-    empty_wait_ns: AtomicU64,
-    /// A `stopwatch::Stamp` taken with `empty_wait_ns`.
-    empty_wait_stamp: AtomicU64,
+    /// returned, or 0 if no busy iteration may skip its poll after it
+    /// ([`BusyPoll`]).
+    last_wait_ns: AtomicU64,
+    /// A `stopwatch::Stamp` taken with `last_wait_ns`.
+    last_wait_stamp: AtomicU64,
+    /// Whether that wait found events.
+    last_wait_found: AtomicBool,
     /// Busy iterations that skipped their poll since the last wait.
     busy_skips: AtomicU32,
     /// The embedded runtime; taken (and shut down) by `close`.
@@ -300,8 +310,9 @@ impl<H: LoopHandle> EventLoop<H> {
                 closed: false,
                 counters: Counters::default(),
             }),
-            empty_wait_ns: AtomicU64::new(0),
-            empty_wait_stamp: AtomicU64::new(0),
+            last_wait_ns: AtomicU64::new(0),
+            last_wait_stamp: AtomicU64::new(0),
+            last_wait_found: AtomicBool::new(false),
             busy_skips: AtomicU32::new(0),
             remote: Remote::new(),
             poller,

@@ -128,16 +128,23 @@ impl<H: LoopHandle> EventLoop<H> {
             Ok(Waited::Events(n)) => n.min(MAX_EVENTS),
             Ok(Waited::Interrupted) | Err(_) => 0,
         };
-        // Only a wait that found nothing lets the next busy iterations skip
-        // theirs: a loop with I/O going on polls in every iteration.
-        let (empty_at, stamp) = if n == 0 {
+        // A wait that found nothing lets the next busy iterations skip
+        // theirs; one that found events, `max_skips_after_events` of them
+        // (none: a loop with I/O going on polls in every iteration). The
+        // clock is read only if a skip may follow.
+        let may_skip = n == 0
+            || limits
+                .busy_poll
+                .is_some_and(|bp| bp.max_skips_after_events > 0);
+        let (last_at, stamp) = if may_skip {
             let now = woke_at.unwrap_or_else(now_ns);
             (now, Stamp::at(now))
         } else {
             (0, Stamp::from_raw(0))
         };
-        self.empty_wait_ns.store(empty_at, Relaxed);
-        self.empty_wait_stamp.store(stamp.to_raw(), Relaxed);
+        self.last_wait_ns.store(last_at, Relaxed);
+        self.last_wait_stamp.store(stamp.to_raw(), Relaxed);
+        self.last_wait_found.store(n > 0, Relaxed);
         self.busy_skips.store(0, Relaxed);
 
         // 4: I/O events (a busy iteration with nothing to do here takes no
@@ -202,12 +209,17 @@ impl<H: LoopHandle> EventLoop<H> {
     fn may_skip_poll(&self, busy_poll: Option<BusyPoll>) -> Option<Option<u64>> {
         let bp = busy_poll?;
         let skips = self.busy_skips.load(Relaxed);
-        let empty_at = self.empty_wait_ns.load(Relaxed);
-        if skips >= bp.max_skips || empty_at == 0 {
+        let last_at = self.last_wait_ns.load(Relaxed);
+        let max = if self.last_wait_found.load(Relaxed) {
+            bp.max_skips_after_events.min(bp.max_skips)
+        } else {
+            bp.max_skips
+        };
+        if skips >= max || last_at == 0 {
             return None;
         }
-        let stamp = Stamp::from_raw(self.empty_wait_stamp.load(Relaxed));
-        let (elapsed, now) = stamp.elapsed(empty_at, bp.interval_ns);
+        let stamp = Stamp::from_raw(self.last_wait_stamp.load(Relaxed));
+        let (elapsed, now) = stamp.elapsed(last_at, bp.interval_ns);
         if elapsed {
             return None;
         }

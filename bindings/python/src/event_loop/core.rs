@@ -410,7 +410,9 @@ impl LoopCore {
 /// GIL hand-off (about 0.5 µs here) per callback in a chain of
 /// `call_soon`s. Here a poll that found nothing lets at most 31 following
 /// iterations skip theirs, within 10 µs of it; a poll that found events
-/// makes the next one poll too. I/O that becomes ready while a chain of
+/// lets the next one skip its own (within 10 µs: the task step that
+/// answers a request read by the iteration before makes no poll of its
+/// own), then the one after polls. I/O that becomes ready while a chain of
 /// callbacks runs is seen within about 10 µs (plus the callback running
 /// then), about one iteration of a task step: a chain of fast callbacks
 /// (~0.2 µs each) polls once per 32, a task spinning on `sleep(0)` every
@@ -422,6 +424,7 @@ impl LoopCore {
 /// Tokio polls its driver every 61 scheduler ticks.)
 const BUSY_POLL: BusyPoll = BusyPoll {
     max_skips: 31,
+    max_skips_after_events: 1,
     interval_ns: 10_000,
 };
 
