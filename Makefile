@@ -261,11 +261,11 @@ bench-python: python
 	$(VENV_PY) benches/python/echo/run.py $(if $(RT_BENCH_QUICK),--quick,)
 	$(VENV_PY) benches/python/timer_lateness.py $(if $(RT_BENCH_QUICK),--n 200 --rounds 2,)
 
-# The echo servers' instructions and system calls per request (valgrind's
-# callgrind and strace, installed here if missing).
+# The echo servers' instructions, system calls and page faults per request
+# (valgrind's callgrind and perf stat, installed here if missing).
 bench-counts: python
-	@command -v valgrind >/dev/null && command -v strace >/dev/null || \
-		{ apt-get update -qq && apt-get install -y -qq valgrind strace; }
+	@command -v valgrind >/dev/null && command -v perf >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq valgrind linux-perf; }
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benches/python/echo/requirements.txt
 	$(VENV_PY) benches/python/echo/counts.py $(if $(RT_BENCH_QUICK),--sizes 1024 --requests 200,)
 

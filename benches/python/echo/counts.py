@@ -22,18 +22,23 @@ the machine's load:
   it copies 32 bytes or more per instruction (or one `rep movsb`), so a
   copy would count for 30 times its share (they are reported apart in
   counts.json);
-- system calls per request: the server runs natively; after the warm-up
-  `strace -c -f` attaches to each of its threads for the `--requests`
-  requests and counts their system calls.
+- system calls and minor page faults per request: the server runs
+  natively; after the warm-up `perf stat` counts the kernel's
+  `raw_syscalls:sys_enter` events and the minor faults of all its threads
+  over the `--requests` requests (counted in the kernel, so the server runs
+  at full speed: a tracer that stops it at every call, as strace does,
+  changes what a loop that reads the clock decides).
 
 The kernel's share of a request (the system calls themselves, wake-ups) is
-not counted in instructions; the system calls stand for it. Under valgrind
+not counted in instructions; the system calls and the minor page faults
+(a fresh mapping's pages cost one fault each) stand for it, as counts only:
+their costs differ by kind (see README.md). Under valgrind
 the server runs about 50x slower, which changes nothing it counts except
 where a loop reads the clock to decide (rtpy's busy-poll window), so the
 counts are of a slow machine's requests: about the same work per request.
 
 Writes counts.json and counts.md to --out (default: target/bench-python-echo
-under the repository) and prints the markdown. Needs valgrind and strace.
+under the repository) and prints the markdown. Needs valgrind and perf.
 """
 
 import argparse
@@ -187,42 +192,36 @@ def instructions(loop, mode, size, conc, requests):
 
 
 def syscalls(loop, mode, size, conc, requests):
-    """System calls per request, and the most frequent ones (see the module doc)."""
+    """System calls and minor page faults per request (see the module doc)."""
     server = Server(loop, mode)
     try:
         clients = Clients(server.port, size, conc)
         per_conn = max(1, requests // conc)
         try:
             clients.run(WARMUP_PER_CONN)
-            tids = os.listdir(f"/proc/{server.proc.pid}/task")
-            with tempfile.NamedTemporaryFile("r", suffix=".strace") as f:
-                args = ["strace", "-c", "-f", "-o", f.name]
-                for t in tids:
-                    args += ["-p", t]
-                tracer = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-                # strace reports "Process N attached" once per thread.
-                attached = 0
-                while attached < len(tids):
-                    line = tracer.stderr.readline()
-                    if not line:
-                        raise RuntimeError(f"strace failed to attach to {loop}")
-                    attached += "attached" in line
-                clients.run(per_conn)
-                tracer.send_signal(signal.SIGINT)
-                tracer.wait(30)
-                text = f.read()
+            counter = subprocess.Popen(
+                ["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter,minor-faults",
+                 "-p", str(server.proc.pid)],
+                stderr=subprocess.PIPE, text=True)
+            # perf prints nothing until it stops: give it time to attach to
+            # every thread before the requests start.
+            time.sleep(0.5)
+            clients.run(per_conn)
+            counter.send_signal(signal.SIGINT)
+            _, err = counter.communicate(timeout=30)
         finally:
             clients.close()
     finally:
         server.stop()
-    calls = {}
-    for line in text.splitlines():
-        m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", line)
-        if m and m.group(2) != "total":
-            calls[m.group(2)] = int(m.group(1))
+    found = {}
+    for line in err.splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and parts[0].strip().isdigit():
+            found[parts[2]] = int(parts[0])
+    if "raw_syscalls:sys_enter" not in found:
+        raise RuntimeError(f"perf stat counted nothing for {loop}: {err[-300:]}")
     n = per_conn * conc
-    per = {k: v / n for k, v in calls.items()}
-    return sum(per.values()), per
+    return found["raw_syscalls:sys_enter"] / n, found.get("minor-faults", 0) / n
 
 
 def table(results, loops):
@@ -239,7 +238,7 @@ def table(results, loops):
                 continue
             ins = r["instructions"]
             ratio = f" ({ins / best:.2f})" if best else ""
-            row.append(f"{ins / 1000:.1f}k{ratio}, {r['syscalls']:.1f}")
+            row.append(f"{ins / 1000:.1f}k{ratio}, {r['syscalls']:.1f}, {r['faults']:.1f}")
         size = f"{cell['size'] // 1024} KiB" if cell["size"] >= 1024 else f"{cell['size']} B"
         lines.append(f"| {cell['mode']} | {size} | {cell['conc']} | " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -255,7 +254,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "..", "target",
                                                   "bench-python-echo"))
     a = ap.parse_args()
-    for tool in ("valgrind", "callgrind_control", "strace"):
+    for tool in ("valgrind", "callgrind_control", "perf"):
         if shutil.which(tool) is None:
             sys.exit(f"counts.py needs {tool} (make bench-counts installs it)")
     loops = [x for x in a.loops.split(",") if x]
@@ -275,12 +274,11 @@ def main():
                 cell = {"mode": mode, "size": size, "conc": conc, "loops": {}}
                 for lp in loops:
                     ins, mem = instructions(lp, mode, size, conc, a.requests)
-                    total, per = syscalls(lp, mode, size, conc, a.requests)
-                    top = dict(sorted(per.items(), key=lambda kv: -kv[1])[:4])
+                    calls, faults = syscalls(lp, mode, size, conc, a.requests)
                     cell["loops"][lp] = {"instructions": ins, "mem_instructions": mem,
-                                         "syscalls": total, "top": top}
+                                         "syscalls": calls, "faults": faults}
                     log(f"{mode} {size} c{conc} {lp}: {ins:.0f} instructions (+{mem:.0f} in mem*), "
-                        f"{total:.2f} syscalls {top}")
+                        f"{calls:.2f} syscalls, {faults:.1f} page faults")
                 results.append(cell)
     os.makedirs(a.out, exist_ok=True)
     head = (f"Counted {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(start))}, "
@@ -289,8 +287,9 @@ def main():
             + f"; run time {time.time() - start:.0f} s.")
     md = "\n".join([
         head, "",
-        "Per request: user-space instructions of the server process, in thousands (ratio to "
-        "the fewest of the peers), and system calls.", "",
+        "Per request: user-space instructions of the server process (without libc's memcpy / "
+        "memmove / memset), in thousands (ratio to the fewest of the peers); system calls; "
+        "minor page faults.", "",
         table(results, loops), ""])
     with open(os.path.join(a.out, "counts.json"), "w") as f:
         json.dump({"header": head, "cells": results}, f, indent=1)
