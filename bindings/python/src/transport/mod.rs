@@ -57,13 +57,15 @@ unsafe impl<T> Sync for GilBound<T> {}
 /// Runs `f` with the token of the interpreter this thread is attached to:
 /// `Python::attach` without its bookkeeping (two thread-local accesses and
 /// a count), for the protocol's and reactor's methods, which the state
-/// machine only calls from within `SocketTransportCore`'s methods and drop
-/// (see [`GilBound`]), all attached already.
+/// machine only calls from within the methods and drop of
+/// `SocketTransportCore` and `ReadyCall` (see [`GilBound`]), all attached
+/// already.
 fn attached<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     // SAFETY: every caller runs within a method (or the drop) of
-    // `SocketTransportCore`, called by the interpreter on an attached thread
-    // that stays attached through the call (the transport never detaches);
-    // the token does not outlive `f`.
+    // `SocketTransportCore` or `ReadyCall`, called by the interpreter or by
+    // rtpy's loop (`context::run_in`, within `_run_forever`) on an attached
+    // thread that stays attached through the call (the transport never
+    // detaches); the token does not outlive `f`.
     f(unsafe { Python::assume_attached() })
 }
 
