@@ -174,11 +174,10 @@ def instructions(loop, mode, size, conc, requests):
             per_conn = max(1, requests // conc)
             try:
                 clients.run(WARMUP_PER_CONN)
-                for _ in range(2):
-                    subprocess.run(["callgrind_control", "-d", str(server.proc.pid)],
-                                   check=True, capture_output=True)
-                    if _ == 0:
-                        clients.run(per_conn)
+                dump = ["callgrind_control", "-d", str(server.proc.pid)]
+                subprocess.run(dump, check=True, capture_output=True)
+                clients.run(per_conn)
+                subprocess.run(dump, check=True, capture_output=True)
             finally:
                 clients.close()
         finally:

@@ -72,11 +72,7 @@ impl<T> StateLock<T> {
             // A panic never happens under the lock; recover anyway.
             Some(m) => Some(m.lock().unwrap_or_else(|e| e.into_inner())),
             None => {
-                assert!(
-                    !self.busy.load(Relaxed),
-                    "the event loop's state was taken twice"
-                );
-                self.busy.store(true, Relaxed);
+                assert!(self.take_busy(), "the event loop's state was taken twice");
                 None
             }
         };
@@ -91,13 +87,20 @@ impl<T> StateLock<T> {
                 Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
                 Err(TryLockError::WouldBlock) => return None,
             },
-            None if self.busy.load(Relaxed) => return None,
-            None => {
-                self.busy.store(true, Relaxed);
-                None
-            }
+            None if !self.take_busy() => return None,
+            None => None,
         };
         Some(StateGuard { lock: self, mutex })
+    }
+
+    /// Sets the `busy` flag of an outside-locked value; false if it was set
+    /// already (plain accesses: the embedder's lock orders them).
+    fn take_busy(&self) -> bool {
+        if self.busy.load(Relaxed) {
+            return false;
+        }
+        self.busy.store(true, Relaxed);
+        true
     }
 }
 

@@ -53,13 +53,12 @@ pub(crate) fn run_in(
     // is called natively, the others by a vectorcall with no argument tuple.
     let outcome = if args.is_empty() {
         match callback.cast_exact::<crate::transport::ReadyCall>() {
-            Ok(ready) => ready.get().run(py).map(|()| py.None().into_bound(py)),
-            Err(_) => callback.call0(),
+            Ok(ready) => ready.get().run(py),
+            Err(_) => callback.call0().map(drop),
         }
     } else {
-        callback.call1(args)
-    }
-    .map(drop);
+        callback.call1(args).map(drop)
+    };
     // SAFETY: as above: the context this thread entered just before.
     let exited = unsafe { PyContext_Exit(context.as_ptr()) };
     if exited != 0 {
