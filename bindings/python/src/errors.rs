@@ -68,3 +68,14 @@ fn strerror(errno: i32) -> String {
         None => text,
     }
 }
+
+/// The `PanicException` a caught panic raises, as from a pyo3 method: the
+/// panic's message, or `fallback` for a payload that is not a string.
+pub(crate) fn panic_error(payload: &(dyn std::any::Any + Send), fallback: &str) -> PyErr {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| fallback.to_string());
+    pyo3::panic::PanicException::new_err(msg)
+}

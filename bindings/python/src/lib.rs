@@ -59,6 +59,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transport::SocketTransportCore>()?;
     m.add_class::<transport::ReadyCall>()?;
     m.add_class::<event_loop::core::LoopCore>()?;
+    event_loop::fastcall::install(&py.get_type::<event_loop::core::LoopCore>())?;
     m.add_class::<event_loop::handle::Handle>()?;
     m.add_class::<event_loop::handle::TimerHandle>()?;
     event_loop::sock::register(m)?;

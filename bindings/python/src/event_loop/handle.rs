@@ -64,9 +64,13 @@ impl Drop for Item {
 
 impl Clone for Item {
     fn clone(&self) -> Item {
-        // The engine clones a reader's or writer's handle on the loop's
-        // thread during an iteration (the GIL is held: this only counts).
-        Python::attach(|py| Item(self.0.clone_ref(py)))
+        // SAFETY: the engine clones a reader's or writer's handle only
+        // while it holds its state, and rtpy's engine state is guarded by
+        // the GIL (`EventLoop::with_outside_lock`, `LoopCore::new`): the
+        // thread is attached for the whole call, and the token does not
+        // outlive it.
+        let py = unsafe { Python::assume_attached() };
+        Item(self.0.clone_ref(py))
     }
 }
 
@@ -90,15 +94,17 @@ impl LoopHandle for Item {
     /// its future, say).
     #[inline]
     fn prefetch_targets(&self) {
-        // The loop runs its batches with the GIL held: this only reads.
-        Python::attach(|py| {
-            let handle = self.0.get();
-            prefetch_line(handle.context.as_ptr(py).cast::<u8>());
-            if let Some((callback, args)) = handle.call.call_ptrs(py) {
-                prefetch_line(callback.cast::<u8>());
-                prefetch_line(args.cast::<u8>());
-            }
-        });
+        // SAFETY: the engine prefetches only in a batch's run, which rtpy
+        // makes from `LoopCore.iteration` with the GIL held (only the wait
+        // before it lets the GIL go): the thread is attached for the whole
+        // call, and the token does not outlive it. This only reads.
+        let py = unsafe { Python::assume_attached() };
+        let handle = self.0.get();
+        prefetch_line(handle.context.as_ptr(py).cast::<u8>());
+        if let Some((callback, args)) = handle.call.call_ptrs(py) {
+            prefetch_line(callback.cast::<u8>());
+            prefetch_line(args.cast::<u8>());
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //!   mode's bookkeeping) and the engine's [`Runner`](rt_core::event_loop::Runner)
 //!   (the GIL is released only around the wait);
 //! - [`core`]: `LoopCore`, the scheduling methods `rtpy.Loop` inherits;
+//! - [`fastcall`]: `LoopCore.call_soon` as a hand-written vectorcall method;
 //! - [`pool`]: `_run_in_pool`, the embedded runtime's blocking pool;
 //! - [`untracked`]: scheduled handles the garbage collector does not track
 //!   while only their loop holds them;
@@ -24,6 +25,7 @@
 
 pub(crate) mod context;
 pub(crate) mod core;
+pub(crate) mod fastcall;
 pub(crate) mod gil_cell;
 pub(crate) mod handle;
 pub(crate) mod pool;

@@ -8,7 +8,7 @@
 //! instructions of a small echo request in `Protocol` mode).
 
 use super::{err, SocketTransportCore};
-use pyo3::panic::PanicException;
+use crate::errors::panic_error;
 use pyo3::prelude::*;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
 
@@ -39,14 +39,7 @@ impl ReadyCall {
         }));
         match outcome {
             Ok(r) => r.map_err(err),
-            Err(payload) => {
-                let msg = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic in a transport".to_string());
-                Err(PanicException::new_err(msg))
-            }
+            Err(payload) => Err(panic_error(&*payload, "panic in a transport")),
         }
     }
 }

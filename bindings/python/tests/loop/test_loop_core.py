@@ -579,6 +579,28 @@ def test_call_soon_arguments_like_a_python_method(loop):
     assert out == [1, 2] and isinstance(errors[0], TypeError)  # append() without its argument
 
 
+def test_call_soon_keywords_built_at_run_time_and_many_arguments(loop):
+    # keyword names that are not interned strings (made at run time) and
+    # many positional arguments: the same binding as a Python method's
+    var = contextvars.ContextVar("var", default="outside")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inside")
+    seen = []
+    context_kw = "".join(["con", "text"])
+    callback_kw = "".join(["call", "back"])
+    for _ in range(3):  # the first non-interned name is then kept: same answers after
+        loop.call_soon(lambda *a: seen.append((var.get(), a)), 1, 2, 3, 4, 5, 6, 7, 8, 9, **{context_kw: ctx})
+        loop.call_soon(**{callback_kw: lambda: seen.append(var.get()), context_kw: ctx})
+        with pytest.raises(TypeError, match="unexpected keyword argument 'contexts'"):
+            loop.call_soon(print, **{context_kw + "s": ctx})
+    loop.call_soon(lambda: seen.append(var.get()), context=None)
+    assert loop._run_once() == 7
+    assert seen == [("inside", tuple(range(1, 10))), "inside"] * 3 + ["outside"]
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon(print, **{context_kw: ctx})
+
+
 def test_an_unclosed_loop_with_pending_handles_is_collected(pair):
     import warnings
 
