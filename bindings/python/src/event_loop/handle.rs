@@ -251,8 +251,10 @@ impl Handle {
     /// untracked list, context tracked again, not cancelled, refers to
     /// nothing (None for its loop and context); returns the callback,
     /// arguments, context, loop and kept `repr` for the caller to release
-    /// once the handle is stored.
-    pub(crate) fn reset(&self, py: Python<'_>) -> impl Sized {
+    /// once the handle is stored (as `Bound`s: their drop is a plain
+    /// decref, where a `Py`'s first asks pyo3's thread-local state whether
+    /// the thread is attached).
+    pub(crate) fn reset<'py>(&self, py: Python<'py>) -> impl Sized + 'py {
         let slot = self.slot.get_copy(py);
         if slot != untracked::NOT_LISTED {
             // SAFETY: the GIL is held and `slot` is the handle's index in
@@ -263,10 +265,12 @@ impl Handle {
         self.retrack_context(py);
         self.cancelled.store(false, Relaxed);
         (
-            self.call.replace(py, None),
-            self.context.replace(py, py.None()),
-            self.the_loop.replace(py, py.None()),
-            self.repr.replace(py, None),
+            self.call
+                .replace(py, None)
+                .map(|c| (c.callback.into_bound(py), c.args.into_bound(py))),
+            self.context.replace(py, py.None()).into_bound(py),
+            self.the_loop.replace(py, py.None()).into_bound(py),
+            self.repr.replace(py, None).map(|r| r.into_bound(py)),
         )
     }
 
@@ -284,10 +288,15 @@ impl Handle {
             callback: callback.clone().unbind(),
             args: args.clone().unbind(),
         };
-        // The old values are None: their release runs no Python code.
-        drop(self.call.replace(py, Some(call)));
-        drop(self.context.replace(py, context.unbind()));
-        drop(self.the_loop.replace(py, the_loop.clone().unbind()));
+        // The old values are None: their release runs no Python code (and,
+        // through `drop_ref`, reads no thread-local state).
+        let old = self.call.replace(py, Some(call));
+        debug_assert!(old.is_none());
+        drop(old);
+        self.context.replace(py, context.unbind()).drop_ref(py);
+        self.the_loop
+            .replace(py, the_loop.clone().unbind())
+            .drop_ref(py);
     }
 
     /// Sets its index in `untracked.rs`'s list.
