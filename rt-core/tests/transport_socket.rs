@@ -2,7 +2,9 @@
 //! reactor over Unix socketpairs: asyncio's `_SelectorSocketTransport`
 //! semantics (the spec).
 
-use rt_core::transport::{Protocol, Reactor, Scheduled, SocketTransport, TransportError, MAX_READ};
+use rt_core::transport::{
+    OwnedRead, Protocol, Reactor, Scheduled, SocketTransport, TransportError, MAX_READ,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -41,6 +43,11 @@ enum Ev {
     Lost(Option<Err>),
     Pause,
     Resume,
+    /// `read_owned` was asked, with this hint; it read (and delivered) `n`.
+    Owned {
+        hint: usize,
+        n: usize,
+    },
 }
 
 type T = SocketTransport<Proto, TestReactor>;
@@ -54,6 +61,8 @@ struct Proto {
     keep_open: bool,
     fail_data: bool,
     buffered: bool,
+    /// Some(min): reads go through `read_owned` once the last one was >= min.
+    owned_min: Option<usize>,
 }
 
 impl Protocol for Proto {
@@ -115,6 +124,23 @@ impl Protocol for Proto {
     fn buffer_updated(&self, n: usize) -> Result<(), Err> {
         self.events.borrow_mut().push(Ev::Data(n));
         Ok(())
+    }
+    fn read_owned(&self, fd: i32, last: usize) -> Option<OwnedRead<Err>> {
+        let min = self.owned_min?;
+        if last < min {
+            return None;
+        }
+        let mut own = vec![0u8; MAX_READ];
+        Some(match rt_core::transport::sys::recv(fd, &mut own) {
+            Ok(0) => OwnedRead::Eof,
+            Ok(n) => {
+                own.truncate(n);
+                self.events.borrow_mut().push(Ev::Owned { hint: last, n });
+                OwnedRead::Data(n, self.data_received(&own))
+            }
+            Err(e) if rt_core::transport::sys::is_not_ready(&e) => OwnedRead::NotReady,
+            Err(e) => OwnedRead::Failed(Err::from_io(e)),
+        })
     }
 }
 
@@ -637,4 +663,64 @@ fn set_protocol_switches_the_receiver() {
     f.turn();
     assert_eq!(*other_received.borrow(), b"to the new one");
     assert!(f.received.borrow().is_empty());
+}
+
+#[test]
+fn owned_reads_take_over_after_a_large_read_with_the_last_length_as_hint() {
+    let mut f = fixture(|p| {
+        p.owned_min = Some(5);
+        p.fail_data = false;
+    });
+    f.turns(2);
+    let mut all = Vec::new();
+    for (i, size) in [3usize, 10, 7, 2, 9].into_iter().enumerate() {
+        let msg = vec![i as u8 + 1; size];
+        f.peer.write_all(&msg).unwrap();
+        all.extend_from_slice(&msg);
+        f.turn();
+    }
+    // A spurious readiness: the owned read finds nothing (NotReady).
+    f.t.read_ready().unwrap();
+    f.peer.shutdown(std::net::Shutdown::Write).unwrap();
+    f.turns(3);
+    assert_eq!(*f.received.borrow(), all);
+    let ev = f.events.borrow();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| !matches!(e, Ev::Made | Ev::Lost(_)))
+            .collect::<Vec<_>>(),
+        vec![
+            &Ev::Data(3),
+            &Ev::Data(10),
+            &Ev::Owned { hint: 10, n: 7 },
+            &Ev::Data(7),
+            &Ev::Owned { hint: 7, n: 2 },
+            &Ev::Data(2),
+            &Ev::Data(9),
+            &Ev::Eof,
+        ]
+    );
+    assert_eq!(f.lost_count(), 1);
+    assert!(f.t.reactor().fatal.borrow().is_empty());
+}
+
+#[test]
+fn owned_read_delivery_failure_takes_the_fatal_path() {
+    let mut f = fixture(|p| {
+        p.owned_min = Some(0);
+        p.fail_data = true;
+    });
+    f.turns(2);
+    f.peer.write_all(b"abc").unwrap();
+    f.turns(3);
+    let fatal = f.t.reactor().fatal.borrow();
+    assert_eq!(fatal.len(), 1);
+    assert_eq!(
+        fatal[0],
+        (
+            "Fatal error: protocol.data_received() call failed.".to_string(),
+            Err::Proto("boom".into())
+        )
+    );
+    assert_eq!(f.lost_count(), 1);
 }

@@ -101,6 +101,29 @@ pub trait Protocol {
     fn buffer_updated(&self, _n: usize) -> Result<(), Self::Error> {
         Ok(())
     }
+    /// Data protocols that can own the bytes they are given (a language's
+    /// immutable bytes object): reads from `fd` (at most [`MAX_READ`] bytes)
+    /// straight into a buffer of their own and delivers it as
+    /// [`data_received`](Self::data_received) would, with no copy.
+    /// `last` is the length of the previous read on this transport (0:
+    /// none), a hint of what this one brings. `None` (the default): not
+    /// done, the transport reads into its scratch buffer and copies.
+    fn read_owned(&self, _fd: std::os::fd::RawFd, _last: usize) -> Option<OwnedRead<Self::Error>> {
+        None
+    }
+}
+
+/// What [`Protocol::read_owned`] did.
+#[derive(Debug)]
+pub enum OwnedRead<E> {
+    /// `n` bytes read and delivered: the delivery's outcome.
+    Data(usize, Result<(), E>),
+    /// End of stream (nothing delivered).
+    Eof,
+    /// The read failed with EAGAIN / EINTR (nothing delivered).
+    NotReady,
+    /// The read (or the buffer's allocation) failed: a fatal read error.
+    Failed(E),
 }
 
 /// A call the transport asks the loop to make on a later iteration (its

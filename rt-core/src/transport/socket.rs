@@ -4,7 +4,7 @@
 use super::buffer::WriteBuffer;
 use super::sys;
 use super::{
-    Protocol, Reactor, Scheduled, TransportError, DEFAULT_HIGH_WATER,
+    OwnedRead, Protocol, Reactor, Scheduled, TransportError, DEFAULT_HIGH_WATER,
     LOG_THRESHOLD_FOR_CONNLOST_WRITES, MAX_READ,
 };
 use std::cell::{Cell, RefCell};
@@ -15,13 +15,7 @@ use std::rc::Rc;
 thread_local! {
     /// The read buffer shared by the thread's transports (a loop runs on one
     /// thread and reads one socket at a time). Taken while a read is handed
-    /// to a protocol; a re-entrant read allocates its own. Its pages stay
-    /// mapped, so a read costs no page fault; the protocol copies the bytes
-    /// it keeps (uvloop's way). Reading into a fresh buffer of `MAX_READ`
-    /// bytes instead (asyncio's `sock.recv`) saves that copy but, once the
-    /// allocator maps such buffers anew (above glibc's mmap threshold), costs
-    /// a page fault per 4 KiB read and three system calls per read: measured
-    /// at about 1.7 times the CPU time of a 100 KiB echo request.
+    /// to a protocol; a re-entrant read allocates its own.
     static SCRATCH: RefCell<Option<Box<[u8]>>> = const { RefCell::new(None) };
 }
 
@@ -34,13 +28,17 @@ fn take_scratch() -> Box<[u8]> {
 /// A new scratch buffer, made after a buffer of the same size was freed.
 /// glibc's malloc, on freeing a chunk it had mapped (one above its mmap
 /// threshold, 128 KiB at first), raises that threshold to the chunk's size
-/// and its heap trim threshold to twice that. Without such a free, a stream
-/// of 100 KiB messages (the protocol's copy of each read, and a stream
-/// reader's buffer, are that large) shrinks the heap's top below the trim
-/// threshold and grows it again around each message: a `brk` and a page
-/// fault per 4 KiB regrown, for every message (measured on a 100 KiB
-/// `streams` echo: 5 system calls and 21 page faults per request, against
-/// 4 and none with this free). Other allocators ignore it.
+/// and its heap trim threshold to twice that (mallopt(3): the dynamic mmap
+/// threshold). After this free, buffers of up to [`MAX_READ`] bytes come
+/// from the heap and freeing them does not trim it. Without it, large reads
+/// paid for the allocator's moves on every message (measured on a 100 KiB
+/// `streams` echo, per request): a protocol's buffer of its own
+/// ([`Protocol::read_owned`]) was mapped, shrunk and unmapped (3 system
+/// calls and 25 page faults); copies of 100 KiB freed just below the trim
+/// threshold made the heap's top shrink and grow again (a `brk` and 21 page
+/// faults). Every transport's first read goes through the scratch buffer
+/// (its hint is 0), so the free comes before any such buffer. Other
+/// allocators ignore it.
 fn new_scratch() -> Box<[u8]> {
     // `black_box`: an allocation never used may be elided, free included.
     drop(std::hint::black_box(vec![0u8; MAX_READ]));
@@ -94,6 +92,8 @@ pub struct SocketTransport<P: Protocol, R: Reactor<P::Error>> {
     read_watched: Cell<bool>,
     /// The write watch is registered.
     write_watched: Cell<bool>,
+    /// The length of the last read (the hint of `Protocol::read_owned`).
+    last_read: Cell<usize>,
 }
 
 impl<P: Protocol, R: Reactor<P::Error>> fmt::Debug for SocketTransport<P, R> {
@@ -130,6 +130,7 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
             lost_called: Cell::new(false),
             read_watched: Cell::new(false),
             write_watched: Cell::new(false),
+            last_read: Cell::new(0),
         }
     }
 
@@ -313,6 +314,23 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         if protocol.is_buffered() {
             return self.read_buffered(&protocol);
         }
+        if let Some(read) = protocol.read_owned(self.fd, self.last_read.get()) {
+            return match read {
+                OwnedRead::Data(n, result) => {
+                    self.last_read.set(n);
+                    self.callback_outcome(
+                        result,
+                        "Fatal error: protocol.data_received() call failed.",
+                    )
+                }
+                OwnedRead::Eof => self.on_eof(&protocol),
+                OwnedRead::NotReady => Ok(()),
+                OwnedRead::Failed(e) => {
+                    self.fatal_error(e, "Fatal read error on socket transport");
+                    Ok(())
+                }
+            };
+        }
         let mut scratch = take_scratch();
         let outcome = sys::recv(self.fd, &mut scratch);
         let result = match outcome {
@@ -320,7 +338,10 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
                 give_back_scratch(scratch);
                 return self.on_eof(&protocol);
             }
-            Ok(n) => protocol.data_received(&scratch[..n]),
+            Ok(n) => {
+                self.last_read.set(n);
+                protocol.data_received(&scratch[..n])
+            }
             Err(e) if sys::is_not_ready(&e) => Ok(()),
             Err(e) => {
                 give_back_scratch(scratch);

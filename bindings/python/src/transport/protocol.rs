@@ -8,8 +8,37 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
 use pyo3::types::PyBytes;
-use rt_core::transport::Protocol;
+use rt_core::transport::{sys, OwnedRead, Protocol, TransportError, MAX_READ};
 use std::os::fd::RawFd;
+
+/// Reads at least this long (the previous one's length as the hint) go
+/// straight into a new `bytes` object, shrunk to fit (asyncio's
+/// `sock.recv(max_size)`): above it, copying the data costs more than the
+/// allocation and the shrink; below it, the transport's scratch buffer and
+/// a copy are cheaper.
+const OWNED_READ_MIN: usize = 4 * 1024;
+
+/// The size of an owned read's buffer after a read of `last` bytes: room
+/// for four times as much (a stream speeding up reaches [`MAX_READ`] in a
+/// few reads), at least 16 KiB. The allocation comes from the heap and the
+/// shrink is done in place: the transport's first read raised glibc's mmap
+/// threshold above [`MAX_READ`] (see `new_scratch` in rt-core's
+/// `transport/socket.rs`; a mapped buffer per read cost 25 page faults and
+/// 3 system calls per 100 KiB read).
+fn owned_read_size(last: usize) -> usize {
+    last.saturating_mul(4).clamp(16 * 1024, MAX_READ)
+}
+
+extern "C" {
+    // `bytes` resizing (what `sock.recv` does to its buffer): exported by
+    // every CPython 3 (outside the limited API; pyo3-ffi keeps its
+    // declaration private); `*bytes` must be a new, unshared bytes object;
+    // NULL with an exception set on failure.
+    fn _PyBytes_Resize(
+        bytes: *mut *mut ffi::PyObject,
+        newsize: ffi::Py_ssize_t,
+    ) -> std::os::raw::c_int;
+}
 
 /// `f(arg)` through the vectorcall protocol: no argument tuple, and a bound
 /// method (a protocol's `data_received`) prepends its `self` in place.
@@ -105,6 +134,64 @@ impl Protocol for PyProtocol {
             };
             Ok(())
         })
+    }
+
+    fn read_owned(&self, fd: RawFd, last: usize) -> Option<OwnedRead<TransportErr>> {
+        if last < OWNED_READ_MIN || self.get_buffer.is_some() {
+            return None;
+        }
+        Some(super::attached(|py| {
+            let size = owned_read_size(last);
+            // SAFETY: the GIL is held. A NULL source makes an uninitialized
+            // bytes object of `size` bytes (a new reference, or NULL with
+            // MemoryError set), owned by `bytes` from here on.
+            let bytes = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    ffi::PyBytes_FromStringAndSize(std::ptr::null(), size as ffi::Py_ssize_t),
+                )
+            };
+            let bytes = match bytes {
+                Ok(b) => b,
+                Err(e) => return OwnedRead::Failed(e.into()),
+            };
+            // SAFETY: the object is new and not shared (no Python code ran
+            // since it was made): its `size` bytes are ours to fill.
+            let buf = unsafe {
+                std::slice::from_raw_parts_mut(
+                    ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>(),
+                    size,
+                )
+            };
+            let n = match sys::recv(fd, buf) {
+                Ok(0) => return OwnedRead::Eof,
+                Ok(n) => n,
+                Err(e) if sys::is_not_ready(&e) => return OwnedRead::NotReady,
+                Err(e) => return OwnedRead::Failed(TransportErr::from_io(e)),
+            };
+            let mut raw = bytes.into_ptr();
+            // SAFETY: `raw` is our only reference to an unshared bytes
+            // object (its ownership moved out of `bytes`); the resize
+            // replaces it in place, or frees it and sets NULL with an
+            // exception set; `from_owned_ptr_or_err` takes the result.
+            let bytes = unsafe {
+                _PyBytes_Resize(&mut raw, n as ffi::Py_ssize_t);
+                Bound::from_owned_ptr_or_err(py, raw)
+            };
+            let bytes = match bytes {
+                Ok(b) => b,
+                Err(e) => return OwnedRead::Failed(e.into()),
+            };
+            let delivered = match &self.on_data {
+                Some(f) => call_one(f.bind(py), &bytes).map(drop),
+                None => self
+                    .obj
+                    .bind(py)
+                    .call_method1("data_received", (bytes,))
+                    .map(drop),
+            };
+            OwnedRead::Data(n, delivered.map_err(TransportErr::from))
+        }))
     }
 
     fn eof_received(&self) -> Result<bool, TransportErr> {
