@@ -63,6 +63,8 @@ struct Proto {
     buffered: bool,
     /// Some(min): reads go through `read_owned` once the last one was >= min.
     owned_min: Option<usize>,
+    /// Deliveries through `read_owned` fail (as `fail_data`).
+    fail_owned: bool,
 }
 
 impl Protocol for Proto {
@@ -136,7 +138,11 @@ impl Protocol for Proto {
             Ok(n) => {
                 own.truncate(n);
                 self.events.borrow_mut().push(Ev::Owned { hint: last, n });
-                OwnedRead::Data(n, self.data_received(&own))
+                let delivered = match self.fail_owned {
+                    true => Err(Err::Proto("boom".into())),
+                    false => self.data_received(&own),
+                };
+                OwnedRead::Data(n, delivered)
             }
             Err(e) if rt_core::transport::sys::is_not_ready(&e) => OwnedRead::NotReady,
             Err(e) => OwnedRead::Failed(Err::from_io(e)),
@@ -705,14 +711,21 @@ fn owned_reads_take_over_after_a_large_read_with_the_last_length_as_hint() {
 }
 
 #[test]
-fn owned_read_delivery_failure_takes_the_fatal_path() {
+fn owned_read_delivery_failure_takes_the_fatal_path_and_the_first_read_is_never_owned() {
     let mut f = fixture(|p| {
         p.owned_min = Some(0);
-        p.fail_data = true;
+        p.fail_owned = true;
     });
     f.turns(2);
+    // The first read goes through the scratch buffer, whatever the
+    // protocol's rule (rtpy's owned buffers rely on it: see `new_scratch`).
     f.peer.write_all(b"abc").unwrap();
+    f.turn();
+    assert_eq!(*f.received.borrow(), b"abc");
+    assert!(f.t.reactor().fatal.borrow().is_empty());
+    f.peer.write_all(b"def").unwrap();
     f.turns(3);
+    assert!(f.events.borrow().contains(&Ev::Owned { hint: 3, n: 3 }));
     let fatal = f.t.reactor().fatal.borrow();
     assert_eq!(fatal.len(), 1);
     assert_eq!(

@@ -105,9 +105,10 @@ pub trait Protocol {
     /// immutable bytes object): reads from `fd` (at most [`MAX_READ`] bytes)
     /// straight into a buffer of their own and delivers it as
     /// [`data_received`](Self::data_received) would, with no copy.
-    /// `last` is the length of the previous read on this transport (0:
-    /// none), a hint of what this one brings. `None` (the default): not
-    /// done, the transport reads into its scratch buffer and copies.
+    /// `last` is the length of the previous read on this transport, a hint
+    /// of what this one brings (never asked for a transport's first read).
+    /// `None` (the default): not done, the transport reads into its scratch
+    /// buffer and copies.
     fn read_owned(&self, _fd: std::os::fd::RawFd, _last: usize) -> Option<OwnedRead<Self::Error>> {
         None
     }

@@ -36,9 +36,9 @@ fn take_scratch() -> Box<[u8]> {
 /// ([`Protocol::read_owned`]) was mapped, shrunk and unmapped (3 system
 /// calls and 25 page faults); copies of 100 KiB freed just below the trim
 /// threshold made the heap's top shrink and grow again (a `brk` and 21 page
-/// faults). Every transport's first read goes through the scratch buffer
-/// (its hint is 0), so the free comes before any such buffer. Other
-/// allocators ignore it.
+/// faults). A transport's first read always goes through the scratch
+/// buffer, so the free comes before any buffer of the protocol's own.
+/// Other allocators ignore it.
 fn new_scratch() -> Box<[u8]> {
     // `black_box`: an allocation never used may be elided, free included.
     drop(std::hint::black_box(vec![0u8; MAX_READ]));
@@ -314,7 +314,12 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         if protocol.is_buffered() {
             return self.read_buffered(&protocol);
         }
-        if let Some(read) = protocol.read_owned(self.fd, self.last_read.get()) {
+        // The first read goes through the scratch buffer (see `new_scratch`).
+        let last = self.last_read.get();
+        if let Some(read) = (last > 0)
+            .then(|| protocol.read_owned(self.fd, last))
+            .flatten()
+        {
             return match read {
                 OwnedRead::Data(n, result) => {
                     self.last_read.set(n);
