@@ -491,6 +491,8 @@ impl LoopCore {
 
     /// Schedules `callback(*args)` for the next iteration (FIFO); returns
     /// its Handle.
+    // Replaced when the module loads by `fastcall::call_soon`, which takes
+    // this method's signature and docstring and makes the same call.
     #[pyo3(signature = (callback, *args, context=None))]
     fn call_soon<'py>(
         slf: &Bound<'py, Self>,
