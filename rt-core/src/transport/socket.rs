@@ -316,10 +316,11 @@ impl<P: Protocol, R: Reactor<P::Error>> SocketTransport<P, R> {
         }
         // The first read goes through the scratch buffer (see `new_scratch`).
         let last = self.last_read.get();
-        if let Some(read) = (last > 0)
-            .then(|| protocol.read_owned(self.fd, last))
-            .flatten()
-        {
+        let owned = match last {
+            0 => None,
+            last => protocol.read_owned(self.fd, last),
+        };
+        if let Some(read) = owned {
             return match read {
                 OwnedRead::Data(n, result) => {
                     self.last_read.set(n);

@@ -26,11 +26,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub(crate) fn install(ty: &Bound<'_, PyType>) -> PyResult<()> {
     let old = ty.getattr("call_soon")?;
     let signature: Option<String> = old.getattr("__text_signature__")?.extract()?;
-    let doc: Option<String> = old.getattr("__doc__")?.extract()?;
+    let doc = old
+        .getattr("__doc__")?
+        .extract::<Option<String>>()?
+        .unwrap_or_default();
     // CPython's layout for a builtin's signature: `name(sig)\n--\n\n` first.
     let text = match signature {
-        Some(sig) => format!("call_soon{sig}\n--\n\n{}", doc.unwrap_or_default()),
-        None => doc.unwrap_or_default(),
+        Some(sig) => format!("call_soon{sig}\n--\n\n{doc}"),
+        None => doc,
     };
     let doc: &'static std::ffi::CStr = Box::leak(std::ffi::CString::new(text)?.into_boxed_c_str());
     // Leaked: a method descriptor keeps a pointer to its definition for as
@@ -51,6 +54,9 @@ pub(crate) fn install(ty: &Bound<'_, PyType>) -> PyResult<()> {
     }?;
     ty.setattr("call_soon", descr)
 }
+
+/// The method's name in its errors (pyo3's wording).
+const NAME: &str = "LoopCore.call_soon()";
 
 /// The first keyword names `context` and `callback` seen that are not the
 /// interned ones (see [`is_name`]).
@@ -89,7 +95,7 @@ unsafe extern "C" fn call_soon(
         }));
         let result = match outcome {
             Ok(r) => r,
-            Err(payload) => Err(panic_error(&*payload, "panic in LoopCore.call_soon")),
+            Err(payload) => Err(panic_error(&*payload, "panic in LoopCore.call_soon()")),
         };
         match result {
             Ok(obj) => obj.into_ptr(),
@@ -150,22 +156,22 @@ impl<'a, 'py> Call<'a, 'py> {
                 context = Some(value);
             } else if is_name(&name, intern!(py, "callback"), &CALLBACK_SEEN)? {
                 if callback.is_some() {
-                    return Err(PyTypeError::new_err(
-                        "LoopCore.call_soon() got multiple values for argument 'callback'",
-                    ));
+                    return Err(PyTypeError::new_err(format!(
+                        "{NAME} got multiple values for argument 'callback'"
+                    )));
                 }
                 callback = Some(value);
             } else {
                 return Err(PyTypeError::new_err(format!(
-                    "LoopCore.call_soon() got an unexpected keyword argument '{}'",
+                    "{NAME} got an unexpected keyword argument '{}'",
                     &*name
                 )));
             }
         }
         let Some(callback) = callback else {
-            return Err(PyTypeError::new_err(
-                "LoopCore.call_soon() missing 1 required positional argument: 'callback'",
-            ));
+            return Err(PyTypeError::new_err(format!(
+                "{NAME} missing 1 required positional argument: 'callback'"
+            )));
         };
         Ok(Call {
             callback,

@@ -292,7 +292,6 @@ impl Handle {
         // through `drop_ref`, reads no thread-local state).
         let old = self.call.replace(py, Some(call));
         debug_assert!(old.is_none());
-        drop(old);
         self.context.replace(py, context.unbind()).drop_ref(py);
         self.the_loop
             .replace(py, the_loop.clone().unbind())
