@@ -205,7 +205,8 @@ bench-libuv: lib
 
 # ---- Python: the rtpy package (bindings/python) ----
 # A venv under the repo (.venv, ignored by git) with the pinned build and test
-# tools; rtpy is built by maturin in release mode and installed into it
+# tools; rtpy is built by maturin (the `dist` profile: release with
+# link-time optimisation) and installed into it
 # (editable: the native module goes next to rtpy/*.py). Stamp files make a
 # second run a no-op until a source changes.
 VENV := $(CURDIR)/.venv
@@ -227,7 +228,7 @@ $(VENV_STAMP): $(PY_REQUIREMENTS)
 python: $(RTPY_STAMP)
 
 $(RTPY_STAMP): $(VENV_STAMP) $(RTPY_SOURCES)
-	cd bindings/python && VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop --release --quiet
+	cd bindings/python && VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop --quiet
 	@touch $@
 
 # The stubs against the native module, the package's types (mypy --strict),
