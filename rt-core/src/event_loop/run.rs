@@ -68,6 +68,9 @@ impl<H: LoopHandle> EventLoop<H> {
         limits: Limits,
     ) -> Result<usize, R::Error> {
         let mut garbage: Vec<H> = Vec::new();
+        // The clock, if step 2 read it (a loop with no timer and no
+        // deadline reads it only around a blocking wait).
+        let mut read_at = None;
 
         // 1-2: threadsafe queue, timeout.
         let mut timeout = {
@@ -95,14 +98,15 @@ impl<H: LoopHandle> EventLoop<H> {
                 }
                 Some(Duration::ZERO)
             } else {
-                let now = now_ns();
-                st.timers
-                    .next_due_ns()
-                    .map(|t| Duration::from_nanos(t.saturating_sub(now)))
+                st.timers.next_due_ns().map(|t| {
+                    let now = *read_at.insert(now_ns());
+                    Duration::from_nanos(t.saturating_sub(now))
+                })
             }
         };
         if let Some(dl) = limits.deadline {
-            let left = Duration::from_nanos(dl.saturating_sub(now_ns()));
+            let now = *read_at.get_or_insert_with(now_ns);
+            let left = Duration::from_nanos(dl.saturating_sub(now));
             timeout = min_timeout(timeout, Some(left));
         }
 
@@ -113,7 +117,9 @@ impl<H: LoopHandle> EventLoop<H> {
         // The clock read when a blocking wait ended (a poll reads none).
         let mut woke_at = None;
         if timeout != Some(Duration::ZERO) && self.remote.before_park() {
-            let start = now_ns();
+            // The wait's time counts from the timeout's clock reading, if
+            // one was made just before.
+            let start = read_at.unwrap_or_else(now_ns);
             runner.park(&mut || waited = self.poller.wait(&mut events, timeout));
             self.remote.after_park();
             let end = now_ns();
