@@ -15,6 +15,7 @@
 //! (a protocol may write, close or switch protocols from any callback).
 
 mod buffer;
+mod malloc_thresholds;
 mod socket;
 pub mod sys;
 

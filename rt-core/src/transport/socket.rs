@@ -25,23 +25,12 @@ fn take_scratch() -> Box<[u8]> {
         .unwrap_or_else(new_scratch)
 }
 
-/// A new scratch buffer, made after a buffer of the same size was freed.
-/// glibc's malloc, on freeing a chunk it had mapped (one above its mmap
-/// threshold, 128 KiB at first), raises that threshold to the chunk's size
-/// and its heap trim threshold to twice that (mallopt(3): the dynamic mmap
-/// threshold). After this free, buffers of up to [`MAX_READ`] bytes come
-/// from the heap and freeing them does not trim it. Without it, large reads
-/// paid for the allocator's moves on every message (measured on a 100 KiB
-/// `streams` echo, per request): a protocol's buffer of its own
-/// ([`Protocol::read_owned`]) was mapped, shrunk and unmapped (3 system
-/// calls and 25 page faults); copies of 100 KiB freed just below the trim
-/// threshold made the heap's top shrink and grow again (a `brk` and 21 page
-/// faults). A transport's first read always goes through the scratch
-/// buffer, so the free comes before any buffer of the protocol's own.
-/// Other allocators ignore it.
+/// A new scratch buffer, made after glibc's malloc thresholds were raised
+/// above [`MAX_READ`] (see `malloc_thresholds.rs`). A transport's first read
+/// always goes through the scratch buffer, so the raise comes before any
+/// buffer of the protocol's own ([`Protocol::read_owned`]).
 fn new_scratch() -> Box<[u8]> {
-    // `black_box`: an allocation never used may be elided, free included.
-    drop(std::hint::black_box(vec![0u8; MAX_READ]));
+    super::malloc_thresholds::raise_once(MAX_READ);
     vec![0u8; MAX_READ].into_boxed_slice()
 }
 
