@@ -40,9 +40,9 @@ pub(crate) fn raise_once(size: usize) {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn raise(size: usize) -> bool {
     let Some(mapped_bytes) = mapped_bytes_fn() else {
-        // SAFETY: malloc and free of a block nobody else sees; free takes
-        // what malloc returned (NULL included).
-        unsafe { libc::free(std::hint::black_box(libc::malloc(size))) };
+        // SAFETY: a block only this function sees (see `touched_malloc`),
+        // freed once (free takes NULL too).
+        unsafe { libc::free(touched_malloc(size)) };
         return false;
     };
     let mut held = Vec::with_capacity(TRIES);
@@ -50,7 +50,7 @@ fn raise(size: usize) -> bool {
     for _ in 0..TRIES {
         let before = mapped_bytes();
         // SAFETY: a block only this function sees, freed below.
-        let p = unsafe { libc::malloc(size) };
+        let p = unsafe { touched_malloc(size) };
         if p.is_null() {
             break;
         }
@@ -68,6 +68,25 @@ fn raise(size: usize) -> bool {
         unsafe { libc::free(p) };
     }
     found
+}
+
+/// `malloc(size)` with its first byte written through a volatile store:
+/// the compiler may remove an allocation and its free when nothing reads
+/// or writes the block (`black_box` is only a best effort against that).
+///
+/// # Safety
+/// The block must be freed with `libc::free`, once.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe fn touched_malloc(size: usize) -> *mut libc::c_void {
+    // SAFETY: malloc has no precondition; a non-NULL block of `size` bytes
+    // (at least one: callers ask for `MAX_READ` or more) is writable.
+    unsafe {
+        let p = libc::malloc(size);
+        if !p.is_null() && size > 0 {
+            p.cast::<u8>().write_volatile(0);
+        }
+        p
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
