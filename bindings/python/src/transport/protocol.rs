@@ -22,9 +22,9 @@ const OWNED_READ_MIN: usize = 4 * 1024;
 /// for four times as much (a stream speeding up reaches [`MAX_READ`] in a
 /// few reads), at least 16 KiB. The allocation comes from the heap and the
 /// shrink is done in place: the transport's first read raised glibc's mmap
-/// threshold above [`MAX_READ`] (see `new_scratch` in rt-core's
-/// `transport/socket.rs`; a mapped buffer per read cost 25 page faults and
-/// 3 system calls per 100 KiB read).
+/// threshold above [`MAX_READ`] (see rt-core's
+/// `transport/malloc_thresholds.rs`; a mapped buffer per read cost 13 to 25
+/// page faults and 3 system calls per 100 KiB read).
 fn owned_read_size(last: usize) -> usize {
     last.saturating_mul(4).clamp(16 * 1024, MAX_READ)
 }
