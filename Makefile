@@ -25,7 +25,7 @@ C_TESTS := test_core test_drivers test_host test_io_contract test_runtime_contra
 
 all: build
 
-# rtpy's release build is maturin's (`make python`): its pyo3 config differs
+# rtpy's optimised build is maturin's (`make python`): its pyo3 config differs
 # from a plain cargo build's, so building it here too would rebuild pyo3 each
 # time one follows the other.
 build:

@@ -26,12 +26,13 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIES: usize = 8;
 
-/// Raises glibc's thresholds above `size` bytes, once per process (the
-/// thresholds are the process's: every thread's reads share them).
-pub(crate) fn raise_once(size: usize) {
+/// Raises glibc's thresholds above [`MAX_READ`](super::MAX_READ) bytes,
+/// once per process (the thresholds are the process's: every thread's reads
+/// share them).
+pub(crate) fn raise_once() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        raise(size);
+        raise(super::MAX_READ);
     });
 }
 

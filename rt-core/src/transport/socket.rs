@@ -30,7 +30,7 @@ fn take_scratch() -> Box<[u8]> {
 /// always goes through the scratch buffer, so the raise comes before any
 /// buffer of the protocol's own ([`Protocol::read_owned`]).
 fn new_scratch() -> Box<[u8]> {
-    super::malloc_thresholds::raise_once(MAX_READ);
+    super::malloc_thresholds::raise_once();
     vec![0u8; MAX_READ].into_boxed_slice()
 }
 
