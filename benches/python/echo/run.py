@@ -350,6 +350,68 @@ def echo_tables(results, loops):
     return "\n".join(out)
 
 
+def sign_test(wins, n):
+    """One-sided binomial tail: the chance of `wins` or more of `n` fair coin flips."""
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
+
+
+#: The sign test's level for a verdict (one-sided, each direction).
+PAIRED_LEVEL = 0.05
+
+
+def paired(rtpy_rounds, peer_rounds, key, better):
+    """rtpy against one peer round by round (the two ran seconds apart, in
+    the same rotation): the ratios' median and quartiles, the rounds rtpy
+    won, and a verdict by the sign test."""
+    pairs = [(a[key], b[key]) for a, b in zip(rtpy_rounds, peer_rounds)
+             if key in a and key in b and b[key]]
+    if not pairs:
+        return None
+    ratios = sorted(a / b for a, b in pairs)
+    wins = sum(better(a, b) for a, b in pairs)
+    losses = sum(better(b, a) for a, b in pairs)
+    n = len(pairs)
+    q = statistics.quantiles(ratios, n=4) if n > 1 else ratios * 3
+    verdict = ("ahead" if sign_test(wins, wins + losses) < PAIRED_LEVEL
+               else "behind" if sign_test(losses, wins + losses) < PAIRED_LEVEL
+               else "tie")
+    return {"median": statistics.median(ratios), "q1": q[0], "q3": q[2],
+            "wins": wins, "n": n, "verdict": verdict}
+
+
+def paired_table(results, loops):
+    """rtpy against the peer with the best median in each cell, paired by round."""
+    if "rtpy" not in loops:
+        return ""
+    by = {(r["mode"], r["size"], r["conc"], r["loop"]): r for r in results}
+    cells = sorted({(r["mode"], r["size"], r["conc"]) for r in results},
+                   key=lambda c: (MODES.index(c[0]), c[1], c[2]))
+    figures = (("cpu_us_per_req", min, lambda a, b: a < b),
+               ("rps", max, lambda a, b: a > b))
+    out = ["#### rtpy against the best peer, round by round\n",
+           "| mode | size | conc | CPU: peer | ratio, median [quartiles] | rounds won | verdict "
+           "| req/s: peer | ratio, median [quartiles] | rounds won | verdict |",
+           "|---|---:|---:|---|---:|---:|---|---|---:|---:|---|"]
+    for mode, size, conc in cells:
+        rt = by.get((mode, size, conc, "rtpy"), {})
+        row = []
+        for key, pick, better in figures:
+            peers = [(statistics.median(r[key] for r in by[(mode, size, conc, p)]["rounds"]), p)
+                     for p in PEERS if "rounds" in by.get((mode, size, conc, p), {})]
+            if "rounds" not in rt or not peers:
+                row += ["–"] * 4
+                continue
+            peer = pick(peers)[1]
+            pr = paired(rt["rounds"], by[(mode, size, conc, peer)]["rounds"], key, better)
+            if pr is None:
+                row += [peer] + ["–"] * 3
+                continue
+            row += [peer, f"{pr['median']:.2f} [{pr['q1']:.2f}, {pr['q3']:.2f}]",
+                    f"{pr['wins']}/{pr['n']}", pr["verdict"]]
+        out.append(f"| {mode} | {size_name(size)} | {conc} | " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n"
+
+
 def micro_table(results, loops):
     by = {(r["bench"], r["loop"]): r for r in results}
     benches = [m[0] for m in MICRO if any(r["bench"] == m[0] for r in results)]
@@ -487,7 +549,7 @@ def main():
     )
     md = [header]
     if echo:
-        md += ["### Echo server\n", echo_tables(echo, loops)]
+        md += ["### Echo server\n", echo_tables(echo, loops), paired_table(echo, loops)]
     if micro:
         md += ["### Scheduling\n", micro_table(micro, loops)]
     notes = failures(echo, micro, skipped)

@@ -14,6 +14,7 @@ mod call;
 mod errors;
 mod escape;
 mod event_loop;
+mod fast_method;
 mod gil;
 mod host;
 mod in_flight;
@@ -57,6 +58,7 @@ fn _rtpy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timers::Timer>()?;
     m.add_class::<watch::Watch>()?;
     m.add_class::<transport::SocketTransportCore>()?;
+    transport::fast_write::install(&py.get_type::<transport::SocketTransportCore>())?;
     m.add_class::<transport::ReadyCall>()?;
     m.add_class::<event_loop::core::LoopCore>()?;
     event_loop::fastcall::install(&py.get_type::<event_loop::core::LoopCore>())?;

@@ -1,58 +1,28 @@
 //! `LoopCore.call_soon` as a hand-written `METH_FASTCALL | METH_KEYWORDS`
-//! method, installed over the `#[pymethods]` one when the module loads.
+//! method (see [`fast_method`]), installed over the `#[pymethods]` one
+//! when the module loads.
 //!
 //! asyncio's C `Future` schedules every callback it runs with
 //! `loop.call_soon(callback, future, context=context)`: once per awaited
-//! future, the hottest call a loop gets. pyo3's generated method parses
-//! that signature generically (a description of the parameters, keyword
-//! names matched as UTF-8 strings, a slot array): about 280 of the 24,000
-//! instructions of a small `streams` echo request. Here the keyword names
-//! are compared by pointer first (the interpreter interns them), and the
-//! call goes straight to [`LoopCore::call_soon_impl`]: the same checks,
-//! errors and result as the generated method's.
+//! future, the hottest call a loop gets. pyo3's generated method cost about
+//! 280 of the 24,000 instructions of a small `streams` echo request. Here
+//! the keyword names are compared by pointer first (the interpreter interns
+//! them), and the call goes straight to [`LoopCore::call_soon_impl`]: the
+//! same checks, errors and result as the generated method's.
 
 use super::core::LoopCore;
-use crate::errors::panic_error;
+use crate::fast_method;
 use pyo3::exceptions::{PySystemError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple, PyType};
 use pyo3::{intern, Borrowed};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Replaces `LoopCore.call_soon` (the type's attribute) with the method
 /// below, keeping its signature and docstring.
 pub(crate) fn install(ty: &Bound<'_, PyType>) -> PyResult<()> {
-    let old = ty.getattr("call_soon")?;
-    let signature: Option<String> = old.getattr("__text_signature__")?.extract()?;
-    let doc = old
-        .getattr("__doc__")?
-        .extract::<Option<String>>()?
-        .unwrap_or_default();
-    // CPython's layout for a builtin's signature: `name(sig)\n--\n\n` first.
-    let text = match signature {
-        Some(sig) => format!("call_soon{sig}\n--\n\n{doc}"),
-        None => doc,
-    };
-    let doc: &'static std::ffi::CStr = Box::leak(std::ffi::CString::new(text)?.into_boxed_c_str());
-    // Leaked: a method descriptor keeps a pointer to its definition for as
-    // long as it lives (the type's, so the process's); one per module load.
-    let def: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
-        ml_name: c"call_soon".as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer {
-            PyCFunctionFastWithKeywords: call_soon,
-        },
-        ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
-        ml_doc: doc.as_ptr(),
-    }));
-    // SAFETY: `ty` is a live type object and `def` a definition that
-    // outlives it; the result is a new reference (or NULL with an
-    // exception set), owned by the `Bound`.
-    let descr = unsafe {
-        Bound::from_owned_ptr_or_err(ty.py(), ffi::PyDescr_NewMethod(ty.as_type_ptr(), def))
-    }?;
-    ty.setattr("call_soon", descr)
+    fast_method::install(ty, c"call_soon", call_soon).map(drop)
 }
 
 /// The method's name in its errors (pyo3's wording).
@@ -77,33 +47,20 @@ unsafe extern "C" fn call_soon(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    Python::attach(|py| {
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: the contract above: `slf` is a live `LoopCore`
-            // (checked by the descriptor), `args` and `kwnames` are the
-            // vectorcall arguments, borrowed for this call.
-            let (slf, call) = unsafe {
-                let slf = Borrowed::from_ptr(py, slf).cast_unchecked::<LoopCore>();
-                (slf, Call::parse(py, args, nargs, kwnames)?)
-            };
-            let args = match call.rest {
-                [] => PyTuple::empty(py),
-                rest => PyTuple::new(py, rest)?,
-            };
-            let handle = LoopCore::call_soon_impl(&slf, call.callback, &args, call.context)?;
-            Ok(handle.into_any())
-        }));
-        let result = match outcome {
-            Ok(r) => r,
-            Err(payload) => Err(panic_error(&*payload, "panic in LoopCore.call_soon()")),
+    fast_method::run(NAME, |py| {
+        // SAFETY: the contract above: `slf` is a live `LoopCore` (checked
+        // by the descriptor), `args` and `kwnames` are the vectorcall
+        // arguments, borrowed for this call.
+        let (slf, call) = unsafe {
+            let slf = Borrowed::from_ptr(py, slf).cast_unchecked::<LoopCore>();
+            (slf, Call::parse(py, args, nargs, kwnames)?)
         };
-        match result {
-            Ok(obj) => obj.into_ptr(),
-            Err(e) => {
-                e.restore(py);
-                std::ptr::null_mut()
-            }
-        }
+        let args = match call.rest {
+            [] => PyTuple::empty(py),
+            rest => PyTuple::new(py, rest)?,
+        };
+        let handle = LoopCore::call_soon_impl(&slf, call.callback, &args, call.context)?;
+        Ok(handle.into_any().unbind())
     })
 }
 

@@ -9,6 +9,7 @@
 //! borrow while Python runs. Serialized by the GIL: see [`GilBound`].
 
 mod error;
+pub(crate) mod fast_write;
 mod protocol;
 mod reactor;
 mod ready;
@@ -199,6 +200,8 @@ impl SocketTransportCore {
     }
 
     /// `transport.write(data)`: bytes, bytearray or memoryview.
+    // Replaced when the module loads by `fast_write::write`, which takes
+    // this method's signature and docstring and makes the same call.
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         self.write_impl(data)
     }
