@@ -22,8 +22,12 @@ use pyo3::{intern, Borrowed};
 /// Replaces `LoopCore.call_soon` (the type's attribute) with the method
 /// below, keeping its signature and docstring.
 pub(crate) fn install(ty: &Bound<'_, PyType>) -> PyResult<()> {
-    fast_method::install(ty, c"call_soon", call_soon).map(drop)
+    fast_method::install(ty, c"call_soon", call_soon, &GENERIC)
 }
+
+/// The generated method (kept by [`fast_method::install`]; every call
+/// shape is parsed here, so nothing calls it).
+static GENERIC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The method's name in its errors (pyo3's wording).
 const NAME: &str = "LoopCore.call_soon()";
@@ -47,7 +51,7 @@ unsafe extern "C" fn call_soon(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    fast_method::run(NAME, |py| {
+    let body = |py: Python<'_>| -> PyResult<Py<PyAny>> {
         // SAFETY: the contract above: `slf` is a live `LoopCore` (checked
         // by the descriptor), `args` and `kwnames` are the vectorcall
         // arguments, borrowed for this call.
@@ -61,7 +65,9 @@ unsafe extern "C" fn call_soon(
         };
         let handle = LoopCore::call_soon_impl(&slf, call.callback, &args, call.context)?;
         Ok(handle.into_any().unbind())
-    })
+    };
+    // SAFETY: the interpreter called this method (the contract above).
+    unsafe { fast_method::run(NAME, body) }
 }
 
 /// The arguments of one `call_soon(callback, *args, context=None)` call.

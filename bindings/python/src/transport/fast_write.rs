@@ -21,11 +21,7 @@ static GENERIC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// Replaces `SocketTransportCore.write` (the type's attribute) with the
 /// method below, keeping its signature and docstring.
 pub(crate) fn install(ty: &Bound<'_, PyType>) -> PyResult<()> {
-    let generic = fast_method::install(ty, c"write", write)?;
-    // A second module load (another interpreter) keeps the first's: both
-    // are the same generated method.
-    let _ = GENERIC.set(ty.py(), generic.unbind());
-    Ok(())
+    fast_method::install(ty, c"write", write, &GENERIC)
 }
 
 /// The method: `self.write(data)`.
@@ -42,7 +38,7 @@ unsafe extern "C" fn write(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    fast_method::run("SocketTransportCore.write()", |py| {
+    let body = |py: Python<'_>| -> PyResult<Py<PyAny>> {
         if nargs == 1 && kwnames.is_null() {
             // SAFETY: the contract above: `slf` is a live
             // `SocketTransportCore` and `args[0]` a live object, both
@@ -61,5 +57,7 @@ unsafe extern "C" fn write(
             .ok_or_else(|| pyo3::exceptions::PySystemError::new_err("write: not installed"))?;
         // SAFETY: the contract above is `call_generic`'s.
         unsafe { fast_method::call_generic(py, generic.bind(py), slf, args, nargs, kwnames) }
-    })
+    };
+    // SAFETY: the interpreter called this method (the contract above).
+    unsafe { fast_method::run("SocketTransportCore.write()", body) }
 }

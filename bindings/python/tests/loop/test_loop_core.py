@@ -735,3 +735,57 @@ def test_subclass_overrides_of_get_debug_and_create_future_win():
         assert fut.done()
     finally:
         loop.close()
+
+
+def test_fast_methods_called_late_at_exit_answer_without_aborting():
+    # The hand-written methods (transport write, call_soon) called from a
+    # `__del__` while the interpreter finalizes, before anything else
+    # attached from outside a method: once pyo3 refuses to attach there, a
+    # clean RuntimeError (an early build aborted the process here).
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import asyncio, socket
+        from rtpy import _rtpy
+
+        class Loop:
+            def __getattr__(self, name):
+                return lambda *args: None
+
+        class Transport:
+            def __getattr__(self, name):
+                return lambda *args: None
+
+        class L(_rtpy.LoopCore, asyncio.BaseEventLoop):
+            def __init__(self):
+                asyncio.BaseEventLoop.__init__(self)
+
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        core = _rtpy.SocketTransportCore(Loop(), Transport(), a, asyncio.Protocol(), False)
+
+        class AtExit:
+            def __del__(self):
+                for name, call in (("write", lambda: self.write(b"bye")),
+                                   ("call_soon", lambda: self.call_soon(print))):
+                    try:
+                        call()
+                        print(name, "ok", flush=True)
+                    except RuntimeError as e:
+                        print(name, "refused", e, flush=True)
+
+        keep = AtExit()
+        keep.write, keep.call_soon, keep.peers = core.write, L().call_soon, (a, b)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "panicked" not in out.stderr, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] in (
+        [["write", "ok"], ["call_soon", "ok"]],
+        [["write", "refused"], ["call_soon", "refused"]],
+        [["write", "ok"], ["call_soon", "refused"]],
+    ), out.stdout
