@@ -35,11 +35,16 @@
  * rt_run_budget (avg / max), callbacks run, frames that left work queued,
  * packets echoed. After RUN_FRAMES (~3 s) the client stops sending, the
  * loop runs until the last echoes and completions are in, then everything is
- * shut down. Exit status 0 only if every check passed, including: no frame
- * spent more than BUDGET_US + slack inside rt_run_budget (slack: 1000 us, or
- * $GAME_LOOP_SLACK_US, e.g. for valgrind), measured in this thread's CPU
- * time and, for the frames in which the OS did not preempt the game thread
- * there, in wall-clock time (preempted frames are counted and reported).
+ * shut down. Exit status 0 only if every check passed, including: at most
+ * one frame (MAX_OVER_FRAMES) spent more than BUDGET_US + slack inside
+ * rt_run_budget (slack: 1000 us, or $GAME_LOOP_SLACK_US, e.g. for valgrind),
+ * measured in this thread's CPU time and, for the frames in which the OS did
+ * not preempt the game thread there, in wall-clock time (preempted frames are
+ * counted and reported). One, not none: on a virtual machine the host can
+ * stop the whole guest for milliseconds, and the guest counts that time as
+ * the thread's CPU time too. The same promise is also checked by count,
+ * which no load can break: no frame runs more burst tasks than its budget
+ * has room for (see frame_runtime).
  */
 #define _GNU_SOURCE
 #include "rt.h"
@@ -370,6 +375,14 @@ typedef struct { /* one stats window */
 static int64_t rt_ns_max_all;     /* wall, any frame */
 static int64_t rt_ns_max_kept;    /* wall, frames that were not preempted */
 static int64_t rt_cpu_ns_max_all; /* CPU time, any frame */
+static int64_t frame_budget_max;  /* BUDGET_US + slack, in ns */
+/* Frames over frame_budget_max (CPU time, or wall time unless preempted). */
+static int over_frames;
+#define MAX_OVER_FRAMES 1
+/* rt_run_budget calls so far, and the frames in which more burst tasks ran
+ * than the budget allows (a count the machine's load can only lower). */
+static long budget_calls;
+static int overfull_frames;
 static int preempted_frames;
 static int left_frames_all, spurious_wakeups;
 static long ran_all, drained_all;
@@ -383,6 +396,7 @@ static int64_t cpu_ns(void) {
 static int run_budget(rt_runtime *rt, int64_t budget_ns, int64_t *spent_ns, int64_t *cpu_spent_ns) {
     int64_t t0 = now_ns(), c0 = cpu_ns();
     int n = rt_run_budget(rt, (uint64_t)(budget_ns / 1000), MAX_CALLBACKS);
+    budget_calls++;
     *cpu_spent_ns += cpu_ns() - c0;
     *spent_ns += now_ns() - t0;
     if (n < 0) {
@@ -397,6 +411,8 @@ static int run_budget(rt_runtime *rt, int64_t budget_ns, int64_t *spent_ns, int6
 static void frame_runtime(rt_runtime *rt, int64_t deadline, window *w) {
     int64_t spent = 0, cpu_spent = 0;
     int ran = 0, left, n, backend_fd = rt_backend_fd(rt), queue_fd = rt_queue_fd(ai_queue);
+    int burst0 = burst_ran;
+    long calls0 = budget_calls;
     ran += run_budget(rt, BUDGET_US * 1000LL, &spent, &cpu_spent);
     n = rt_queue_drain(ai_queue, 0);
     if (n > 0) drained_all += n;
@@ -444,6 +460,14 @@ static void frame_runtime(rt_runtime *rt, int64_t deadline, window *w) {
     if (cpu_spent > rt_cpu_ns_max_all) rt_cpu_ns_max_all = cpu_spent;
     if (spent - cpu_spent > PREEMPTED_NS) preempted_frames++;
     else if (spent > rt_ns_max_kept) rt_ns_max_kept = spent;
+    if (cpu_spent > frame_budget_max || (spent - cpu_spent <= PREEMPTED_NS && spent > frame_budget_max))
+        over_frames++;
+    /* The same promise counted, not timed: a burst task spins BURST_SPIN_US
+     * of wall time, each call starts callbacks only within its budget (the
+     * calls' budgets add up to at most BUDGET_US) plus at most one past it,
+     * so a frame runs at most BUDGET_US / BURST_SPIN_US + calls of them. A
+     * stalled machine makes each take longer, so fewer run, never more. */
+    if (burst_ran - burst0 > BUDGET_US / BURST_SPIN_US + (budget_calls - calls0)) overfull_frames++;
 }
 
 /* Warm-up, before the first frame: each code path the frames use runs once
@@ -486,7 +510,7 @@ int main(void) {
     rt_metrics m;
     window w = {0};
     int rc, i, b, ai_spawned = 0, bursts_spawned = 0, slack_us = 1000, last_run;
-    int64_t last_run_ns, start, deadline, prev_frame = 0, drain_until = 0, frame_budget_max;
+    int64_t last_run_ns, start, deadline, prev_frame = 0, drain_until = 0;
     const char *env = getenv("GAME_LOOP_SLACK_US");
     if (env && atoi(env) > 0) slack_us = atoi(env);
     frame_budget_max = (BUDGET_US + slack_us) * 1000LL;
@@ -642,13 +666,16 @@ int main(void) {
     printf("         %d frame(s) preempted inside it (excluded from the wall-clock check; at most %.3f ms "
            "in the others), %d spurious backend-fd wakeup(s)\n", preempted_frames, rt_ns_max_kept / 1e6,
            spurious_wakeups);
+    printf("         %d frame(s) over budget + slack (at most %d allowed: a host's hiccup), %d frame(s) that "
+           "ran more %d us burst tasks than the budget allows\n", over_frames, MAX_OVER_FRAMES, overfull_frames,
+           BURST_SPIN_US);
     printf("shutdown: with the fds deregistered, rt_run(RT_RUN_DEFAULT) returned %d after %.2f ms; then %llu "
            "task(s) alive (of %llu spawned), %llu fd registration(s), %llu timer(s)\n", last_run,
            last_run_ns / 1e6, (unsigned long long)m.tasks_alive, (unsigned long long)m.tasks_spawned,
            (unsigned long long)m.io_registrations, (unsigned long long)m.timers);
     EXPECT(last_run >= 0 && last_run_ns < 1000000000LL);
     EXPECT(m.tasks_alive == 0 && m.io_registrations == 0 && m.timers == 0);
-    EXPECT(rt_ns_max_kept <= frame_budget_max && rt_cpu_ns_max_all <= frame_budget_max);
+    EXPECT(over_frames <= MAX_OVER_FRAMES && overfull_frames == 0);
     EXPECT(reentrancy_checked && reentrant_rc == RT_EDEADLK);
     EXPECT(off_thread_calls == 0);
     printf("game_loop: %s\n", failures ? "FAILED" : "OK");
