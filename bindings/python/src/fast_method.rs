@@ -7,9 +7,10 @@
 //! the parameters, keyword names matched as UTF-8 strings, a slot array):
 //! 100 to 280 instructions per call, next to the 2,500 of a whole small
 //! `Protocol` echo request. A hand-written method reads the common shape
-//! of its call directly; [`install`] keeps the generated method's
-//! signature and docstring for `help()` and `inspect`, and keeps it, so a
-//! method can leave the rare shapes (keywords, wrong counts) to it.
+//! of its call directly. [`install`] gives it the generated method's
+//! signature and docstring (for `help()` and `inspect`) and keeps the
+//! generated method, so that a fast one can leave the rare shapes
+//! (keywords, wrong counts) to it ([`call_generic`]).
 
 use crate::errors::panic_error;
 use pyo3::exceptions::PyRuntimeError;
@@ -76,10 +77,10 @@ pub(crate) fn install(
     // exception set), owned by the `Bound`.
     let descr =
         unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(ty.as_type_ptr(), def)) }?;
-    ty.setattr(name_str, descr)?;
-    // Only this call sets it (the check above, with the GIL held throughout).
+    // Kept before the fast method can be called; only this call sets it
+    // (the check above, with the GIL held throughout).
     let _ = generic.set(py, old.unbind());
-    Ok(())
+    ty.setattr(name_str, descr)
 }
 
 /// Runs the body of a hand-written method for the interpreter: a panic
@@ -138,7 +139,7 @@ fn hand_over(py: Python<'_>, result: PyResult<Py<PyAny>>) -> *mut ffi::PyObject 
     }
 }
 
-/// Calls `generic` (an unbound method, e.g. the one [`install`] returned)
+/// Calls `generic` (an unbound method, e.g. the one [`install`] kept)
 /// as `generic(slf, *args, **kwargs)` from a fast method's arguments.
 ///
 /// # Safety
